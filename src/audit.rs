@@ -1,0 +1,216 @@
+//! The audit trail: who did what to which patient's data, when, from where, and how it ended.
+//!
+//! Writes record their audit row inside their own transaction. Reads hand their records to the
+//! `AuditLog` batcher, which commits the records of many concurrent requests in one transaction
+//! (group commit) and answers each request only once its records are durable.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::context::{AnonymousContext, RequestContext};
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use crate::store::{self, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    Success,
+    Denied,
+    Error,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Denied => "denied",
+            AuditOutcome::Error => "error",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            AuditOutcome::Success,
+            AuditOutcome::Denied,
+            AuditOutcome::Error,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == value)
+    }
+}
+
+/// What was touched: a resource type and, when known, its id and the patient it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub resource_type: &'static str,
+    pub resource_id: Option<Uuid>,
+    pub patient_id: Option<Uuid>,
+}
+
+impl Subject {
+    pub fn patient(id: Uuid) -> Self {
+        Subject {
+            resource_type: "patient",
+            resource_id: Some(id),
+            patient_id: Some(id),
+        }
+    }
+
+    pub fn appointment(id: Uuid, patient_id: Uuid) -> Self {
+        Subject {
+            resource_type: "appointment",
+            resource_id: Some(id),
+            patient_id: Some(patient_id),
+        }
+    }
+
+    pub fn none(resource_type: &'static str) -> Self {
+        Subject {
+            resource_type,
+            resource_id: None,
+            patient_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<Role>,
+    /// From a closed set such as `patient.read`, `appointment.book`, `auth.login`.
+    pub action: &'static str,
+    pub resource_type: &'static str,
+    pub resource_id: Option<Uuid>,
+    pub patient_id: Option<Uuid>,
+    pub outcome: AuditOutcome,
+    pub correlation_id: String,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl AuditRecord {
+    pub fn new(
+        ctx: &RequestContext,
+        action: &'static str,
+        subject: Subject,
+        outcome: AuditOutcome,
+    ) -> Self {
+        AuditRecord {
+            id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            actor_id: Some(ctx.principal.user_id),
+            actor_role: Some(ctx.principal.role),
+            action,
+            resource_type: subject.resource_type,
+            resource_id: subject.resource_id,
+            patient_id: subject.patient_id,
+            outcome,
+            correlation_id: ctx.correlation_id.clone(),
+            client_addr: ctx.client_addr.clone(),
+            user_agent: ctx.user_agent.clone(),
+        }
+    }
+
+    /// A login attempt: the actor is known only when the credentials named an existing user.
+    pub fn login(
+        ctx: &AnonymousContext,
+        user: Option<(Uuid, Role)>,
+        outcome: AuditOutcome,
+    ) -> Self {
+        AuditRecord {
+            id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            actor_id: user.map(|u| u.0),
+            actor_role: user.map(|u| u.1),
+            action: "auth.login",
+            resource_type: "session",
+            resource_id: None,
+            patient_id: None,
+            outcome,
+            correlation_id: ctx.correlation_id.clone(),
+            client_addr: ctx.client_addr.clone(),
+            user_agent: ctx.user_agent.clone(),
+        }
+    }
+}
+
+struct Pending {
+    records: Vec<AuditRecord>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Handle to the group-commit writer. Cloning is cheap; the writer stops when the last handle is
+/// dropped, after committing what it was given.
+#[derive(Clone)]
+pub struct AuditLog {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl AuditLog {
+    pub fn spawn(store: Store, max_batch: usize) -> (AuditLog, tokio::task::JoinHandle<()>) {
+        // The channel bound is back-pressure: when the database falls behind, requests wait here.
+        let (sender, receiver) = mpsc::channel(max_batch * 4);
+        let worker = tokio::spawn(write_batches(store, receiver, max_batch));
+        (AuditLog { sender }, worker)
+    }
+
+    /// Returns once `records` are committed.
+    pub async fn record(&self, records: Vec<AuditRecord>) -> AppResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (done, committed) = oneshot::channel();
+        self.sender
+            .send(Pending { records, done })
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit writer has stopped")))?;
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(AppError::Internal(anyhow::anyhow!(
+                "audit batch failed: {reason}"
+            ))),
+            Err(_) => Err(AppError::Internal(anyhow::anyhow!(
+                "the audit writer stopped before committing"
+            ))),
+        }
+    }
+}
+
+async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        let mut rows = batch[0].records.len();
+        // Take whatever queued up while the previous batch was committing.
+        while rows < max_batch {
+            match receiver.try_recv() {
+                Ok(next) => {
+                    rows += next.records.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let records: Vec<AuditRecord> = batch
+            .iter()
+            .flat_map(|p| p.records.iter().cloned())
+            .collect();
+        let result = commit(&store, &records).await.map_err(|e| e.to_string());
+        if let Err(reason) = &result {
+            tracing::error!(error = %reason, records = records.len(), "audit batch could not be committed");
+        }
+        for pending in batch {
+            let _ = pending.done.send(result.clone());
+        }
+    }
+}
+
+async fn commit(store: &Store, records: &[AuditRecord]) -> Result<(), sea_orm::DbErr> {
+    let tx = store.begin_write().await?;
+    store::audit::append(&*tx, records).await?;
+    tx.commit().await
+}

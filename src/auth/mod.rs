@@ -1,0 +1,22 @@
+//! Who is calling: passwords, tokens and the authenticated principal. What they may do is `policy`.
+
+pub mod password;
+pub mod policy;
+pub mod token;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::Role;
+
+pub use policy::{Access, Action};
+pub use token::TokenIssuer;
+
+/// The authenticated caller, as carried in a verified access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub role: Role,
+    /// For `patient` users: the one patient record they are.
+    pub patient_id: Option<Uuid>,
+}

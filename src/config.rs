@@ -1,0 +1,454 @@
+//! Configuration from environment variables, optionally layered over a `KEY=VALUE` file
+//! (`HEALTHCORE_CONFIG_FILE`); the environment wins. Every setting is listed in `SETTINGS`, which
+//! `healthcore config` prints and the README's table mirrors. A bad value stops the start with one
+//! line naming the setting and the rule.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf};
+
+use crate::store::{Backend, redact_url};
+
+/// One documented setting.
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+    pub description: &'static str,
+}
+
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "HEALTHCORE_BIND",
+        default: "127.0.0.1:8000",
+        secret: false,
+        description: "address the API listens on",
+    },
+    Setting {
+        name: "HEALTHCORE_DATA_DIR",
+        default: "./data",
+        secret: false,
+        description: "folder for the embedded SQLite database and the generated signing key",
+    },
+    Setting {
+        name: "DATABASE_URL",
+        default: "sqlite://<HEALTHCORE_DATA_DIR>/healthcore.db",
+        secret: true,
+        description: "sqlite://… or postgres://user:password@host/db",
+    },
+    Setting {
+        name: "HEALTHCORE_DB_MAX_CONNECTIONS",
+        default: "16",
+        secret: false,
+        description: "database connection pool size (1–512)",
+    },
+    Setting {
+        name: "HEALTHCORE_JWT_SECRET",
+        default: "generated into the data folder (SQLite only)",
+        secret: true,
+        description: "HS256 signing key, at least 32 bytes; required with PostgreSQL",
+    },
+    Setting {
+        name: "HEALTHCORE_TOKEN_TTL_SECONDS",
+        default: "3600",
+        secret: false,
+        description: "access token lifetime (60–86400)",
+    },
+    Setting {
+        name: "HEALTHCORE_ADMIN_PASSWORD",
+        default: "generated and printed once",
+        secret: true,
+        description: "password of the `admin` user created on first start",
+    },
+    Setting {
+        name: "HEALTHCORE_BODY_LIMIT_BYTES",
+        default: "65536",
+        secret: false,
+        description: "largest accepted request body (1024–10485760)",
+    },
+    Setting {
+        name: "HEALTHCORE_IDEMPOTENCY_TTL_SECONDS",
+        default: "86400",
+        secret: false,
+        description: "how long an Idempotency-Key is remembered (60–604800)",
+    },
+    Setting {
+        name: "HEALTHCORE_AUDIT_BATCH_MAX",
+        default: "512",
+        secret: false,
+        description: "most audit records committed in one group commit (1–10000)",
+    },
+    Setting {
+        name: "HEALTHCORE_LOG_FORMAT",
+        default: "json",
+        secret: false,
+        description: "`json` (one object per line) or `pretty`",
+    },
+    Setting {
+        name: "RUST_LOG",
+        default: "info",
+        secret: false,
+        description: "log filter, e.g. `info,healthcore=debug`",
+    },
+    Setting {
+        name: "HEALTHCORE_SHUTDOWN_GRACE_SECONDS",
+        default: "20",
+        secret: false,
+        description: "how long in-flight requests may finish after SIGTERM (0–300)",
+    },
+    Setting {
+        name: "HEALTHCORE_CONFIG_FILE",
+        default: "(none)",
+        secret: false,
+        description: "optional file of KEY=VALUE lines read before the environment",
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `****`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Secret,
+    pub backend: Backend,
+    pub db_max_connections: u32,
+    pub jwt_secret: Option<Secret>,
+    pub token_ttl_seconds: i64,
+    pub admin_password: Option<Secret>,
+    pub body_limit_bytes: usize,
+    pub idempotency_ttl_seconds: i64,
+    pub audit_batch_max: usize,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub shutdown_grace_seconds: u64,
+}
+
+/// "SETTING: reason" — printed as the one line a bad configuration produces.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+struct Source(HashMap<String, String>);
+
+impl Source {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: T = raw
+            .trim()
+            .parse()
+            .map_err(|_| invalid(name, format!("'{raw}' is not a whole number")))?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(invalid(
+                name,
+                format!("{value} is outside {}–{}", range.start(), range.end()),
+            ))
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment (and the config file it names).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let mut merged = match env.get("HEALTHCORE_CONFIG_FILE").filter(|p| !p.is_empty()) {
+            Some(path) => read_config_file(path)?,
+            None => HashMap::new(),
+        };
+        merged.extend(env);
+        Config::from_map(merged)
+    }
+
+    pub fn from_map(values: HashMap<String, String>) -> Result<Config, ConfigError> {
+        let source = Source(values);
+        let bind = source.get("HEALTHCORE_BIND").unwrap_or("127.0.0.1:8000");
+        let bind: SocketAddr = bind.parse().map_err(|_| {
+            invalid(
+                "HEALTHCORE_BIND",
+                format!("'{bind}' is not an address like 127.0.0.1:8000"),
+            )
+        })?;
+        let data_dir = PathBuf::from(source.get("HEALTHCORE_DATA_DIR").unwrap_or("./data"));
+        let database_url = match source.get("DATABASE_URL") {
+            Some(url) => url.trim().to_owned(),
+            None => format!("sqlite://{}/healthcore.db", data_dir.display()),
+        };
+        let backend = Backend::from_url(&database_url).ok_or_else(|| {
+            invalid(
+                "DATABASE_URL",
+                format!(
+                    "'{}' is neither sqlite:// nor postgres://",
+                    redact_url(&database_url)
+                ),
+            )
+        })?;
+        let jwt_secret = source
+            .get("HEALTHCORE_JWT_SECRET")
+            .map(|s| Secret(s.to_owned()));
+        match &jwt_secret {
+            Some(secret) if secret.0.len() < 32 => {
+                return Err(invalid(
+                    "HEALTHCORE_JWT_SECRET",
+                    "must be at least 32 bytes",
+                ));
+            }
+            None if backend == Backend::Postgres => {
+                return Err(invalid(
+                    "HEALTHCORE_JWT_SECRET",
+                    "is required when DATABASE_URL points at PostgreSQL (instances must share one key)",
+                ));
+            }
+            _ => {}
+        }
+        let admin_password = source
+            .get("HEALTHCORE_ADMIN_PASSWORD")
+            .map(|s| Secret(s.to_owned()));
+        if let Some(password) = &admin_password {
+            crate::auth::password::validate_new_password(password.expose())
+                .map_err(|reason| invalid("HEALTHCORE_ADMIN_PASSWORD", reason))?;
+        }
+        let log_format = match source.get("HEALTHCORE_LOG_FORMAT").unwrap_or("json") {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => {
+                return Err(invalid(
+                    "HEALTHCORE_LOG_FORMAT",
+                    format!("'{other}' is neither json nor pretty"),
+                ));
+            }
+        };
+        Ok(Config {
+            bind,
+            data_dir,
+            database_url: Secret(database_url),
+            backend,
+            db_max_connections: source.number("HEALTHCORE_DB_MAX_CONNECTIONS", 16, 1..=512)?,
+            jwt_secret,
+            token_ttl_seconds: source.number("HEALTHCORE_TOKEN_TTL_SECONDS", 3600, 60..=86_400)?,
+            admin_password,
+            body_limit_bytes: source.number(
+                "HEALTHCORE_BODY_LIMIT_BYTES",
+                65_536,
+                1024..=10_485_760,
+            )?,
+            idempotency_ttl_seconds: source.number(
+                "HEALTHCORE_IDEMPOTENCY_TTL_SECONDS",
+                86_400,
+                60..=604_800,
+            )?,
+            audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX", 512, 1..=10_000)?,
+            log_format,
+            log_filter: source.get("RUST_LOG").unwrap_or("info").to_owned(),
+            shutdown_grace_seconds: source.number(
+                "HEALTHCORE_SHUTDOWN_GRACE_SECONDS",
+                20,
+                0..=300,
+            )?,
+        })
+    }
+
+    /// The effective configuration as `NAME=value` lines, secrets masked.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let mask = |s: &Option<Secret>, unset: &str| {
+            s.as_ref().map_or(unset.to_owned(), |_| "****".to_owned())
+        };
+        vec![
+            ("HEALTHCORE_BIND", self.bind.to_string()),
+            ("HEALTHCORE_DATA_DIR", self.data_dir.display().to_string()),
+            ("DATABASE_URL", redact_url(self.database_url.expose())),
+            (
+                "HEALTHCORE_DB_MAX_CONNECTIONS",
+                self.db_max_connections.to_string(),
+            ),
+            (
+                "HEALTHCORE_JWT_SECRET",
+                mask(&self.jwt_secret, "(generated, kept in the data folder)"),
+            ),
+            (
+                "HEALTHCORE_TOKEN_TTL_SECONDS",
+                self.token_ttl_seconds.to_string(),
+            ),
+            (
+                "HEALTHCORE_ADMIN_PASSWORD",
+                mask(&self.admin_password, "(generated on first start)"),
+            ),
+            (
+                "HEALTHCORE_BODY_LIMIT_BYTES",
+                self.body_limit_bytes.to_string(),
+            ),
+            (
+                "HEALTHCORE_IDEMPOTENCY_TTL_SECONDS",
+                self.idempotency_ttl_seconds.to_string(),
+            ),
+            (
+                "HEALTHCORE_AUDIT_BATCH_MAX",
+                self.audit_batch_max.to_string(),
+            ),
+            (
+                "HEALTHCORE_LOG_FORMAT",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
+            ("RUST_LOG", self.log_filter.clone()),
+            (
+                "HEALTHCORE_SHUTDOWN_GRACE_SECONDS",
+                self.shutdown_grace_seconds.to_string(),
+            ),
+        ]
+    }
+
+    /// The token signing key: configured, or (embedded default only) generated once into the data
+    /// folder with owner-only permissions and reused on every later start.
+    pub fn signing_key(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.expose().as_bytes().to_vec());
+        }
+        let path = self.data_dir.join("jwt-signing-key");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let key = existing.trim();
+            anyhow::ensure!(
+                key.len() >= 64,
+                "{} is shorter than 64 hex characters; delete it to generate a new key",
+                path.display()
+            );
+            return Ok(key.as_bytes().to_vec());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        let key = hex::encode(rand::random::<[u8; 32]>());
+        write_private_file(&path, &key)?;
+        Ok(key.into_bytes())
+    }
+}
+
+fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+fn read_config_file(path: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("HEALTHCORE_CONFIG_FILE", format!("cannot read {path}: {e}")))?;
+    let mut values = HashMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            invalid(
+                "HEALTHCORE_CONFIG_FILE",
+                format!("{path}:{}: expected KEY=VALUE", number + 1),
+            )
+        })?;
+        values.insert(
+            key.trim().to_owned(),
+            value.trim().trim_matches('"').to_owned(),
+        );
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn with_nothing_set_it_runs_on_sqlite_in_the_data_folder() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.backend, Backend::Sqlite);
+        assert_eq!(
+            config.database_url.expose(),
+            "sqlite://./data/healthcore.db"
+        );
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn postgres_without_a_signing_key_is_refused_naming_the_setting() {
+        let err = config(&[("DATABASE_URL", "postgres://u:p@localhost/db")]).unwrap_err();
+        assert_eq!(err.setting, "HEALTHCORE_JWT_SECRET");
+    }
+
+    #[test]
+    fn an_out_of_range_number_names_the_setting_and_the_range() {
+        let err = config(&[("HEALTHCORE_TOKEN_TTL_SECONDS", "5")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "HEALTHCORE_TOKEN_TTL_SECONDS: 5 is outside 60–86400"
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked_when_described() {
+        let config = config(&[
+            ("DATABASE_URL", "postgres://app:hunter2hunter2@db/hc"),
+            (
+                "HEALTHCORE_JWT_SECRET",
+                "0123456789abcdef0123456789abcdef-secret",
+            ),
+        ])
+        .unwrap();
+        let text = format!("{:?} {:?}", config.describe(), config);
+        assert!(!text.contains("hunter2"));
+        assert!(!text.contains("-secret"));
+    }
+}

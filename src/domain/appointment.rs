@@ -1,0 +1,380 @@
+//! Appointments and their life cycle.
+//!
+//! ```text
+//!            cancel(reason)            (any time while booked)
+//!   booked ───────────────▶ cancelled
+//!     │  complete / no_show            (only once the start time has passed)
+//!     └───────────────────▶ completed | no_show
+//! ```
+//! `cancelled`, `completed` and `no_show` are final. Rescheduling changes the slot of a booked
+//! appointment; the overlap rules are enforced by the store, which sees the other appointments.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::validation::{self, FieldErrors, RuleResult, required};
+
+pub const MAX_DURATION_HOURS: i64 = 8;
+pub const REASON_MAX: usize = 500;
+pub const NOTES_MAX: usize = 4000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStatus {
+    Booked,
+    Cancelled,
+    Completed,
+    NoShow,
+}
+
+impl AppointmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Booked => "booked",
+            Self::Cancelled => "cancelled",
+            Self::Completed => "completed",
+            Self::NoShow => "no_show",
+        }
+    }
+
+    pub fn parse(value: &str) -> RuleResult<Self> {
+        match value {
+            "booked" => Ok(Self::Booked),
+            "cancelled" => Ok(Self::Cancelled),
+            "completed" => Ok(Self::Completed),
+            "no_show" => Ok(Self::NoShow),
+            _ => Err((
+                "one_of",
+                "must be one of booked, cancelled, completed, no_show".into(),
+            )),
+        }
+    }
+}
+
+/// A half-open interval `[start, end)`, at most eight hours long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeSlot {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl TimeSlot {
+    /// Checks the slot's own rules; which field is at fault is reported as `end`.
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> RuleResult<Self> {
+        if end <= start {
+            return Err(("after_start", "must be after start".into()));
+        }
+        if end - start > Duration::hours(MAX_DURATION_HOURS) {
+            return Err((
+                "max_duration",
+                format!("must be at most {MAX_DURATION_HOURS} hours after start"),
+            ));
+        }
+        Ok(Self { start, end })
+    }
+
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
+    pub fn end(&self) -> DateTime<Utc> {
+        self.end
+    }
+
+    /// Back-to-back slots (one ends when the next starts) do not overlap.
+    pub fn overlaps(&self, other: &TimeSlot) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Appointment {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub reason: String,
+    pub notes: Option<String>,
+    pub status: AppointmentStatus,
+    pub cancellation_reason: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("the appointment is {0} and can no longer change")]
+    Final(&'static str),
+    #[error("the appointment has not started yet")]
+    NotStarted,
+    #[error("the appointment's start time has already passed")]
+    AlreadyStarted,
+}
+
+impl Appointment {
+    pub fn slot(&self) -> TimeSlot {
+        TimeSlot {
+            start: self.start,
+            end: self.end,
+        }
+    }
+
+    fn ensure_booked(&self) -> Result<(), TransitionError> {
+        match self.status {
+            AppointmentStatus::Booked => Ok(()),
+            other => Err(TransitionError::Final(other.as_str())),
+        }
+    }
+
+    pub fn cancel(&mut self, reason: String) -> Result<(), TransitionError> {
+        self.ensure_booked()?;
+        self.status = AppointmentStatus::Cancelled;
+        self.cancellation_reason = Some(reason);
+        Ok(())
+    }
+
+    /// `completed` and `no_show` describe what happened, so they need the start to have passed.
+    pub fn conclude(
+        &mut self,
+        outcome: AppointmentStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), TransitionError> {
+        debug_assert!(matches!(
+            outcome,
+            AppointmentStatus::Completed | AppointmentStatus::NoShow
+        ));
+        self.ensure_booked()?;
+        if self.start > now {
+            return Err(TransitionError::NotStarted);
+        }
+        self.status = outcome;
+        Ok(())
+    }
+
+    pub fn reschedule(
+        &mut self,
+        slot: TimeSlot,
+        now: DateTime<Utc>,
+    ) -> Result<(), TransitionError> {
+        self.ensure_booked()?;
+        if self.start <= now {
+            return Err(TransitionError::AlreadyStarted);
+        }
+        self.start = slot.start;
+        self.end = slot.end;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookingInput {
+    pub patient_id: Option<Uuid>,
+    pub practitioner_id: Option<Uuid>,
+    /// RFC 3339 timestamp; must be in the future.
+    pub start: Option<DateTime<Utc>>,
+    /// RFC 3339 timestamp; after `start`, at most 8 hours later.
+    pub end: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// A valid booking request; whether the slot is free is for the store to decide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingDraft {
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub slot: TimeSlot,
+    pub reason: String,
+    pub notes: Option<String>,
+}
+
+fn present<T: Copy>(value: Option<T>) -> RuleResult<T> {
+    value.ok_or(("required", "is required".into()))
+}
+
+/// Parses a start/end pair, reporting under `start` and `end`.
+pub fn parse_slot(
+    errors: &mut FieldErrors,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<TimeSlot> {
+    let start = errors.check(
+        "start",
+        present(start).and_then(|s| {
+            if s <= now {
+                Err(("in_future", "must be in the future".into()))
+            } else {
+                Ok(truncate(s))
+            }
+        }),
+    );
+    let end = errors.check("end", present(end).map(truncate));
+    match (start, end) {
+        (Some(start), Some(end)) => errors.check("end", TimeSlot::new(start, end)),
+        _ => None,
+    }
+}
+
+/// Times are kept to the microsecond, the precision both databases store.
+fn truncate(time: DateTime<Utc>) -> DateTime<Utc> {
+    let micros = time.timestamp_micros();
+    DateTime::from_timestamp_micros(micros).unwrap_or(time)
+}
+
+impl BookingDraft {
+    pub fn parse(input: &BookingInput, now: DateTime<Utc>) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let patient_id = errors.check("patient_id", present(input.patient_id));
+        let practitioner_id = errors.check("practitioner_id", present(input.practitioner_id));
+        let slot = parse_slot(&mut errors, input.start, input.end, now);
+        let reason = errors.check(
+            "reason",
+            required(&input.reason).and_then(|v| validation::required_text(v, REASON_MAX)),
+        );
+        let notes = errors.check(
+            "notes",
+            validation::optional_text(input.notes.as_deref(), NOTES_MAX),
+        );
+        errors.into_result(|| BookingDraft {
+            patient_id: patient_id.unwrap(),
+            practitioner_id: practitioner_id.unwrap(),
+            slot: slot.unwrap(),
+            reason: reason.unwrap(),
+            notes: notes.unwrap(),
+        })
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleInput {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInput {
+    /// Why the appointment is cancelled; required.
+    pub reason: Option<String>,
+}
+
+pub fn parse_cancellation_reason(input: &CancelInput) -> Result<String, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let reason = errors.check(
+        "reason",
+        required(&input.reason).and_then(|v| validation::required_text(v, REASON_MAX)),
+    );
+    errors.into_result(|| reason.unwrap())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, hour, 0, 0).unwrap()
+    }
+
+    fn booked(start: u32, end: u32) -> Appointment {
+        Appointment {
+            id: Uuid::nil(),
+            patient_id: Uuid::nil(),
+            practitioner_id: Uuid::nil(),
+            start: at(start),
+            end: at(end),
+            reason: "check-up".into(),
+            notes: None,
+            status: AppointmentStatus::Booked,
+            cancellation_reason: None,
+            version: 1,
+            created_at: at(0),
+            updated_at: at(0),
+        }
+    }
+
+    #[test]
+    fn a_slot_must_end_after_it_starts() {
+        assert_eq!(TimeSlot::new(at(10), at(10)).unwrap_err().0, "after_start");
+    }
+
+    #[test]
+    fn a_slot_may_last_eight_hours_but_not_longer() {
+        assert!(TimeSlot::new(at(8), at(16)).is_ok());
+        assert_eq!(
+            TimeSlot::new(at(8), at(16) + Duration::seconds(1))
+                .unwrap_err()
+                .0,
+            "max_duration"
+        );
+    }
+
+    #[test]
+    fn back_to_back_slots_do_not_overlap_but_nested_ones_do() {
+        let morning = TimeSlot::new(at(9), at(10)).unwrap();
+        assert!(!morning.overlaps(&TimeSlot::new(at(10), at(11)).unwrap()));
+        assert!(morning.overlaps(&TimeSlot::new(at(9), at(11)).unwrap()));
+        assert!(TimeSlot::new(at(8), at(12)).unwrap().overlaps(&morning));
+    }
+
+    #[test]
+    fn booking_in_the_past_is_rejected_on_start() {
+        let input = BookingInput {
+            patient_id: Some(Uuid::nil()),
+            practitioner_id: Some(Uuid::nil()),
+            start: Some(at(9)),
+            end: Some(at(10)),
+            reason: Some("x".into()),
+            notes: None,
+        };
+        let errors = BookingDraft::parse(&input, at(12)).unwrap_err();
+        assert_eq!(errors.0[0].field, "start");
+        assert_eq!(errors.0[0].rule, "in_future");
+    }
+
+    #[test]
+    fn cancelled_completed_and_no_show_are_final() {
+        let mut appointment = booked(9, 10);
+        appointment.cancel("ill".into()).unwrap();
+        assert_eq!(
+            appointment.cancel("again".into()),
+            Err(TransitionError::Final("cancelled"))
+        );
+        assert_eq!(
+            appointment.conclude(AppointmentStatus::Completed, at(11)),
+            Err(TransitionError::Final("cancelled"))
+        );
+    }
+
+    #[test]
+    fn completion_waits_for_the_start_time() {
+        let mut appointment = booked(9, 10);
+        assert_eq!(
+            appointment.conclude(AppointmentStatus::Completed, at(8)),
+            Err(TransitionError::NotStarted)
+        );
+        appointment
+            .conclude(AppointmentStatus::NoShow, at(9))
+            .unwrap();
+        assert_eq!(appointment.status, AppointmentStatus::NoShow);
+    }
+
+    #[test]
+    fn an_appointment_that_has_started_cannot_be_rescheduled() {
+        let mut appointment = booked(9, 10);
+        let later = TimeSlot::new(at(14), at(15)).unwrap();
+        assert_eq!(
+            appointment.reschedule(later, at(9)),
+            Err(TransitionError::AlreadyStarted)
+        );
+        appointment.reschedule(later, at(8)).unwrap();
+        assert_eq!((appointment.start, appointment.end), (at(14), at(15)));
+    }
+}

@@ -1,0 +1,19 @@
+//! Pure domain types and rules: no I/O, no clocks read implicitly, no database.
+//!
+//! Every input from the outside world is *parsed* into these types (see `PatientDraft::parse`);
+//! once a value exists it is valid, so the layers above never re-check it.
+
+pub mod appointment;
+pub mod patient;
+pub mod practitioner;
+pub mod role;
+pub mod validation;
+
+pub use appointment::{Appointment, AppointmentStatus, TimeSlot, TransitionError};
+pub use patient::{Patient, PatientDraft, PatientPatch, Sex};
+pub use practitioner::{Practitioner, PractitionerDraft, PractitionerPatch, PractitionerRole};
+pub use role::Role;
+pub use validation::{FieldError, FieldErrors};
+
+/// Longest accepted name or number prefix in list filters.
+pub const NAME_FILTER_MAX: usize = 100;

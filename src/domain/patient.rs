@@ -1,0 +1,348 @@
+//! Patients: identity, demographics and contact details. Everything here except `id`, `mrn`, `sex`,
+//! `active` and `version` is PHI and must never leave the database except in API responses.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::validation::{self, FieldErrors, RuleResult, optional, required};
+
+pub const NAME_MAX: usize = 100;
+pub const ADDRESS_MAX: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Male,
+    Female,
+    Other,
+    Unknown,
+}
+
+impl Sex {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sex::Male => "male",
+            Sex::Female => "female",
+            Sex::Other => "other",
+            Sex::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(value: &str) -> RuleResult<Sex> {
+        match value {
+            "male" => Ok(Sex::Male),
+            "female" => Ok(Sex::Female),
+            "other" => Ok(Sex::Other),
+            "unknown" => Ok(Sex::Unknown),
+            _ => Err((
+                "one_of",
+                "must be one of male, female, other, unknown".into(),
+            )),
+        }
+    }
+}
+
+/// A patient as stored and as returned by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Patient {
+    pub id: Uuid,
+    /// Medical record number: generated at registration, unique, never changes.
+    pub mrn: String,
+    pub given_name: String,
+    pub family_name: String,
+    #[schema(value_type = String, format = Date)]
+    pub birth_date: NaiveDate,
+    pub sex: Sex,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub active: bool,
+    /// Incremented on every change; the API exposes it as the ETag.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The body of a patient registration, as the client sent it. Everything is optional here so that
+/// `PatientDraft::parse` can report every missing or invalid field at once.
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientInput {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// `YYYY-MM-DD`, not in the future, not before 1900.
+    pub birth_date: Option<String>,
+    /// One of `male`, `female`, `other`, `unknown`.
+    pub sex: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+}
+
+/// A valid new patient, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientDraft {
+    pub given_name: String,
+    pub family_name: String,
+    pub birth_date: NaiveDate,
+    pub sex: Sex,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+}
+
+impl PatientDraft {
+    pub fn parse(input: &PatientInput, today: NaiveDate) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let given_name = errors.check(
+            "given_name",
+            required(&input.given_name).and_then(|v| validation::required_text(v, NAME_MAX)),
+        );
+        let family_name = errors.check(
+            "family_name",
+            required(&input.family_name).and_then(|v| validation::required_text(v, NAME_MAX)),
+        );
+        let birth_date = errors.check(
+            "birth_date",
+            required(&input.birth_date).and_then(|v| parse_birth_date(v, today)),
+        );
+        let sex = errors.check("sex", required(&input.sex).and_then(Sex::parse));
+        let email = errors.check("email", optional(&input.email, validation::email));
+        let phone = errors.check("phone", optional(&input.phone, validation::phone));
+        let address = errors.check(
+            "address",
+            validation::optional_text(input.address.as_deref(), ADDRESS_MAX),
+        );
+        errors.into_result(|| PatientDraft {
+            given_name: given_name.unwrap(),
+            family_name: family_name.unwrap(),
+            birth_date: birth_date.unwrap(),
+            sex: sex.unwrap(),
+            email: email.unwrap(),
+            phone: phone.unwrap(),
+            address: address.unwrap(),
+        })
+    }
+}
+
+/// A partial update: absent fields stay as they are; `null` clears an optional field.
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientPatchInput {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+    #[serde(default, deserialize_with = "super::validation::present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::validation::present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::validation::present")]
+    #[schema(value_type = Option<String>)]
+    pub address: Option<Option<String>>,
+}
+
+/// A valid partial update. `Some(None)` clears an optional field.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PatientPatch {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Option<Sex>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub address: Option<Option<String>>,
+}
+
+impl PatientPatch {
+    pub fn parse(input: &PatientPatchInput, today: NaiveDate) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let patch =
+            PatientPatch {
+                given_name: input.given_name.as_deref().and_then(|v| {
+                    errors.check("given_name", validation::required_text(v, NAME_MAX))
+                }),
+                family_name: input.family_name.as_deref().and_then(|v| {
+                    errors.check("family_name", validation::required_text(v, NAME_MAX))
+                }),
+                birth_date: input
+                    .birth_date
+                    .as_deref()
+                    .and_then(|v| errors.check("birth_date", parse_birth_date(v, today))),
+                sex: input
+                    .sex
+                    .as_deref()
+                    .and_then(|v| errors.check("sex", Sex::parse(v))),
+                email: input
+                    .email
+                    .as_ref()
+                    .and_then(|v| errors.check("email", optional(v, validation::email))),
+                phone: input
+                    .phone
+                    .as_ref()
+                    .and_then(|v| errors.check("phone", optional(v, validation::phone))),
+                address: input.address.as_ref().and_then(|v| {
+                    errors.check(
+                        "address",
+                        validation::optional_text(v.as_deref(), ADDRESS_MAX),
+                    )
+                }),
+            };
+        errors.into_result(|| patch)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == PatientPatch::default()
+    }
+
+    /// Applies the patch; returns whether anything actually changed.
+    pub fn apply(self, patient: &mut Patient) -> bool {
+        let before = patient.clone();
+        if let Some(v) = self.given_name {
+            patient.given_name = v;
+        }
+        if let Some(v) = self.family_name {
+            patient.family_name = v;
+        }
+        if let Some(v) = self.birth_date {
+            patient.birth_date = v;
+        }
+        if let Some(v) = self.sex {
+            patient.sex = v;
+        }
+        if let Some(v) = self.email {
+            patient.email = v;
+        }
+        if let Some(v) = self.phone {
+            patient.phone = v;
+        }
+        if let Some(v) = self.address {
+            patient.address = v;
+        }
+        *patient != before
+    }
+}
+
+/// Birth dates are calendar dates between 1900-01-01 and today.
+pub fn parse_birth_date(value: &str, today: NaiveDate) -> RuleResult<NaiveDate> {
+    let date = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .map_err(|_| ("date", "must be a date in YYYY-MM-DD form".to_string()))?;
+    if date > today {
+        return Err(("not_in_future", "must not be in the future".into()));
+    }
+    if date.year() < 1900 {
+        return Err(("not_before_1900", "must not be before 1900-01-01".into()));
+    }
+    Ok(date)
+}
+
+/// Generates a medical record number: `HC` and ten digits, the last a Luhn check digit so that a
+/// mistyped MRN is caught before it reaches the database.
+pub fn generate_mrn(random: u64) -> String {
+    let body = format!("{:09}", random % 1_000_000_000);
+    format!("HC{body}{}", luhn_check_digit(&body))
+}
+
+fn luhn_check_digit(digits: &str) -> u32 {
+    let sum: u32 = digits
+        .chars()
+        .rev()
+        .filter_map(|c| c.to_digit(10))
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 0 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()
+    }
+
+    fn valid_input() -> PatientInput {
+        PatientInput {
+            given_name: Some(" Ada ".into()),
+            family_name: Some("Lovelace".into()),
+            birth_date: Some("1990-12-10".into()),
+            sex: Some("female".into()),
+            email: Some("ada@example.org".into()),
+            phone: None,
+            address: Some("".into()),
+        }
+    }
+
+    #[test]
+    fn a_complete_input_parses_and_is_trimmed() {
+        let draft = PatientDraft::parse(&valid_input(), today()).unwrap();
+        assert_eq!(draft.given_name, "Ada");
+        assert_eq!(draft.address, None);
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let input = PatientInput {
+            birth_date: Some("2999-01-01".into()),
+            sex: Some("x".into()),
+            ..Default::default()
+        };
+        let errors = PatientDraft::parse(&input, today()).unwrap_err();
+        let fields: Vec<_> = errors
+            .0
+            .iter()
+            .map(|e| (e.field.as_str(), e.rule.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("given_name", "required"),
+                ("family_name", "required"),
+                ("birth_date", "not_in_future"),
+                ("sex", "one_of")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_birth_date_before_1900_is_rejected() {
+        assert_eq!(
+            parse_birth_date("1899-12-31", today()).unwrap_err().0,
+            "not_before_1900"
+        );
+        assert!(parse_birth_date("1900-01-01", today()).is_ok());
+        assert_eq!(
+            parse_birth_date("2026-02-30", today()).unwrap_err().0,
+            "date"
+        );
+    }
+
+    #[test]
+    fn a_patch_with_null_clears_an_optional_field() {
+        let input: PatientPatchInput = serde_json::from_str(r#"{"email": null}"#).unwrap();
+        let patch = PatientPatch::parse(&input, today()).unwrap();
+        assert_eq!(patch.email, Some(None));
+        assert_eq!(patch.phone, None);
+    }
+
+    #[test]
+    fn generated_mrns_carry_a_valid_luhn_digit() {
+        let mrn = generate_mrn(7_992_739_871);
+        assert_eq!(mrn.len(), 12);
+        // 992739871 -> check digit computed by hand with the Luhn algorithm.
+        assert_eq!(&mrn[..11], "HC992739871");
+        assert_eq!(luhn_check_digit("7992739871"), 3);
+    }
+}

@@ -1,0 +1,241 @@
+//! Practitioners: the people appointments are booked with. Managed by administrators only.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::validation::{self, FieldErrors, RuleResult, required};
+
+pub const LICENCE_MAX: usize = 50;
+pub const SPECIALTY_MAX: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PractitionerRole {
+    Physician,
+    Nurse,
+    Therapist,
+    Technician,
+    Other,
+}
+
+impl PractitionerRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Physician => "physician",
+            Self::Nurse => "nurse",
+            Self::Therapist => "therapist",
+            Self::Technician => "technician",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn parse(value: &str) -> RuleResult<Self> {
+        match value {
+            "physician" => Ok(Self::Physician),
+            "nurse" => Ok(Self::Nurse),
+            "therapist" => Ok(Self::Therapist),
+            "technician" => Ok(Self::Technician),
+            "other" => Ok(Self::Other),
+            _ => Err((
+                "one_of",
+                "must be one of physician, nurse, therapist, technician, other".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Practitioner {
+    pub id: Uuid,
+    /// Professional licence number; unique across practitioners.
+    pub licence_number: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub role: PractitionerRole,
+    pub specialty: Option<String>,
+    pub active: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PractitionerInput {
+    pub licence_number: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// One of `physician`, `nurse`, `therapist`, `technician`, `other`.
+    pub role: Option<String>,
+    pub specialty: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PractitionerDraft {
+    pub licence_number: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub role: PractitionerRole,
+    pub specialty: Option<String>,
+}
+
+/// Licence numbers: letters, digits and `-`, `/`, `.`; stored upper-case so uniqueness ignores case.
+pub fn parse_licence_number(value: &str) -> RuleResult<String> {
+    let text = validation::required_text(value, LICENCE_MAX)?;
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c))
+    {
+        Ok(text.to_ascii_uppercase())
+    } else {
+        Err((
+            "licence_number",
+            "may contain only letters, digits, '-', '/' and '.'".into(),
+        ))
+    }
+}
+
+impl PractitionerDraft {
+    pub fn parse(input: &PractitionerInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let licence_number = errors.check(
+            "licence_number",
+            required(&input.licence_number).and_then(parse_licence_number),
+        );
+        let given_name = errors.check(
+            "given_name",
+            required(&input.given_name)
+                .and_then(|v| validation::required_text(v, super::patient::NAME_MAX)),
+        );
+        let family_name = errors.check(
+            "family_name",
+            required(&input.family_name)
+                .and_then(|v| validation::required_text(v, super::patient::NAME_MAX)),
+        );
+        let role = errors.check(
+            "role",
+            required(&input.role).and_then(PractitionerRole::parse),
+        );
+        let specialty = errors.check(
+            "specialty",
+            validation::optional_text(input.specialty.as_deref(), SPECIALTY_MAX),
+        );
+        errors.into_result(|| PractitionerDraft {
+            licence_number: licence_number.unwrap(),
+            given_name: given_name.unwrap(),
+            family_name: family_name.unwrap(),
+            role: role.unwrap(),
+            specialty: specialty.unwrap(),
+        })
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PractitionerPatchInput {
+    pub licence_number: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub role: Option<String>,
+    #[serde(default, deserialize_with = "super::validation::present")]
+    #[schema(value_type = Option<String>)]
+    pub specialty: Option<Option<String>>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PractitionerPatch {
+    pub licence_number: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub role: Option<PractitionerRole>,
+    pub specialty: Option<Option<String>>,
+}
+
+impl PractitionerPatch {
+    pub fn parse(input: &PractitionerPatchInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let name = |v: &str| validation::required_text(v, super::patient::NAME_MAX);
+        let patch = PractitionerPatch {
+            licence_number: input
+                .licence_number
+                .as_deref()
+                .and_then(|v| errors.check("licence_number", parse_licence_number(v))),
+            given_name: input
+                .given_name
+                .as_deref()
+                .and_then(|v| errors.check("given_name", name(v))),
+            family_name: input
+                .family_name
+                .as_deref()
+                .and_then(|v| errors.check("family_name", name(v))),
+            role: input
+                .role
+                .as_deref()
+                .and_then(|v| errors.check("role", PractitionerRole::parse(v))),
+            specialty: input.specialty.as_ref().and_then(|v| {
+                errors.check(
+                    "specialty",
+                    validation::optional_text(v.as_deref(), SPECIALTY_MAX),
+                )
+            }),
+        };
+        errors.into_result(|| patch)
+    }
+
+    /// Applies the patch; returns whether anything actually changed.
+    pub fn apply(self, practitioner: &mut Practitioner) -> bool {
+        let before = practitioner.clone();
+        if let Some(v) = self.licence_number {
+            practitioner.licence_number = v;
+        }
+        if let Some(v) = self.given_name {
+            practitioner.given_name = v;
+        }
+        if let Some(v) = self.family_name {
+            practitioner.family_name = v;
+        }
+        if let Some(v) = self.role {
+            practitioner.role = v;
+        }
+        if let Some(v) = self.specialty {
+            practitioner.specialty = v;
+        }
+        *practitioner != before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn licence_numbers_are_normalised_to_upper_case() {
+        assert_eq!(parse_licence_number(" md-123/a ").unwrap(), "MD-123/A");
+    }
+
+    #[test]
+    fn a_licence_number_with_spaces_inside_is_rejected() {
+        assert_eq!(
+            parse_licence_number("MD 123").unwrap_err().0,
+            "licence_number"
+        );
+    }
+
+    #[test]
+    fn a_practitioner_without_role_is_rejected_naming_the_field() {
+        let input = PractitionerInput {
+            licence_number: Some("L1".into()),
+            given_name: Some("G".into()),
+            family_name: Some("F".into()),
+            ..Default::default()
+        };
+        let errors = PractitionerDraft::parse(&input).unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(
+            (errors.0[0].field.as_str(), errors.0[0].rule.as_str()),
+            ("role", "required")
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! One log line per request — method, route template, status, duration, user and role — inside a
+//! span that carries the correlation ID into every log line written while serving it. Never the
+//! raw path, query string or body: they may hold PHI.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request},
+    middleware::Next,
+    response::Response,
+};
+use tracing::Instrument;
+
+use super::correlation::CorrelationId;
+use crate::auth::Principal;
+
+/// Filled in by the authentication extractor so the access log can name the caller.
+#[derive(Clone, Default)]
+pub struct CallerSlot(pub Arc<OnceLock<Principal>>);
+
+/// The route label for logs (and metrics): the matched template, or one constant for unmatched
+/// paths so random URLs cannot create unbounded label values.
+pub fn route_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
+}
+
+pub async fn middleware(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = route_of(&request);
+    let correlation_id = request
+        .extensions()
+        .get::<CorrelationId>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
+    let caller = CallerSlot::default();
+    request.extensions_mut().insert(caller.clone());
+    let span = tracing::info_span!("http.request", correlation_id = %correlation_id, method = %method, route = %route);
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let principal = caller.0.get();
+    let _entered = span.enter();
+    tracing::info!(
+        target: "healthcore::access",
+        method = %method,
+        route = %route,
+        status,
+        duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+        user_id = principal.map(|p| p.user_id.to_string()),
+        role = principal.map(|p| p.role.as_str()),
+        "request"
+    );
+    response
+}

@@ -1,0 +1,130 @@
+//! The HTTP edge: routing, middleware, extractors, problem responses.
+//!
+//! Request path: correlation ID → access log span → route → extractors (body, auth) → handler →
+//! service. The OpenAPI document is derived from the same handler list that builds the router, so
+//! the two cannot disagree about which operations exist.
+
+pub mod access_log;
+pub mod correlation;
+pub mod extract;
+pub mod params;
+pub mod problem;
+pub mod response;
+pub mod routes;
+
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    middleware,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::state::AppState;
+use problem::Problem;
+use routes::{appointments, audit, auth, health, patients, practitioners};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "HealthCore API", description = "Patients, practitioners and appointments, with an audit trail of every access to patient data."),
+    modifiers(&BearerAuth),
+    components(schemas(Problem)),
+    tags(
+        (name = "auth", description = "Tokens"),
+        (name = "patients", description = "Patient records (PHI; every access is audited)"),
+        (name = "practitioners", description = "Practitioners (managed by admins)"),
+        (name = "appointments", description = "Booking and the appointment life cycle"),
+        (name = "audit", description = "The audit trail (admins and auditors)"),
+        (name = "health", description = "Probes"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The routes of the API and their OpenAPI description, built from one list.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::issue_token))
+        .routes(routes!(auth::me))
+        .routes(routes!(patients::create_patient, patients::list_patients))
+        .routes(routes!(
+            patients::get_patient,
+            patients::update_patient,
+            patients::deactivate_patient
+        ))
+        .routes(routes!(patients::reactivate_patient))
+        .routes(routes!(
+            practitioners::create_practitioner,
+            practitioners::list_practitioners
+        ))
+        .routes(routes!(
+            practitioners::get_practitioner,
+            practitioners::update_practitioner,
+            practitioners::deactivate_practitioner
+        ))
+        .routes(routes!(practitioners::reactivate_practitioner))
+        .routes(routes!(
+            appointments::book_appointment,
+            appointments::list_appointments
+        ))
+        .routes(routes!(appointments::get_appointment))
+        .routes(routes!(appointments::reschedule_appointment))
+        .routes(routes!(appointments::cancel_appointment))
+        .routes(routes!(appointments::complete_appointment))
+        .routes(routes!(appointments::no_show_appointment))
+        .routes(routes!(audit::list_audit_events))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .split_for_parts();
+    openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    (router, openapi)
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+async fn not_found() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not accept that method",
+    )
+    .into_response()
+}
+
+/// The complete application: API routes, documentation, fallbacks and middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api();
+    let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
+    api.route(
+        "/api/openapi.json",
+        get(move || std::future::ready(Json(openapi_json.clone()))),
+    )
+    .route("/api/docs", get(routes::docs::page))
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+    .layer(middleware::from_fn(access_log::middleware))
+    .layer(middleware::from_fn(correlation::middleware))
+    .with_state(state)
+}

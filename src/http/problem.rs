@@ -1,0 +1,127 @@
+//! RFC 9457 problem details: every 4xx and 5xx the API sends has this shape.
+//!
+//! `type` URIs are stable identifiers (`https://healthcore.dev/problems/<slug>`), documented in
+//! `docs/ERRORS.md`; clients switch on them, not on `detail`, which is for humans.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::correlation;
+use crate::domain::FieldError;
+use crate::error::AppError;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+const TYPE_BASE: &str = "https://healthcore.dev/problems/";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request's correlation ID (also in the `X-Correlation-ID` header), for support and logs.
+    pub correlation_id: Option<String>,
+    /// For validation problems: every invalid field and the rule it broke.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            problem_type: format!("{TYPE_BASE}{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            correlation_id: correlation::current(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            AppError::Validation(errors) => {
+                let mut problem = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    describe_fields(&errors.0),
+                );
+                problem.errors = errors.0;
+                problem
+            }
+            AppError::BadRequest(detail) => {
+                Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+            }
+            AppError::NotFound(what) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("no {what} with this id"),
+            ),
+            AppError::Conflict { code, detail } => Problem::new(StatusCode::CONFLICT, code, detail),
+            err @ AppError::PreconditionFailed { .. } => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "stale-version",
+                err.to_string(),
+            ),
+            AppError::IdempotencyMismatch(detail) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                detail,
+            ),
+            AppError::Unauthorized(detail) => {
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            }
+            err @ AppError::Forbidden(_) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", err.to_string())
+            }
+            AppError::Unavailable(err) => {
+                tracing::error!(error = %err, "database unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the service is temporarily unavailable; retry later",
+                )
+            }
+            AppError::Internal(err) => {
+                // Logged once, here, with the correlation ID from the request span; the client
+                // gets the ID and nothing of the internals.
+                tracing::error!(error = format!("{err:#}"), "internal error");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred; quote the correlation ID when reporting it",
+                )
+            }
+        };
+        problem.into_response()
+    }
+}
+
+fn describe_fields(errors: &[FieldError]) -> String {
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    format!("the request has invalid fields: {}", fields.join(", "))
+}

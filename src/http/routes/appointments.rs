@@ -1,0 +1,159 @@
+use axum::{Json, extract::State, response::Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::PageInfo;
+use crate::domain::appointment::{BookingInput, CancelInput, RescheduleInput};
+use crate::domain::{Appointment, AppointmentStatus};
+use crate::error::AppResult;
+use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
+use crate::http::params::Params;
+use crate::http::problem::Problem;
+use crate::http::response::{create_idempotently, resource};
+use crate::service::appointments::{self as service, Transition};
+use crate::state::AppState;
+use crate::store::appointments::AppointmentFilter;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppointmentList {
+    pub items: Vec<Appointment>,
+    pub page: PageInfo,
+}
+
+/// Book an appointment. Refused with 409 if the practitioner or the patient already has a booked
+/// appointment overlapping the slot, or either is inactive.
+#[utoipa::path(post, path = "/api/v1/appointments", tag = "appointments", request_body = BookingInput,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, body = Appointment, headers(("Location" = String), ("ETag" = String))),
+        (status = 409, description = "double booking or inactive participant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn book_appointment(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<BookingInput>,
+) -> AppResult<Response> {
+    create_idempotently(
+        &state,
+        &ctx,
+        key,
+        "POST /api/v1/appointments",
+        &body.raw,
+        service::location,
+        |a: &Appointment| a.id,
+        |ticket| service::book(&state, &ctx, body.value, ticket),
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/appointments", tag = "appointments",
+    params(
+        ("patient_id" = Option<uuid::Uuid>, Query), ("practitioner_id" = Option<uuid::Uuid>, Query),
+        ("status" = Option<String>, Query, description = "booked, cancelled, completed or no_show"),
+        ("from" = Option<String>, Query, description = "RFC 3339; appointments starting at or after"),
+        ("to" = Option<String>, Query, description = "RFC 3339; appointments starting before"),
+        ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query),
+    ),
+    responses((status = 200, body = AppointmentList), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list_appointments(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    QueryParams(query): QueryParams,
+) -> AppResult<Json<AppointmentList>> {
+    let mut params = Params::new(&query);
+    let filter = AppointmentFilter {
+        patient_id: params.uuid("patient_id"),
+        practitioner_id: params.uuid("practitioner_id"),
+        status: params.one_of("status", AppointmentStatus::parse),
+        from: params.time("from"),
+        to: params.time("to"),
+    };
+    let page = params.page();
+    params.finish()?;
+    let page = service::list(&state, &ctx, filter, page).await?;
+    Ok(Json(AppointmentList {
+        page: PageInfo::from(&page),
+        items: page.items,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "appointments", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Appointment), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_appointment(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+) -> AppResult<Response> {
+    Ok(resource(service::get(&state, &ctx, id).await?))
+}
+
+/// Move a booked appointment to a new slot, under the same overlap rules as booking.
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/reschedule", tag = "appointments", request_body = RescheduleInput,
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Appointment), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 412, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn reschedule_appointment(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+    body: JsonBody<RescheduleInput>,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::reschedule(&state, &ctx, id, body.value, version).await?,
+    ))
+}
+
+/// Cancel a booked appointment; a reason is required.
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/cancel", tag = "appointments", request_body = CancelInput,
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Appointment), (status = 409, description = "not booked any more", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn cancel_appointment(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+    body: JsonBody<CancelInput>,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::transition(&state, &ctx, id, Transition::Cancel(body.value), version).await?,
+    ))
+}
+
+/// Mark a booked appointment completed; only once its start time has passed.
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/complete", tag = "appointments",
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Appointment), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn complete_appointment(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::transition(&state, &ctx, id, Transition::Complete, version).await?,
+    ))
+}
+
+/// Mark a booked appointment as a no-show; only once its start time has passed.
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/no-show", tag = "appointments",
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Appointment), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn no_show_appointment(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::transition(&state, &ctx, id, Transition::NoShow, version).await?,
+    ))
+}

@@ -1,0 +1,87 @@
+use axum::{Json, extract::State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::{FieldErrors, Role};
+use crate::error::AppResult;
+use crate::http::extract::{Anonymous, Caller, JsonBody};
+use crate::http::problem::Problem;
+use crate::service::auth as service;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user_id: Uuid,
+    pub username: String,
+    pub role: Role,
+    pub patient_id: Option<Uuid>,
+}
+
+/// Exchange a username and password for an access token.
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = TokenRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn issue_token(
+    State(state): State<AppState>,
+    Anonymous(ctx): Anonymous,
+    body: JsonBody<TokenRequest>,
+) -> AppResult<Json<TokenResponse>> {
+    let mut errors = FieldErrors::new();
+    let username = body
+        .value
+        .username
+        .filter(|u| !u.is_empty() && u.len() <= 64);
+    let password = body
+        .value
+        .password
+        .filter(|p| !p.is_empty() && p.len() <= 1024);
+    if username.is_none() {
+        errors.add("username", "required", "is required (1–64 characters)");
+    }
+    if password.is_none() {
+        errors.add("password", "required", "is required");
+    }
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(errors.into());
+    };
+    let (issued, _principal) = service::login(&state, &ctx, &username, &password).await?;
+    Ok(Json(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+    }))
+}
+
+/// Who the bearer token belongs to.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn me(State(state): State<AppState>, Caller(ctx): Caller) -> AppResult<Json<Me>> {
+    let user = crate::store::users::find(state.store.db(), ctx.principal.user_id)
+        .await?
+        .ok_or(crate::error::AppError::Unauthorized(
+            "the user of this token no longer exists",
+        ))?;
+    Ok(Json(Me {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+        patient_id: user.patient_id,
+    }))
+}

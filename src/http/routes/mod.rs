@@ -1,0 +1,31 @@
+//! Route handlers: parse the request, call one service function, shape the response.
+
+pub mod appointments;
+pub mod audit;
+pub mod auth;
+pub mod docs;
+pub mod health;
+pub mod patients;
+pub mod practitioners;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Pagination facts returned with every list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageInfo {
+    /// Number of items matching the filters, across all pages.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+impl<T> From<&crate::store::Page<T>> for PageInfo {
+    fn from(page: &crate::store::Page<T>) -> Self {
+        PageInfo {
+            total: page.total,
+            limit: page.limit,
+            offset: page.offset,
+        }
+    }
+}

@@ -1,0 +1,147 @@
+use axum::{Json, extract::State, response::Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::PageInfo;
+use crate::domain::patient::{PatientInput, PatientPatchInput};
+use crate::domain::{NAME_FILTER_MAX, Patient};
+use crate::error::AppResult;
+use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
+use crate::http::params::Params;
+use crate::http::problem::Problem;
+use crate::http::response::{create_idempotently, resource};
+use crate::service::patients as service;
+use crate::state::AppState;
+use crate::store::patients::{PatientFilter, PatientSort};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientList {
+    pub items: Vec<Patient>,
+    pub page: PageInfo,
+}
+
+/// Register a patient. The MRN is generated.
+#[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = PatientInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe creation; same key and body replays the response")),
+    responses(
+        (status = 201, description = "registered", body = Patient, headers(("Location" = String), ("ETag" = String))),
+        (status = 422, description = "invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not allowed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_patient(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<PatientInput>,
+) -> AppResult<Response> {
+    create_idempotently(
+        &state,
+        &ctx,
+        key,
+        "POST /api/v1/patients",
+        &body.raw,
+        service::location,
+        |p: &Patient| p.id,
+        |ticket| service::register(&state, &ctx, body.value, ticket),
+    )
+    .await
+}
+
+/// List patients: filter by name or MRN prefix and active flag; sorted by name (or creation time).
+#[utoipa::path(get, path = "/api/v1/patients", tag = "patients",
+    params(
+        ("name" = Option<String>, Query, description = "case-insensitive prefix of the given or family name"),
+        ("mrn" = Option<String>, Query, description = "prefix of the MRN"),
+        ("active" = Option<bool>, Query),
+        ("sort" = Option<String>, Query, description = "`name` (default) or `created_at`"),
+        ("limit" = Option<u64>, Query, description = "1–100, default 20"),
+        ("offset" = Option<u64>, Query, description = "0–100000, default 0"),
+    ),
+    responses((status = 200, body = PatientList), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list_patients(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    QueryParams(query): QueryParams,
+) -> AppResult<Json<PatientList>> {
+    let mut params = Params::new(&query);
+    let filter = PatientFilter {
+        name_prefix: params.text("name", NAME_FILTER_MAX),
+        mrn_prefix: params.text("mrn", NAME_FILTER_MAX),
+        active: params.boolean("active"),
+        only: None,
+        sort: params
+            .one_of("sort", |v| match v {
+                "name" => Ok(PatientSort::Name),
+                "created_at" => Ok(PatientSort::CreatedAt),
+                _ => Err(("one_of", "must be name or created_at".into())),
+            })
+            .unwrap_or_default(),
+    };
+    let page = params.page();
+    params.finish()?;
+    let page = service::list(&state, &ctx, filter, page).await?;
+    Ok(Json(PatientList {
+        page: PageInfo::from(&page),
+        items: page.items,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Patient, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_patient(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+) -> AppResult<Response> {
+    Ok(resource(service::get(&state, &ctx, id).await?))
+}
+
+/// Partial update: absent fields are kept, `null` clears an optional field. Send `If-Match` with
+/// the ETag you read to be refused (412) if someone else changed the patient meanwhile.
+#[utoipa::path(patch, path = "/api/v1/patients/{id}", tag = "patients", request_body = PatientPatchInput,
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Patient), (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn update_patient(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+    body: JsonBody<PatientPatchInput>,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::update(&state, &ctx, id, body.value, version).await?,
+    ))
+}
+
+/// Deactivate a patient. The record is kept; future booked appointments are cancelled.
+#[utoipa::path(delete, path = "/api/v1/patients/{id}", tag = "patients", params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Patient), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn deactivate_patient(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::deactivate(&state, &ctx, id, version).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/patients/{id}/reactivate", tag = "patients", params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Patient), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn reactivate_patient(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::reactivate(&state, &ctx, id, version).await?,
+    ))
+}

@@ -1,0 +1,136 @@
+use axum::{Json, extract::State, response::Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::PageInfo;
+use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
+use crate::domain::{NAME_FILTER_MAX, Practitioner, PractitionerRole};
+use crate::error::AppResult;
+use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
+use crate::http::params::Params;
+use crate::http::problem::Problem;
+use crate::http::response::{create_idempotently, resource};
+use crate::service::practitioners as service;
+use crate::state::AppState;
+use crate::store::practitioners::PractitionerFilter;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PractitionerList {
+    pub items: Vec<Practitioner>,
+    pub page: PageInfo,
+}
+
+/// Add a practitioner (admin only). Licence numbers are unique.
+#[utoipa::path(post, path = "/api/v1/practitioners", tag = "practitioners", request_body = PractitionerInput,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, body = Practitioner, headers(("Location" = String), ("ETag" = String))),
+        (status = 409, description = "duplicate licence number", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_practitioner(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<PractitionerInput>,
+) -> AppResult<Response> {
+    create_idempotently(
+        &state,
+        &ctx,
+        key,
+        "POST /api/v1/practitioners",
+        &body.raw,
+        service::location,
+        |p: &Practitioner| p.id,
+        |ticket| service::create(&state, &ctx, body.value, ticket),
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/practitioners", tag = "practitioners",
+    params(
+        ("name" = Option<String>, Query, description = "case-insensitive prefix of the given or family name"),
+        ("licence_number" = Option<String>, Query, description = "prefix of the licence number"),
+        ("role" = Option<String>, Query),
+        ("active" = Option<bool>, Query),
+        ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query),
+    ),
+    responses((status = 200, body = PractitionerList), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list_practitioners(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    QueryParams(query): QueryParams,
+) -> AppResult<Json<PractitionerList>> {
+    let mut params = Params::new(&query);
+    let filter = PractitionerFilter {
+        name_prefix: params.text("name", NAME_FILTER_MAX),
+        licence_prefix: params.text("licence_number", NAME_FILTER_MAX),
+        role: params.one_of("role", PractitionerRole::parse),
+        active: params.boolean("active"),
+    };
+    let page = params.page();
+    params.finish()?;
+    let page = service::list(&state, &ctx, filter, page).await?;
+    Ok(Json(PractitionerList {
+        page: PageInfo::from(&page),
+        items: page.items,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/practitioners/{id}", tag = "practitioners", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Practitioner), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_practitioner(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+) -> AppResult<Response> {
+    Ok(resource(service::get(&state, &ctx, id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/practitioners/{id}", tag = "practitioners", request_body = PractitionerPatchInput,
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Practitioner), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 412, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn update_practitioner(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+    body: JsonBody<PractitionerPatchInput>,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::update(&state, &ctx, id, body.value, version).await?,
+    ))
+}
+
+/// Deactivate a practitioner; their future booked appointments are cancelled.
+#[utoipa::path(delete, path = "/api/v1/practitioners/{id}", tag = "practitioners", params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Practitioner), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn deactivate_practitioner(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::set_active(&state, &ctx, id, false, version).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/practitioners/{id}/reactivate", tag = "practitioners", params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Practitioner), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn reactivate_practitioner(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    IdPath(id): IdPath,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    Ok(resource(
+        service::set_active(&state, &ctx, id, true, version).await?,
+    ))
+}

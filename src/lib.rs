@@ -1,0 +1,16 @@
+//! HealthCore: a healthcare records-and-scheduling API. See `docs/ARCHITECTURE.md` for the map.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod seed;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod telemetry;

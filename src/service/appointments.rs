@@ -1,0 +1,365 @@
+//! Appointment use cases. Booking and rescheduling take row locks in one global order —
+//! practitioner, then patient, then appointment — so concurrent requests serialize without
+//! deadlocking, and the overlap check sees every booking committed before it.
+
+use uuid::Uuid;
+
+use super::idempotency::{self, IdempotencyTicket};
+use super::patients::etag;
+use super::{authorize, check_version, now};
+use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::auth::Action;
+use crate::context::RequestContext;
+use crate::domain::appointment::{
+    BookingDraft, BookingInput, CancelInput, RescheduleInput, parse_cancellation_reason, parse_slot,
+};
+use crate::domain::{Appointment, AppointmentStatus, FieldErrors, TimeSlot};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::appointments::{AppointmentFilter, Clash};
+use crate::store::{self, Page, PageRequest, WriteTx};
+
+pub fn location(id: Uuid) -> String {
+    format!("/api/v1/appointments/{id}")
+}
+
+/// Locks the practitioner and the patient and checks both can take `slot`.
+async fn lock_participants_and_check(
+    tx: &WriteTx,
+    practitioner_id: Uuid,
+    patient_id: Uuid,
+    slot: TimeSlot,
+    except: Option<Uuid>,
+) -> AppResult<()> {
+    let practitioner = store::practitioners::find_for_update(&**tx, practitioner_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::invalid("practitioner_id", "exists", "no practitioner has this id")
+        })?;
+    let patient = store::patients::find_for_update(&**tx, patient_id)
+        .await?
+        .ok_or_else(|| AppError::invalid("patient_id", "exists", "no patient has this id"))?;
+    if !practitioner.active {
+        return Err(AppError::conflict(
+            "inactive-practitioner",
+            "the practitioner is inactive and cannot be booked",
+        ));
+    }
+    if !patient.active {
+        return Err(AppError::conflict(
+            "inactive-patient",
+            "the patient is inactive and cannot be booked",
+        ));
+    }
+    match store::appointments::find_clash(&**tx, practitioner_id, patient_id, slot, except).await? {
+        Some(Clash::Practitioner) => Err(AppError::conflict(
+            "double-booking",
+            "the practitioner already has a booked appointment that overlaps this time",
+        )),
+        Some(Clash::Patient) => Err(AppError::conflict(
+            "double-booking",
+            "the patient already has a booked appointment that overlaps this time",
+        )),
+        None => Ok(()),
+    }
+}
+
+pub async fn book(
+    state: &AppState,
+    ctx: &RequestContext,
+    input: BookingInput,
+    ticket: Option<IdempotencyTicket>,
+) -> AppResult<Appointment> {
+    let now = now();
+    if !ctx.principal.may_at_all(Action::AppointmentBook) {
+        authorize(
+            state,
+            ctx,
+            Action::AppointmentBook,
+            "appointment.book",
+            Subject::none("appointment"),
+        )
+        .await?;
+    }
+    let draft = BookingDraft::parse(&input, now)?;
+    authorize(
+        state,
+        ctx,
+        Action::AppointmentBook,
+        "appointment.book",
+        Subject {
+            resource_type: "appointment",
+            resource_id: None,
+            patient_id: Some(draft.patient_id),
+        },
+    )
+    .await?;
+    let appointment = Appointment {
+        id: Uuid::now_v7(),
+        patient_id: draft.patient_id,
+        practitioner_id: draft.practitioner_id,
+        start: draft.slot.start(),
+        end: draft.slot.end(),
+        reason: draft.reason,
+        notes: draft.notes,
+        status: AppointmentStatus::Booked,
+        cancellation_reason: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let tx = state.store.begin_write().await?;
+    lock_participants_and_check(
+        &tx,
+        appointment.practitioner_id,
+        appointment.patient_id,
+        draft.slot,
+        None,
+    )
+    .await?;
+    store::appointments::insert(&*tx, &appointment).await?;
+    let subject = Subject::appointment(appointment.id, appointment.patient_id);
+    store::audit::append(
+        &*tx,
+        &[AuditRecord::new(
+            ctx,
+            "appointment.book",
+            subject,
+            AuditOutcome::Success,
+        )],
+    )
+    .await?;
+    if let Some(ticket) = &ticket {
+        idempotency::remember(
+            state,
+            &*tx,
+            ticket,
+            location(appointment.id),
+            etag(appointment.version),
+            &appointment,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(appointment)
+}
+
+/// Loads an appointment and checks the caller may act on it; refusals are audited.
+async fn load_authorized(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    action: Action,
+    audit_action: &'static str,
+) -> AppResult<Appointment> {
+    if !ctx.principal.may_at_all(action) {
+        authorize(
+            state,
+            ctx,
+            action,
+            audit_action,
+            Subject {
+                resource_type: "appointment",
+                resource_id: Some(id),
+                patient_id: None,
+            },
+        )
+        .await?;
+    }
+    let appointment = store::appointments::find(state.store.db(), id)
+        .await?
+        .ok_or(AppError::NotFound("appointment"))?;
+    authorize(
+        state,
+        ctx,
+        action,
+        audit_action,
+        Subject::appointment(id, appointment.patient_id),
+    )
+    .await?;
+    Ok(appointment)
+}
+
+pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Appointment> {
+    let appointment =
+        load_authorized(state, ctx, id, Action::AppointmentRead, "appointment.read").await?;
+    let subject = Subject::appointment(id, appointment.patient_id);
+    state
+        .audit
+        .record(vec![AuditRecord::new(
+            ctx,
+            "appointment.read",
+            subject,
+            AuditOutcome::Success,
+        )])
+        .await?;
+    Ok(appointment)
+}
+
+pub async fn list(
+    state: &AppState,
+    ctx: &RequestContext,
+    mut filter: AppointmentFilter,
+    page: PageRequest,
+) -> AppResult<Page<Appointment>> {
+    if !ctx.principal.may(Action::AppointmentRead, None) {
+        match (
+            ctx.principal.may_at_all(Action::AppointmentRead),
+            filter.patient_id,
+        ) {
+            // A patient user lists its own appointments, whether or not it names itself.
+            (true, None) => {
+                filter.patient_id = Some(ctx.principal.patient_id.unwrap_or(Uuid::nil()))
+            }
+            (true, Some(asked)) if ctx.principal.may(Action::AppointmentRead, Some(asked)) => {}
+            (_, asked) => {
+                let subject = Subject {
+                    resource_type: "appointment",
+                    resource_id: None,
+                    patient_id: asked,
+                };
+                authorize(
+                    state,
+                    ctx,
+                    Action::AppointmentRead,
+                    "appointment.list",
+                    subject,
+                )
+                .await?;
+            }
+        }
+    }
+    let page = store::appointments::list(state.store.db(), &filter, page).await?;
+    let mut records: Vec<AuditRecord> = page
+        .items
+        .iter()
+        .map(|a| {
+            AuditRecord::new(
+                ctx,
+                "appointment.list",
+                Subject::appointment(a.id, a.patient_id),
+                AuditOutcome::Success,
+            )
+        })
+        .collect();
+    if records.is_empty() {
+        records.push(AuditRecord::new(
+            ctx,
+            "appointment.list",
+            Subject {
+                resource_type: "appointment",
+                resource_id: None,
+                patient_id: filter.patient_id,
+            },
+            AuditOutcome::Success,
+        ));
+    }
+    state.audit.record(records).await?;
+    Ok(page)
+}
+
+pub async fn reschedule(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    input: RescheduleInput,
+    expected_version: Option<i64>,
+) -> AppResult<Appointment> {
+    let current = load_authorized(
+        state,
+        ctx,
+        id,
+        Action::AppointmentReschedule,
+        "appointment.reschedule",
+    )
+    .await?;
+    let now = now();
+    let mut errors = FieldErrors::new();
+    let slot = parse_slot(&mut errors, input.start, input.end, now);
+    let slot = errors
+        .into_result(|| slot)?
+        .expect("a slot exists when no field error was reported");
+    let tx = state.store.begin_write().await?;
+    lock_participants_and_check(
+        &tx,
+        current.practitioner_id,
+        current.patient_id,
+        slot,
+        Some(id),
+    )
+    .await?;
+    let mut appointment = store::appointments::find_for_update(&*tx, id)
+        .await?
+        .ok_or(AppError::NotFound("appointment"))?;
+    check_version(expected_version, appointment.version)?;
+    appointment.reschedule(slot, now)?;
+    appointment.version += 1;
+    appointment.updated_at = now;
+    store::appointments::update(&*tx, &appointment).await?;
+    let subject = Subject::appointment(id, appointment.patient_id);
+    store::audit::append(
+        &*tx,
+        &[AuditRecord::new(
+            ctx,
+            "appointment.reschedule",
+            subject,
+            AuditOutcome::Success,
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(appointment)
+}
+
+/// The three status transitions share one shape: lock, check version, apply, save, audit.
+pub enum Transition {
+    Cancel(CancelInput),
+    Complete,
+    NoShow,
+}
+
+pub async fn transition(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    transition: Transition,
+    expected_version: Option<i64>,
+) -> AppResult<Appointment> {
+    let (action, audit_action) = match &transition {
+        Transition::Cancel(_) => (Action::AppointmentCancel, "appointment.cancel"),
+        Transition::Complete => (Action::AppointmentConclude, "appointment.complete"),
+        Transition::NoShow => (Action::AppointmentConclude, "appointment.no_show"),
+    };
+    load_authorized(state, ctx, id, action, audit_action).await?;
+    let reason = match &transition {
+        Transition::Cancel(input) => Some(parse_cancellation_reason(input)?),
+        _ => None,
+    };
+    let now = now();
+    let tx = state.store.begin_write().await?;
+    let mut appointment = store::appointments::find_for_update(&*tx, id)
+        .await?
+        .ok_or(AppError::NotFound("appointment"))?;
+    check_version(expected_version, appointment.version)?;
+    match transition {
+        Transition::Cancel(_) => appointment.cancel(reason.unwrap_or_default())?,
+        Transition::Complete => appointment.conclude(AppointmentStatus::Completed, now)?,
+        Transition::NoShow => appointment.conclude(AppointmentStatus::NoShow, now)?,
+    }
+    appointment.version += 1;
+    appointment.updated_at = now;
+    store::appointments::update(&*tx, &appointment).await?;
+    let subject = Subject::appointment(id, appointment.patient_id);
+    store::audit::append(
+        &*tx,
+        &[AuditRecord::new(
+            ctx,
+            audit_action,
+            subject,
+            AuditOutcome::Success,
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(appointment)
+}

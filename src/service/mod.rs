@@ -1,0 +1,56 @@
+//! The application layer: one function per use case. Each authorizes the caller, applies the
+//! domain rules, and performs its writes — state change and audit record — in one transaction.
+
+pub mod appointments;
+pub mod audit_events;
+pub mod auth;
+pub mod idempotency;
+pub mod patients;
+pub mod practitioners;
+pub mod users;
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::auth::Action;
+use crate::context::RequestContext;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// The current time at the precision both databases keep (microseconds), so a value read back
+/// equals the value written.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// Checks the policy; a refusal is audited (durably, before the 403 is sent) and returned.
+pub async fn authorize(
+    state: &AppState,
+    ctx: &RequestContext,
+    action: Action,
+    audit_action: &'static str,
+    subject: Subject,
+) -> AppResult<()> {
+    if ctx.principal.may(action, subject.patient_id) {
+        return Ok(());
+    }
+    state
+        .audit
+        .record(vec![AuditRecord::new(
+            ctx,
+            audit_action,
+            subject,
+            AuditOutcome::Denied,
+        )])
+        .await?;
+    Err(AppError::Forbidden(action.describe()))
+}
+
+/// `If-Match` handling: a stale version is refused before anything changes.
+pub fn check_version(expected: Option<i64>, current: i64) -> AppResult<()> {
+    match expected {
+        Some(expected) if expected != current => Err(AppError::PreconditionFailed { expected }),
+        _ => Ok(()),
+    }
+}

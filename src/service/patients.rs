@@ -1,0 +1,293 @@
+//! Patient use cases.
+
+use uuid::Uuid;
+
+use super::idempotency::{self, IdempotencyTicket};
+use super::{authorize, check_version, now};
+use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::auth::Action;
+use crate::context::RequestContext;
+use crate::domain::patient::{PatientInput, PatientPatchInput, generate_mrn};
+use crate::domain::{Appointment, Patient, PatientDraft, PatientPatch};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::patients::PatientFilter;
+use crate::store::{self, Page, PageRequest, WriteTx};
+
+pub fn location(id: Uuid) -> String {
+    format!("/api/v1/patients/{id}")
+}
+
+pub async fn register(
+    state: &AppState,
+    ctx: &RequestContext,
+    input: PatientInput,
+    ticket: Option<IdempotencyTicket>,
+) -> AppResult<Patient> {
+    authorize(
+        state,
+        ctx,
+        Action::PatientCreate,
+        "patient.create",
+        Subject::none("patient"),
+    )
+    .await?;
+    let now = now();
+    let draft = PatientDraft::parse(&input, now.date_naive())?;
+    // MRNs are random; a collision with an existing one is retried with a new number.
+    for _attempt in 0..5 {
+        let patient = Patient {
+            id: Uuid::now_v7(),
+            mrn: generate_mrn(rand::random()),
+            given_name: draft.given_name.clone(),
+            family_name: draft.family_name.clone(),
+            birth_date: draft.birth_date,
+            sex: draft.sex,
+            email: draft.email.clone(),
+            phone: draft.phone.clone(),
+            address: draft.address.clone(),
+            active: true,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let tx = state.store.begin_write().await?;
+        match store::patients::insert(&*tx, &patient).await {
+            Err(err) if store::is_unique_violation(&err, "patients", "mrn") => continue,
+            other => other?,
+        }
+        store::audit::append(
+            &*tx,
+            &[AuditRecord::new(
+                ctx,
+                "patient.create",
+                Subject::patient(patient.id),
+                AuditOutcome::Success,
+            )],
+        )
+        .await?;
+        if let Some(ticket) = &ticket {
+            idempotency::remember(
+                state,
+                &*tx,
+                ticket,
+                location(patient.id),
+                etag(patient.version),
+                &patient,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        return Ok(patient);
+    }
+    Err(AppError::Internal(anyhow::anyhow!(
+        "could not generate a unique MRN in 5 attempts"
+    )))
+}
+
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Patient> {
+    authorize(
+        state,
+        ctx,
+        Action::PatientRead,
+        "patient.read",
+        Subject::patient(id),
+    )
+    .await?;
+    let patient = store::patients::find(state.store.db(), id)
+        .await?
+        .ok_or(AppError::NotFound("patient"))?;
+    state
+        .audit
+        .record(vec![AuditRecord::new(
+            ctx,
+            "patient.read",
+            Subject::patient(id),
+            AuditOutcome::Success,
+        )])
+        .await?;
+    Ok(patient)
+}
+
+pub async fn list(
+    state: &AppState,
+    ctx: &RequestContext,
+    mut filter: PatientFilter,
+    page: PageRequest,
+) -> AppResult<Page<Patient>> {
+    if !ctx.principal.may_at_all(Action::PatientRead) {
+        authorize(
+            state,
+            ctx,
+            Action::PatientRead,
+            "patient.list",
+            Subject::none("patient"),
+        )
+        .await?;
+    }
+    if !ctx.principal.may(Action::PatientRead, None) {
+        // A patient user sees exactly its own record; an unlinked one sees nothing.
+        filter.only = Some(ctx.principal.patient_id.unwrap_or(Uuid::nil()));
+    }
+    let page = store::patients::list(state.store.db(), &filter, page).await?;
+    let mut records: Vec<AuditRecord> = page
+        .items
+        .iter()
+        .map(|p| {
+            AuditRecord::new(
+                ctx,
+                "patient.list",
+                Subject::patient(p.id),
+                AuditOutcome::Success,
+            )
+        })
+        .collect();
+    if records.is_empty() {
+        records.push(AuditRecord::new(
+            ctx,
+            "patient.list",
+            Subject::none("patient"),
+            AuditOutcome::Success,
+        ));
+    }
+    state.audit.record(records).await?;
+    Ok(page)
+}
+
+pub async fn update(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    input: PatientPatchInput,
+    expected_version: Option<i64>,
+) -> AppResult<Patient> {
+    authorize(
+        state,
+        ctx,
+        Action::PatientUpdate,
+        "patient.update",
+        Subject::patient(id),
+    )
+    .await?;
+    let now = now();
+    let patch = PatientPatch::parse(&input, now.date_naive())?;
+    let tx = state.store.begin_write().await?;
+    let mut patient = store::patients::find_for_update(&*tx, id)
+        .await?
+        .ok_or(AppError::NotFound("patient"))?;
+    check_version(expected_version, patient.version)?;
+    if patch.apply(&mut patient) {
+        patient.version += 1;
+        patient.updated_at = now;
+        store::patients::update(&*tx, &patient).await?;
+    }
+    store::audit::append(
+        &*tx,
+        &[AuditRecord::new(
+            ctx,
+            "patient.update",
+            Subject::patient(id),
+            AuditOutcome::Success,
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(patient)
+}
+
+/// `DELETE` keeps the record and marks it inactive; future booked appointments are cancelled.
+pub async fn deactivate(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> AppResult<Patient> {
+    set_active(state, ctx, id, false, expected_version).await
+}
+
+pub async fn reactivate(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> AppResult<Patient> {
+    set_active(state, ctx, id, true, expected_version).await
+}
+
+async fn set_active(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    active: bool,
+    expected_version: Option<i64>,
+) -> AppResult<Patient> {
+    let action = if active {
+        "patient.reactivate"
+    } else {
+        "patient.deactivate"
+    };
+    authorize(
+        state,
+        ctx,
+        Action::PatientDeactivate,
+        action,
+        Subject::patient(id),
+    )
+    .await?;
+    let now = now();
+    let tx = state.store.begin_write().await?;
+    let mut patient = store::patients::find_for_update(&*tx, id)
+        .await?
+        .ok_or(AppError::NotFound("patient"))?;
+    check_version(expected_version, patient.version)?;
+    let mut records = vec![AuditRecord::new(
+        ctx,
+        action,
+        Subject::patient(id),
+        AuditOutcome::Success,
+    )];
+    if patient.active != active {
+        patient.active = active;
+        patient.version += 1;
+        patient.updated_at = now;
+        store::patients::update(&*tx, &patient).await?;
+        if !active {
+            let cancelled =
+                cancel_future_appointments(&tx, Some(id), None, "patient deactivated").await?;
+            records.extend(cancelled.iter().map(|a| {
+                AuditRecord::new(
+                    ctx,
+                    "appointment.cancel",
+                    Subject::appointment(a.id, a.patient_id),
+                    AuditOutcome::Success,
+                )
+            }));
+        }
+    }
+    store::audit::append(&*tx, &records).await?;
+    tx.commit().await?;
+    Ok(patient)
+}
+
+/// Cancels the future booked appointments of a patient or practitioner being deactivated.
+pub(super) async fn cancel_future_appointments(
+    tx: &WriteTx,
+    patient_id: Option<Uuid>,
+    practitioner_id: Option<Uuid>,
+    reason: &str,
+) -> AppResult<Vec<Appointment>> {
+    let now = now();
+    let mut cancelled =
+        store::appointments::future_booked(&**tx, patient_id, practitioner_id, now).await?;
+    for appointment in &mut cancelled {
+        appointment.cancel(reason.to_owned())?;
+        appointment.version += 1;
+        appointment.updated_at = now;
+        store::appointments::update(&**tx, appointment).await?;
+    }
+    Ok(cancelled)
+}

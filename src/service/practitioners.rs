@@ -1,0 +1,217 @@
+//! Practitioner use cases. Reading practitioners is open to every signed-in user and is not
+//! audited (it is not patient data); every change is made by an admin and audited.
+
+use uuid::Uuid;
+
+use super::idempotency::{self, IdempotencyTicket};
+use super::patients::{cancel_future_appointments, etag};
+use super::{authorize, check_version, now};
+use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::auth::Action;
+use crate::context::RequestContext;
+use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
+use crate::domain::{Practitioner, PractitionerDraft, PractitionerPatch};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::practitioners::PractitionerFilter;
+use crate::store::{self, Page, PageRequest};
+
+pub fn location(id: Uuid) -> String {
+    format!("/api/v1/practitioners/{id}")
+}
+
+fn subject(id: Uuid) -> Subject {
+    Subject {
+        resource_type: "practitioner",
+        resource_id: Some(id),
+        patient_id: None,
+    }
+}
+
+fn duplicate_licence(err: sea_orm::DbErr) -> AppError {
+    if store::is_unique_violation(&err, "practitioners", "licence_number") {
+        AppError::conflict(
+            "duplicate-licence-number",
+            "a practitioner with this licence number already exists",
+        )
+    } else {
+        err.into()
+    }
+}
+
+pub async fn create(
+    state: &AppState,
+    ctx: &RequestContext,
+    input: PractitionerInput,
+    ticket: Option<IdempotencyTicket>,
+) -> AppResult<Practitioner> {
+    authorize(
+        state,
+        ctx,
+        Action::PractitionerWrite,
+        "practitioner.create",
+        Subject::none("practitioner"),
+    )
+    .await?;
+    let draft = PractitionerDraft::parse(&input)?;
+    let now = now();
+    let practitioner = Practitioner {
+        id: Uuid::now_v7(),
+        licence_number: draft.licence_number,
+        given_name: draft.given_name,
+        family_name: draft.family_name,
+        role: draft.role,
+        specialty: draft.specialty,
+        active: true,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let tx = state.store.begin_write().await?;
+    store::practitioners::insert(&*tx, &practitioner)
+        .await
+        .map_err(duplicate_licence)?;
+    store::audit::append(
+        &*tx,
+        &[AuditRecord::new(
+            ctx,
+            "practitioner.create",
+            subject(practitioner.id),
+            AuditOutcome::Success,
+        )],
+    )
+    .await?;
+    if let Some(ticket) = &ticket {
+        idempotency::remember(
+            state,
+            &*tx,
+            ticket,
+            location(practitioner.id),
+            etag(practitioner.version),
+            &practitioner,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(practitioner)
+}
+
+pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Practitioner> {
+    authorize(
+        state,
+        ctx,
+        Action::PractitionerRead,
+        "practitioner.read",
+        subject(id),
+    )
+    .await?;
+    store::practitioners::find(state.store.db(), id)
+        .await?
+        .ok_or(AppError::NotFound("practitioner"))
+}
+
+pub async fn list(
+    state: &AppState,
+    ctx: &RequestContext,
+    filter: PractitionerFilter,
+    page: PageRequest,
+) -> AppResult<Page<Practitioner>> {
+    authorize(
+        state,
+        ctx,
+        Action::PractitionerRead,
+        "practitioner.list",
+        Subject::none("practitioner"),
+    )
+    .await?;
+    Ok(store::practitioners::list(state.store.db(), &filter, page).await?)
+}
+
+pub async fn update(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    input: PractitionerPatchInput,
+    expected_version: Option<i64>,
+) -> AppResult<Practitioner> {
+    authorize(
+        state,
+        ctx,
+        Action::PractitionerWrite,
+        "practitioner.update",
+        subject(id),
+    )
+    .await?;
+    let patch = PractitionerPatch::parse(&input)?;
+    let tx = state.store.begin_write().await?;
+    let mut practitioner = store::practitioners::find_for_update(&*tx, id)
+        .await?
+        .ok_or(AppError::NotFound("practitioner"))?;
+    check_version(expected_version, practitioner.version)?;
+    if patch.apply(&mut practitioner) {
+        practitioner.version += 1;
+        practitioner.updated_at = now();
+        store::practitioners::update(&*tx, &practitioner)
+            .await
+            .map_err(duplicate_licence)?;
+    }
+    store::audit::append(
+        &*tx,
+        &[AuditRecord::new(
+            ctx,
+            "practitioner.update",
+            subject(id),
+            AuditOutcome::Success,
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(practitioner)
+}
+
+pub async fn set_active(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    active: bool,
+    expected_version: Option<i64>,
+) -> AppResult<Practitioner> {
+    let action = if active {
+        "practitioner.reactivate"
+    } else {
+        "practitioner.deactivate"
+    };
+    authorize(state, ctx, Action::PractitionerWrite, action, subject(id)).await?;
+    let tx = state.store.begin_write().await?;
+    let mut practitioner = store::practitioners::find_for_update(&*tx, id)
+        .await?
+        .ok_or(AppError::NotFound("practitioner"))?;
+    check_version(expected_version, practitioner.version)?;
+    let mut records = vec![AuditRecord::new(
+        ctx,
+        action,
+        subject(id),
+        AuditOutcome::Success,
+    )];
+    if practitioner.active != active {
+        practitioner.active = active;
+        practitioner.version += 1;
+        practitioner.updated_at = now();
+        store::practitioners::update(&*tx, &practitioner).await?;
+        if !active {
+            let cancelled =
+                cancel_future_appointments(&tx, None, Some(id), "practitioner deactivated").await?;
+            records.extend(cancelled.iter().map(|a| {
+                AuditRecord::new(
+                    ctx,
+                    "appointment.cancel",
+                    Subject::appointment(a.id, a.patient_id),
+                    AuditOutcome::Success,
+                )
+            }));
+        }
+    }
+    store::audit::append(&*tx, &records).await?;
+    tx.commit().await?;
+    Ok(practitioner)
+}

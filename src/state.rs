@@ -1,0 +1,19 @@
+//! Everything a request handler needs, built once at start-up and shared by reference.
+
+use std::sync::Arc;
+
+use crate::audit::AuditLog;
+use crate::auth::TokenIssuer;
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub audit: AuditLog,
+    pub tokens: TokenIssuer,
+    pub config: Arc<Config>,
+    /// A real Argon2 hash of a random password, verified against when a login names an unknown
+    /// user, so that the response time does not tell which usernames exist.
+    pub decoy_password_hash: Arc<str>,
+}

@@ -1,0 +1,199 @@
+//! The `appointments` table.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
+use uuid::Uuid;
+
+use super::entities::appointment::{self, Column, Entity};
+use super::{Page, PageRequest};
+use crate::domain::{Appointment, AppointmentStatus, TimeSlot};
+
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    pub patient_id: Option<Uuid>,
+    pub practitioner_id: Option<Uuid>,
+    pub status: Option<AppointmentStatus>,
+    /// Appointments that start at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Appointments that start before this time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+pub fn to_domain(row: appointment::Model) -> Result<Appointment, DbErr> {
+    Ok(Appointment {
+        status: AppointmentStatus::parse(&row.status)
+            .map_err(|_| DbErr::Type(format!("appointments.status holds '{}'", row.status)))?,
+        id: row.id,
+        patient_id: row.patient_id,
+        practitioner_id: row.practitioner_id,
+        start: row.starts_at,
+        end: row.ends_at,
+        reason: row.reason,
+        notes: row.notes,
+        cancellation_reason: row.cancellation_reason,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn to_row(appointment: &Appointment) -> appointment::Model {
+    appointment::Model {
+        id: appointment.id,
+        patient_id: appointment.patient_id,
+        practitioner_id: appointment.practitioner_id,
+        starts_at: appointment.start,
+        ends_at: appointment.end,
+        reason: appointment.reason.clone(),
+        notes: appointment.notes.clone(),
+        status: appointment.status.as_str().to_owned(),
+        cancellation_reason: appointment.cancellation_reason.clone(),
+        version: appointment.version,
+        created_at: appointment.created_at,
+        updated_at: appointment.updated_at,
+    }
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, appointment: &Appointment) -> Result<(), DbErr> {
+    Entity::insert(to_row(appointment).into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Appointment>, DbErr> {
+    Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<Appointment>, DbErr> {
+    Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn update(conn: &impl ConnectionTrait, appointment: &Appointment) -> Result<(), DbErr> {
+    to_row(appointment)
+        .into_active_model()
+        .reset_all()
+        .update(conn)
+        .await?;
+    Ok(())
+}
+
+/// Who already holds an overlapping booked slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clash {
+    Practitioner,
+    Patient,
+}
+
+/// Finds a booked appointment of the practitioner or the patient that overlaps `slot`, other than
+/// `except`. Correct only while the caller holds the practitioner's and patient's row locks (or the
+/// SQLite write lock), so that no overlapping booking can commit in between.
+pub async fn find_clash(
+    conn: &impl ConnectionTrait,
+    practitioner_id: Uuid,
+    patient_id: Uuid,
+    slot: TimeSlot,
+    except: Option<Uuid>,
+) -> Result<Option<Clash>, DbErr> {
+    let mut query = Entity::find()
+        .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
+        .filter(Column::StartsAt.lt(slot.end()))
+        .filter(Column::EndsAt.gt(slot.start()))
+        .filter(
+            Condition::any()
+                .add(Column::PractitionerId.eq(practitioner_id))
+                .add(Column::PatientId.eq(patient_id)),
+        );
+    if let Some(id) = except {
+        query = query.filter(Column::Id.ne(id));
+    }
+    let clash = query.limit(1).one(conn).await?;
+    Ok(clash.map(|row| {
+        if row.practitioner_id == practitioner_id {
+            Clash::Practitioner
+        } else {
+            Clash::Patient
+        }
+    }))
+}
+
+/// Booked appointments starting after `now` of a patient or of a practitioner, locked for update.
+pub async fn future_booked(
+    conn: &impl ConnectionTrait,
+    patient_id: Option<Uuid>,
+    practitioner_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Appointment>, DbErr> {
+    let mut query = Entity::find()
+        .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
+        .filter(Column::StartsAt.gt(now));
+    if let Some(id) = patient_id {
+        query = query.filter(Column::PatientId.eq(id));
+    }
+    if let Some(id) = practitioner_id {
+        query = query.filter(Column::PractitionerId.eq(id));
+    }
+    let rows = query
+        .order_by_asc(Column::StartsAt)
+        .lock_exclusive()
+        .all(conn)
+        .await?;
+    rows.into_iter().map(to_domain).collect()
+}
+
+fn filtered(filter: &AppointmentFilter) -> Select<Entity> {
+    let mut query = Entity::find();
+    if let Some(id) = filter.patient_id {
+        query = query.filter(Column::PatientId.eq(id));
+    }
+    if let Some(id) = filter.practitioner_id {
+        query = query.filter(Column::PractitionerId.eq(id));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(Column::Status.eq(status.as_str()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(Column::StartsAt.gte(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(Column::StartsAt.lt(to));
+    }
+    query
+}
+
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &AppointmentFilter,
+    page: PageRequest,
+) -> Result<Page<Appointment>, DbErr> {
+    let total = filtered(filter).count(conn).await?;
+    let rows = filtered(filter)
+        .order_by_asc(Column::StartsAt)
+        .order_by_asc(Column::Id)
+        .limit(page.limit)
+        .offset(page.offset)
+        .all(conn)
+        .await?;
+    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        total,
+        limit: page.limit,
+        offset: page.offset,
+    })
+}

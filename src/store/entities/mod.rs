@@ -1,0 +1,9 @@
+//! SeaORM entities: the rows as the database holds them. Conversion to and from domain types lives
+//! in the repository module of each table, so the domain never depends on the ORM.
+
+pub mod appointment;
+pub mod audit_event;
+pub mod idempotency_key;
+pub mod patient;
+pub mod practitioner;
+pub mod user;

@@ -1,0 +1,313 @@
+//! Versioned schema migrations, written once with sea-query and rendered for either backend.
+//!
+//! Each migration runs in its own transaction and is recorded in `schema_migrations`; on PostgreSQL
+//! an advisory lock makes instances that start together apply each migration exactly once.
+
+use sea_orm::sea_query::{ColumnDef, ForeignKey, ForeignKeyAction, Index, Table};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+use super::{Store, execute_on};
+
+type Step = fn() -> Vec<Ddl>;
+
+/// A schema statement: portable, or raw SQL for one backend only.
+enum Ddl {
+    Table(sea_orm::sea_query::TableCreateStatement),
+    Index(sea_orm::sea_query::IndexCreateStatement),
+    Only(DbBackend, &'static str),
+}
+
+const MIGRATIONS: &[(i64, &str, Step)] = &[(1, "initial schema", initial_schema)];
+
+/// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
+const MIGRATION_LOCK_KEY: i64 = 0x4843_4d49_4752; // "HCMIGR"
+
+/// Applies pending migrations; returns how many were applied.
+pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
+    let db = store.db();
+    db.execute_unprepared(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .await?;
+    let mut applied = 0;
+    for (version, name, step) in MIGRATIONS {
+        let tx = store.begin_write().await?;
+        execute_on(
+            &*tx,
+            DbBackend::Postgres,
+            &format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"),
+        )
+        .await?;
+        let done = tx
+            .query_one_raw(Statement::from_sql_and_values(
+                tx.get_database_backend(),
+                match tx.get_database_backend() {
+                    DbBackend::Postgres => {
+                        "SELECT version FROM schema_migrations WHERE version = $1"
+                    }
+                    _ => "SELECT version FROM schema_migrations WHERE version = ?",
+                },
+                [(*version).into()],
+            ))
+            .await?
+            .is_some();
+        if done {
+            continue;
+        }
+        for ddl in step() {
+            match ddl {
+                Ddl::Table(statement) => {
+                    tx.execute(&statement).await?;
+                }
+                Ddl::Index(statement) => {
+                    tx.execute(&statement).await?;
+                }
+                Ddl::Only(backend, sql) => execute_on(&*tx, backend, sql).await?,
+            }
+        }
+        let backend = tx.get_database_backend();
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            match backend {
+                DbBackend::Postgres => {
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
+                }
+                _ => "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            },
+            [
+                (*version).into(),
+                (*name).into(),
+                chrono::Utc::now().to_rfc3339().into(),
+            ],
+        ))
+        .await?;
+        tx.commit().await?;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+fn id() -> ColumnDef {
+    ColumnDef::new("id").uuid().not_null().primary_key().take()
+}
+
+fn timestamp(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .take()
+}
+
+fn text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().not_null().take()
+}
+
+fn optional_text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().null().take()
+}
+
+fn unique(table: &'static str, column: &'static str) -> Ddl {
+    Ddl::Index(
+        Index::create()
+            .name(format!("ux_{table}_{column}"))
+            .table(table)
+            .col(column)
+            .unique()
+            .take(),
+    )
+}
+
+fn index(name: &'static str, table: &'static str, columns: &[&'static str]) -> Ddl {
+    let mut statement = Index::create().name(name).table(table).take();
+    for column in columns {
+        statement.col(*column);
+    }
+    Ddl::Index(statement)
+}
+
+fn initial_schema() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table("patients")
+                .col(id())
+                .col(text("mrn"))
+                .col(text("given_name"))
+                .col(text("family_name"))
+                .col(ColumnDef::new("birth_date").date().not_null())
+                .col(text("sex"))
+                .col(optional_text("email"))
+                .col(optional_text("phone"))
+                .col(optional_text("address"))
+                .col(ColumnDef::new("active").boolean().not_null())
+                .col(ColumnDef::new("version").big_integer().not_null())
+                .col(timestamp("created_at"))
+                .col(timestamp("updated_at"))
+                .take(),
+        ),
+        unique("patients", "mrn"),
+        index(
+            "ix_patients_family_name",
+            "patients",
+            &["family_name", "given_name", "id"],
+        ),
+        Ddl::Table(
+            Table::create()
+                .table("practitioners")
+                .col(id())
+                .col(text("licence_number"))
+                .col(text("given_name"))
+                .col(text("family_name"))
+                .col(text("role"))
+                .col(optional_text("specialty"))
+                .col(ColumnDef::new("active").boolean().not_null())
+                .col(ColumnDef::new("version").big_integer().not_null())
+                .col(timestamp("created_at"))
+                .col(timestamp("updated_at"))
+                .take(),
+        ),
+        unique("practitioners", "licence_number"),
+        index(
+            "ix_practitioners_family_name",
+            "practitioners",
+            &["family_name", "given_name", "id"],
+        ),
+        Ddl::Table(
+            Table::create()
+                .table("appointments")
+                .col(id())
+                .col(ColumnDef::new("patient_id").uuid().not_null())
+                .col(ColumnDef::new("practitioner_id").uuid().not_null())
+                .col(timestamp("starts_at"))
+                .col(timestamp("ends_at"))
+                .col(text("reason"))
+                .col(optional_text("notes"))
+                .col(text("status"))
+                .col(optional_text("cancellation_reason"))
+                .col(ColumnDef::new("version").big_integer().not_null())
+                .col(timestamp("created_at"))
+                .col(timestamp("updated_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("appointments", "patient_id")
+                        .to("patients", "id")
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("appointments", "practitioner_id")
+                        .to("practitioners", "id")
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .take(),
+        ),
+        index(
+            "ix_appointments_practitioner_start",
+            "appointments",
+            &["practitioner_id", "starts_at"],
+        ),
+        index(
+            "ix_appointments_patient_start",
+            "appointments",
+            &["patient_id", "starts_at"],
+        ),
+        index(
+            "ix_appointments_start",
+            "appointments",
+            &["starts_at", "id"],
+        ),
+        Ddl::Table(
+            Table::create()
+                .table("users")
+                .col(id())
+                .col(text("username"))
+                .col(text("password_hash"))
+                .col(text("role"))
+                .col(ColumnDef::new("patient_id").uuid().null())
+                .col(ColumnDef::new("active").boolean().not_null())
+                .col(timestamp("created_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("users", "patient_id")
+                        .to("patients", "id")
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .take(),
+        ),
+        unique("users", "username"),
+        Ddl::Table(
+            Table::create()
+                .table("audit_events")
+                .col(id())
+                .col(timestamp("occurred_at"))
+                .col(ColumnDef::new("actor_id").uuid().null())
+                .col(optional_text("actor_role"))
+                .col(text("action"))
+                .col(text("resource_type"))
+                .col(ColumnDef::new("resource_id").uuid().null())
+                .col(ColumnDef::new("patient_id").uuid().null())
+                .col(text("outcome"))
+                .col(text("correlation_id"))
+                .col(optional_text("client_addr"))
+                .col(optional_text("user_agent"))
+                .take(),
+        ),
+        index(
+            "ix_audit_events_patient",
+            "audit_events",
+            &["patient_id", "occurred_at"],
+        ),
+        index(
+            "ix_audit_events_actor",
+            "audit_events",
+            &["actor_id", "occurred_at"],
+        ),
+        index(
+            "ix_audit_events_occurred_at",
+            "audit_events",
+            &["occurred_at"],
+        ),
+        // The audit trail is append-only: the database itself refuses to change or remove a record,
+        // whatever code (or operator with SQL access but not DDL rights) asks it to.
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$",
+        ),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events \
+             FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+        ),
+        Ddl::Only(
+            DbBackend::Sqlite,
+            "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events \
+             BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+        ),
+        Ddl::Only(
+            DbBackend::Sqlite,
+            "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events \
+             BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+        ),
+        Ddl::Table(
+            Table::create()
+                .table("idempotency_keys")
+                .col(ColumnDef::new("user_id").uuid().not_null())
+                .col(text("key"))
+                .col(text("fingerprint"))
+                .col(ColumnDef::new("status").integer().not_null())
+                .col(optional_text("location"))
+                .col(optional_text("etag"))
+                .col(text("body"))
+                .col(timestamp("created_at"))
+                .col(timestamp("expires_at"))
+                .primary_key(Index::create().col("user_id").col("key"))
+                .take(),
+        ),
+        index(
+            "ix_idempotency_keys_expires_at",
+            "idempotency_keys",
+            &["expires_at"],
+        ),
+    ]
+}

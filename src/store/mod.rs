@@ -1,0 +1,256 @@
+//! Persistence: one `Store` over SeaORM that runs on SQLite (the embedded default) or PostgreSQL.
+//!
+//! Repositories are free functions over `&impl ConnectionTrait`, so the same function runs inside a
+//! write transaction or on the pool. Backend-specific SQL appears only where a backend feature is
+//! the point (row locks on PostgreSQL, the single-writer gate on SQLite, append-only triggers).
+
+pub mod appointments;
+pub mod audit;
+pub mod entities;
+pub mod idempotency;
+mod migrations;
+pub mod patients;
+pub mod practitioners;
+pub mod users;
+
+use std::{ops::Deref, path::Path, sync::Arc, time::Duration};
+
+use sea_orm::{
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+pub use migrations::migrate;
+
+/// Which database the URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    backend: Backend,
+    /// SQLite has one writer at a time. Queuing writers here, in order, instead of letting them
+    /// collide on the file lock and spin in `busy_timeout`, keeps write latency flat and fair.
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction. On SQLite it also holds the writer's place in the queue until it ends.
+pub struct WriteTx {
+    tx: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl Deref for WriteTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.tx.commit().await
+    }
+}
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, DbErr> {
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            DbErr::Custom(format!(
+                "unsupported database URL scheme in '{}'",
+                redact_url(url)
+            ))
+        })?;
+        if backend == Backend::Sqlite {
+            ensure_sqlite_folder(url)?;
+        }
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                // WAL lets readers proceed while the single writer commits; NORMAL is durable
+                // across application crashes and loses at most the last commits on power loss.
+                opts.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        let db = Database::connect(options).await?;
+        Ok(Store {
+            db,
+            backend,
+            write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a read-write transaction: `BEGIN IMMEDIATE` on SQLite so the write lock is taken up
+    /// front (no deadlock-prone upgrade from a read lock), plain `BEGIN` on PostgreSQL where row
+    /// locks (`SELECT … FOR UPDATE`) serialize what must not change concurrently.
+    pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self
+            .db
+            .begin_with_options(TransactionOptions {
+                isolation_level: None,
+                access_mode: (self.backend == Backend::Postgres).then_some(AccessMode::ReadWrite),
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            })
+            .await?;
+        Ok(WriteTx { tx, _gate: gate })
+    }
+
+    /// Cheap round trip used by the readiness probe.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.execute_unprepared("SELECT 1").await.map(|_| ())
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}
+
+/// Creates the folder of a `sqlite://path/to/file.db` URL so a first start needs no set-up.
+fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    Ok(())
+}
+
+/// Hides the password of a database URL for logs and `healthcore config`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:****@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Whether a database error is a violation of a unique constraint on `column` of `table`.
+/// PostgreSQL names the constraint (we name them `ux_<table>_<column>`), SQLite names `table.column`.
+pub fn is_unique_violation(err: &DbErr, table: &str, column: &str) -> bool {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(message)) => {
+            message.contains(&format!("ux_{table}_{column}"))
+                || message.contains(&format!("{table}.{column}"))
+        }
+        _ => false,
+    }
+}
+
+/// Errors that mean the database is unreachable or overloaded rather than that a query is wrong.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/hc"),
+            "postgres://app:****@db:5432/hc"
+        );
+        assert_eq!(redact_url("postgres://app@db/hc"), "postgres://app@db/hc");
+        assert_eq!(
+            redact_url("sqlite://./data/healthcore.db"),
+            "sqlite://./data/healthcore.db"
+        );
+    }
+
+    #[test]
+    fn backend_is_chosen_by_url_scheme() {
+        assert_eq!(Backend::from_url("sqlite://x.db"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::from_url("postgresql://h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::from_url("mysql://h/db"), None);
+    }
+}
+
+/// Runs `sql` only on the given backend; used for the few backend-specific statements.
+pub(crate) async fn execute_on(
+    conn: &impl ConnectionTrait,
+    backend: DbBackend,
+    sql: &str,
+) -> Result<(), DbErr> {
+    if conn.get_database_backend() == backend {
+        conn.execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
+
+/// Offset pagination with a bounded page size; every list is sorted on a unique key last, so
+/// pages neither repeat nor skip rows while the data is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}

@@ -1,0 +1,170 @@
+//! The `patients` table.
+
+use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, prelude::Expr,
+};
+use uuid::Uuid;
+
+use super::entities::patient::{self, Column, Entity};
+use super::{Page, PageRequest};
+use crate::domain::{Patient, Sex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PatientSort {
+    /// Family name, given name, then id: stable across pages.
+    #[default]
+    Name,
+    /// Registration order, newest last.
+    CreatedAt,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PatientFilter {
+    /// Case-insensitive prefix of the given or family name.
+    pub name_prefix: Option<String>,
+    pub mrn_prefix: Option<String>,
+    pub active: Option<bool>,
+    /// Restricts the list to one patient (a patient user listing "all" patients sees itself).
+    pub only: Option<Uuid>,
+    pub sort: PatientSort,
+}
+
+pub fn to_domain(row: patient::Model) -> Result<Patient, DbErr> {
+    Ok(Patient {
+        sex: Sex::parse(&row.sex)
+            .map_err(|_| DbErr::Type(format!("patients.sex holds '{}'", row.sex)))?,
+        id: row.id,
+        mrn: row.mrn,
+        given_name: row.given_name,
+        family_name: row.family_name,
+        birth_date: row.birth_date,
+        email: row.email,
+        phone: row.phone,
+        address: row.address,
+        active: row.active,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn to_row(patient: &Patient) -> patient::Model {
+    patient::Model {
+        id: patient.id,
+        mrn: patient.mrn.clone(),
+        given_name: patient.given_name.clone(),
+        family_name: patient.family_name.clone(),
+        birth_date: patient.birth_date,
+        sex: patient.sex.as_str().to_owned(),
+        email: patient.email.clone(),
+        phone: patient.phone.clone(),
+        address: patient.address.clone(),
+        active: patient.active,
+        version: patient.version,
+        created_at: patient.created_at,
+        updated_at: patient.updated_at,
+    }
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, patient: &Patient) -> Result<(), DbErr> {
+    Entity::insert(to_row(patient).into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Patient>, DbErr> {
+    Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Reads the row and, on PostgreSQL, locks it until the transaction ends.
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<Patient>, DbErr> {
+    Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Writes every column of `patient`; the caller has bumped `version` and `updated_at`.
+pub async fn update(conn: &impl ConnectionTrait, patient: &Patient) -> Result<(), DbErr> {
+    to_row(patient)
+        .into_active_model()
+        .reset_all()
+        .update(conn)
+        .await?;
+    Ok(())
+}
+
+/// `LIKE` pattern for a prefix, with the wildcards of the input escaped.
+pub(super) fn prefix_pattern(prefix: &str) -> LikeExpr {
+    let escaped: String = prefix
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    LikeExpr::new(format!("{escaped}%")).escape('\\')
+}
+
+fn filtered(filter: &PatientFilter) -> Select<Entity> {
+    let mut query = Entity::find();
+    if let Some(prefix) = &filter.name_prefix {
+        let pattern = prefix_pattern(prefix);
+        query = query.filter(
+            Expr::expr(Func::lower(Expr::col(Column::FamilyName)))
+                .like(pattern.clone())
+                .or(Expr::expr(Func::lower(Expr::col(Column::GivenName))).like(pattern)),
+        );
+    }
+    if let Some(prefix) = &filter.mrn_prefix {
+        query = query
+            .filter(Expr::expr(Func::lower(Expr::col(Column::Mrn))).like(prefix_pattern(prefix)));
+    }
+    if let Some(active) = filter.active {
+        query = query.filter(Column::Active.eq(active));
+    }
+    if let Some(id) = filter.only {
+        query = query.filter(Column::Id.eq(id));
+    }
+    query
+}
+
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &PatientFilter,
+    page: PageRequest,
+) -> Result<Page<Patient>, DbErr> {
+    let total = filtered(filter).count(conn).await?;
+    let query = match filter.sort {
+        PatientSort::Name => filtered(filter)
+            .order_by_asc(Column::FamilyName)
+            .order_by_asc(Column::GivenName),
+        PatientSort::CreatedAt => filtered(filter).order_by_asc(Column::CreatedAt),
+    };
+    let rows = query
+        .order_by_asc(Column::Id)
+        .limit(page.limit)
+        .offset(page.offset)
+        .all(conn)
+        .await?;
+    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        total,
+        limit: page.limit,
+        offset: page.offset,
+    })
+}

@@ -1,0 +1,135 @@
+//! The `practitioners` table.
+
+use sea_orm::sea_query::{ExprTrait, Func};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, prelude::Expr,
+};
+use uuid::Uuid;
+
+use super::entities::practitioner::{self, Column, Entity};
+use super::patients::prefix_pattern;
+use super::{Page, PageRequest};
+use crate::domain::{Practitioner, PractitionerRole};
+
+#[derive(Debug, Clone, Default)]
+pub struct PractitionerFilter {
+    pub name_prefix: Option<String>,
+    pub licence_prefix: Option<String>,
+    pub role: Option<PractitionerRole>,
+    pub active: Option<bool>,
+}
+
+pub fn to_domain(row: practitioner::Model) -> Result<Practitioner, DbErr> {
+    Ok(Practitioner {
+        role: PractitionerRole::parse(&row.role)
+            .map_err(|_| DbErr::Type(format!("practitioners.role holds '{}'", row.role)))?,
+        id: row.id,
+        licence_number: row.licence_number,
+        given_name: row.given_name,
+        family_name: row.family_name,
+        specialty: row.specialty,
+        active: row.active,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn to_row(practitioner: &Practitioner) -> practitioner::Model {
+    practitioner::Model {
+        id: practitioner.id,
+        licence_number: practitioner.licence_number.clone(),
+        given_name: practitioner.given_name.clone(),
+        family_name: practitioner.family_name.clone(),
+        role: practitioner.role.as_str().to_owned(),
+        specialty: practitioner.specialty.clone(),
+        active: practitioner.active,
+        version: practitioner.version,
+        created_at: practitioner.created_at,
+        updated_at: practitioner.updated_at,
+    }
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, practitioner: &Practitioner) -> Result<(), DbErr> {
+    Entity::insert(to_row(practitioner).into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Practitioner>, DbErr> {
+    Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<Practitioner>, DbErr> {
+    Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn update(conn: &impl ConnectionTrait, practitioner: &Practitioner) -> Result<(), DbErr> {
+    to_row(practitioner)
+        .into_active_model()
+        .reset_all()
+        .update(conn)
+        .await?;
+    Ok(())
+}
+
+fn filtered(filter: &PractitionerFilter) -> Select<Entity> {
+    let mut query = Entity::find();
+    if let Some(prefix) = &filter.name_prefix {
+        let pattern = prefix_pattern(prefix);
+        query = query.filter(
+            Expr::expr(Func::lower(Expr::col(Column::FamilyName)))
+                .like(pattern.clone())
+                .or(Expr::expr(Func::lower(Expr::col(Column::GivenName))).like(pattern)),
+        );
+    }
+    if let Some(prefix) = &filter.licence_prefix {
+        query = query.filter(
+            Expr::expr(Func::lower(Expr::col(Column::LicenceNumber))).like(prefix_pattern(prefix)),
+        );
+    }
+    if let Some(role) = filter.role {
+        query = query.filter(Column::Role.eq(role.as_str()));
+    }
+    if let Some(active) = filter.active {
+        query = query.filter(Column::Active.eq(active));
+    }
+    query
+}
+
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &PractitionerFilter,
+    page: PageRequest,
+) -> Result<Page<Practitioner>, DbErr> {
+    let total = filtered(filter).count(conn).await?;
+    let rows = filtered(filter)
+        .order_by_asc(Column::FamilyName)
+        .order_by_asc(Column::GivenName)
+        .order_by_asc(Column::Id)
+        .limit(page.limit)
+        .offset(page.offset)
+        .all(conn)
+        .await?;
+    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        total,
+        limit: page.limit,
+        offset: page.offset,
+    })
+}

@@ -1,0 +1,73 @@
+//! The `users` table: accounts that can obtain access tokens.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+};
+use uuid::Uuid;
+
+use super::entities::user::{self, Column, Entity};
+use crate::domain::Role;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub patient_id: Option<Uuid>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+fn to_domain(row: user::Model) -> Result<User, DbErr> {
+    Ok(User {
+        role: row.role.parse().map_err(DbErr::Type)?,
+        id: row.id,
+        username: row.username,
+        password_hash: row.password_hash,
+        patient_id: row.patient_id,
+        active: row.active,
+        created_at: row.created_at,
+    })
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
+    let row = user::Model {
+        id: user.id,
+        username: user.username.clone(),
+        password_hash: user.password_hash.clone(),
+        role: user.role.as_str().to_owned(),
+        patient_id: user.patient_id,
+        active: user.active,
+        created_at: user.created_at,
+    };
+    Entity::insert(row.into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_by_username(
+    conn: &impl ConnectionTrait,
+    username: &str,
+) -> Result<Option<User>, DbErr> {
+    Entity::find()
+        .filter(Column::Username.eq(username))
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, DbErr> {
+    Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn count(conn: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    Entity::find().count(conn).await
+}
