@@ -23,47 +23,22 @@ pub struct Application {
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(config.database_url.expose(), config.db_max_connections)
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database at {}",
-                store::redact_url(config.database_url.expose())
-            )
-        })?;
-    let applied = store::migrate(&store)
-        .await
-        .context("database migration failed")?;
+        .with_context(|| format!("cannot open the database at {}", store::redact_url(config.database_url.expose())))?;
+    let applied = store::migrate(&store).await.context("database migration failed")?;
     if applied > 0 {
-        tracing::info!(
-            applied,
-            backend = store.backend().as_str(),
-            "database migrations applied"
-        );
+        tracing::info!(applied, backend = store.backend().as_str(), "database migrations applied");
     }
     Ok(store)
 }
 
 /// Builds the shared state: store, audit writer, token issuer. Returns the writer's task so the
 /// caller can wait for it to drain at shutdown.
-pub async fn build_state(
-    config: Arc<Config>,
-    store: Store,
-) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
-    let signing_key = config
-        .signing_key()
-        .context("cannot load the token signing key")?;
+pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
+    let signing_key = config.signing_key().context("cannot load the token signing key")?;
     let tokens = TokenIssuer::new(&signing_key, config.token_ttl_seconds);
     let (audit, audit_writer) = AuditLog::spawn(store.clone(), config.audit_batch_max);
     let decoy_password_hash: Arc<str> = password::hash_blocking(password::generate()).await.into();
-    Ok((
-        AppState {
-            store,
-            audit,
-            tokens,
-            config,
-            decoy_password_hash,
-        },
-        audit_writer,
-    ))
+    Ok((AppState { store, audit, tokens, config, decoy_password_hash }, audit_writer))
 }
 
 impl Application {
@@ -71,24 +46,16 @@ impl Application {
         let config = Arc::new(config);
         let store = open_store(&config).await?;
         announce_first_admin(
-            users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose()))
-                .await?,
+            users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose())).await?,
         );
         let (state, audit_writer) = build_state(config.clone(), store).await?;
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?;
-        Ok(Application {
-            listener,
-            state,
-            audit_writer,
-        })
+        let listener =
+            TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
+        Ok(Application { listener, state, audit_writer })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -97,29 +64,19 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded by the grace
     /// period) and waits for the audit writer to commit what it holds.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let Application {
-            listener,
-            state,
-            audit_writer,
-        } = self;
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application { listener, state, audit_writer } = self;
         let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
         let store = state.store.clone();
         let app = crate::http::router(state);
         tracing::info!(address = %listener.local_addr()?, backend = store.backend().as_str(), "HealthCore is serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutdown requested; finishing in-flight requests");
-            let _ = stopping_tx.send(());
-        });
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutdown requested; finishing in-flight requests");
+                let _ = stopping_tx.send(());
+            });
         let serve = tokio::spawn(async move { serve.await });
         let mut serve = serve;
         tokio::select! {
@@ -154,9 +111,7 @@ fn announce_first_admin(outcome: FirstAdmin) {
             eprintln!();
             eprintln!("      {generated}");
             eprintln!();
-            eprintln!(
-                "  It is shown only this once. To choose a password instead, start with an empty database"
-            );
+            eprintln!("  It is shown only this once. To choose a password instead, start with an empty database");
             eprintln!("  and HEALTHCORE_ADMIN_PASSWORD set, or create another admin with");
             eprintln!("  `healthcore user create --username NAME --role admin --password-stdin`.");
             eprintln!();

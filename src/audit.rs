@@ -32,13 +32,7 @@ impl AuditOutcome {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [
-            AuditOutcome::Success,
-            AuditOutcome::Denied,
-            AuditOutcome::Error,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == value)
+        [AuditOutcome::Success, AuditOutcome::Denied, AuditOutcome::Error].into_iter().find(|o| o.as_str() == value)
     }
 }
 
@@ -52,27 +46,15 @@ pub struct Subject {
 
 impl Subject {
     pub fn patient(id: Uuid) -> Self {
-        Subject {
-            resource_type: "patient",
-            resource_id: Some(id),
-            patient_id: Some(id),
-        }
+        Subject { resource_type: "patient", resource_id: Some(id), patient_id: Some(id) }
     }
 
     pub fn appointment(id: Uuid, patient_id: Uuid) -> Self {
-        Subject {
-            resource_type: "appointment",
-            resource_id: Some(id),
-            patient_id: Some(patient_id),
-        }
+        Subject { resource_type: "appointment", resource_id: Some(id), patient_id: Some(patient_id) }
     }
 
     pub fn none(resource_type: &'static str) -> Self {
-        Subject {
-            resource_type,
-            resource_id: None,
-            patient_id: None,
-        }
+        Subject { resource_type, resource_id: None, patient_id: None }
     }
 }
 
@@ -94,12 +76,7 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    pub fn new(
-        ctx: &RequestContext,
-        action: &'static str,
-        subject: Subject,
-        outcome: AuditOutcome,
-    ) -> Self {
+    pub fn new(ctx: &RequestContext, action: &'static str, subject: Subject, outcome: AuditOutcome) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
             occurred_at: Utc::now(),
@@ -117,11 +94,7 @@ impl AuditRecord {
     }
 
     /// A login attempt: the actor is known only when the credentials named an existing user.
-    pub fn login(
-        ctx: &AnonymousContext,
-        user: Option<(Uuid, Role)>,
-        outcome: AuditOutcome,
-    ) -> Self {
+    pub fn login(ctx: &AnonymousContext, user: Option<(Uuid, Role)>, outcome: AuditOutcome) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
             occurred_at: Utc::now(),
@@ -171,12 +144,8 @@ impl AuditLog {
             .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit writer has stopped")))?;
         match committed.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(AppError::Internal(anyhow::anyhow!(
-                "audit batch failed: {reason}"
-            ))),
-            Err(_) => Err(AppError::Internal(anyhow::anyhow!(
-                "the audit writer stopped before committing"
-            ))),
+            Ok(Err(reason)) => Err(AppError::Internal(anyhow::anyhow!("audit batch failed: {reason}"))),
+            Err(_) => Err(AppError::Internal(anyhow::anyhow!("the audit writer stopped before committing"))),
         }
     }
 }
@@ -195,10 +164,7 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>, max_
                 Err(_) => break,
             }
         }
-        let records: Vec<AuditRecord> = batch
-            .iter()
-            .flat_map(|p| p.records.iter().cloned())
-            .collect();
+        let records: Vec<AuditRecord> = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
         let result = commit(&store, &records).await.map_err(|e| e.to_string());
         if let Err(reason) = &result {
             tracing::error!(error = %reason, records = records.len(), "audit batch could not be committed");

@@ -93,20 +93,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&crate::http::openapi())?);
             Ok(())
         }
-        Command::Seed(args) => {
-            crate::seed::run(config, args.patients, args.practitioners, args.appointments).await
-        }
+        Command::Seed(args) => crate::seed::run(config, args.patients, args.practitioners, args.appointments).await,
         Command::Config => {
             for (name, value) in config.describe() {
                 println!("{name}={value}");
             }
             let documented: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
-            debug_assert!(
-                config
-                    .describe()
-                    .iter()
-                    .all(|(name, _)| documented.contains(name))
-            );
+            debug_assert!(config.describe().iter().all(|(name, _)| documented.contains(name)));
             Ok(())
         }
     }
@@ -115,19 +108,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
 async fn create_user(config: Config, args: CreateUserArgs) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !args.password_stdin && stdin.is_terminal() {
-        eprint!(
-            "Password for {} (input is shown; use --password-stdin in scripts): ",
-            args.username
-        );
+        eprint!("Password for {} (input is shown; use --password-stdin in scripts): ", args.username);
     }
     let mut password = String::new();
     stdin.lock().read_line(&mut password)?;
     let password = password.trim_end_matches(['\n', '\r']);
     let store = app::open_store(&config).await?;
     let user = users::create(&store, &args.username, args.role, args.patient_id, password).await?;
-    println!(
-        "created user '{}' ({}) with id {}",
-        user.username, user.role, user.id
-    );
+    println!("created user '{}' ({}) with id {}", user.username, user.role, user.id);
     Ok(())
 }

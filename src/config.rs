@@ -151,45 +151,28 @@ pub struct ConfigError {
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        setting,
-        reason: reason.into(),
-    }
+    ConfigError { setting, reason: reason.into() }
 }
 
 struct Source(HashMap<String, String>);
 
 impl Source {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.trim().is_empty())
+        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 
-    fn number<T>(
-        &self,
-        name: &'static str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, ConfigError>
+    fn number<T>(&self, name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
     {
         let Some(raw) = self.get(name) else {
             return Ok(default);
         };
-        let value: T = raw
-            .trim()
-            .parse()
-            .map_err(|_| invalid(name, format!("'{raw}' is not a whole number")))?;
+        let value: T = raw.trim().parse().map_err(|_| invalid(name, format!("'{raw}' is not a whole number")))?;
         if range.contains(&value) {
             Ok(value)
         } else {
-            Err(invalid(
-                name,
-                format!("{value} is outside {}–{}", range.start(), range.end()),
-            ))
+            Err(invalid(name, format!("{value} is outside {}–{}", range.start(), range.end())))
         }
     }
 }
@@ -209,35 +192,21 @@ impl Config {
     pub fn from_map(values: HashMap<String, String>) -> Result<Config, ConfigError> {
         let source = Source(values);
         let bind = source.get("HEALTHCORE_BIND").unwrap_or("127.0.0.1:8000");
-        let bind: SocketAddr = bind.parse().map_err(|_| {
-            invalid(
-                "HEALTHCORE_BIND",
-                format!("'{bind}' is not an address like 127.0.0.1:8000"),
-            )
-        })?;
+        let bind: SocketAddr = bind
+            .parse()
+            .map_err(|_| invalid("HEALTHCORE_BIND", format!("'{bind}' is not an address like 127.0.0.1:8000")))?;
         let data_dir = PathBuf::from(source.get("HEALTHCORE_DATA_DIR").unwrap_or("./data"));
         let database_url = match source.get("DATABASE_URL") {
             Some(url) => url.trim().to_owned(),
             None => format!("sqlite://{}/healthcore.db", data_dir.display()),
         };
         let backend = Backend::from_url(&database_url).ok_or_else(|| {
-            invalid(
-                "DATABASE_URL",
-                format!(
-                    "'{}' is neither sqlite:// nor postgres://",
-                    redact_url(&database_url)
-                ),
-            )
+            invalid("DATABASE_URL", format!("'{}' is neither sqlite:// nor postgres://", redact_url(&database_url)))
         })?;
-        let jwt_secret = source
-            .get("HEALTHCORE_JWT_SECRET")
-            .map(|s| Secret(s.to_owned()));
+        let jwt_secret = source.get("HEALTHCORE_JWT_SECRET").map(|s| Secret(s.to_owned()));
         match &jwt_secret {
             Some(secret) if secret.0.len() < 32 => {
-                return Err(invalid(
-                    "HEALTHCORE_JWT_SECRET",
-                    "must be at least 32 bytes",
-                ));
+                return Err(invalid("HEALTHCORE_JWT_SECRET", "must be at least 32 bytes"));
             }
             None if backend == Backend::Postgres => {
                 return Err(invalid(
@@ -247,9 +216,7 @@ impl Config {
             }
             _ => {}
         }
-        let admin_password = source
-            .get("HEALTHCORE_ADMIN_PASSWORD")
-            .map(|s| Secret(s.to_owned()));
+        let admin_password = source.get("HEALTHCORE_ADMIN_PASSWORD").map(|s| Secret(s.to_owned()));
         if let Some(password) = &admin_password {
             crate::auth::password::validate_new_password(password.expose())
                 .map_err(|reason| invalid("HEALTHCORE_ADMIN_PASSWORD", reason))?;
@@ -258,10 +225,7 @@ impl Config {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
             other => {
-                return Err(invalid(
-                    "HEALTHCORE_LOG_FORMAT",
-                    format!("'{other}' is neither json nor pretty"),
-                ));
+                return Err(invalid("HEALTHCORE_LOG_FORMAT", format!("'{other}' is neither json nor pretty")));
             }
         };
         Ok(Config {
@@ -273,73 +237,32 @@ impl Config {
             jwt_secret,
             token_ttl_seconds: source.number("HEALTHCORE_TOKEN_TTL_SECONDS", 3600, 60..=86_400)?,
             admin_password,
-            body_limit_bytes: source.number(
-                "HEALTHCORE_BODY_LIMIT_BYTES",
-                65_536,
-                1024..=10_485_760,
-            )?,
-            idempotency_ttl_seconds: source.number(
-                "HEALTHCORE_IDEMPOTENCY_TTL_SECONDS",
-                86_400,
-                60..=604_800,
-            )?,
+            body_limit_bytes: source.number("HEALTHCORE_BODY_LIMIT_BYTES", 65_536, 1024..=10_485_760)?,
+            idempotency_ttl_seconds: source.number("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", 86_400, 60..=604_800)?,
             audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX", 512, 1..=10_000)?,
             log_format,
             log_filter: source.get("RUST_LOG").unwrap_or("info").to_owned(),
-            shutdown_grace_seconds: source.number(
-                "HEALTHCORE_SHUTDOWN_GRACE_SECONDS",
-                20,
-                0..=300,
-            )?,
+            shutdown_grace_seconds: source.number("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", 20, 0..=300)?,
         })
     }
 
     /// The effective configuration as `NAME=value` lines, secrets masked.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
-        let mask = |s: &Option<Secret>, unset: &str| {
-            s.as_ref().map_or(unset.to_owned(), |_| "****".to_owned())
-        };
+        let mask = |s: &Option<Secret>, unset: &str| s.as_ref().map_or(unset.to_owned(), |_| "****".to_owned());
         vec![
             ("HEALTHCORE_BIND", self.bind.to_string()),
             ("HEALTHCORE_DATA_DIR", self.data_dir.display().to_string()),
             ("DATABASE_URL", redact_url(self.database_url.expose())),
-            (
-                "HEALTHCORE_DB_MAX_CONNECTIONS",
-                self.db_max_connections.to_string(),
-            ),
-            (
-                "HEALTHCORE_JWT_SECRET",
-                mask(&self.jwt_secret, "(generated, kept in the data folder)"),
-            ),
-            (
-                "HEALTHCORE_TOKEN_TTL_SECONDS",
-                self.token_ttl_seconds.to_string(),
-            ),
-            (
-                "HEALTHCORE_ADMIN_PASSWORD",
-                mask(&self.admin_password, "(generated on first start)"),
-            ),
-            (
-                "HEALTHCORE_BODY_LIMIT_BYTES",
-                self.body_limit_bytes.to_string(),
-            ),
-            (
-                "HEALTHCORE_IDEMPOTENCY_TTL_SECONDS",
-                self.idempotency_ttl_seconds.to_string(),
-            ),
-            (
-                "HEALTHCORE_AUDIT_BATCH_MAX",
-                self.audit_batch_max.to_string(),
-            ),
-            (
-                "HEALTHCORE_LOG_FORMAT",
-                format!("{:?}", self.log_format).to_lowercase(),
-            ),
+            ("HEALTHCORE_DB_MAX_CONNECTIONS", self.db_max_connections.to_string()),
+            ("HEALTHCORE_JWT_SECRET", mask(&self.jwt_secret, "(generated, kept in the data folder)")),
+            ("HEALTHCORE_TOKEN_TTL_SECONDS", self.token_ttl_seconds.to_string()),
+            ("HEALTHCORE_ADMIN_PASSWORD", mask(&self.admin_password, "(generated on first start)")),
+            ("HEALTHCORE_BODY_LIMIT_BYTES", self.body_limit_bytes.to_string()),
+            ("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds.to_string()),
+            ("HEALTHCORE_AUDIT_BATCH_MAX", self.audit_batch_max.to_string()),
+            ("HEALTHCORE_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
             ("RUST_LOG", self.log_filter.clone()),
-            (
-                "HEALTHCORE_SHUTDOWN_GRACE_SECONDS",
-                self.shutdown_grace_seconds.to_string(),
-            ),
+            ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds.to_string()),
         ]
     }
 
@@ -384,16 +307,10 @@ fn read_config_file(path: &str) -> Result<HashMap<String, String>, ConfigError> 
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (key, value) = line.split_once('=').ok_or_else(|| {
-            invalid(
-                "HEALTHCORE_CONFIG_FILE",
-                format!("{path}:{}: expected KEY=VALUE", number + 1),
-            )
-        })?;
-        values.insert(
-            key.trim().to_owned(),
-            value.trim().trim_matches('"').to_owned(),
-        );
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| invalid("HEALTHCORE_CONFIG_FILE", format!("{path}:{}: expected KEY=VALUE", number + 1)))?;
+        values.insert(key.trim().to_owned(), value.trim().trim_matches('"').to_owned());
     }
     Ok(values)
 }
@@ -403,22 +320,14 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Config::from_map(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     #[test]
     fn with_nothing_set_it_runs_on_sqlite_in_the_data_folder() {
         let config = config(&[]).unwrap();
         assert_eq!(config.backend, Backend::Sqlite);
-        assert_eq!(
-            config.database_url.expose(),
-            "sqlite://./data/healthcore.db"
-        );
+        assert_eq!(config.database_url.expose(), "sqlite://./data/healthcore.db");
         assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
     }
 
@@ -431,20 +340,14 @@ mod tests {
     #[test]
     fn an_out_of_range_number_names_the_setting_and_the_range() {
         let err = config(&[("HEALTHCORE_TOKEN_TTL_SECONDS", "5")]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "HEALTHCORE_TOKEN_TTL_SECONDS: 5 is outside 60–86400"
-        );
+        assert_eq!(err.to_string(), "HEALTHCORE_TOKEN_TTL_SECONDS: 5 is outside 60–86400");
     }
 
     #[test]
     fn secrets_are_masked_when_described() {
         let config = config(&[
             ("DATABASE_URL", "postgres://app:hunter2hunter2@db/hc"),
-            (
-                "HEALTHCORE_JWT_SECRET",
-                "0123456789abcdef0123456789abcdef-secret",
-            ),
+            ("HEALTHCORE_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
         ])
         .unwrap();
         let text = format!("{:?} {:?}", config.describe(), config);

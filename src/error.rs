@@ -39,10 +39,7 @@ pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        AppError::Conflict {
-            code,
-            detail: detail.into(),
-        }
+        AppError::Conflict { code, detail: detail.into() }
     }
 
     pub fn invalid(field: &str, rule: &str, message: impl Into<String>) -> Self {
@@ -64,10 +61,6 @@ impl From<TransitionError> for AppError {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        if crate::store::is_unavailable(&err) {
-            AppError::Unavailable(err)
-        } else {
-            AppError::Internal(err.into())
-        }
+        if crate::store::is_unavailable(&err) { AppError::Unavailable(err) } else { AppError::Internal(err.into()) }
     }
 }

@@ -20,31 +20,18 @@ use crate::error::AppError;
 use crate::service;
 
 const GIVEN: &[&str] = &[
-    "Amara", "Ben", "Chloé", "Dmitri", "Elif", "Farah", "Gustavo", "Hana", "Ivan", "Jun", "Kofi",
-    "Lena", "Mateo", "Nia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tariq", "Uma", "Viktor",
-    "Wen", "Ximena", "Yusuf", "Zofia",
+    "Amara", "Ben", "Chloé", "Dmitri", "Elif", "Farah", "Gustavo", "Hana", "Ivan", "Jun", "Kofi", "Lena", "Mateo",
+    "Nia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tariq", "Uma", "Viktor", "Wen", "Ximena", "Yusuf", "Zofia",
 ];
 const FAMILY: &[&str] = &[
-    "Abara", "Becker", "Castillo", "Dubois", "Eriksen", "Fischer", "García", "Haddad", "Ivanova",
-    "Jensen", "Kowalski", "Larsen", "Mensah", "Nakamura", "Okafor", "Petrov", "Quinn", "Rossi",
-    "Schmidt", "Tanaka", "Usman", "Varga", "Walsh", "Xu", "Yilmaz", "Zhang",
+    "Abara", "Becker", "Castillo", "Dubois", "Eriksen", "Fischer", "García", "Haddad", "Ivanova", "Jensen", "Kowalski",
+    "Larsen", "Mensah", "Nakamura", "Okafor", "Petrov", "Quinn", "Rossi", "Schmidt", "Tanaka", "Usman", "Varga",
+    "Walsh", "Xu", "Yilmaz", "Zhang",
 ];
-const SPECIALTIES: &[&str] = &[
-    "cardiology",
-    "dermatology",
-    "family medicine",
-    "paediatrics",
-    "physiotherapy",
-    "radiology",
-];
-const REASONS: &[&str] = &[
-    "annual check-up",
-    "follow-up",
-    "vaccination",
-    "blood test",
-    "consultation",
-    "physiotherapy session",
-];
+const SPECIALTIES: &[&str] =
+    &["cardiology", "dermatology", "family medicine", "paediatrics", "physiotherapy", "radiology"];
+const REASONS: &[&str] =
+    &["annual check-up", "follow-up", "vaccination", "blood test", "consultation", "physiotherapy session"];
 
 fn bar(length: u64, label: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(length);
@@ -57,22 +44,13 @@ fn bar(length: u64, label: &'static str) -> ProgressBar {
     bar
 }
 
-pub async fn run(
-    config: Config,
-    patients: u32,
-    practitioners: u32,
-    appointments: u32,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, patients: u32, practitioners: u32, appointments: u32) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = app::open_store(&config).await?;
     let (state, audit_writer) = app::build_state(config, store).await?;
     // The seed acts as a system administrator; its audit records carry the nil actor id.
     let ctx = RequestContext {
-        principal: Principal {
-            user_id: Uuid::nil(),
-            role: Role::Admin,
-            patient_id: None,
-        },
+        principal: Principal { user_id: Uuid::nil(), role: Role::Admin, patient_id: None },
         correlation_id: format!("seed-{}", Uuid::new_v4()),
         client_addr: None,
         user_agent: Some("healthcore seed".into()),
@@ -82,9 +60,8 @@ pub async fn run(
     let progress = bar(u64::from(practitioners), "practitioners");
     let mut practitioner_ids = Vec::new();
     for _ in 0..practitioners {
-        let role = *["physician", "physician", "nurse", "therapist", "technician"]
-            .choose(&mut rng)
-            .unwrap_or(&"physician");
+        let role =
+            *["physician", "physician", "nurse", "therapist", "technician"].choose(&mut rng).unwrap_or(&"physician");
         let input = PractitionerInput {
             licence_number: Some(format!("LIC-{:08}", rng.random_range(0..100_000_000))),
             given_name: Some((*GIVEN.choose(&mut rng).unwrap_or(&"Alex")).into()),
@@ -106,30 +83,17 @@ pub async fn run(
     for _ in 0..patients {
         let given = *GIVEN.choose(&mut rng).unwrap_or(&"Alex");
         let family = *FAMILY.choose(&mut rng).unwrap_or(&"Smith");
-        let birth = NaiveDate::from_ymd_opt(
-            rng.random_range(1935..2024),
-            rng.random_range(1..=12),
-            rng.random_range(1..=28),
-        )
-        .unwrap_or_default();
+        let birth =
+            NaiveDate::from_ymd_opt(rng.random_range(1935..2024), rng.random_range(1..=12), rng.random_range(1..=28))
+                .unwrap_or_default();
         let input = PatientInput {
             given_name: Some(given.into()),
             family_name: Some(family.into()),
             birth_date: Some(birth.to_string()),
-            sex: Some(
-                (*["female", "male", "other", "unknown"]
-                    .choose(&mut rng)
-                    .unwrap_or(&"unknown"))
-                .into(),
-            ),
+            sex: Some((*["female", "male", "other", "unknown"].choose(&mut rng).unwrap_or(&"unknown")).into()),
             email: Some(
-                format!(
-                    "{}.{}{}@example.org",
-                    given.to_lowercase(),
-                    family.to_lowercase(),
-                    rng.random_range(1..999)
-                )
-                .replace(['é', 'í'], "e"),
+                format!("{}.{}{}@example.org", given.to_lowercase(), family.to_lowercase(), rng.random_range(1..999))
+                    .replace(['é', 'í'], "e"),
             ),
             phone: Some(format!("+1 555 {:04}", rng.random_range(0..10_000))),
             address: None,
@@ -152,9 +116,8 @@ pub async fn run(
         let mut attempts = 0;
         while booked < appointments && attempts < appointments.saturating_mul(10) {
             attempts += 1;
-            let start = base
-                + Duration::hours(rng.random_range(0..24 * 60))
-                + Duration::minutes(30 * rng.random_range(0..2));
+            let start =
+                base + Duration::hours(rng.random_range(0..24 * 60)) + Duration::minutes(30 * rng.random_range(0..2));
             let input = BookingInput {
                 patient_id: patient_ids.choose(&mut rng).copied(),
                 practitioner_id: practitioner_ids.choose(&mut rng).copied(),

@@ -55,10 +55,7 @@ pub fn access(role: Role, action: Action) -> Access {
     match (role, action) {
         (Role::Admin, _) => All,
         (_, PractitionerRead) => All,
-        (
-            Role::Physician | Role::Nurse | Role::Receptionist,
-            PatientCreate | PatientRead | PatientUpdate,
-        ) => All,
+        (Role::Physician | Role::Nurse | Role::Receptionist, PatientCreate | PatientRead | PatientUpdate) => All,
         (Role::Receptionist, PatientDeactivate) => All,
         (
             Role::Physician | Role::Nurse | Role::Receptionist,
@@ -66,9 +63,7 @@ pub fn access(role: Role, action: Action) -> Access {
         ) => All,
         (Role::Physician | Role::Nurse, AppointmentConclude) => All,
         (Role::Auditor, AuditRead) => All,
-        (Role::Patient, PatientRead | AppointmentBook | AppointmentRead | AppointmentCancel) => {
-            OwnRecord
-        }
+        (Role::Patient, PatientRead | AppointmentBook | AppointmentRead | AppointmentCancel) => OwnRecord,
         _ => Denied,
     }
 }
@@ -78,9 +73,7 @@ impl Principal {
     pub fn may(&self, action: Action, patient_id: Option<uuid::Uuid>) -> bool {
         match access(self.role, action) {
             Access::All => true,
-            Access::OwnRecord => {
-                self.patient_id.is_some() && patient_id.is_some() && self.patient_id == patient_id
-            }
+            Access::OwnRecord => self.patient_id.is_some() && patient_id.is_some() && self.patient_id == patient_id,
             Access::Denied => false,
         }
     }
@@ -99,11 +92,7 @@ mod tests {
     #[test]
     fn a_patient_user_reaches_only_its_own_record() {
         let own = Uuid::now_v7();
-        let principal = Principal {
-            user_id: Uuid::now_v7(),
-            role: Role::Patient,
-            patient_id: Some(own),
-        };
+        let principal = Principal { user_id: Uuid::now_v7(), role: Role::Patient, patient_id: Some(own) };
         assert!(principal.may(Action::PatientRead, Some(own)));
         assert!(!principal.may(Action::PatientRead, Some(Uuid::now_v7())));
         assert!(!principal.may(Action::PatientRead, None));
@@ -113,22 +102,14 @@ mod tests {
     fn a_patient_user_without_a_linked_record_reaches_nothing() {
         // The Django original matched ownership by e-mail, so an empty e-mail matched every patient
         // with an empty e-mail. Here an unlinked patient user must not match records with no id.
-        let principal = Principal {
-            user_id: Uuid::now_v7(),
-            role: Role::Patient,
-            patient_id: None,
-        };
+        let principal = Principal { user_id: Uuid::now_v7(), role: Role::Patient, patient_id: None };
         assert!(!principal.may(Action::PatientRead, None));
     }
 
     #[test]
     fn only_admins_manage_practitioners() {
         for role in Role::ALL {
-            assert_eq!(
-                access(role, Action::PractitionerWrite) == Access::All,
-                role == Role::Admin,
-                "{role}"
-            );
+            assert_eq!(access(role, Action::PractitionerWrite) == Access::All, role == Role::Admin, "{role}");
         }
     }
 

@@ -60,21 +60,14 @@ impl TokenIssuer {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 encoding of a plain struct cannot fail");
-        IssuedToken {
-            token,
-            expires_in: self.lifetime_seconds,
-        }
+        IssuedToken { token, expires_in: self.lifetime_seconds }
     }
 
     /// Returns the principal of a valid, unexpired token signed by us; `None` for anything else.
     pub fn verify(&self, token: &str) -> Option<Principal> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let claims = data.claims;
-        Some(Principal {
-            user_id: claims.sub,
-            role: claims.role,
-            patient_id: claims.pid,
-        })
+        Some(Principal { user_id: claims.sub, role: claims.role, patient_id: claims.pid })
     }
 }
 
@@ -83,21 +76,14 @@ mod tests {
     use super::*;
 
     fn principal() -> Principal {
-        Principal {
-            user_id: Uuid::now_v7(),
-            role: Role::Nurse,
-            patient_id: None,
-        }
+        Principal { user_id: Uuid::now_v7(), role: Role::Nurse, patient_id: None }
     }
 
     #[test]
     fn an_issued_token_verifies_to_the_same_principal() {
         let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", 60);
         let principal = principal();
-        assert_eq!(
-            issuer.verify(&issuer.issue(&principal).token),
-            Some(principal)
-        );
+        assert_eq!(issuer.verify(&issuer.issue(&principal).token), Some(principal));
     }
 
     #[test]

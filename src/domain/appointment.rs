@@ -45,10 +45,7 @@ impl AppointmentStatus {
             "cancelled" => Ok(Self::Cancelled),
             "completed" => Ok(Self::Completed),
             "no_show" => Ok(Self::NoShow),
-            _ => Err((
-                "one_of",
-                "must be one of booked, cancelled, completed, no_show".into(),
-            )),
+            _ => Err(("one_of", "must be one of booked, cancelled, completed, no_show".into())),
         }
     }
 }
@@ -67,10 +64,7 @@ impl TimeSlot {
             return Err(("after_start", "must be after start".into()));
         }
         if end - start > Duration::hours(MAX_DURATION_HOURS) {
-            return Err((
-                "max_duration",
-                format!("must be at most {MAX_DURATION_HOURS} hours after start"),
-            ));
+            return Err(("max_duration", format!("must be at most {MAX_DURATION_HOURS} hours after start")));
         }
         Ok(Self { start, end })
     }
@@ -117,10 +111,7 @@ pub enum TransitionError {
 
 impl Appointment {
     pub fn slot(&self) -> TimeSlot {
-        TimeSlot {
-            start: self.start,
-            end: self.end,
-        }
+        TimeSlot { start: self.start, end: self.end }
     }
 
     fn ensure_booked(&self) -> Result<(), TransitionError> {
@@ -138,15 +129,8 @@ impl Appointment {
     }
 
     /// `completed` and `no_show` describe what happened, so they need the start to have passed.
-    pub fn conclude(
-        &mut self,
-        outcome: AppointmentStatus,
-        now: DateTime<Utc>,
-    ) -> Result<(), TransitionError> {
-        debug_assert!(matches!(
-            outcome,
-            AppointmentStatus::Completed | AppointmentStatus::NoShow
-        ));
+    pub fn conclude(&mut self, outcome: AppointmentStatus, now: DateTime<Utc>) -> Result<(), TransitionError> {
+        debug_assert!(matches!(outcome, AppointmentStatus::Completed | AppointmentStatus::NoShow));
         self.ensure_booked()?;
         if self.start > now {
             return Err(TransitionError::NotStarted);
@@ -155,11 +139,7 @@ impl Appointment {
         Ok(())
     }
 
-    pub fn reschedule(
-        &mut self,
-        slot: TimeSlot,
-        now: DateTime<Utc>,
-    ) -> Result<(), TransitionError> {
+    pub fn reschedule(&mut self, slot: TimeSlot, now: DateTime<Utc>) -> Result<(), TransitionError> {
         self.ensure_booked()?;
         if self.start <= now {
             return Err(TransitionError::AlreadyStarted);
@@ -206,13 +186,8 @@ pub fn parse_slot(
 ) -> Option<TimeSlot> {
     let start = errors.check(
         "start",
-        present(start).and_then(|s| {
-            if s <= now {
-                Err(("in_future", "must be in the future".into()))
-            } else {
-                Ok(truncate(s))
-            }
-        }),
+        present(start)
+            .and_then(|s| if s <= now { Err(("in_future", "must be in the future".into())) } else { Ok(truncate(s)) }),
     );
     let end = errors.check("end", present(end).map(truncate));
     match (start, end) {
@@ -233,14 +208,9 @@ impl BookingDraft {
         let patient_id = errors.check("patient_id", present(input.patient_id));
         let practitioner_id = errors.check("practitioner_id", present(input.practitioner_id));
         let slot = parse_slot(&mut errors, input.start, input.end, now);
-        let reason = errors.check(
-            "reason",
-            required(&input.reason).and_then(|v| validation::required_text(v, REASON_MAX)),
-        );
-        let notes = errors.check(
-            "notes",
-            validation::optional_text(input.notes.as_deref(), NOTES_MAX),
-        );
+        let reason =
+            errors.check("reason", required(&input.reason).and_then(|v| validation::required_text(v, REASON_MAX)));
+        let notes = errors.check("notes", validation::optional_text(input.notes.as_deref(), NOTES_MAX));
         errors.into_result(|| BookingDraft {
             patient_id: patient_id.unwrap(),
             practitioner_id: practitioner_id.unwrap(),
@@ -267,10 +237,7 @@ pub struct CancelInput {
 
 pub fn parse_cancellation_reason(input: &CancelInput) -> Result<String, FieldErrors> {
     let mut errors = FieldErrors::new();
-    let reason = errors.check(
-        "reason",
-        required(&input.reason).and_then(|v| validation::required_text(v, REASON_MAX)),
-    );
+    let reason = errors.check("reason", required(&input.reason).and_then(|v| validation::required_text(v, REASON_MAX)));
     errors.into_result(|| reason.unwrap())
 }
 
@@ -308,12 +275,7 @@ mod tests {
     #[test]
     fn a_slot_may_last_eight_hours_but_not_longer() {
         assert!(TimeSlot::new(at(8), at(16)).is_ok());
-        assert_eq!(
-            TimeSlot::new(at(8), at(16) + Duration::seconds(1))
-                .unwrap_err()
-                .0,
-            "max_duration"
-        );
+        assert_eq!(TimeSlot::new(at(8), at(16) + Duration::seconds(1)).unwrap_err().0, "max_duration");
     }
 
     #[test]
@@ -343,10 +305,7 @@ mod tests {
     fn cancelled_completed_and_no_show_are_final() {
         let mut appointment = booked(9, 10);
         appointment.cancel("ill".into()).unwrap();
-        assert_eq!(
-            appointment.cancel("again".into()),
-            Err(TransitionError::Final("cancelled"))
-        );
+        assert_eq!(appointment.cancel("again".into()), Err(TransitionError::Final("cancelled")));
         assert_eq!(
             appointment.conclude(AppointmentStatus::Completed, at(11)),
             Err(TransitionError::Final("cancelled"))
@@ -356,13 +315,8 @@ mod tests {
     #[test]
     fn completion_waits_for_the_start_time() {
         let mut appointment = booked(9, 10);
-        assert_eq!(
-            appointment.conclude(AppointmentStatus::Completed, at(8)),
-            Err(TransitionError::NotStarted)
-        );
-        appointment
-            .conclude(AppointmentStatus::NoShow, at(9))
-            .unwrap();
+        assert_eq!(appointment.conclude(AppointmentStatus::Completed, at(8)), Err(TransitionError::NotStarted));
+        appointment.conclude(AppointmentStatus::NoShow, at(9)).unwrap();
         assert_eq!(appointment.status, AppointmentStatus::NoShow);
     }
 
@@ -370,10 +324,7 @@ mod tests {
     fn an_appointment_that_has_started_cannot_be_rescheduled() {
         let mut appointment = booked(9, 10);
         let later = TimeSlot::new(at(14), at(15)).unwrap();
-        assert_eq!(
-            appointment.reschedule(later, at(9)),
-            Err(TransitionError::AlreadyStarted)
-        );
+        assert_eq!(appointment.reschedule(later, at(9)), Err(TransitionError::AlreadyStarted));
         appointment.reschedule(later, at(8)).unwrap();
         assert_eq!((appointment.start, appointment.end), (at(14), at(15)));
     }

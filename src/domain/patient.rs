@@ -36,10 +36,7 @@ impl Sex {
             "female" => Ok(Sex::Female),
             "other" => Ok(Sex::Other),
             "unknown" => Ok(Sex::Unknown),
-            _ => Err((
-                "one_of",
-                "must be one of male, female, other, unknown".into(),
-            )),
+            _ => Err(("one_of", "must be one of male, female, other, unknown".into())),
         }
     }
 }
@@ -96,25 +93,16 @@ pub struct PatientDraft {
 impl PatientDraft {
     pub fn parse(input: &PatientInput, today: NaiveDate) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let given_name = errors.check(
-            "given_name",
-            required(&input.given_name).and_then(|v| validation::required_text(v, NAME_MAX)),
-        );
-        let family_name = errors.check(
-            "family_name",
-            required(&input.family_name).and_then(|v| validation::required_text(v, NAME_MAX)),
-        );
-        let birth_date = errors.check(
-            "birth_date",
-            required(&input.birth_date).and_then(|v| parse_birth_date(v, today)),
-        );
+        let given_name = errors
+            .check("given_name", required(&input.given_name).and_then(|v| validation::required_text(v, NAME_MAX)));
+        let family_name = errors
+            .check("family_name", required(&input.family_name).and_then(|v| validation::required_text(v, NAME_MAX)));
+        let birth_date =
+            errors.check("birth_date", required(&input.birth_date).and_then(|v| parse_birth_date(v, today)));
         let sex = errors.check("sex", required(&input.sex).and_then(Sex::parse));
         let email = errors.check("email", optional(&input.email, validation::email));
         let phone = errors.check("phone", optional(&input.phone, validation::phone));
-        let address = errors.check(
-            "address",
-            validation::optional_text(input.address.as_deref(), ADDRESS_MAX),
-        );
+        let address = errors.check("address", validation::optional_text(input.address.as_deref(), ADDRESS_MAX));
         errors.into_result(|| PatientDraft {
             given_name: given_name.unwrap(),
             family_name: family_name.unwrap(),
@@ -161,37 +149,27 @@ pub struct PatientPatch {
 impl PatientPatch {
     pub fn parse(input: &PatientPatchInput, today: NaiveDate) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let patch =
-            PatientPatch {
-                given_name: input.given_name.as_deref().and_then(|v| {
-                    errors.check("given_name", validation::required_text(v, NAME_MAX))
-                }),
-                family_name: input.family_name.as_deref().and_then(|v| {
-                    errors.check("family_name", validation::required_text(v, NAME_MAX))
-                }),
-                birth_date: input
-                    .birth_date
-                    .as_deref()
-                    .and_then(|v| errors.check("birth_date", parse_birth_date(v, today))),
-                sex: input
-                    .sex
-                    .as_deref()
-                    .and_then(|v| errors.check("sex", Sex::parse(v))),
-                email: input
-                    .email
-                    .as_ref()
-                    .and_then(|v| errors.check("email", optional(v, validation::email))),
-                phone: input
-                    .phone
-                    .as_ref()
-                    .and_then(|v| errors.check("phone", optional(v, validation::phone))),
-                address: input.address.as_ref().and_then(|v| {
-                    errors.check(
-                        "address",
-                        validation::optional_text(v.as_deref(), ADDRESS_MAX),
-                    )
-                }),
-            };
+        let patch = PatientPatch {
+            given_name: input
+                .given_name
+                .as_deref()
+                .and_then(|v| errors.check("given_name", validation::required_text(v, NAME_MAX))),
+            family_name: input
+                .family_name
+                .as_deref()
+                .and_then(|v| errors.check("family_name", validation::required_text(v, NAME_MAX))),
+            birth_date: input
+                .birth_date
+                .as_deref()
+                .and_then(|v| errors.check("birth_date", parse_birth_date(v, today))),
+            sex: input.sex.as_deref().and_then(|v| errors.check("sex", Sex::parse(v))),
+            email: input.email.as_ref().and_then(|v| errors.check("email", optional(v, validation::email))),
+            phone: input.phone.as_ref().and_then(|v| errors.check("phone", optional(v, validation::phone))),
+            address: input
+                .address
+                .as_ref()
+                .and_then(|v| errors.check("address", validation::optional_text(v.as_deref(), ADDRESS_MAX))),
+        };
         errors.into_result(|| patch)
     }
 
@@ -294,17 +272,9 @@ mod tests {
 
     #[test]
     fn every_invalid_field_is_reported_at_once() {
-        let input = PatientInput {
-            birth_date: Some("2999-01-01".into()),
-            sex: Some("x".into()),
-            ..Default::default()
-        };
+        let input = PatientInput { birth_date: Some("2999-01-01".into()), sex: Some("x".into()), ..Default::default() };
         let errors = PatientDraft::parse(&input, today()).unwrap_err();
-        let fields: Vec<_> = errors
-            .0
-            .iter()
-            .map(|e| (e.field.as_str(), e.rule.as_str()))
-            .collect();
+        let fields: Vec<_> = errors.0.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
         assert_eq!(
             fields,
             [
@@ -318,15 +288,9 @@ mod tests {
 
     #[test]
     fn a_birth_date_before_1900_is_rejected() {
-        assert_eq!(
-            parse_birth_date("1899-12-31", today()).unwrap_err().0,
-            "not_before_1900"
-        );
+        assert_eq!(parse_birth_date("1899-12-31", today()).unwrap_err().0, "not_before_1900");
         assert!(parse_birth_date("1900-01-01", today()).is_ok());
-        assert_eq!(
-            parse_birth_date("2026-02-30", today()).unwrap_err().0,
-            "date"
-        );
+        assert_eq!(parse_birth_date("2026-02-30", today()).unwrap_err().0, "date");
     }
 
     #[test]

@@ -38,10 +38,7 @@ impl PractitionerRole {
             "therapist" => Ok(Self::Therapist),
             "technician" => Ok(Self::Technician),
             "other" => Ok(Self::Other),
-            _ => Err((
-                "one_of",
-                "must be one of physician, nurse, therapist, technician, other".into(),
-            )),
+            _ => Err(("one_of", "must be one of physician, nurse, therapist, technician, other".into())),
         }
     }
 }
@@ -84,44 +81,28 @@ pub struct PractitionerDraft {
 /// Licence numbers: letters, digits and `-`, `/`, `.`; stored upper-case so uniqueness ignores case.
 pub fn parse_licence_number(value: &str) -> RuleResult<String> {
     let text = validation::required_text(value, LICENCE_MAX)?;
-    if text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c))
-    {
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c)) {
         Ok(text.to_ascii_uppercase())
     } else {
-        Err((
-            "licence_number",
-            "may contain only letters, digits, '-', '/' and '.'".into(),
-        ))
+        Err(("licence_number", "may contain only letters, digits, '-', '/' and '.'".into()))
     }
 }
 
 impl PractitionerDraft {
     pub fn parse(input: &PractitionerInput) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let licence_number = errors.check(
-            "licence_number",
-            required(&input.licence_number).and_then(parse_licence_number),
-        );
+        let licence_number =
+            errors.check("licence_number", required(&input.licence_number).and_then(parse_licence_number));
         let given_name = errors.check(
             "given_name",
-            required(&input.given_name)
-                .and_then(|v| validation::required_text(v, super::patient::NAME_MAX)),
+            required(&input.given_name).and_then(|v| validation::required_text(v, super::patient::NAME_MAX)),
         );
         let family_name = errors.check(
             "family_name",
-            required(&input.family_name)
-                .and_then(|v| validation::required_text(v, super::patient::NAME_MAX)),
+            required(&input.family_name).and_then(|v| validation::required_text(v, super::patient::NAME_MAX)),
         );
-        let role = errors.check(
-            "role",
-            required(&input.role).and_then(PractitionerRole::parse),
-        );
-        let specialty = errors.check(
-            "specialty",
-            validation::optional_text(input.specialty.as_deref(), SPECIALTY_MAX),
-        );
+        let role = errors.check("role", required(&input.role).and_then(PractitionerRole::parse));
+        let specialty = errors.check("specialty", validation::optional_text(input.specialty.as_deref(), SPECIALTY_MAX));
         errors.into_result(|| PractitionerDraft {
             licence_number: licence_number.unwrap(),
             given_name: given_name.unwrap(),
@@ -162,24 +143,13 @@ impl PractitionerPatch {
                 .licence_number
                 .as_deref()
                 .and_then(|v| errors.check("licence_number", parse_licence_number(v))),
-            given_name: input
-                .given_name
-                .as_deref()
-                .and_then(|v| errors.check("given_name", name(v))),
-            family_name: input
-                .family_name
-                .as_deref()
-                .and_then(|v| errors.check("family_name", name(v))),
-            role: input
-                .role
-                .as_deref()
-                .and_then(|v| errors.check("role", PractitionerRole::parse(v))),
-            specialty: input.specialty.as_ref().and_then(|v| {
-                errors.check(
-                    "specialty",
-                    validation::optional_text(v.as_deref(), SPECIALTY_MAX),
-                )
-            }),
+            given_name: input.given_name.as_deref().and_then(|v| errors.check("given_name", name(v))),
+            family_name: input.family_name.as_deref().and_then(|v| errors.check("family_name", name(v))),
+            role: input.role.as_deref().and_then(|v| errors.check("role", PractitionerRole::parse(v))),
+            specialty: input
+                .specialty
+                .as_ref()
+                .and_then(|v| errors.check("specialty", validation::optional_text(v.as_deref(), SPECIALTY_MAX))),
         };
         errors.into_result(|| patch)
     }
@@ -217,10 +187,7 @@ mod tests {
 
     #[test]
     fn a_licence_number_with_spaces_inside_is_rejected() {
-        assert_eq!(
-            parse_licence_number("MD 123").unwrap_err().0,
-            "licence_number"
-        );
+        assert_eq!(parse_licence_number("MD 123").unwrap_err().0, "licence_number");
     }
 
     #[test]
@@ -233,9 +200,6 @@ mod tests {
         };
         let errors = PractitionerDraft::parse(&input).unwrap_err();
         assert_eq!(errors.0.len(), 1);
-        assert_eq!(
-            (errors.0[0].field.as_str(), errors.0[0].rule.as_str()),
-            ("role", "required")
-        );
+        assert_eq!((errors.0[0].field.as_str(), errors.0[0].rule.as_str()), ("role", "required"));
     }
 }

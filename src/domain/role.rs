@@ -15,14 +15,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::Admin,
-        Role::Physician,
-        Role::Nurse,
-        Role::Receptionist,
-        Role::Auditor,
-        Role::Patient,
-    ];
+    pub const ALL: [Role; 6] =
+        [Role::Admin, Role::Physician, Role::Nurse, Role::Receptionist, Role::Auditor, Role::Patient];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,9 +40,8 @@ impl FromStr for Role {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| format!("unknown role '{s}' (expected one of admin, physician, nurse, receptionist, auditor, patient)"))
+        Role::ALL.into_iter().find(|role| role.as_str() == s).ok_or_else(|| {
+            format!("unknown role '{s}' (expected one of admin, physician, nurse, receptionist, auditor, patient)")
+        })
     }
 }

@@ -27,19 +27,11 @@ impl FieldErrors {
     }
 
     pub fn add(&mut self, field: &str, rule: &str, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.to_owned(),
-            rule: rule.to_owned(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.to_owned(), rule: rule.to_owned(), message: message.into() });
     }
 
     /// Records the error of a field parser and returns its value when it succeeded.
-    pub fn check<T>(
-        &mut self,
-        field: &str,
-        result: Result<T, (&'static str, String)>,
-    ) -> Option<T> {
+    pub fn check<T>(&mut self, field: &str, result: Result<T, (&'static str, String)>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err((rule, message)) => {
@@ -54,11 +46,7 @@ impl FieldErrors {
     }
 
     pub fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T, FieldErrors> {
-        if self.is_empty() {
-            Ok(value())
-        } else {
-            Err(self)
-        }
+        if self.is_empty() { Ok(value()) } else { Err(self) }
     }
 }
 
@@ -71,10 +59,7 @@ pub fn required(value: &Option<String>) -> RuleResult<&str> {
 }
 
 /// A field that may be absent or blank; when given it must pass `rule`.
-pub fn optional(
-    value: &Option<String>,
-    rule: fn(&str) -> RuleResult<String>,
-) -> RuleResult<Option<String>> {
+pub fn optional(value: &Option<String>, rule: fn(&str) -> RuleResult<String>) -> RuleResult<Option<String>> {
     match value.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(text) => rule(text).map(Some),
@@ -100,19 +85,10 @@ pub fn optional_text(value: Option<&str>, max_chars: usize) -> RuleResult<Option
 
 fn bounded(text: &str, max_chars: usize) -> RuleResult<String> {
     if text.chars().count() > max_chars {
-        return Err((
-            "max_length",
-            format!("must be at most {max_chars} characters"),
-        ));
+        return Err(("max_length", format!("must be at most {max_chars} characters")));
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err((
-            "no_control_characters",
-            "must not contain control characters".into(),
-        ));
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(("no_control_characters", "must not contain control characters".into()));
     }
     Ok(text.to_owned())
 }
@@ -131,25 +107,29 @@ pub fn email(value: &str) -> RuleResult<String> {
         }
         None => false,
     };
-    if valid {
-        Ok(text)
-    } else {
-        Err(("email", "must be an e-mail address".into()))
-    }
+    if valid { Ok(text) } else { Err(("email", "must be an e-mail address".into())) }
 }
 
 /// Phone numbers: digits with optional leading `+` and the usual separators, 5–20 digits.
 pub fn phone(value: &str) -> RuleResult<String> {
     let text = value.trim();
     let digits = text.chars().filter(char::is_ascii_digit).count();
-    let allowed = text
-        .char_indices()
-        .all(|(i, c)| c.is_ascii_digit() || " -().".contains(c) || (c == '+' && i == 0));
+    let allowed = text.char_indices().all(|(i, c)| c.is_ascii_digit() || " -().".contains(c) || (c == '+' && i == 0));
     if allowed && (5..=20).contains(&digits) {
         Ok(text.to_owned())
     } else {
         Err(("phone", "must be a phone number of 5 to 20 digits".into()))
     }
+}
+
+/// Deserializes a field that is present (possibly `null`) as `Some(value)`, so that with
+/// `#[serde(default)]` "absent" and "null" can be told apart in partial updates.
+pub fn present<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 #[cfg(test)]
@@ -186,14 +166,4 @@ mod tests {
         assert!(phone("12+34567").is_err());
         assert!(phone("123").is_err());
     }
-}
-
-/// Deserializes a field that is present (possibly `null`) as `Some(value)`, so that with
-/// `#[serde(default)]` "absent" and "null" can be told apart in partial updates.
-pub fn present<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    T: serde::Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    T::deserialize(deserializer).map(Some)
 }

@@ -22,21 +22,14 @@ pub struct CallerSlot(pub Arc<OnceLock<Principal>>);
 /// The route label for logs (and metrics): the matched template, or one constant for unmatched
 /// paths so random URLs cannot create unbounded label values.
 pub fn route_of(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
+    request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
 }
 
 pub async fn middleware(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = route_of(&request);
-    let correlation_id = request
-        .extensions()
-        .get::<CorrelationId>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
+    let correlation_id = request.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
     let caller = CallerSlot::default();
     request.extensions_mut().insert(caller.clone());
     let span = tracing::info_span!("http.request", correlation_id = %correlation_id, method = %method, route = %route);

@@ -22,11 +22,7 @@ pub fn current() -> Option<String> {
 }
 
 pub fn is_well_formed(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// The request's correlation ID, stored in the request extensions by `middleware`.

@@ -6,9 +6,7 @@ use std::net::SocketAddr;
 
 use axum::{
     body::Bytes,
-    extract::{
-        ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, rejection::BytesRejection,
-    },
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, rejection::BytesRejection},
     http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -37,8 +35,7 @@ fn is_json(parts: &Request) -> bool {
         .and_then(|v| v.split(';').next())
         .map(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -55,27 +52,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             )
             .into_response());
         }
-        let raw =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection| match rejection {
-                    BytesRejection::FailedToBufferBody(_)
-                        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-                    {
-                        Problem::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "payload-too-large",
-                            "the request body is larger than the limit",
-                        )
-                        .into_response()
-                    }
-                    other => Problem::new(
-                        other.status(),
-                        "bad-request",
-                        "the request body could not be read",
-                    )
-                    .into_response(),
-                })?;
+        let raw = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "the request body is larger than the limit",
+                )
+                .into_response()
+            }
+            other => Problem::new(other.status(), "bad-request", "the request body could not be read").into_response(),
+        })?;
+        // serde would read a JSON array positionally into a struct; every body here is an object.
+        let first = raw.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{' && (b"[\"-0123456789tfn".contains(b))) {
+            return Err(AppError::Validation(FieldErrors::single("body", "object", "the body must be a JSON object"))
+                .into_response());
+        }
         let deserializer = &mut serde_json::Deserializer::from_slice(&raw);
         match serde_path_to_error::deserialize::<_, T>(deserializer) {
             Ok(value) => Ok(JsonBody { value, raw }),
@@ -85,30 +78,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 if inner.is_data() {
                     // Well-formed JSON of the wrong shape: name the field and the rule. serde's
                     // message names a type or an unknown field, never a value the client sent.
-                    let (field, rule) = if path == "." {
-                        ("body".to_owned(), "shape")
-                    } else {
-                        (path, "type")
-                    };
+                    let (field, rule) = if path == "." { ("body".to_owned(), "shape") } else { (path, "type") };
                     let (field, rule) = match unknown_field(&inner.to_string()) {
                         Some(name) => (name, "unknown_field"),
                         None => (field, rule),
                     };
-                    Err(AppError::Validation(FieldErrors::single(
-                        &field,
-                        rule,
-                        type_message(&inner.to_string()),
-                    ))
-                    .into_response())
+                    Err(AppError::Validation(FieldErrors::single(&field, rule, type_message(&inner.to_string())))
+                        .into_response())
                 } else {
                     Err(Problem::new(
                         StatusCode::BAD_REQUEST,
                         "malformed-json",
-                        format!(
-                            "the body is not valid JSON (line {}, column {})",
-                            inner.line(),
-                            inner.column()
-                        ),
+                        format!("the body is not valid JSON (line {}, column {})", inner.line(), inner.column()),
                     )
                     .into_response())
                 }
@@ -124,11 +105,7 @@ fn unknown_field(message: &str) -> Option<String> {
 
 /// serde's message without the " at line X column Y" suffix.
 fn type_message(message: &str) -> String {
-    message
-        .split(" at line ")
-        .next()
-        .unwrap_or(message)
-        .to_owned()
+    message.split(" at line ").next().unwrap_or(message).to_owned()
 }
 
 /// A UUID path segment; anything else is a 400, never a 500.
@@ -138,23 +115,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-id",
-                    "the id in the path is missing",
-                )
-                .into_response()
-            })?;
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| {
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-id", "the id in the path is missing").into_response()
+        })?;
         Uuid::parse_str(&raw).map(IdPath).map_err(|_| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-id",
-                "the id in the path must be a UUID",
-            )
-            .into_response()
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-id", "the id in the path must be a UUID").into_response()
         })
     }
 }
@@ -170,12 +135,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
             .await
             .map(|Query(map)| QueryParams(map))
             .map_err(|_| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad-request",
-                    "the query string is malformed",
-                )
-                .into_response()
+                Problem::new(StatusCode::BAD_REQUEST, "bad-request", "the query string is malformed").into_response()
             })
     }
 }
@@ -195,11 +155,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         if text == "*" {
             return Ok(IfMatch(None));
         }
-        let version = text
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .parse::<i64>()
-            .unwrap_or(-1);
+        let version = text.trim_start_matches("W/").trim_matches('"').parse::<i64>().unwrap_or(-1);
         Ok(IfMatch(Some(version)))
     }
 }
@@ -213,32 +169,18 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.headers.get("idempotency-key") {
             None => Ok(IdempotencyKey(None)),
-            Some(value) => value
-                .to_str()
-                .map(|v| IdempotencyKey(Some(v.to_owned())))
-                .map_err(|_| {
-                    AppError::BadRequest("the Idempotency-Key header must be visible ASCII".into())
-                        .into_response()
-                }),
+            Some(value) => value.to_str().map(|v| IdempotencyKey(Some(v.to_owned()))).map_err(|_| {
+                AppError::BadRequest("the Idempotency-Key header must be visible ASCII".into()).into_response()
+            }),
         }
     }
 }
 
 fn request_origin(parts: &Parts) -> (String, Option<String>, Option<String>) {
-    let correlation_id = parts
-        .extensions
-        .get::<CorrelationId>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
-    let client_addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(256).collect());
+    let correlation_id = parts.extensions.get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
+    let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let user_agent =
+        parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(256).collect());
     (correlation_id, client_addr, user_agent)
 }
 
@@ -248,35 +190,24 @@ pub struct Caller(pub RequestContext);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or_else(|| {
-                AppError::Unauthorized("a bearer token is required (POST /api/v1/auth/token)")
-                    .into_response()
+                AppError::Unauthorized("a bearer token is required (POST /api/v1/auth/token)").into_response()
             })?;
-        let principal = state.tokens.verify(token.trim()).ok_or_else(|| {
-            AppError::Unauthorized("the bearer token is invalid or expired").into_response()
-        })?;
+        let principal = state
+            .tokens
+            .verify(token.trim())
+            .ok_or_else(|| AppError::Unauthorized("the bearer token is invalid or expired").into_response())?;
         if let Some(slot) = parts.extensions.get::<CallerSlot>() {
             let _ = slot.0.set(principal);
         }
         let (correlation_id, client_addr, user_agent) = request_origin(parts);
-        Ok(Caller(RequestContext {
-            principal,
-            correlation_id,
-            client_addr,
-            user_agent,
-        }))
+        Ok(Caller(RequestContext { principal, correlation_id, client_addr, user_agent }))
     }
 }
 
@@ -288,10 +219,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Anonymous {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let (correlation_id, client_addr, user_agent) = request_origin(parts);
-        Ok(Anonymous(AnonymousContext {
-            correlation_id,
-            client_addr,
-            user_agent,
-        }))
+        Ok(Anonymous(AnonymousContext { correlation_id, client_addr, user_agent }))
     }
 }

@@ -49,10 +49,7 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -62,26 +59,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::issue_token))
         .routes(routes!(auth::me))
         .routes(routes!(patients::create_patient, patients::list_patients))
-        .routes(routes!(
-            patients::get_patient,
-            patients::update_patient,
-            patients::deactivate_patient
-        ))
+        .routes(routes!(patients::get_patient, patients::update_patient, patients::deactivate_patient))
         .routes(routes!(patients::reactivate_patient))
-        .routes(routes!(
-            practitioners::create_practitioner,
-            practitioners::list_practitioners
-        ))
+        .routes(routes!(practitioners::create_practitioner, practitioners::list_practitioners))
         .routes(routes!(
             practitioners::get_practitioner,
             practitioners::update_practitioner,
             practitioners::deactivate_practitioner
         ))
         .routes(routes!(practitioners::reactivate_practitioner))
-        .routes(routes!(
-            appointments::book_appointment,
-            appointments::list_appointments
-        ))
+        .routes(routes!(appointments::book_appointment, appointments::list_appointments))
         .routes(routes!(appointments::get_appointment))
         .routes(routes!(appointments::reschedule_appointment))
         .routes(routes!(appointments::cancel_appointment))
@@ -104,27 +91,20 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "this route does not accept that method",
-    )
-    .into_response()
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")
+        .into_response()
 }
 
 /// The complete application: API routes, documentation, fallbacks and middleware.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
-    api.route(
-        "/api/openapi.json",
-        get(move || std::future::ready(Json(openapi_json.clone()))),
-    )
-    .route("/api/docs", get(routes::docs::page))
-    .fallback(not_found)
-    .method_not_allowed_fallback(method_not_allowed)
-    .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
-    .layer(middleware::from_fn(access_log::middleware))
-    .layer(middleware::from_fn(correlation::middleware))
-    .with_state(state)
+    api.route("/api/openapi.json", get(move || std::future::ready(Json(openapi_json.clone()))))
+        .route("/api/docs", get(routes::docs::page))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(middleware::from_fn(access_log::middleware))
+        .layer(middleware::from_fn(correlation::middleware))
+        .with_state(state)
 }

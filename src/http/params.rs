@@ -19,17 +19,11 @@ pub struct Params<'a> {
 
 impl<'a> Params<'a> {
     pub fn new(values: &'a HashMap<String, String>) -> Self {
-        Params {
-            values,
-            errors: FieldErrors::new(),
-        }
+        Params { values, errors: FieldErrors::new() }
     }
 
     fn raw(&self, name: &str) -> Option<&'a str> {
-        self.values
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.values.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     pub fn page(&mut self) -> PageRequest {
@@ -43,11 +37,7 @@ impl<'a> Params<'a> {
             None => default,
             Some(Ok(n)) if (min..=max).contains(&n) => n,
             Some(_) => {
-                self.errors.add(
-                    name,
-                    "range",
-                    format!("must be a whole number from {min} to {max}"),
-                );
+                self.errors.add(name, "range", format!("must be a whole number from {min} to {max}"));
                 default
             }
         }
@@ -56,11 +46,7 @@ impl<'a> Params<'a> {
     pub fn text(&mut self, name: &str, max_chars: usize) -> Option<String> {
         let value = self.raw(name)?.trim();
         if value.chars().count() > max_chars {
-            self.errors.add(
-                name,
-                "max_length",
-                format!("must be at most {max_chars} characters"),
-            );
+            self.errors.add(name, "max_length", format!("must be at most {max_chars} characters"));
             return None;
         }
         (!value.is_empty()).then(|| value.to_owned())
@@ -79,42 +65,24 @@ impl<'a> Params<'a> {
 
     pub fn uuid(&mut self, name: &str) -> Option<Uuid> {
         let raw = self.raw(name)?;
-        Uuid::parse_str(raw)
-            .map_err(|_| self.errors.add(name, "uuid", "must be a UUID"))
-            .ok()
+        Uuid::parse_str(raw).map_err(|_| self.errors.add(name, "uuid", "must be a UUID")).ok()
     }
 
     pub fn time(&mut self, name: &str) -> Option<DateTime<Utc>> {
         let raw = self.raw(name)?;
         DateTime::parse_from_rfc3339(raw)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                self.errors.add(
-                    name,
-                    "rfc3339",
-                    "must be an RFC 3339 timestamp such as 2030-01-31T09:00:00Z",
-                )
-            })
+            .map_err(|_| self.errors.add(name, "rfc3339", "must be an RFC 3339 timestamp such as 2030-01-31T09:00:00Z"))
             .ok()
     }
 
     /// A value from a closed set, parsed by the domain's own parser.
-    pub fn one_of<T>(
-        &mut self,
-        name: &str,
-        parse: fn(&str) -> Result<T, (&'static str, String)>,
-    ) -> Option<T> {
+    pub fn one_of<T>(&mut self, name: &str, parse: fn(&str) -> Result<T, (&'static str, String)>) -> Option<T> {
         let raw = self.raw(name)?;
-        parse(raw)
-            .map_err(|(rule, message)| self.errors.add(name, rule, message))
-            .ok()
+        parse(raw).map_err(|(rule, message)| self.errors.add(name, rule, message)).ok()
     }
 
     pub fn finish(self) -> Result<(), FieldErrors> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(self.errors)
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(self.errors) }
     }
 }

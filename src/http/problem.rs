@@ -49,13 +49,9 @@ impl IntoResponse for Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -65,39 +61,24 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let problem = match self {
             AppError::Validation(errors) => {
-                let mut problem = Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation",
-                    describe_fields(&errors.0),
-                );
+                let mut problem =
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", describe_fields(&errors.0));
                 problem.errors = errors.0;
                 problem
             }
-            AppError::BadRequest(detail) => {
-                Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+            AppError::BadRequest(detail) => Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail),
+            AppError::NotFound(what) => {
+                Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no {what} with this id"))
             }
-            AppError::NotFound(what) => Problem::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                format!("no {what} with this id"),
-            ),
             AppError::Conflict { code, detail } => Problem::new(StatusCode::CONFLICT, code, detail),
-            err @ AppError::PreconditionFailed { .. } => Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "stale-version",
-                err.to_string(),
-            ),
-            AppError::IdempotencyMismatch(detail) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                detail,
-            ),
-            AppError::Unauthorized(detail) => {
-                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            err @ AppError::PreconditionFailed { .. } => {
+                Problem::new(StatusCode::PRECONDITION_FAILED, "stale-version", err.to_string())
             }
-            err @ AppError::Forbidden(_) => {
-                Problem::new(StatusCode::FORBIDDEN, "forbidden", err.to_string())
+            AppError::IdempotencyMismatch(detail) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", detail)
             }
+            AppError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail),
+            err @ AppError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", err.to_string()),
             AppError::Unavailable(err) => {
                 tracing::error!(error = %err, "database unavailable");
                 Problem::new(

@@ -16,19 +16,19 @@ use crate::service::patients::etag;
 use crate::state::AppState;
 use crate::store::idempotency::StoredResponse;
 
-/// Anything with a version the API exposes as its ETag.
+/// A resource the API addresses by id and exposes with its version as the ETag.
 pub trait Versioned {
+    fn id(&self) -> uuid::Uuid;
     fn version(&self) -> i64;
 }
 
 macro_rules! versioned {
-    ($($t:ty),*) => {$(impl Versioned for $t { fn version(&self) -> i64 { self.version } })*};
+    ($($t:ty),*) => {$(impl Versioned for $t {
+        fn id(&self) -> uuid::Uuid { self.id }
+        fn version(&self) -> i64 { self.version }
+    })*};
 }
-versioned!(
-    crate::domain::Patient,
-    crate::domain::Practitioner,
-    crate::domain::Appointment
-);
+versioned!(crate::domain::Patient, crate::domain::Practitioner, crate::domain::Appointment);
 
 fn with_etag(mut response: Response, version: i64) -> Response {
     if let Ok(value) = HeaderValue::from_str(&etag(version)) {
@@ -57,15 +57,9 @@ fn replayed(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    for (name, value) in [
-        (header::LOCATION, stored.location),
-        (header::ETAG, stored.etag),
-    ] {
+    for (name, value) in [(header::LOCATION, stored.location), (header::ETAG, stored.etag)] {
         if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
             headers.insert(name, value);
         }
@@ -82,7 +76,6 @@ pub async fn create_idempotently<T, F, Fut>(
     route: &str,
     raw_body: &Bytes,
     location: fn(uuid::Uuid) -> String,
-    id_of: fn(&T) -> uuid::Uuid,
     run: F,
 ) -> AppResult<Response>
 where
@@ -90,9 +83,7 @@ where
     F: FnOnce(Option<IdempotencyTicket>) -> Fut,
     Fut: Future<Output = AppResult<T>>,
 {
-    let ticket = key
-        .map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, route, raw_body))
-        .transpose()?;
+    let ticket = key.map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, route, raw_body)).transpose()?;
     if let Some(ticket) = &ticket
         && let Some(stored) = idempotency::replay(state, ticket).await?
     {
@@ -100,14 +91,11 @@ where
     }
     match run(ticket.clone()).await {
         Ok(value) => {
-            let location = location(id_of(&value));
+            let location = location(value.id());
             Ok(created(value, location))
         }
         // A concurrent request with the same key committed first: answer as it did.
-        Err(AppError::Conflict {
-            code: "idempotency-key-in-use",
-            detail,
-        }) => match &ticket {
+        Err(AppError::Conflict { code: "idempotency-key-in-use", detail }) => match &ticket {
             Some(ticket) => match idempotency::replay(state, ticket).await? {
                 Some(stored) => Ok(replayed(stored)),
                 None => Err(AppError::conflict("idempotency-key-in-use", detail)),

@@ -33,23 +33,15 @@ async fn lock_participants_and_check(
 ) -> AppResult<()> {
     let practitioner = store::practitioners::find_for_update(&**tx, practitioner_id)
         .await?
-        .ok_or_else(|| {
-            AppError::invalid("practitioner_id", "exists", "no practitioner has this id")
-        })?;
+        .ok_or_else(|| AppError::invalid("practitioner_id", "exists", "no practitioner has this id"))?;
     let patient = store::patients::find_for_update(&**tx, patient_id)
         .await?
         .ok_or_else(|| AppError::invalid("patient_id", "exists", "no patient has this id"))?;
     if !practitioner.active {
-        return Err(AppError::conflict(
-            "inactive-practitioner",
-            "the practitioner is inactive and cannot be booked",
-        ));
+        return Err(AppError::conflict("inactive-practitioner", "the practitioner is inactive and cannot be booked"));
     }
     if !patient.active {
-        return Err(AppError::conflict(
-            "inactive-patient",
-            "the patient is inactive and cannot be booked",
-        ));
+        return Err(AppError::conflict("inactive-patient", "the patient is inactive and cannot be booked"));
     }
     match store::appointments::find_clash(&**tx, practitioner_id, patient_id, slot, except).await? {
         Some(Clash::Practitioner) => Err(AppError::conflict(
@@ -72,14 +64,7 @@ pub async fn book(
 ) -> AppResult<Appointment> {
     let now = now();
     if !ctx.principal.may_at_all(Action::AppointmentBook) {
-        authorize(
-            state,
-            ctx,
-            Action::AppointmentBook,
-            "appointment.book",
-            Subject::none("appointment"),
-        )
-        .await?;
+        authorize(state, ctx, Action::AppointmentBook, "appointment.book", Subject::none("appointment")).await?;
     }
     let draft = BookingDraft::parse(&input, now)?;
     authorize(
@@ -87,11 +72,7 @@ pub async fn book(
         ctx,
         Action::AppointmentBook,
         "appointment.book",
-        Subject {
-            resource_type: "appointment",
-            resource_id: None,
-            patient_id: Some(draft.patient_id),
-        },
+        Subject { resource_type: "appointment", resource_id: None, patient_id: Some(draft.patient_id) },
     )
     .await?;
     let appointment = Appointment {
@@ -109,36 +90,13 @@ pub async fn book(
         updated_at: now,
     };
     let tx = state.store.begin_write().await?;
-    lock_participants_and_check(
-        &tx,
-        appointment.practitioner_id,
-        appointment.patient_id,
-        draft.slot,
-        None,
-    )
-    .await?;
+    lock_participants_and_check(&tx, appointment.practitioner_id, appointment.patient_id, draft.slot, None).await?;
     store::appointments::insert(&*tx, &appointment).await?;
     let subject = Subject::appointment(appointment.id, appointment.patient_id);
-    store::audit::append(
-        &*tx,
-        &[AuditRecord::new(
-            ctx,
-            "appointment.book",
-            subject,
-            AuditOutcome::Success,
-        )],
-    )
-    .await?;
+    store::audit::append(&*tx, &[AuditRecord::new(ctx, "appointment.book", subject, AuditOutcome::Success)]).await?;
     if let Some(ticket) = &ticket {
-        idempotency::remember(
-            state,
-            &*tx,
-            ticket,
-            location(appointment.id),
-            etag(appointment.version),
-            &appointment,
-        )
-        .await?;
+        idempotency::remember(state, &*tx, ticket, location(appointment.id), etag(appointment.version), &appointment)
+            .await?;
     }
     tx.commit().await?;
     Ok(appointment)
@@ -158,41 +116,20 @@ async fn load_authorized(
             ctx,
             action,
             audit_action,
-            Subject {
-                resource_type: "appointment",
-                resource_id: Some(id),
-                patient_id: None,
-            },
+            Subject { resource_type: "appointment", resource_id: Some(id), patient_id: None },
         )
         .await?;
     }
-    let appointment = store::appointments::find(state.store.db(), id)
-        .await?
-        .ok_or(AppError::NotFound("appointment"))?;
-    authorize(
-        state,
-        ctx,
-        action,
-        audit_action,
-        Subject::appointment(id, appointment.patient_id),
-    )
-    .await?;
+    let appointment =
+        store::appointments::find(state.store.db(), id).await?.ok_or(AppError::NotFound("appointment"))?;
+    authorize(state, ctx, action, audit_action, Subject::appointment(id, appointment.patient_id)).await?;
     Ok(appointment)
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Appointment> {
-    let appointment =
-        load_authorized(state, ctx, id, Action::AppointmentRead, "appointment.read").await?;
+    let appointment = load_authorized(state, ctx, id, Action::AppointmentRead, "appointment.read").await?;
     let subject = Subject::appointment(id, appointment.patient_id);
-    state
-        .audit
-        .record(vec![AuditRecord::new(
-            ctx,
-            "appointment.read",
-            subject,
-            AuditOutcome::Success,
-        )])
-        .await?;
+    state.audit.record(vec![AuditRecord::new(ctx, "appointment.read", subject, AuditOutcome::Success)]).await?;
     Ok(appointment)
 }
 
@@ -203,29 +140,13 @@ pub async fn list(
     page: PageRequest,
 ) -> AppResult<Page<Appointment>> {
     if !ctx.principal.may(Action::AppointmentRead, None) {
-        match (
-            ctx.principal.may_at_all(Action::AppointmentRead),
-            filter.patient_id,
-        ) {
+        match (ctx.principal.may_at_all(Action::AppointmentRead), filter.patient_id) {
             // A patient user lists its own appointments, whether or not it names itself.
-            (true, None) => {
-                filter.patient_id = Some(ctx.principal.patient_id.unwrap_or(Uuid::nil()))
-            }
+            (true, None) => filter.patient_id = Some(ctx.principal.patient_id.unwrap_or(Uuid::nil())),
             (true, Some(asked)) if ctx.principal.may(Action::AppointmentRead, Some(asked)) => {}
             (_, asked) => {
-                let subject = Subject {
-                    resource_type: "appointment",
-                    resource_id: None,
-                    patient_id: asked,
-                };
-                authorize(
-                    state,
-                    ctx,
-                    Action::AppointmentRead,
-                    "appointment.list",
-                    subject,
-                )
-                .await?;
+                let subject = Subject { resource_type: "appointment", resource_id: None, patient_id: asked };
+                authorize(state, ctx, Action::AppointmentRead, "appointment.list", subject).await?;
             }
         }
     }
@@ -234,23 +155,14 @@ pub async fn list(
         .items
         .iter()
         .map(|a| {
-            AuditRecord::new(
-                ctx,
-                "appointment.list",
-                Subject::appointment(a.id, a.patient_id),
-                AuditOutcome::Success,
-            )
+            AuditRecord::new(ctx, "appointment.list", Subject::appointment(a.id, a.patient_id), AuditOutcome::Success)
         })
         .collect();
     if records.is_empty() {
         records.push(AuditRecord::new(
             ctx,
             "appointment.list",
-            Subject {
-                resource_type: "appointment",
-                resource_id: None,
-                patient_id: filter.patient_id,
-            },
+            Subject { resource_type: "appointment", resource_id: None, patient_id: filter.patient_id },
             AuditOutcome::Success,
         ));
     }
@@ -265,48 +177,23 @@ pub async fn reschedule(
     input: RescheduleInput,
     expected_version: Option<i64>,
 ) -> AppResult<Appointment> {
-    let current = load_authorized(
-        state,
-        ctx,
-        id,
-        Action::AppointmentReschedule,
-        "appointment.reschedule",
-    )
-    .await?;
+    let current = load_authorized(state, ctx, id, Action::AppointmentReschedule, "appointment.reschedule").await?;
     let now = now();
     let mut errors = FieldErrors::new();
     let slot = parse_slot(&mut errors, input.start, input.end, now);
-    let slot = errors
-        .into_result(|| slot)?
-        .expect("a slot exists when no field error was reported");
+    let slot = errors.into_result(|| slot)?.expect("a slot exists when no field error was reported");
     let tx = state.store.begin_write().await?;
-    lock_participants_and_check(
-        &tx,
-        current.practitioner_id,
-        current.patient_id,
-        slot,
-        Some(id),
-    )
-    .await?;
-    let mut appointment = store::appointments::find_for_update(&*tx, id)
-        .await?
-        .ok_or(AppError::NotFound("appointment"))?;
+    lock_participants_and_check(&tx, current.practitioner_id, current.patient_id, slot, Some(id)).await?;
+    let mut appointment =
+        store::appointments::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
     check_version(expected_version, appointment.version)?;
     appointment.reschedule(slot, now)?;
     appointment.version += 1;
     appointment.updated_at = now;
     store::appointments::update(&*tx, &appointment).await?;
     let subject = Subject::appointment(id, appointment.patient_id);
-    store::audit::append(
-        &*tx,
-        &[AuditRecord::new(
-            ctx,
-            "appointment.reschedule",
-            subject,
-            AuditOutcome::Success,
-        )],
-    )
-    .await?;
+    store::audit::append(&*tx, &[AuditRecord::new(ctx, "appointment.reschedule", subject, AuditOutcome::Success)])
+        .await?;
     tx.commit().await?;
     Ok(appointment)
 }
@@ -337,9 +224,8 @@ pub async fn transition(
     };
     let now = now();
     let tx = state.store.begin_write().await?;
-    let mut appointment = store::appointments::find_for_update(&*tx, id)
-        .await?
-        .ok_or(AppError::NotFound("appointment"))?;
+    let mut appointment =
+        store::appointments::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
     check_version(expected_version, appointment.version)?;
     match transition {
         Transition::Cancel(_) => appointment.cancel(reason.unwrap_or_default())?,
@@ -350,16 +236,7 @@ pub async fn transition(
     appointment.updated_at = now;
     store::appointments::update(&*tx, &appointment).await?;
     let subject = Subject::appointment(id, appointment.patient_id);
-    store::audit::append(
-        &*tx,
-        &[AuditRecord::new(
-            ctx,
-            audit_action,
-            subject,
-            AuditOutcome::Success,
-        )],
-    )
-    .await?;
+    store::audit::append(&*tx, &[AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success)]).await?;
     tx.commit().await?;
     Ok(appointment)
 }

@@ -20,11 +20,7 @@ pub async fn list(
         ctx,
         Action::AuditRead,
         "audit.list",
-        Subject {
-            resource_type: "audit_event",
-            resource_id: None,
-            patient_id: filter.patient_id,
-        },
+        Subject { resource_type: "audit_event", resource_id: None, patient_id: filter.patient_id },
     )
     .await?;
     Ok(store::audit::list(state.store.db(), &filter, page).await?)

@@ -34,27 +34,17 @@ impl IdempotencyTicket {
         hasher.update(route.as_bytes());
         hasher.update([0]);
         hasher.update(body);
-        Ok(IdempotencyTicket {
-            user_id,
-            key,
-            fingerprint: hex::encode(hasher.finalize()),
-        })
+        Ok(IdempotencyTicket { user_id, key, fingerprint: hex::encode(hasher.finalize()) })
     }
 }
 
 /// The stored response for this key, if the same request was made before; an error if the key was
 /// used for a different request.
-pub async fn replay(
-    state: &AppState,
-    ticket: &IdempotencyTicket,
-) -> AppResult<Option<StoredResponse>> {
-    let stored =
-        store::idempotency::find(state.store.db(), ticket.user_id, &ticket.key, now()).await?;
+pub async fn replay(state: &AppState, ticket: &IdempotencyTicket) -> AppResult<Option<StoredResponse>> {
+    let stored = store::idempotency::find(state.store.db(), ticket.user_id, &ticket.key, now()).await?;
     match stored {
         Some(stored) if stored.fingerprint != ticket.fingerprint => {
-            Err(AppError::IdempotencyMismatch(
-                "this Idempotency-Key was already used for a different request".into(),
-            ))
+            Err(AppError::IdempotencyMismatch("this Idempotency-Key was already used for a different request".into()))
         }
         other => Ok(other),
     }
@@ -78,16 +68,7 @@ pub async fn remember(
     };
     let now = now();
     let expires_at = now + Duration::seconds(state.config.idempotency_ttl_seconds);
-    store::idempotency::save(
-        conn,
-        ticket.user_id,
-        &ticket.key,
-        &response,
-        now,
-        expires_at,
-    )
-    .await
-    .map_err(|err| {
+    store::idempotency::save(conn, ticket.user_id, &ticket.key, &response, now, expires_at).await.map_err(|err| {
         if err.sql_err().is_some() {
             AppError::conflict(
                 "idempotency-key-in-use",

@@ -35,15 +35,7 @@ pub async fn authorize(
     if ctx.principal.may(action, subject.patient_id) {
         return Ok(());
     }
-    state
-        .audit
-        .record(vec![AuditRecord::new(
-            ctx,
-            audit_action,
-            subject,
-            AuditOutcome::Denied,
-        )])
-        .await?;
+    state.audit.record(vec![AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Denied)]).await?;
     Err(AppError::Forbidden(action.describe()))
 }
 

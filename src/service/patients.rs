@@ -24,14 +24,7 @@ pub async fn register(
     input: PatientInput,
     ticket: Option<IdempotencyTicket>,
 ) -> AppResult<Patient> {
-    authorize(
-        state,
-        ctx,
-        Action::PatientCreate,
-        "patient.create",
-        Subject::none("patient"),
-    )
-    .await?;
+    authorize(state, ctx, Action::PatientCreate, "patient.create", Subject::none("patient")).await?;
     let now = now();
     let draft = PatientDraft::parse(&input, now.date_naive())?;
     // MRNs are random; a collision with an existing one is retried with a new number.
@@ -58,31 +51,16 @@ pub async fn register(
         }
         store::audit::append(
             &*tx,
-            &[AuditRecord::new(
-                ctx,
-                "patient.create",
-                Subject::patient(patient.id),
-                AuditOutcome::Success,
-            )],
+            &[AuditRecord::new(ctx, "patient.create", Subject::patient(patient.id), AuditOutcome::Success)],
         )
         .await?;
         if let Some(ticket) = &ticket {
-            idempotency::remember(
-                state,
-                &*tx,
-                ticket,
-                location(patient.id),
-                etag(patient.version),
-                &patient,
-            )
-            .await?;
+            idempotency::remember(state, &*tx, ticket, location(patient.id), etag(patient.version), &patient).await?;
         }
         tx.commit().await?;
         return Ok(patient);
     }
-    Err(AppError::Internal(anyhow::anyhow!(
-        "could not generate a unique MRN in 5 attempts"
-    )))
+    Err(AppError::Internal(anyhow::anyhow!("could not generate a unique MRN in 5 attempts")))
 }
 
 pub fn etag(version: i64) -> String {
@@ -90,25 +68,11 @@ pub fn etag(version: i64) -> String {
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Patient> {
-    authorize(
-        state,
-        ctx,
-        Action::PatientRead,
-        "patient.read",
-        Subject::patient(id),
-    )
-    .await?;
-    let patient = store::patients::find(state.store.db(), id)
-        .await?
-        .ok_or(AppError::NotFound("patient"))?;
+    authorize(state, ctx, Action::PatientRead, "patient.read", Subject::patient(id)).await?;
+    let patient = store::patients::find(state.store.db(), id).await?.ok_or(AppError::NotFound("patient"))?;
     state
         .audit
-        .record(vec![AuditRecord::new(
-            ctx,
-            "patient.read",
-            Subject::patient(id),
-            AuditOutcome::Success,
-        )])
+        .record(vec![AuditRecord::new(ctx, "patient.read", Subject::patient(id), AuditOutcome::Success)])
         .await?;
     Ok(patient)
 }
@@ -120,14 +84,7 @@ pub async fn list(
     page: PageRequest,
 ) -> AppResult<Page<Patient>> {
     if !ctx.principal.may_at_all(Action::PatientRead) {
-        authorize(
-            state,
-            ctx,
-            Action::PatientRead,
-            "patient.list",
-            Subject::none("patient"),
-        )
-        .await?;
+        authorize(state, ctx, Action::PatientRead, "patient.list", Subject::none("patient")).await?;
     }
     if !ctx.principal.may(Action::PatientRead, None) {
         // A patient user sees exactly its own record; an unlinked one sees nothing.
@@ -137,22 +94,10 @@ pub async fn list(
     let mut records: Vec<AuditRecord> = page
         .items
         .iter()
-        .map(|p| {
-            AuditRecord::new(
-                ctx,
-                "patient.list",
-                Subject::patient(p.id),
-                AuditOutcome::Success,
-            )
-        })
+        .map(|p| AuditRecord::new(ctx, "patient.list", Subject::patient(p.id), AuditOutcome::Success))
         .collect();
     if records.is_empty() {
-        records.push(AuditRecord::new(
-            ctx,
-            "patient.list",
-            Subject::none("patient"),
-            AuditOutcome::Success,
-        ));
+        records.push(AuditRecord::new(ctx, "patient.list", Subject::none("patient"), AuditOutcome::Success));
     }
     state.audit.record(records).await?;
     Ok(page)
@@ -165,36 +110,19 @@ pub async fn update(
     input: PatientPatchInput,
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {
-    authorize(
-        state,
-        ctx,
-        Action::PatientUpdate,
-        "patient.update",
-        Subject::patient(id),
-    )
-    .await?;
+    authorize(state, ctx, Action::PatientUpdate, "patient.update", Subject::patient(id)).await?;
     let now = now();
     let patch = PatientPatch::parse(&input, now.date_naive())?;
     let tx = state.store.begin_write().await?;
-    let mut patient = store::patients::find_for_update(&*tx, id)
-        .await?
-        .ok_or(AppError::NotFound("patient"))?;
+    let mut patient = store::patients::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("patient"))?;
     check_version(expected_version, patient.version)?;
     if patch.apply(&mut patient) {
         patient.version += 1;
         patient.updated_at = now;
         store::patients::update(&*tx, &patient).await?;
     }
-    store::audit::append(
-        &*tx,
-        &[AuditRecord::new(
-            ctx,
-            "patient.update",
-            Subject::patient(id),
-            AuditOutcome::Success,
-        )],
-    )
-    .await?;
+    store::audit::append(&*tx, &[AuditRecord::new(ctx, "patient.update", Subject::patient(id), AuditOutcome::Success)])
+        .await?;
     tx.commit().await?;
     Ok(patient)
 }
@@ -225,39 +153,20 @@ async fn set_active(
     active: bool,
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {
-    let action = if active {
-        "patient.reactivate"
-    } else {
-        "patient.deactivate"
-    };
-    authorize(
-        state,
-        ctx,
-        Action::PatientDeactivate,
-        action,
-        Subject::patient(id),
-    )
-    .await?;
+    let action = if active { "patient.reactivate" } else { "patient.deactivate" };
+    authorize(state, ctx, Action::PatientDeactivate, action, Subject::patient(id)).await?;
     let now = now();
     let tx = state.store.begin_write().await?;
-    let mut patient = store::patients::find_for_update(&*tx, id)
-        .await?
-        .ok_or(AppError::NotFound("patient"))?;
+    let mut patient = store::patients::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("patient"))?;
     check_version(expected_version, patient.version)?;
-    let mut records = vec![AuditRecord::new(
-        ctx,
-        action,
-        Subject::patient(id),
-        AuditOutcome::Success,
-    )];
+    let mut records = vec![AuditRecord::new(ctx, action, Subject::patient(id), AuditOutcome::Success)];
     if patient.active != active {
         patient.active = active;
         patient.version += 1;
         patient.updated_at = now;
         store::patients::update(&*tx, &patient).await?;
         if !active {
-            let cancelled =
-                cancel_future_appointments(&tx, Some(id), None, "patient deactivated").await?;
+            let cancelled = cancel_future_appointments(&tx, Some(id), None, "patient deactivated").await?;
             records.extend(cancelled.iter().map(|a| {
                 AuditRecord::new(
                     ctx,
@@ -281,8 +190,7 @@ pub(super) async fn cancel_future_appointments(
     reason: &str,
 ) -> AppResult<Vec<Appointment>> {
     let now = now();
-    let mut cancelled =
-        store::appointments::future_booked(&**tx, patient_id, practitioner_id, now).await?;
+    let mut cancelled = store::appointments::future_booked(&**tx, patient_id, practitioner_id, now).await?;
     for appointment in &mut cancelled {
         appointment.cancel(reason.to_owned())?;
         appointment.version += 1;

@@ -21,19 +21,12 @@ pub fn location(id: Uuid) -> String {
 }
 
 fn subject(id: Uuid) -> Subject {
-    Subject {
-        resource_type: "practitioner",
-        resource_id: Some(id),
-        patient_id: None,
-    }
+    Subject { resource_type: "practitioner", resource_id: Some(id), patient_id: None }
 }
 
 fn duplicate_licence(err: sea_orm::DbErr) -> AppError {
     if store::is_unique_violation(&err, "practitioners", "licence_number") {
-        AppError::conflict(
-            "duplicate-licence-number",
-            "a practitioner with this licence number already exists",
-        )
+        AppError::conflict("duplicate-licence-number", "a practitioner with this licence number already exists")
     } else {
         err.into()
     }
@@ -45,14 +38,7 @@ pub async fn create(
     input: PractitionerInput,
     ticket: Option<IdempotencyTicket>,
 ) -> AppResult<Practitioner> {
-    authorize(
-        state,
-        ctx,
-        Action::PractitionerWrite,
-        "practitioner.create",
-        Subject::none("practitioner"),
-    )
-    .await?;
+    authorize(state, ctx, Action::PractitionerWrite, "practitioner.create", Subject::none("practitioner")).await?;
     let draft = PractitionerDraft::parse(&input)?;
     let now = now();
     let practitioner = Practitioner {
@@ -68,17 +54,10 @@ pub async fn create(
         updated_at: now,
     };
     let tx = state.store.begin_write().await?;
-    store::practitioners::insert(&*tx, &practitioner)
-        .await
-        .map_err(duplicate_licence)?;
+    store::practitioners::insert(&*tx, &practitioner).await.map_err(duplicate_licence)?;
     store::audit::append(
         &*tx,
-        &[AuditRecord::new(
-            ctx,
-            "practitioner.create",
-            subject(practitioner.id),
-            AuditOutcome::Success,
-        )],
+        &[AuditRecord::new(ctx, "practitioner.create", subject(practitioner.id), AuditOutcome::Success)],
     )
     .await?;
     if let Some(ticket) = &ticket {
@@ -97,17 +76,8 @@ pub async fn create(
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Practitioner> {
-    authorize(
-        state,
-        ctx,
-        Action::PractitionerRead,
-        "practitioner.read",
-        subject(id),
-    )
-    .await?;
-    store::practitioners::find(state.store.db(), id)
-        .await?
-        .ok_or(AppError::NotFound("practitioner"))
+    authorize(state, ctx, Action::PractitionerRead, "practitioner.read", subject(id)).await?;
+    store::practitioners::find(state.store.db(), id).await?.ok_or(AppError::NotFound("practitioner"))
 }
 
 pub async fn list(
@@ -116,14 +86,7 @@ pub async fn list(
     filter: PractitionerFilter,
     page: PageRequest,
 ) -> AppResult<Page<Practitioner>> {
-    authorize(
-        state,
-        ctx,
-        Action::PractitionerRead,
-        "practitioner.list",
-        Subject::none("practitioner"),
-    )
-    .await?;
+    authorize(state, ctx, Action::PractitionerRead, "practitioner.list", Subject::none("practitioner")).await?;
     Ok(store::practitioners::list(state.store.db(), &filter, page).await?)
 }
 
@@ -134,37 +97,19 @@ pub async fn update(
     input: PractitionerPatchInput,
     expected_version: Option<i64>,
 ) -> AppResult<Practitioner> {
-    authorize(
-        state,
-        ctx,
-        Action::PractitionerWrite,
-        "practitioner.update",
-        subject(id),
-    )
-    .await?;
+    authorize(state, ctx, Action::PractitionerWrite, "practitioner.update", subject(id)).await?;
     let patch = PractitionerPatch::parse(&input)?;
     let tx = state.store.begin_write().await?;
-    let mut practitioner = store::practitioners::find_for_update(&*tx, id)
-        .await?
-        .ok_or(AppError::NotFound("practitioner"))?;
+    let mut practitioner =
+        store::practitioners::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
     check_version(expected_version, practitioner.version)?;
     if patch.apply(&mut practitioner) {
         practitioner.version += 1;
         practitioner.updated_at = now();
-        store::practitioners::update(&*tx, &practitioner)
-            .await
-            .map_err(duplicate_licence)?;
+        store::practitioners::update(&*tx, &practitioner).await.map_err(duplicate_licence)?;
     }
-    store::audit::append(
-        &*tx,
-        &[AuditRecord::new(
-            ctx,
-            "practitioner.update",
-            subject(id),
-            AuditOutcome::Success,
-        )],
-    )
-    .await?;
+    store::audit::append(&*tx, &[AuditRecord::new(ctx, "practitioner.update", subject(id), AuditOutcome::Success)])
+        .await?;
     tx.commit().await?;
     Ok(practitioner)
 }
@@ -176,31 +121,20 @@ pub async fn set_active(
     active: bool,
     expected_version: Option<i64>,
 ) -> AppResult<Practitioner> {
-    let action = if active {
-        "practitioner.reactivate"
-    } else {
-        "practitioner.deactivate"
-    };
+    let action = if active { "practitioner.reactivate" } else { "practitioner.deactivate" };
     authorize(state, ctx, Action::PractitionerWrite, action, subject(id)).await?;
     let tx = state.store.begin_write().await?;
-    let mut practitioner = store::practitioners::find_for_update(&*tx, id)
-        .await?
-        .ok_or(AppError::NotFound("practitioner"))?;
+    let mut practitioner =
+        store::practitioners::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
     check_version(expected_version, practitioner.version)?;
-    let mut records = vec![AuditRecord::new(
-        ctx,
-        action,
-        subject(id),
-        AuditOutcome::Success,
-    )];
+    let mut records = vec![AuditRecord::new(ctx, action, subject(id), AuditOutcome::Success)];
     if practitioner.active != active {
         practitioner.active = active;
         practitioner.version += 1;
         practitioner.updated_at = now();
         store::practitioners::update(&*tx, &practitioner).await?;
         if !active {
-            let cancelled =
-                cancel_future_appointments(&tx, None, Some(id), "practitioner deactivated").await?;
+            let cancelled = cancel_future_appointments(&tx, None, Some(id), "practitioner deactivated").await?;
             records.extend(cancelled.iter().map(|a| {
                 AuditRecord::new(
                     ctx,

@@ -27,10 +27,7 @@ pub enum UserError {
 }
 
 fn valid_username(username: &str) -> bool {
-    (3..=64).contains(&username.len())
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    (3..=64).contains(&username.len()) && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
 }
 
 pub async fn create(
@@ -85,24 +82,15 @@ pub enum FirstAdmin {
     CreatedWithGeneratedPassword(String),
 }
 
-pub async fn ensure_first_admin(
-    store: &Store,
-    configured_password: Option<&str>,
-) -> Result<FirstAdmin, UserError> {
+pub async fn ensure_first_admin(store: &Store, configured_password: Option<&str>) -> Result<FirstAdmin, UserError> {
     if store::users::count(store.db()).await? > 0 {
         return Ok(FirstAdmin::NotNeeded);
     }
     let (password_text, outcome) = match configured_password {
-        Some(configured) => (
-            configured.to_owned(),
-            FirstAdmin::CreatedWithConfiguredPassword,
-        ),
+        Some(configured) => (configured.to_owned(), FirstAdmin::CreatedWithConfiguredPassword),
         None => {
             let generated = password::generate();
-            (
-                generated.clone(),
-                FirstAdmin::CreatedWithGeneratedPassword(generated),
-            )
+            (generated.clone(), FirstAdmin::CreatedWithGeneratedPassword(generated))
         }
     };
     match create(store, "admin", Role::Admin, None, &password_text).await {

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -58,38 +58,20 @@ fn to_row(appointment: &Appointment) -> appointment::Model {
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, appointment: &Appointment) -> Result<(), DbErr> {
-    Entity::insert(to_row(appointment).into_active_model())
-        .exec_without_returning(conn)
-        .await?;
+    Entity::insert(to_row(appointment).into_active_model()).exec_without_returning(conn).await?;
     Ok(())
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Appointment>, DbErr> {
-    Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
+    Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
 }
 
-pub async fn find_for_update(
-    conn: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<Appointment>, DbErr> {
-    Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
+pub async fn find_for_update(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Appointment>, DbErr> {
+    Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
 }
 
 pub async fn update(conn: &impl ConnectionTrait, appointment: &Appointment) -> Result<(), DbErr> {
-    to_row(appointment)
-        .into_active_model()
-        .reset_all()
-        .update(conn)
-        .await?;
+    to_row(appointment).into_active_model().reset_all().update(conn).await?;
     Ok(())
 }
 
@@ -114,22 +96,12 @@ pub async fn find_clash(
         .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
         .filter(Column::StartsAt.lt(slot.end()))
         .filter(Column::EndsAt.gt(slot.start()))
-        .filter(
-            Condition::any()
-                .add(Column::PractitionerId.eq(practitioner_id))
-                .add(Column::PatientId.eq(patient_id)),
-        );
+        .filter(Condition::any().add(Column::PractitionerId.eq(practitioner_id)).add(Column::PatientId.eq(patient_id)));
     if let Some(id) = except {
         query = query.filter(Column::Id.ne(id));
     }
     let clash = query.limit(1).one(conn).await?;
-    Ok(clash.map(|row| {
-        if row.practitioner_id == practitioner_id {
-            Clash::Practitioner
-        } else {
-            Clash::Patient
-        }
-    }))
+    Ok(clash.map(|row| if row.practitioner_id == practitioner_id { Clash::Practitioner } else { Clash::Patient }))
 }
 
 /// Booked appointments starting after `now` of a patient or of a practitioner, locked for update.
@@ -139,20 +111,15 @@ pub async fn future_booked(
     practitioner_id: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Appointment>, DbErr> {
-    let mut query = Entity::find()
-        .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
-        .filter(Column::StartsAt.gt(now));
+    let mut query =
+        Entity::find().filter(Column::Status.eq(AppointmentStatus::Booked.as_str())).filter(Column::StartsAt.gt(now));
     if let Some(id) = patient_id {
         query = query.filter(Column::PatientId.eq(id));
     }
     if let Some(id) = practitioner_id {
         query = query.filter(Column::PractitionerId.eq(id));
     }
-    let rows = query
-        .order_by_asc(Column::StartsAt)
-        .lock_exclusive()
-        .all(conn)
-        .await?;
+    let rows = query.order_by_asc(Column::StartsAt).lock_exclusive().all(conn).await?;
     rows.into_iter().map(to_domain).collect()
 }
 
@@ -190,10 +157,5 @@ pub async fn list(
         .all(conn)
         .await?;
     let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit,
-        offset: page.offset,
-    })
+    Ok(Page { items, total, limit: page.limit, offset: page.offset })
 }

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -17,6 +17,7 @@ pub struct AuditFilter {
     pub patient_id: Option<Uuid>,
     pub actor_id: Option<Uuid>,
     pub action: Option<String>,
+    pub outcome: Option<AuditOutcome>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
@@ -45,9 +46,7 @@ pub async fn append(conn: &impl ConnectionTrait, records: &[AuditRecord]) -> Res
     }
     // Stay well below SQLite's 32,766 bound parameters per statement (12 columns a row).
     for chunk in records.chunks(1_000) {
-        Entity::insert_many(chunk.iter().map(|r| to_row(r).into_active_model()))
-            .exec_without_returning(conn)
-            .await?;
+        Entity::insert_many(chunk.iter().map(|r| to_row(r).into_active_model())).exec_without_returning(conn).await?;
     }
     Ok(())
 }
@@ -98,6 +97,9 @@ fn filtered(filter: &AuditFilter) -> Select<Entity> {
     if let Some(action) = &filter.action {
         query = query.filter(Column::Action.eq(action.as_str()));
     }
+    if let Some(outcome) = filter.outcome {
+        query = query.filter(Column::Outcome.eq(outcome.as_str()));
+    }
     if let Some(from) = filter.from {
         query = query.filter(Column::OccurredAt.gte(from));
     }
@@ -122,10 +124,5 @@ pub async fn list(
         .all(conn)
         .await?;
     let items = rows.into_iter().map(to_event).collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit,
-        offset: page.offset,
-    })
+    Ok(Page { items, total, limit: page.limit, offset: page.offset })
 }

@@ -63,17 +63,11 @@ pub async fn save(
         created_at: now,
         expires_at,
     };
-    Entity::insert(row.into_active_model())
-        .exec_without_returning(conn)
-        .await?;
+    Entity::insert(row.into_active_model()).exec_without_returning(conn).await?;
     Ok(())
 }
 
 /// Removes expired keys; returns how many. Run by the idempotency-expiry job.
 pub async fn delete_expired(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(Entity::delete_many()
-        .filter(Column::ExpiresAt.lte(now))
-        .exec(conn)
-        .await?
-        .rows_affected)
+    Ok(Entity::delete_many().filter(Column::ExpiresAt.lte(now)).exec(conn).await?.rows_affected)
 }

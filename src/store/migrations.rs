@@ -12,7 +12,7 @@ type Step = fn() -> Vec<Ddl>;
 
 /// A schema statement: portable, or raw SQL for one backend only.
 enum Ddl {
-    Table(sea_orm::sea_query::TableCreateStatement),
+    Table(Box<sea_orm::sea_query::TableCreateStatement>),
     Index(sea_orm::sea_query::IndexCreateStatement),
     Only(DbBackend, &'static str),
 }
@@ -32,19 +32,12 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
     let mut applied = 0;
     for (version, name, step) in MIGRATIONS {
         let tx = store.begin_write().await?;
-        execute_on(
-            &*tx,
-            DbBackend::Postgres,
-            &format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"),
-        )
-        .await?;
+        execute_on(&*tx, DbBackend::Postgres, &format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")).await?;
         let done = tx
             .query_one_raw(Statement::from_sql_and_values(
                 tx.get_database_backend(),
                 match tx.get_database_backend() {
-                    DbBackend::Postgres => {
-                        "SELECT version FROM schema_migrations WHERE version = $1"
-                    }
+                    DbBackend::Postgres => "SELECT version FROM schema_migrations WHERE version = $1",
                     _ => "SELECT version FROM schema_migrations WHERE version = ?",
                 },
                 [(*version).into()],
@@ -57,7 +50,7 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
         for ddl in step() {
             match ddl {
                 Ddl::Table(statement) => {
-                    tx.execute(&statement).await?;
+                    tx.execute(&*statement).await?;
                 }
                 Ddl::Index(statement) => {
                     tx.execute(&statement).await?;
@@ -69,16 +62,10 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
         tx.execute_raw(Statement::from_sql_and_values(
             backend,
             match backend {
-                DbBackend::Postgres => {
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
-                }
+                DbBackend::Postgres => "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                 _ => "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
             },
-            [
-                (*version).into(),
-                (*name).into(),
-                chrono::Utc::now().to_rfc3339().into(),
-            ],
+            [(*version).into(), (*name).into(), chrono::Utc::now().to_rfc3339().into()],
         ))
         .await?;
         tx.commit().await?;
@@ -92,10 +79,7 @@ fn id() -> ColumnDef {
 }
 
 fn timestamp(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .not_null()
-        .take()
+    ColumnDef::new(name).timestamp_with_time_zone().not_null().take()
 }
 
 fn text(name: &'static str) -> ColumnDef {
@@ -107,14 +91,7 @@ fn optional_text(name: &'static str) -> ColumnDef {
 }
 
 fn unique(table: &'static str, column: &'static str) -> Ddl {
-    Ddl::Index(
-        Index::create()
-            .name(format!("ux_{table}_{column}"))
-            .table(table)
-            .col(column)
-            .unique()
-            .take(),
-    )
+    Ddl::Index(Index::create().name(format!("ux_{table}_{column}")).table(table).col(column).unique().take())
 }
 
 fn index(name: &'static str, table: &'static str, columns: &[&'static str]) -> Ddl {
@@ -127,7 +104,7 @@ fn index(name: &'static str, table: &'static str, columns: &[&'static str]) -> D
 
 fn initial_schema() -> Vec<Ddl> {
     vec![
-        Ddl::Table(
+        Ddl::Table(Box::new(
             Table::create()
                 .table("patients")
                 .col(id())
@@ -144,14 +121,10 @@ fn initial_schema() -> Vec<Ddl> {
                 .col(timestamp("created_at"))
                 .col(timestamp("updated_at"))
                 .take(),
-        ),
+        )),
         unique("patients", "mrn"),
-        index(
-            "ix_patients_family_name",
-            "patients",
-            &["family_name", "given_name", "id"],
-        ),
-        Ddl::Table(
+        index("ix_patients_family_name", "patients", &["family_name", "given_name", "id"]),
+        Ddl::Table(Box::new(
             Table::create()
                 .table("practitioners")
                 .col(id())
@@ -165,14 +138,10 @@ fn initial_schema() -> Vec<Ddl> {
                 .col(timestamp("created_at"))
                 .col(timestamp("updated_at"))
                 .take(),
-        ),
+        )),
         unique("practitioners", "licence_number"),
-        index(
-            "ix_practitioners_family_name",
-            "practitioners",
-            &["family_name", "given_name", "id"],
-        ),
-        Ddl::Table(
+        index("ix_practitioners_family_name", "practitioners", &["family_name", "given_name", "id"]),
+        Ddl::Table(Box::new(
             Table::create()
                 .table("appointments")
                 .col(id())
@@ -200,23 +169,11 @@ fn initial_schema() -> Vec<Ddl> {
                         .on_delete(ForeignKeyAction::Restrict),
                 )
                 .take(),
-        ),
-        index(
-            "ix_appointments_practitioner_start",
-            "appointments",
-            &["practitioner_id", "starts_at"],
-        ),
-        index(
-            "ix_appointments_patient_start",
-            "appointments",
-            &["patient_id", "starts_at"],
-        ),
-        index(
-            "ix_appointments_start",
-            "appointments",
-            &["starts_at", "id"],
-        ),
-        Ddl::Table(
+        )),
+        index("ix_appointments_practitioner_start", "appointments", &["practitioner_id", "starts_at"]),
+        index("ix_appointments_patient_start", "appointments", &["patient_id", "starts_at"]),
+        index("ix_appointments_start", "appointments", &["starts_at", "id"]),
+        Ddl::Table(Box::new(
             Table::create()
                 .table("users")
                 .col(id())
@@ -233,9 +190,9 @@ fn initial_schema() -> Vec<Ddl> {
                         .on_delete(ForeignKeyAction::Restrict),
                 )
                 .take(),
-        ),
+        )),
         unique("users", "username"),
-        Ddl::Table(
+        Ddl::Table(Box::new(
             Table::create()
                 .table("audit_events")
                 .col(id())
@@ -251,22 +208,10 @@ fn initial_schema() -> Vec<Ddl> {
                 .col(optional_text("client_addr"))
                 .col(optional_text("user_agent"))
                 .take(),
-        ),
-        index(
-            "ix_audit_events_patient",
-            "audit_events",
-            &["patient_id", "occurred_at"],
-        ),
-        index(
-            "ix_audit_events_actor",
-            "audit_events",
-            &["actor_id", "occurred_at"],
-        ),
-        index(
-            "ix_audit_events_occurred_at",
-            "audit_events",
-            &["occurred_at"],
-        ),
+        )),
+        index("ix_audit_events_patient", "audit_events", &["patient_id", "occurred_at"]),
+        index("ix_audit_events_actor", "audit_events", &["actor_id", "occurred_at"]),
+        index("ix_audit_events_occurred_at", "audit_events", &["occurred_at"]),
         // The audit trail is append-only: the database itself refuses to change or remove a record,
         // whatever code (or operator with SQL access but not DDL rights) asks it to.
         Ddl::Only(
@@ -289,7 +234,7 @@ fn initial_schema() -> Vec<Ddl> {
             "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events \
              BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
         ),
-        Ddl::Table(
+        Ddl::Table(Box::new(
             Table::create()
                 .table("idempotency_keys")
                 .col(ColumnDef::new("user_id").uuid().not_null())
@@ -303,11 +248,7 @@ fn initial_schema() -> Vec<Ddl> {
                 .col(timestamp("expires_at"))
                 .primary_key(Index::create().col("user_id").col("key"))
                 .take(),
-        ),
-        index(
-            "ix_idempotency_keys_expires_at",
-            "idempotency_keys",
-            &["expires_at"],
-        ),
+        )),
+        index("ix_idempotency_keys_expires_at", "idempotency_keys", &["expires_at"]),
     ]
 }

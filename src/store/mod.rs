@@ -16,8 +16,8 @@ pub mod users;
 use std::{ops::Deref, path::Path, sync::Arc, time::Duration};
 
 use sea_orm::{
-    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -53,6 +53,7 @@ impl Backend {
 pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
+    url: Arc<str>,
     /// SQLite has one writer at a time. Queuing writers here, in order, instead of letting them
     /// collide on the file lock and spin in `busy_timeout`, keeps write latency flat and fair.
     write_gate: Option<Arc<Mutex<()>>>,
@@ -79,12 +80,8 @@ impl WriteTx {
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, DbErr> {
-        let backend = Backend::from_url(url).ok_or_else(|| {
-            DbErr::Custom(format!(
-                "unsupported database URL scheme in '{}'",
-                redact_url(url)
-            ))
-        })?;
+        let backend = Backend::from_url(url)
+            .ok_or_else(|| DbErr::Custom(format!("unsupported database URL scheme in '{}'", redact_url(url))))?;
         if backend == Backend::Sqlite {
             ensure_sqlite_folder(url)?;
         }
@@ -108,12 +105,18 @@ impl Store {
         Ok(Store {
             db,
             backend,
+            url: url.into(),
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
         })
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The URL this store was opened with (it may hold a password: never log it unredacted).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn backend(&self) -> Backend {
@@ -151,17 +154,12 @@ impl Store {
 
 /// Creates the folder of a `sqlite://path/to/file.db` URL so a first start needs no set-up.
 fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }
-    if let Some(parent) = Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
     }
@@ -187,8 +185,7 @@ pub fn redact_url(url: &str) -> String {
 pub fn is_unique_violation(err: &DbErr, table: &str, column: &str) -> bool {
     match err.sql_err() {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(message)) => {
-            message.contains(&format!("ux_{table}_{column}"))
-                || message.contains(&format!("{table}.{column}"))
+            message.contains(&format!("ux_{table}_{column}")) || message.contains(&format!("{table}.{column}"))
         }
         _ => false,
     }
@@ -205,34 +202,21 @@ mod tests {
 
     #[test]
     fn redact_url_hides_only_the_password() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/hc"),
-            "postgres://app:****@db:5432/hc"
-        );
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/hc"), "postgres://app:****@db:5432/hc");
         assert_eq!(redact_url("postgres://app@db/hc"), "postgres://app@db/hc");
-        assert_eq!(
-            redact_url("sqlite://./data/healthcore.db"),
-            "sqlite://./data/healthcore.db"
-        );
+        assert_eq!(redact_url("sqlite://./data/healthcore.db"), "sqlite://./data/healthcore.db");
     }
 
     #[test]
     fn backend_is_chosen_by_url_scheme() {
         assert_eq!(Backend::from_url("sqlite://x.db"), Some(Backend::Sqlite));
-        assert_eq!(
-            Backend::from_url("postgresql://h/db"),
-            Some(Backend::Postgres)
-        );
+        assert_eq!(Backend::from_url("postgresql://h/db"), Some(Backend::Postgres));
         assert_eq!(Backend::from_url("mysql://h/db"), None);
     }
 }
 
 /// Runs `sql` only on the given backend; used for the few backend-specific statements.
-pub(crate) async fn execute_on(
-    conn: &impl ConnectionTrait,
-    backend: DbBackend,
-    sql: &str,
-) -> Result<(), DbErr> {
+pub(crate) async fn execute_on(conn: &impl ConnectionTrait, backend: DbBackend, sql: &str) -> Result<(), DbErr> {
     if conn.get_database_backend() == backend {
         conn.execute_unprepared(sql).await?;
     }
@@ -253,4 +237,11 @@ pub struct Page<T> {
     pub total: u64,
     pub limit: u64,
     pub offset: u64,
+}
+
+impl Store {
+    /// Runs one SQL statement outside any transaction (administrative use: tests, tooling).
+    pub async fn db_execute(&self, sql: &str) -> Result<u64, DbErr> {
+        Ok(self.db.execute_unprepared(sql).await?.rows_affected())
+    }
 }

@@ -2,8 +2,8 @@
 
 use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, prelude::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, prelude::Expr,
 };
 use uuid::Uuid;
 
@@ -33,8 +33,7 @@ pub struct PatientFilter {
 
 pub fn to_domain(row: patient::Model) -> Result<Patient, DbErr> {
     Ok(Patient {
-        sex: Sex::parse(&row.sex)
-            .map_err(|_| DbErr::Type(format!("patients.sex holds '{}'", row.sex)))?,
+        sex: Sex::parse(&row.sex).map_err(|_| DbErr::Type(format!("patients.sex holds '{}'", row.sex)))?,
         id: row.id,
         mrn: row.mrn,
         given_name: row.given_name,
@@ -69,40 +68,22 @@ fn to_row(patient: &Patient) -> patient::Model {
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, patient: &Patient) -> Result<(), DbErr> {
-    Entity::insert(to_row(patient).into_active_model())
-        .exec_without_returning(conn)
-        .await?;
+    Entity::insert(to_row(patient).into_active_model()).exec_without_returning(conn).await?;
     Ok(())
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Patient>, DbErr> {
-    Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
+    Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
 }
 
 /// Reads the row and, on PostgreSQL, locks it until the transaction ends.
-pub async fn find_for_update(
-    conn: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<Patient>, DbErr> {
-    Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
+pub async fn find_for_update(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Patient>, DbErr> {
+    Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
 }
 
 /// Writes every column of `patient`; the caller has bumped `version` and `updated_at`.
 pub async fn update(conn: &impl ConnectionTrait, patient: &Patient) -> Result<(), DbErr> {
-    to_row(patient)
-        .into_active_model()
-        .reset_all()
-        .update(conn)
-        .await?;
+    to_row(patient).into_active_model().reset_all().update(conn).await?;
     Ok(())
 }
 
@@ -130,8 +111,7 @@ fn filtered(filter: &PatientFilter) -> Select<Entity> {
         );
     }
     if let Some(prefix) = &filter.mrn_prefix {
-        query = query
-            .filter(Expr::expr(Func::lower(Expr::col(Column::Mrn))).like(prefix_pattern(prefix)));
+        query = query.filter(Expr::expr(Func::lower(Expr::col(Column::Mrn))).like(prefix_pattern(prefix)));
     }
     if let Some(active) = filter.active {
         query = query.filter(Column::Active.eq(active));
@@ -149,22 +129,10 @@ pub async fn list(
 ) -> Result<Page<Patient>, DbErr> {
     let total = filtered(filter).count(conn).await?;
     let query = match filter.sort {
-        PatientSort::Name => filtered(filter)
-            .order_by_asc(Column::FamilyName)
-            .order_by_asc(Column::GivenName),
+        PatientSort::Name => filtered(filter).order_by_asc(Column::FamilyName).order_by_asc(Column::GivenName),
         PatientSort::CreatedAt => filtered(filter).order_by_asc(Column::CreatedAt),
     };
-    let rows = query
-        .order_by_asc(Column::Id)
-        .limit(page.limit)
-        .offset(page.offset)
-        .all(conn)
-        .await?;
+    let rows = query.order_by_asc(Column::Id).limit(page.limit).offset(page.offset).all(conn).await?;
     let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit,
-        offset: page.offset,
-    })
+    Ok(Page { items, total, limit: page.limit, offset: page.offset })
 }

@@ -2,8 +2,8 @@
 
 use sea_orm::sea_query::{ExprTrait, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, prelude::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, prelude::Expr,
 };
 use uuid::Uuid;
 
@@ -52,38 +52,20 @@ fn to_row(practitioner: &Practitioner) -> practitioner::Model {
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, practitioner: &Practitioner) -> Result<(), DbErr> {
-    Entity::insert(to_row(practitioner).into_active_model())
-        .exec_without_returning(conn)
-        .await?;
+    Entity::insert(to_row(practitioner).into_active_model()).exec_without_returning(conn).await?;
     Ok(())
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Practitioner>, DbErr> {
-    Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
+    Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
 }
 
-pub async fn find_for_update(
-    conn: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<Practitioner>, DbErr> {
-    Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
+pub async fn find_for_update(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Practitioner>, DbErr> {
+    Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
 }
 
 pub async fn update(conn: &impl ConnectionTrait, practitioner: &Practitioner) -> Result<(), DbErr> {
-    to_row(practitioner)
-        .into_active_model()
-        .reset_all()
-        .update(conn)
-        .await?;
+    to_row(practitioner).into_active_model().reset_all().update(conn).await?;
     Ok(())
 }
 
@@ -98,9 +80,7 @@ fn filtered(filter: &PractitionerFilter) -> Select<Entity> {
         );
     }
     if let Some(prefix) = &filter.licence_prefix {
-        query = query.filter(
-            Expr::expr(Func::lower(Expr::col(Column::LicenceNumber))).like(prefix_pattern(prefix)),
-        );
+        query = query.filter(Expr::expr(Func::lower(Expr::col(Column::LicenceNumber))).like(prefix_pattern(prefix)));
     }
     if let Some(role) = filter.role {
         query = query.filter(Column::Role.eq(role.as_str()));
@@ -126,10 +106,5 @@ pub async fn list(
         .all(conn)
         .await?;
     let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit,
-        offset: page.offset,
-    })
+    Ok(Page { items, total, limit: page.limit, offset: page.offset })
 }

@@ -1,9 +1,7 @@
 //! The `users` table: accounts that can obtain access tokens.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::entities::user::{self, Column, Entity};
@@ -42,30 +40,16 @@ pub async fn insert(conn: &impl ConnectionTrait, user: &User) -> Result<(), DbEr
         active: user.active,
         created_at: user.created_at,
     };
-    Entity::insert(row.into_active_model())
-        .exec_without_returning(conn)
-        .await?;
+    Entity::insert(row.into_active_model()).exec_without_returning(conn).await?;
     Ok(())
 }
 
-pub async fn find_by_username(
-    conn: &impl ConnectionTrait,
-    username: &str,
-) -> Result<Option<User>, DbErr> {
-    Entity::find()
-        .filter(Column::Username.eq(username))
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
+pub async fn find_by_username(conn: &impl ConnectionTrait, username: &str) -> Result<Option<User>, DbErr> {
+    Entity::find().filter(Column::Username.eq(username)).one(conn).await?.map(to_domain).transpose()
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, DbErr> {
-    Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
+    Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
 }
 
 pub async fn count(conn: &impl ConnectionTrait) -> Result<u64, DbErr> {

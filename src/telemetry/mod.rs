@@ -12,12 +12,7 @@ pub fn init_logging(config: &Config) {
     let result = match config.log_format {
         LogFormat::Json => registry
             .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(true)
-                    .with_target(true),
+                fmt::layer().json().flatten_event(true).with_current_span(false).with_span_list(true).with_target(true),
             )
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_target(false)).try_init(),

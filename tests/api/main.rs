@@ -1,1 +1,16 @@
+//! The API suite: every test runs against a real server on a loopback port, once on SQLite and
+//! once on PostgreSQL (see `helpers::on_both_backends!`).
 
+mod helpers;
+
+mod appointments;
+mod audit;
+mod auth;
+mod authorization;
+mod concurrency;
+mod errors;
+mod health;
+mod idempotency;
+mod openapi;
+mod patients;
+mod practitioners;

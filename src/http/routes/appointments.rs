@@ -36,16 +36,9 @@ pub async fn book_appointment(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<BookingInput>,
 ) -> AppResult<Response> {
-    create_idempotently(
-        &state,
-        &ctx,
-        key,
-        "POST /api/v1/appointments",
-        &body.raw,
-        service::location,
-        |a: &Appointment| a.id,
-        |ticket| service::book(&state, &ctx, body.value, ticket),
-    )
+    create_idempotently(&state, &ctx, key, "POST /api/v1/appointments", &body.raw, service::location, |ticket| {
+        service::book(&state, &ctx, body.value, ticket)
+    })
     .await
 }
 
@@ -75,10 +68,7 @@ pub async fn list_appointments(
     let page = params.page();
     params.finish()?;
     let page = service::list(&state, &ctx, filter, page).await?;
-    Ok(Json(AppointmentList {
-        page: PageInfo::from(&page),
-        items: page.items,
-    }))
+    Ok(Json(AppointmentList { page: PageInfo::from(&page), items: page.items }))
 }
 
 #[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "appointments", params(("id" = uuid::Uuid, Path)),
@@ -104,9 +94,7 @@ pub async fn reschedule_appointment(
     IfMatch(version): IfMatch,
     body: JsonBody<RescheduleInput>,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::reschedule(&state, &ctx, id, body.value, version).await?,
-    ))
+    Ok(resource(service::reschedule(&state, &ctx, id, body.value, version).await?))
 }
 
 /// Cancel a booked appointment; a reason is required.
@@ -121,9 +109,7 @@ pub async fn cancel_appointment(
     IfMatch(version): IfMatch,
     body: JsonBody<CancelInput>,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::transition(&state, &ctx, id, Transition::Cancel(body.value), version).await?,
-    ))
+    Ok(resource(service::transition(&state, &ctx, id, Transition::Cancel(body.value), version).await?))
 }
 
 /// Mark a booked appointment completed; only once its start time has passed.
@@ -137,9 +123,7 @@ pub async fn complete_appointment(
     IdPath(id): IdPath,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::transition(&state, &ctx, id, Transition::Complete, version).await?,
-    ))
+    Ok(resource(service::transition(&state, &ctx, id, Transition::Complete, version).await?))
 }
 
 /// Mark a booked appointment as a no-show; only once its start time has passed.
@@ -153,7 +137,5 @@ pub async fn no_show_appointment(
     IdPath(id): IdPath,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::transition(&state, &ctx, id, Transition::NoShow, version).await?,
-    ))
+    Ok(resource(service::transition(&state, &ctx, id, Transition::NoShow, version).await?))
 }

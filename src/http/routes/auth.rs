@@ -43,14 +43,8 @@ pub async fn issue_token(
     body: JsonBody<TokenRequest>,
 ) -> AppResult<Json<TokenResponse>> {
     let mut errors = FieldErrors::new();
-    let username = body
-        .value
-        .username
-        .filter(|u| !u.is_empty() && u.len() <= 64);
-    let password = body
-        .value
-        .password
-        .filter(|p| !p.is_empty() && p.len() <= 1024);
+    let username = body.value.username.filter(|u| !u.is_empty() && u.len() <= 64);
+    let password = body.value.password.filter(|p| !p.is_empty() && p.len() <= 1024);
     if username.is_none() {
         errors.add("username", "required", "is required (1–64 characters)");
     }
@@ -61,11 +55,7 @@ pub async fn issue_token(
         return Err(errors.into());
     };
     let (issued, _principal) = service::login(&state, &ctx, &username, &password).await?;
-    Ok(Json(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-    }))
+    Ok(Json(TokenResponse { access_token: issued.token, token_type: "Bearer", expires_in: issued.expires_in }))
 }
 
 /// Who the bearer token belongs to.
@@ -75,13 +65,6 @@ pub async fn issue_token(
 pub async fn me(State(state): State<AppState>, Caller(ctx): Caller) -> AppResult<Json<Me>> {
     let user = crate::store::users::find(state.store.db(), ctx.principal.user_id)
         .await?
-        .ok_or(crate::error::AppError::Unauthorized(
-            "the user of this token no longer exists",
-        ))?;
-    Ok(Json(Me {
-        user_id: user.id,
-        username: user.username,
-        role: user.role,
-        patient_id: user.patient_id,
-    }))
+        .ok_or(crate::error::AppError::Unauthorized("the user of this token no longer exists"))?;
+    Ok(Json(Me { user_id: user.id, username: user.username, role: user.role, patient_id: user.patient_id }))
 }

@@ -34,35 +34,17 @@ pub async fn live() -> Json<Liveness> {
 /// 503 only when this instance cannot serve requests.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let database =
-        match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
-            Ok(Ok(())) => DependencyCheck {
-                status: "healthy",
-                reason: None,
-            },
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "readiness: database check failed");
-                DependencyCheck {
-                    status: "unhealthy",
-                    reason: Some("the database did not answer".into()),
-                }
-            }
-            Err(_) => DependencyCheck {
-                status: "unhealthy",
-                reason: Some("the database did not answer within 2 s".into()),
-            },
-        };
-    let ready = database.status == "healthy";
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => DependencyCheck { status: "healthy", reason: None },
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: database check failed");
+            DependencyCheck { status: "unhealthy", reason: Some("the database did not answer".into()) }
+        }
+        Err(_) => {
+            DependencyCheck { status: "unhealthy", reason: Some("the database did not answer within 2 s".into()) }
+        }
     };
-    (
-        code,
-        Json(Readiness {
-            status: if ready { "ready" } else { "unavailable" },
-            database,
-        }),
-    )
+    let ready = database.status == "healthy";
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(Readiness { status: if ready { "ready" } else { "unavailable" }, database }))
 }

@@ -22,10 +22,6 @@ pub struct PageInfo {
 
 impl<T> From<&crate::store::Page<T>> for PageInfo {
     fn from(page: &crate::store::Page<T>) -> Self {
-        PageInfo {
-            total: page.total,
-            limit: page.limit,
-            offset: page.offset,
-        }
+        PageInfo { total: page.total, limit: page.limit, offset: page.offset }
     }
 }

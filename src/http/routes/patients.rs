@@ -35,16 +35,9 @@ pub async fn create_patient(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<PatientInput>,
 ) -> AppResult<Response> {
-    create_idempotently(
-        &state,
-        &ctx,
-        key,
-        "POST /api/v1/patients",
-        &body.raw,
-        service::location,
-        |p: &Patient| p.id,
-        |ticket| service::register(&state, &ctx, body.value, ticket),
-    )
+    create_idempotently(&state, &ctx, key, "POST /api/v1/patients", &body.raw, service::location, |ticket| {
+        service::register(&state, &ctx, body.value, ticket)
+    })
     .await
 }
 
@@ -82,10 +75,7 @@ pub async fn list_patients(
     let page = params.page();
     params.finish()?;
     let page = service::list(&state, &ctx, filter, page).await?;
-    Ok(Json(PatientList {
-        page: PageInfo::from(&page),
-        items: page.items,
-    }))
+    Ok(Json(PatientList { page: PageInfo::from(&page), items: page.items }))
 }
 
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", params(("id" = uuid::Uuid, Path)),
@@ -112,9 +102,7 @@ pub async fn update_patient(
     IfMatch(version): IfMatch,
     body: JsonBody<PatientPatchInput>,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::update(&state, &ctx, id, body.value, version).await?,
-    ))
+    Ok(resource(service::update(&state, &ctx, id, body.value, version).await?))
 }
 
 /// Deactivate a patient. The record is kept; future booked appointments are cancelled.
@@ -127,9 +115,7 @@ pub async fn deactivate_patient(
     IdPath(id): IdPath,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::deactivate(&state, &ctx, id, version).await?,
-    ))
+    Ok(resource(service::deactivate(&state, &ctx, id, version).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/patients/{id}/reactivate", tag = "patients", params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
@@ -141,7 +127,5 @@ pub async fn reactivate_patient(
     IdPath(id): IdPath,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::reactivate(&state, &ctx, id, version).await?,
-    ))
+    Ok(resource(service::reactivate(&state, &ctx, id, version).await?))
 }

@@ -35,16 +35,9 @@ pub async fn create_practitioner(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<PractitionerInput>,
 ) -> AppResult<Response> {
-    create_idempotently(
-        &state,
-        &ctx,
-        key,
-        "POST /api/v1/practitioners",
-        &body.raw,
-        service::location,
-        |p: &Practitioner| p.id,
-        |ticket| service::create(&state, &ctx, body.value, ticket),
-    )
+    create_idempotently(&state, &ctx, key, "POST /api/v1/practitioners", &body.raw, service::location, |ticket| {
+        service::create(&state, &ctx, body.value, ticket)
+    })
     .await
 }
 
@@ -73,10 +66,7 @@ pub async fn list_practitioners(
     let page = params.page();
     params.finish()?;
     let page = service::list(&state, &ctx, filter, page).await?;
-    Ok(Json(PractitionerList {
-        page: PageInfo::from(&page),
-        items: page.items,
-    }))
+    Ok(Json(PractitionerList { page: PageInfo::from(&page), items: page.items }))
 }
 
 #[utoipa::path(get, path = "/api/v1/practitioners/{id}", tag = "practitioners", params(("id" = uuid::Uuid, Path)),
@@ -101,9 +91,7 @@ pub async fn update_practitioner(
     IfMatch(version): IfMatch,
     body: JsonBody<PractitionerPatchInput>,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::update(&state, &ctx, id, body.value, version).await?,
-    ))
+    Ok(resource(service::update(&state, &ctx, id, body.value, version).await?))
 }
 
 /// Deactivate a practitioner; their future booked appointments are cancelled.
@@ -116,9 +104,7 @@ pub async fn deactivate_practitioner(
     IdPath(id): IdPath,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::set_active(&state, &ctx, id, false, version).await?,
-    ))
+    Ok(resource(service::set_active(&state, &ctx, id, false, version).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/practitioners/{id}/reactivate", tag = "practitioners", params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
@@ -130,7 +116,5 @@ pub async fn reactivate_practitioner(
     IdPath(id): IdPath,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
-    Ok(resource(
-        service::set_active(&state, &ctx, id, true, version).await?,
-    ))
+    Ok(resource(service::set_active(&state, &ctx, id, true, version).await?))
 }

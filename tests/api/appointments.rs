@@ -1,0 +1,229 @@
+use chrono::{Duration, Utc};
+use healthcore::domain::{Appointment, AppointmentStatus};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{Backend, TestApp, booking};
+use crate::on_both_backends;
+
+struct Scene {
+    app: TestApp,
+    patient: Uuid,
+    practitioner: Uuid,
+}
+
+async fn scene(backend: Backend) -> Scene {
+    let app = TestApp::spawn(backend).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let practitioner = app.create_practitioner("MD-1").await;
+    Scene { app, patient, practitioner }
+}
+
+/// A booked appointment that started an hour ago: the API cannot create one (no booking in the
+/// past), so the test writes it through the store as time passing would have left it.
+async fn started_appointment(scene: &Scene) -> Uuid {
+    let start = Utc::now() - Duration::hours(1);
+    let appointment = Appointment {
+        id: Uuid::now_v7(),
+        patient_id: scene.patient,
+        practitioner_id: scene.practitioner,
+        start,
+        end: start + Duration::minutes(30),
+        reason: "check-up".into(),
+        notes: None,
+        status: AppointmentStatus::Booked,
+        cancellation_reason: None,
+        version: 1,
+        created_at: start - Duration::days(1),
+        updated_at: start - Duration::days(1),
+    };
+    healthcore::store::appointments::insert(scene.app.store.db(), &appointment).await.unwrap();
+    appointment.id
+}
+
+async fn a_booking_carries_its_times_and_starts_booked(backend: Backend) {
+    let s = scene(backend).await;
+    let body = booking(s.patient, s.practitioner, 24, 30);
+    let reply = s.app.post("/api/v1/appointments", &s.app.admin_token, body.clone()).await.expect(201);
+    assert_eq!(reply.body["status"], "booked");
+    let start: chrono::DateTime<Utc> = reply.body["start"].as_str().unwrap().parse().unwrap();
+    let sent: chrono::DateTime<Utc> = body["start"].as_str().unwrap().parse().unwrap();
+    assert_eq!(start, sent);
+    let read = s.app.get(&format!("/api/v1/appointments/{}", reply.id()), &s.app.admin_token).await.expect(200);
+    assert_eq!(read.body, reply.body);
+    s.app.stop().await;
+}
+
+async fn overlapping_bookings_of_a_practitioner_or_a_patient_are_409(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 60)).await.expect(201);
+    // Same practitioner, another patient, overlapping.
+    let other_patient = s.app.create_patient("Alan", "Turing").await;
+    let mut clash = booking(other_patient, s.practitioner, 24, 30);
+    s.app.post("/api/v1/appointments", token, clash.clone()).await.expect_problem(409, "double-booking");
+    // Same patient, another practitioner, overlapping.
+    let other_practitioner = s.app.create_practitioner("MD-2").await;
+    clash = booking(s.patient, other_practitioner, 24, 30);
+    s.app.post("/api/v1/appointments", token, clash).await.expect_problem(409, "double-booking");
+    // Back to back is fine.
+    s.app.post("/api/v1/appointments", token, booking(other_patient, s.practitioner, 25, 30)).await.expect(201);
+    let all = s.app.get("/api/v1/appointments", token).await.expect(200);
+    assert_eq!(all.body["page"]["total"], 2);
+    s.app.stop().await;
+}
+
+async fn booking_rules_on_times_are_field_errors(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    let past = booking(s.patient, s.practitioner, -2, 30);
+    let reply = s.app.post("/api/v1/appointments", token, past).await.expect_problem(422, "validation");
+    assert_eq!(reply.field_errors(), [("start".to_owned(), "in_future".to_owned())]);
+    let too_long = booking(s.patient, s.practitioner, 24, 8 * 60 + 1);
+    let reply = s.app.post("/api/v1/appointments", token, too_long).await.expect_problem(422, "validation");
+    assert_eq!(reply.field_errors(), [("end".to_owned(), "max_duration".to_owned())]);
+    let backwards = booking(s.patient, s.practitioner, 24, -30);
+    let reply = s.app.post("/api/v1/appointments", token, backwards).await.expect_problem(422, "validation");
+    assert_eq!(reply.field_errors(), [("end".to_owned(), "after_start".to_owned())]);
+    let mut unknown = booking(Uuid::now_v7(), s.practitioner, 24, 30);
+    let reply = s.app.post("/api/v1/appointments", token, unknown.clone()).await.expect_problem(422, "validation");
+    assert_eq!(reply.field_errors(), [("patient_id".to_owned(), "exists".to_owned())]);
+    unknown["reason"] = json!("");
+    s.app.post("/api/v1/appointments", token, unknown).await.expect_problem(422, "validation");
+    s.app.stop().await;
+}
+
+async fn inactive_participants_cannot_be_booked(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    s.app.delete(&format!("/api/v1/practitioners/{}", s.practitioner), token).await.expect(200);
+    s.app
+        .post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 30))
+        .await
+        .expect_problem(409, "inactive-practitioner");
+    let practitioner = s.app.create_practitioner("MD-9").await;
+    s.app.delete(&format!("/api/v1/patients/{}", s.patient), token).await.expect(200);
+    s.app
+        .post("/api/v1/appointments", token, booking(s.patient, practitioner, 24, 30))
+        .await
+        .expect_problem(409, "inactive-patient");
+    s.app.stop().await;
+}
+
+async fn deactivating_a_patient_cancels_only_future_booked_appointments(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    let future =
+        s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 48, 30)).await.expect(201).id();
+    let started = started_appointment(&s).await;
+    s.app.delete(&format!("/api/v1/patients/{}", s.patient), token).await.expect(200);
+    let future = s.app.get(&format!("/api/v1/appointments/{future}"), token).await.expect(200);
+    assert_eq!(future.body["status"], "cancelled");
+    assert_eq!(future.body["cancellation_reason"], "patient deactivated");
+    let started = s.app.get(&format!("/api/v1/appointments/{started}"), token).await.expect(200);
+    assert_eq!(started.body["status"], "booked");
+    s.app.stop().await;
+}
+
+async fn cancelling_needs_a_reason_and_is_final(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    let id =
+        s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 30)).await.expect(201).id();
+    let path = format!("/api/v1/appointments/{id}/cancel");
+    let reply = s.app.post(&path, token, json!({})).await.expect_problem(422, "validation");
+    assert_eq!(reply.field_errors(), [("reason".to_owned(), "required".to_owned())]);
+    let cancelled = s.app.post(&path, token, json!({"reason": "patient is travelling"})).await.expect(200);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["version"], 2);
+    s.app.post(&path, token, json!({"reason": "again"})).await.expect_problem(409, "invalid-transition");
+    s.app
+        .post(&format!("/api/v1/appointments/{id}/complete"), token, json!({}))
+        .await
+        .expect_problem(409, "invalid-transition");
+    // The slot is free again.
+    s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 30)).await.expect(201);
+    s.app.stop().await;
+}
+
+async fn completion_and_no_show_wait_for_the_start_time(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    let future =
+        s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 30)).await.expect(201).id();
+    s.app
+        .post(&format!("/api/v1/appointments/{future}/complete"), token, json!({}))
+        .await
+        .expect_problem(409, "invalid-transition");
+    s.app
+        .post(&format!("/api/v1/appointments/{future}/no-show"), token, json!({}))
+        .await
+        .expect_problem(409, "invalid-transition");
+    let started = started_appointment(&s).await;
+    let done = s.app.post(&format!("/api/v1/appointments/{started}/complete"), token, json!({})).await.expect(200);
+    assert_eq!(done.body["status"], "completed");
+    s.app
+        .post(&format!("/api/v1/appointments/{started}/no-show"), token, json!({}))
+        .await
+        .expect_problem(409, "invalid-transition");
+    s.app.stop().await;
+}
+
+async fn rescheduling_moves_the_slot_under_the_same_overlap_rules(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    let first =
+        s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 30)).await.expect(201).id();
+    let other = s.app.create_patient("Alan", "Turing").await;
+    s.app.post("/api/v1/appointments", token, booking(other, s.practitioner, 30, 60)).await.expect(201);
+    let path = format!("/api/v1/appointments/{first}/reschedule");
+    let onto_other = booking(s.patient, s.practitioner, 30, 30);
+    let times = json!({"start": onto_other["start"], "end": onto_other["end"]});
+    s.app.post(&path, token, times).await.expect_problem(409, "double-booking");
+    // Moving within its own slot does not clash with itself.
+    let later = booking(s.patient, s.practitioner, 24, 45);
+    let moved = s.app.post(&path, token, json!({"start": later["start"], "end": later["end"]})).await.expect(200);
+    assert_eq!(moved.body["version"], 2);
+    assert_eq!(
+        moved.body["end"].as_str().unwrap().parse::<chrono::DateTime<Utc>>().unwrap(),
+        later["end"].as_str().unwrap().parse::<chrono::DateTime<Utc>>().unwrap()
+    );
+    s.app.stop().await;
+}
+
+async fn appointment_lists_filter_by_status_participant_and_time(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    let a =
+        s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 30)).await.expect(201).id();
+    s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 72, 30)).await.expect(201);
+    s.app.post(&format!("/api/v1/appointments/{a}/cancel"), token, json!({"reason": "x"})).await.expect(200);
+    let booked = s.app.get("/api/v1/appointments?status=booked", token).await.expect(200);
+    assert_eq!(booked.body["page"]["total"], 1);
+    let soon = (Utc::now() + Duration::hours(48)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let before = s.app.get(&format!("/api/v1/appointments?to={soon}"), token).await.expect(200);
+    assert_eq!(before.body["page"]["total"], 1);
+    assert_eq!(before.body["items"][0]["id"], a.to_string());
+    let mine = s
+        .app
+        .get(&format!("/api/v1/appointments?patient_id={}&practitioner_id={}", s.patient, s.practitioner), token)
+        .await
+        .expect(200);
+    assert_eq!(mine.body["page"]["total"], 2);
+    let reply =
+        s.app.get("/api/v1/appointments?from=yesterday&status=done", token).await.expect_problem(422, "validation");
+    assert_eq!(reply.field_errors().len(), 2);
+    s.app.stop().await;
+}
+
+on_both_backends!(
+    a_booking_carries_its_times_and_starts_booked,
+    overlapping_bookings_of_a_practitioner_or_a_patient_are_409,
+    booking_rules_on_times_are_field_errors,
+    inactive_participants_cannot_be_booked,
+    deactivating_a_patient_cancels_only_future_booked_appointments,
+    cancelling_needs_a_reason_and_is_final,
+    completion_and_no_show_wait_for_the_start_time,
+    rescheduling_moves_the_slot_under_the_same_overlap_rules,
+    appointment_lists_filter_by_status_participant_and_time,
+);

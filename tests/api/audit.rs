@@ -1,0 +1,143 @@
+use healthcore::domain::Role;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, booking};
+use crate::on_both_backends;
+
+async fn a_read_is_audited_with_actor_patient_correlation_and_origin(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let nurse = app.user_token(Role::Nurse, None).await;
+    let reply = app
+        .call_with(
+            Method::GET,
+            &format!("/api/v1/patients/{patient}"),
+            Some(&nurse),
+            None,
+            &[("x-correlation-id", "trace-read-1"), ("user-agent", "ward-tablet/2.1")],
+        )
+        .await
+        .expect(200);
+    assert_eq!(reply.header("x-correlation-id"), Some("trace-read-1"));
+    let events = app.audit_events(&format!("patient_id={patient}&action=patient.read")).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = &events[0];
+    assert_eq!(event["outcome"], "success");
+    assert_eq!(event["actor_role"], "nurse");
+    assert_eq!(event["resource_type"], "patient");
+    assert_eq!(event["resource_id"], patient.to_string());
+    assert_eq!(event["correlation_id"], "trace-read-1");
+    assert_eq!(event["client_addr"], "127.0.0.1");
+    assert_eq!(event["user_agent"], "ward-tablet/2.1");
+    let me = app.get("/api/v1/auth/me", &nurse).await.expect(200);
+    assert_eq!(event["actor_id"], me.body["user_id"]);
+    app.stop().await;
+}
+
+async fn every_write_and_every_listed_patient_is_audited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = app.create_patient("Ada", "Lovelace").await;
+    let b = app.create_patient("Alan", "Turing").await;
+    let practitioner = app.create_practitioner("MD-1").await;
+    app.patch(&format!("/api/v1/patients/{a}"), &app.admin_token, json!({"phone": "+44 20 7946 0958"}))
+        .await
+        .expect(200);
+    let appointment =
+        app.post("/api/v1/appointments", &app.admin_token, booking(a, practitioner, 24, 30)).await.expect(201).id();
+    app.post(&format!("/api/v1/appointments/{appointment}/cancel"), &app.admin_token, json!({"reason": "r"}))
+        .await
+        .expect(200);
+    app.get("/api/v1/patients", &app.admin_token).await.expect(200);
+    let for_a: Vec<String> = app
+        .audit_events(&format!("patient_id={a}"))
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(for_a, ["patient.list", "appointment.cancel", "appointment.book", "patient.update", "patient.create"]);
+    let for_b: Vec<String> = app
+        .audit_events(&format!("patient_id={b}"))
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(for_b, ["patient.list", "patient.create"]);
+    app.stop().await;
+}
+
+async fn a_denied_attempt_is_audited_as_denied(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let auditor = app.user_token(Role::Auditor, None).await;
+    app.get(&format!("/api/v1/patients/{patient}"), &auditor).await.expect_problem(403, "forbidden");
+    let events = app.audit_events(&format!("patient_id={patient}&outcome=denied")).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["action"], "patient.read");
+    assert_eq!(events[0]["actor_role"], "auditor");
+    app.stop().await;
+}
+
+async fn the_audit_trail_filters_by_actor_action_and_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    app.create_patient("Ada", "Lovelace").await;
+    let after = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let admin = app.get("/api/v1/auth/me", &app.admin_token).await.expect(200);
+    let by_actor =
+        app.audit_events(&format!("actor_id={}&action=patient.create", admin.body["user_id"].as_str().unwrap())).await;
+    assert_eq!(by_actor.len(), 1);
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let window = app.audit_events(&format!("action=patient.create&from={}&to={}", fmt(before), fmt(after))).await;
+    assert_eq!(window.len(), 1);
+    let later = app.audit_events(&format!("action=patient.create&from={}", fmt(after))).await;
+    assert!(later.is_empty());
+    app.stop().await;
+}
+
+async fn audit_records_cannot_be_changed_or_removed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_patient("Ada", "Lovelace").await;
+    let before = app.audit_events("").await.len();
+    assert!(app.store.db_execute("UPDATE audit_events SET outcome = 'error'").await.is_err());
+    assert!(app.store.db_execute("DELETE FROM audit_events").await.is_err());
+    assert_eq!(app.audit_events("").await.len(), before);
+    app.call(Method::DELETE, "/api/v1/audit-events", Some(&app.admin_token), None)
+        .await
+        .expect_problem(405, "method-not-allowed");
+    app.stop().await;
+}
+
+async fn no_audit_record_is_lost_when_the_server_stops(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    for _ in 0..20 {
+        app.get(&format!("/api/v1/patients/{patient}"), &app.admin_token).await.expect(200);
+    }
+    let store = app.store.clone();
+    let _database = app.stop().await;
+    // Count with the store after shutdown: every answered read had committed its record.
+    let reopened = healthcore::store::Store::connect(&reconnect_url(&store), 1).await.unwrap();
+    let reads = healthcore::store::audit::list(
+        reopened.db(),
+        &healthcore::store::audit::AuditFilter { action: Some("patient.read".into()), ..Default::default() },
+        healthcore::store::PageRequest { limit: 1, offset: 0 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(reads.total, 20);
+    reopened.close().await;
+}
+
+fn reconnect_url(store: &healthcore::store::Store) -> String {
+    store.url().to_owned()
+}
+
+on_both_backends!(
+    a_read_is_audited_with_actor_patient_correlation_and_origin,
+    every_write_and_every_listed_patient_is_audited,
+    a_denied_attempt_is_audited_as_denied,
+    the_audit_trail_filters_by_actor_action_and_time,
+    audit_records_cannot_be_changed_or_removed,
+    no_audit_record_is_lost_when_the_server_stops,
+);

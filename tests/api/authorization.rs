@@ -1,0 +1,223 @@
+//! The role × endpoint matrix of `docs/SECURITY.md`, checked cell by cell against the server:
+//! an allowed cell must succeed (2xx), a denied one must be 403 and leave an audit record.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{Duration, Utc};
+use healthcore::domain::{Appointment, AppointmentStatus, Role};
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Backend, Reply, TestApp, booking, patient_body};
+use crate::on_both_backends;
+
+/// Roles in the column order of the matrix.
+const ROLES: [Role; 6] = [Role::Admin, Role::Physician, Role::Nurse, Role::Receptionist, Role::Auditor, Role::Patient];
+
+/// (operation, one letter per role above: Y allowed, N denied). Keep in step with SECURITY.md.
+const MATRIX: &[(&str, &str)] = &[
+    ("POST /patients", "YYYYNN"),
+    ("GET /patients", "YYYYNY"),
+    ("GET /patients/{own}", "YYYYNY"),
+    ("GET /patients/{other}", "YYYYNN"),
+    ("PATCH /patients/{own}", "YYYYNN"),
+    ("DELETE /patients/{id}", "YNNYNN"),
+    ("POST /patients/{id}/reactivate", "YNNYNN"),
+    ("POST /practitioners", "YNNNNN"),
+    ("GET /practitioners", "YYYYYY"),
+    ("GET /practitioners/{id}", "YYYYYY"),
+    ("PATCH /practitioners/{id}", "YNNNNN"),
+    ("DELETE /practitioners/{id}", "YNNNNN"),
+    ("POST /appointments {own}", "YYYYNY"),
+    ("POST /appointments {other}", "YYYYNN"),
+    ("GET /appointments", "YYYYNY"),
+    ("GET /appointments/{own}", "YYYYNY"),
+    ("GET /appointments/{other}", "YYYYNN"),
+    ("POST /appointments/{own}/reschedule", "YYYYNN"),
+    ("POST /appointments/{own}/cancel", "YYYYNY"),
+    ("POST /appointments/{other}/cancel", "YYYYNN"),
+    ("POST /appointments/{id}/complete", "YYYNNN"),
+    ("POST /appointments/{id}/no-show", "YYYNNN"),
+    ("GET /audit-events", "YNNNYN"),
+    ("GET /auth/me", "YYYYYY"),
+];
+
+struct Fixture {
+    app: TestApp,
+    own_patient: Uuid,
+    other_patient: Uuid,
+    practitioner: Uuid,
+    next_hour: AtomicI64,
+}
+
+impl Fixture {
+    async fn book(&self, patient: Uuid) -> Uuid {
+        let hour = self.next_hour.fetch_add(1, Ordering::SeqCst);
+        self.app
+            .post("/api/v1/appointments", &self.app.admin_token, booking(patient, self.practitioner, hour, 30))
+            .await
+            .expect(201)
+            .id()
+    }
+
+    async fn started(&self) -> Uuid {
+        let start = Utc::now() - Duration::hours(self.next_hour.fetch_add(1, Ordering::SeqCst));
+        let appointment = Appointment {
+            id: Uuid::now_v7(),
+            patient_id: self.other_patient,
+            practitioner_id: self.practitioner,
+            start,
+            end: start + Duration::minutes(30),
+            reason: "r".into(),
+            notes: None,
+            status: AppointmentStatus::Booked,
+            cancellation_reason: None,
+            version: 1,
+            created_at: start,
+            updated_at: start,
+        };
+        healthcore::store::appointments::insert(self.app.store.db(), &appointment).await.unwrap();
+        appointment.id
+    }
+
+    async fn perform(&self, operation: &str, token: &str) -> Reply {
+        let app = &self.app;
+        let hour = || self.next_hour.fetch_add(1, Ordering::SeqCst);
+        let (method, path, body): (Method, String, Option<Value>) = match operation {
+            "POST /patients" => (Method::POST, "/api/v1/patients".into(), Some(patient_body("New", "Patient"))),
+            "GET /patients" => (Method::GET, "/api/v1/patients".into(), None),
+            "GET /patients/{own}" => (Method::GET, format!("/api/v1/patients/{}", self.own_patient), None),
+            "GET /patients/{other}" => (Method::GET, format!("/api/v1/patients/{}", self.other_patient), None),
+            "PATCH /patients/{own}" => {
+                (Method::PATCH, format!("/api/v1/patients/{}", self.own_patient), Some(json!({"phone": "+1 555 0100"})))
+            }
+            "DELETE /patients/{id}" => {
+                (Method::DELETE, format!("/api/v1/patients/{}", app.create_patient("Short", "Lived").await), None)
+            }
+            "POST /patients/{id}/reactivate" => {
+                let id = app.create_patient("Was", "Inactive").await;
+                app.delete(&format!("/api/v1/patients/{id}"), &app.admin_token).await.expect(200);
+                (Method::POST, format!("/api/v1/patients/{id}/reactivate"), None)
+            }
+            "POST /practitioners" => (
+                Method::POST,
+                "/api/v1/practitioners".into(),
+                Some(
+                    json!({"licence_number": format!("L-{}", Uuid::new_v4().simple()), "given_name": "P", "family_name": "Q", "role": "other"}),
+                ),
+            ),
+            "GET /practitioners" => (Method::GET, "/api/v1/practitioners".into(), None),
+            "GET /practitioners/{id}" => (Method::GET, format!("/api/v1/practitioners/{}", self.practitioner), None),
+            "PATCH /practitioners/{id}" => (
+                Method::PATCH,
+                format!("/api/v1/practitioners/{}", self.practitioner),
+                Some(json!({"specialty": "triage"})),
+            ),
+            "DELETE /practitioners/{id}" => {
+                let id = app.create_practitioner(&format!("D-{}", Uuid::new_v4().simple())).await;
+                (Method::DELETE, format!("/api/v1/practitioners/{id}"), None)
+            }
+            "POST /appointments {own}" => (
+                Method::POST,
+                "/api/v1/appointments".into(),
+                Some(booking(self.own_patient, self.practitioner, hour(), 30)),
+            ),
+            "POST /appointments {other}" => (
+                Method::POST,
+                "/api/v1/appointments".into(),
+                Some(booking(self.other_patient, self.practitioner, hour(), 30)),
+            ),
+            "GET /appointments" => (Method::GET, "/api/v1/appointments".into(), None),
+            "GET /appointments/{own}" => {
+                (Method::GET, format!("/api/v1/appointments/{}", self.book(self.own_patient).await), None)
+            }
+            "GET /appointments/{other}" => {
+                (Method::GET, format!("/api/v1/appointments/{}", self.book(self.other_patient).await), None)
+            }
+            "POST /appointments/{own}/reschedule" => {
+                let id = self.book(self.own_patient).await;
+                let slot = booking(self.own_patient, self.practitioner, hour(), 30);
+                (
+                    Method::POST,
+                    format!("/api/v1/appointments/{id}/reschedule"),
+                    Some(json!({"start": slot["start"], "end": slot["end"]})),
+                )
+            }
+            "POST /appointments/{own}/cancel" => (
+                Method::POST,
+                format!("/api/v1/appointments/{}/cancel", self.book(self.own_patient).await),
+                Some(json!({"reason": "r"})),
+            ),
+            "POST /appointments/{other}/cancel" => (
+                Method::POST,
+                format!("/api/v1/appointments/{}/cancel", self.book(self.other_patient).await),
+                Some(json!({"reason": "r"})),
+            ),
+            "POST /appointments/{id}/complete" => {
+                (Method::POST, format!("/api/v1/appointments/{}/complete", self.started().await), None)
+            }
+            "POST /appointments/{id}/no-show" => {
+                (Method::POST, format!("/api/v1/appointments/{}/no-show", self.started().await), None)
+            }
+            "GET /audit-events" => (Method::GET, "/api/v1/audit-events".into(), None),
+            "GET /auth/me" => (Method::GET, "/api/v1/auth/me".into(), None),
+            other => panic!("no request for operation {other}"),
+        };
+        app.call(method, &path, Some(token), body).await
+    }
+}
+
+async fn every_cell_of_the_role_matrix_holds(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let own_patient = app.create_patient("Own", "Record").await;
+    let other_patient = app.create_patient("Someone", "Else").await;
+    let practitioner = app.create_practitioner("MD-MATRIX").await;
+    let fixture = Fixture { own_patient, other_patient, practitioner, next_hour: AtomicI64::new(24), app };
+    let mut tokens = Vec::new();
+    for role in ROLES {
+        let patient_id = (role == Role::Patient).then_some(own_patient);
+        tokens.push(fixture.app.user_token(role, patient_id).await);
+    }
+    let mut failures = Vec::new();
+    for (operation, cells) in MATRIX {
+        for ((role, token), cell) in ROLES.iter().zip(&tokens).zip(cells.chars()) {
+            let reply = fixture.perform(operation, token).await;
+            let status = reply.status.as_u16();
+            let ok = match cell {
+                'Y' => (200..300).contains(&status),
+                _ => status == 403 && reply.header("content-type") == Some("application/problem+json"),
+            };
+            if !ok {
+                failures.push(format!("{operation} as {role}: expected {cell}, got {status} {}", reply.body));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "matrix cells that do not hold:\n{}", failures.join("\n"));
+    // Every refusal left exactly one audit record.
+    let denied =
+        fixture.app.get("/api/v1/audit-events?outcome=denied&limit=1", &fixture.app.admin_token).await.expect(200);
+    let expected_denials = MATRIX.iter().map(|(_, cells)| cells.matches('N').count()).sum::<usize>();
+    assert_eq!(denied.body["page"]["total"], expected_denials as u64);
+    fixture.app.stop().await;
+}
+
+async fn a_patient_user_lists_only_its_own_data(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let own = app.create_patient("Own", "Record").await;
+    let other = app.create_patient("Someone", "Else").await;
+    let practitioner = app.create_practitioner("MD-1").await;
+    app.post("/api/v1/appointments", &app.admin_token, booking(own, practitioner, 24, 30)).await.expect(201);
+    app.post("/api/v1/appointments", &app.admin_token, booking(other, practitioner, 25, 30)).await.expect(201);
+    let token = app.user_token(Role::Patient, Some(own)).await;
+    let patients = app.get("/api/v1/patients", &token).await.expect(200);
+    assert_eq!(patients.body["page"]["total"], 1);
+    assert_eq!(patients.body["items"][0]["id"], own.to_string());
+    let appointments = app.get("/api/v1/appointments", &token).await.expect(200);
+    assert_eq!(appointments.body["page"]["total"], 1);
+    assert_eq!(appointments.body["items"][0]["patient_id"], own.to_string());
+    app.get(&format!("/api/v1/appointments?patient_id={other}"), &token).await.expect_problem(403, "forbidden");
+    app.stop().await;
+}
+
+on_both_backends!(every_cell_of_the_role_matrix_holds, a_patient_user_lists_only_its_own_data);

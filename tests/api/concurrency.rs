@@ -1,0 +1,107 @@
+//! Races fought over real sockets: many requests in flight at once against one server.
+
+use futures_like::join_all;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, booking};
+use crate::on_both_backends;
+
+mod futures_like {
+    /// Awaits every future concurrently on the runtime (each as its own task).
+    pub async fn join_all<F, T>(futures: Vec<F>) -> Vec<T>
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+        let mut results = Vec::with_capacity(handles.len());
+        for handle in handles {
+            results.push(handle.await.expect("the request task does not panic"));
+        }
+        results
+    }
+}
+
+const RACERS: usize = 12;
+
+async fn of_simultaneous_overlapping_bookings_exactly_one_wins(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let practitioner = app.create_practitioner("MD-1").await;
+    let mut patients = Vec::new();
+    for i in 0..RACERS {
+        patients.push(app.create_patient("Racer", &format!("Number{i}")).await);
+    }
+    // Every request wants the same practitioner at overlapping times, for a different patient.
+    let requests = patients
+        .iter()
+        .enumerate()
+        .map(|(i, patient)| {
+            let app = app.clone();
+            let body = booking(*patient, practitioner, 24, 30 + i as i64);
+            async move { app.post("/api/v1/appointments", &app.admin_token, body).await.status.as_u16() }
+        })
+        .collect();
+    let mut statuses = join_all(requests).await;
+    statuses.sort();
+    let mut expected = vec![409; RACERS - 1];
+    expected.insert(0, 201);
+    assert_eq!(statuses, expected);
+    let booked = app.get("/api/v1/appointments?status=booked", &app.admin_token).await.expect(200);
+    assert_eq!(booked.body["page"]["total"], 1);
+    std::sync::Arc::into_inner(app).expect("all requests finished").stop().await;
+}
+
+async fn of_simultaneous_bookings_for_one_patient_exactly_one_wins(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let mut practitioners = Vec::new();
+    for i in 0..RACERS {
+        practitioners.push(app.create_practitioner(&format!("MD-{i}")).await);
+    }
+    let requests = practitioners
+        .iter()
+        .map(|practitioner| {
+            let app = app.clone();
+            let body = booking(patient, *practitioner, 24, 30);
+            async move { app.post("/api/v1/appointments", &app.admin_token, body).await.status.as_u16() }
+        })
+        .collect();
+    let statuses = join_all(requests).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), RACERS - 1, "{statuses:?}");
+    std::sync::Arc::into_inner(app).expect("all requests finished").stop().await;
+}
+
+async fn of_simultaneous_updates_from_one_version_exactly_one_applies(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let id = app.create_patient("Ada", "Lovelace").await;
+    let requests = (0..RACERS)
+        .map(|i| {
+            let app = app.clone();
+            async move {
+                app.call_with(
+                    reqwest::Method::PATCH,
+                    &format!("/api/v1/patients/{id}"),
+                    Some(&app.admin_token),
+                    Some(json!({"given_name": format!("Writer{i}")})),
+                    &[("if-match", "\"1\"")],
+                )
+                .await
+                .status
+                .as_u16()
+            }
+        })
+        .collect();
+    let statuses = join_all(requests).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), RACERS - 1, "{statuses:?}");
+    let read = app.get(&format!("/api/v1/patients/{id}"), &app.admin_token).await.expect(200);
+    assert_eq!(read.body["version"], 2);
+    std::sync::Arc::into_inner(app).expect("all requests finished").stop().await;
+}
+
+on_both_backends!(
+    of_simultaneous_overlapping_bookings_exactly_one_wins,
+    of_simultaneous_bookings_for_one_patient_exactly_one_wins,
+    of_simultaneous_updates_from_one_version_exactly_one_applies,
+);

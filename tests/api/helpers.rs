@@ -1,0 +1,345 @@
+//! The test harness: a real HealthCore on a loopback port, on a fresh SQLite file or a fresh
+//! PostgreSQL database per test, and a small client for it.
+
+use std::collections::HashMap;
+
+use healthcore::app::Application;
+use healthcore::config::Config;
+use healthcore::domain::Role;
+use healthcore::service::users;
+use healthcore::store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const USER_PASSWORD: &str = "user-password-for-tests";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn name(backend: Backend)` once per backend, as `sqlite::name` and
+/// `postgres::name`, so one suite covers both databases.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::helpers::Backend::Postgres).await })*
+        }
+    };
+}
+
+/// The server for which `HEALTHCORE_TEST_POSTGRES_URL` (default: the local trust-auth server)
+/// creates one database per test.
+fn postgres_admin_url() -> String {
+    std::env::var("HEALTHCORE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    None,
+    Folder(std::path::PathBuf),
+    Database(String),
+}
+
+impl TestDatabase {
+    async fn create(backend: Backend) -> TestDatabase {
+        let name = format!("hc_test_{}", Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let folder = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&folder).unwrap();
+                TestDatabase {
+                    url: format!("sqlite://{}/healthcore.db", folder.display()),
+                    cleanup: Cleanup::Folder(folder),
+                }
+            }
+            Backend::Postgres => {
+                let admin =
+                    Store::connect(&postgres_admin_url(), 1).await.expect("PostgreSQL must be running for the tests");
+                admin.db_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+                admin.close().await;
+                let base = postgres_admin_url();
+                let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+                TestDatabase { url, cleanup: Cleanup::Database(name) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::None => {}
+            Cleanup::Folder(folder) => {
+                let _ = std::fs::remove_dir_all(folder);
+            }
+            Cleanup::Database(name) => {
+                let name = name.clone();
+                // Drop runs inside the test's runtime; a fresh thread with its own runtime may block.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    runtime.block_on(async {
+                        if let Ok(admin) = Store::connect(&postgres_admin_url(), 1).await {
+                            let _ = admin.db_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                            admin.close().await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub store: Store,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    // Declared last: dropped after the server has stopped.
+    _database: TestDatabase,
+}
+
+/// A parsed response: status, headers we care about, and the JSON body (or `Null`).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.body["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no id in {:#}", self.body))
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {:#}", self.body);
+        self
+    }
+
+    /// Asserts an RFC 9457 problem response with this status and `type` slug.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, slug: &str) -> Reply {
+        let reply = self.expect(status);
+        assert_eq!(reply.header("content-type"), Some("application/problem+json"), "{:#}", reply.body);
+        assert_eq!(reply.body["type"], format!("https://healthcore.dev/problems/{slug}"), "{:#}", reply.body);
+        assert_eq!(reply.body["status"], status);
+        assert!(reply.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        assert_eq!(reply.body["correlation_id"].as_str(), reply.header("x-correlation-id"));
+        reply
+    }
+
+    /// The `(field, rule)` pairs of a validation problem.
+    pub fn field_errors(&self) -> Vec<(String, String)> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["field"].as_str().unwrap_or_default().to_owned(),
+                            e["rule"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
+    let mut values: HashMap<String, String> = [
+        ("HEALTHCORE_BIND", "127.0.0.1:0"),
+        ("DATABASE_URL", database_url),
+        ("HEALTHCORE_JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789"),
+        ("HEALTHCORE_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("HEALTHCORE_DB_MAX_CONNECTIONS", "8"),
+        ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    values.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let data_dir = std::env::temp_dir().join(format!("hc_data_{}", Uuid::new_v4().simple()));
+    values.entry("HEALTHCORE_DATA_DIR".into()).or_insert_with(|| data_dir.display().to_string());
+    Config::from_map(values).expect("the test configuration is valid")
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, &[]).await
+    }
+
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        let database = TestDatabase::create(backend).await;
+        let config = test_config(&database.url, extra);
+        let application = Application::build(config).await.expect("the application starts");
+        let base_url = format!("http://{}", application.local_addr());
+        let store = application.state().store.clone();
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(application.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        let mut app = TestApp {
+            base_url,
+            client,
+            admin_token: String::new(),
+            store,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            _database: database,
+        };
+        app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
+        app
+    }
+
+    /// Stops the server gracefully and waits for it (and its audit writer) to finish. Returns the
+    /// database, which is removed when the returned value is dropped.
+    pub async fn stop(mut self) -> TestDatabase {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        TestDatabase {
+            url: self._database.url.clone(),
+            cleanup: std::mem::replace(&mut self._database.cleanup, Cleanup::None),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let reply = self
+            .call(Method::POST, "/api/v1/auth/token", None, Some(json!({"username": username, "password": password})))
+            .await;
+        let reply = reply.expect(200);
+        reply.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user with `role` (linked to `patient_id` for patients) and returns its token.
+    pub async fn user_token(&self, role: Role, patient_id: Option<Uuid>) -> String {
+        let username = format!("{}-{}", role.as_str(), &Uuid::new_v4().simple().to_string()[..8]);
+        users::create(&self.store, &username, role, patient_id, USER_PASSWORD).await.unwrap();
+        self.login(&username, USER_PASSWORD).await
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the server answers");
+        Reply::from(response).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn create_patient(&self, given: &str, family: &str) -> Uuid {
+        self.post("/api/v1/patients", &self.admin_token, patient_body(given, family)).await.expect(201).id()
+    }
+
+    pub async fn create_practitioner(&self, licence: &str) -> Uuid {
+        self.post(
+            "/api/v1/practitioners",
+            &self.admin_token,
+            json!({"licence_number": licence, "given_name": "Grace", "family_name": "Hopper", "role": "physician"}),
+        )
+        .await
+        .expect(201)
+        .id()
+    }
+
+    /// Audit events matching a query string (as admin).
+    pub async fn audit_events(&self, query: &str) -> Vec<Value> {
+        let reply = self.get(&format!("/api/v1/audit-events?limit=100&{query}"), &self.admin_token).await.expect(200);
+        reply.body["items"].as_array().unwrap().clone()
+    }
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply { status, headers, body }
+    }
+}
+
+pub fn patient_body(given: &str, family: &str) -> Value {
+    json!({"given_name": given, "family_name": family, "birth_date": "1985-04-12", "sex": "female", "email": "patient@example.org"})
+}
+
+/// A booking `start_hours` from now (on the hour), `minutes` long.
+pub fn booking(patient: Uuid, practitioner: Uuid, start_hours: i64, minutes: i64) -> Value {
+    let start = chrono::Utc::now() + chrono::Duration::hours(start_hours);
+    let start = start.format("%Y-%m-%dT%H:00:00Z").to_string();
+    let start_time: chrono::DateTime<chrono::Utc> = start.parse().unwrap();
+    let end = (start_time + chrono::Duration::minutes(minutes)).to_rfc3339();
+    json!({"patient_id": patient, "practitioner_id": practitioner, "start": start, "end": end, "reason": "check-up"})
+}

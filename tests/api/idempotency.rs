@@ -1,0 +1,84 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, patient_body};
+use crate::on_both_backends;
+
+async fn post_with_key(app: &TestApp, token: &str, key: &str, body: serde_json::Value) -> crate::helpers::Reply {
+    app.call_with(Method::POST, "/api/v1/patients", Some(token), Some(body), &[("idempotency-key", key)]).await
+}
+
+async fn the_same_key_and_body_replays_the_first_response(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let first = post_with_key(&app, &app.admin_token, "key-1", patient_body("Ada", "Lovelace")).await.expect(201);
+    let second = post_with_key(&app, &app.admin_token, "key-1", patient_body("Ada", "Lovelace")).await.expect(201);
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.header("location"), first.header("location"));
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    let list = app.get("/api/v1/patients", &app.admin_token).await.expect(200);
+    assert_eq!(list.body["page"]["total"], 1);
+    app.stop().await;
+}
+
+async fn the_same_key_with_another_body_is_422(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    post_with_key(&app, &app.admin_token, "key-1", patient_body("Ada", "Lovelace")).await.expect(201);
+    post_with_key(&app, &app.admin_token, "key-1", patient_body("Alan", "Turing"))
+        .await
+        .expect_problem(422, "idempotency-key-reused");
+    app.stop().await;
+}
+
+async fn keys_belong_to_their_user(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let nurse = app.user_token(healthcore::domain::Role::Nurse, None).await;
+    let a = post_with_key(&app, &app.admin_token, "shared", patient_body("Ada", "Lovelace")).await.expect(201);
+    let b = post_with_key(&app, &nurse, "shared", patient_body("Ada", "Lovelace")).await.expect(201);
+    assert_ne!(a.id(), b.id());
+    assert_eq!(b.header("idempotent-replayed"), None);
+    app.stop().await;
+}
+
+async fn a_failed_request_does_not_consume_its_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    post_with_key(&app, &app.admin_token, "key-1", json!({"given_name": "Ada"})).await.expect(422);
+    post_with_key(&app, &app.admin_token, "key-1", patient_body("Ada", "Lovelace")).await.expect(201);
+    app.stop().await;
+}
+
+async fn booking_and_practitioner_creation_honour_keys_too(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = json!({"licence_number": "MD-7", "given_name": "A", "family_name": "B", "role": "nurse"});
+    let headers = [("idempotency-key", "p-1")];
+    let first = app
+        .call_with(Method::POST, "/api/v1/practitioners", Some(&app.admin_token), Some(body.clone()), &headers)
+        .await
+        .expect(201);
+    // Without the key this would be a duplicate licence number (409); with it, a replay.
+    let again = app
+        .call_with(Method::POST, "/api/v1/practitioners", Some(&app.admin_token), Some(body), &headers)
+        .await
+        .expect(201);
+    assert_eq!(first.id(), again.id());
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let booking = crate::helpers::booking(patient, first.id(), 24, 30);
+    let headers = [("idempotency-key", "b-1")];
+    let one = app
+        .call_with(Method::POST, "/api/v1/appointments", Some(&app.admin_token), Some(booking.clone()), &headers)
+        .await
+        .expect(201);
+    let two = app
+        .call_with(Method::POST, "/api/v1/appointments", Some(&app.admin_token), Some(booking), &headers)
+        .await
+        .expect(201);
+    assert_eq!(one.id(), two.id(), "a retried booking is not a double booking");
+    app.stop().await;
+}
+
+on_both_backends!(
+    the_same_key_and_body_replays_the_first_response,
+    the_same_key_with_another_body_is_422,
+    keys_belong_to_their_user,
+    a_failed_request_does_not_consume_its_key,
+    booking_and_practitioner_creation_honour_keys_too,
+);

@@ -1,0 +1,187 @@
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, patient_body};
+use crate::on_both_backends;
+
+async fn a_registered_patient_reads_back_with_a_generated_mrn(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let created = app.post("/api/v1/patients", &app.admin_token, patient_body(" Ada ", "Lovelace")).await.expect(201);
+    let id = created.id();
+    assert_eq!(created.header("location"), Some(format!("/api/v1/patients/{id}").as_str()));
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    let mrn = created.body["mrn"].as_str().unwrap();
+    assert!(mrn.starts_with("HC") && mrn.len() == 12, "{mrn}");
+    let read = app.get(&format!("/api/v1/patients/{id}"), &app.admin_token).await.expect(200);
+    assert_eq!(read.body, created.body);
+    assert_eq!(read.body["given_name"], "Ada");
+    assert_eq!(read.body["active"], true);
+    app.stop().await;
+}
+
+async fn every_invalid_field_is_reported_with_its_rule(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let reply = app
+        .post(
+            "/api/v1/patients",
+            &app.admin_token,
+            json!({"given_name": "", "birth_date": "1899-12-31", "sex": "robot", "email": "x@", "phone": "12"}),
+        )
+        .await
+        .expect_problem(422, "validation");
+    let errors = reply.field_errors();
+    let expected = [
+        ("given_name", "required"),
+        ("family_name", "required"),
+        ("birth_date", "not_before_1900"),
+        ("sex", "one_of"),
+        ("email", "email"),
+        ("phone", "phone"),
+    ];
+    assert_eq!(errors, expected.map(|(f, r)| (f.to_owned(), r.to_owned())));
+    let list = app.get("/api/v1/patients", &app.admin_token).await.expect(200);
+    assert_eq!(list.body["page"]["total"], 0, "nothing was written");
+    app.stop().await;
+}
+
+async fn a_birth_date_in_the_future_is_rejected(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive().to_string();
+    let mut body = patient_body("Ada", "Lovelace");
+    body["birth_date"] = json!(tomorrow);
+    let reply = app.post("/api/v1/patients", &app.admin_token, body).await.expect_problem(422, "validation");
+    assert_eq!(reply.field_errors(), [("birth_date".to_owned(), "not_in_future".to_owned())]);
+    app.stop().await;
+}
+
+async fn lists_filter_by_name_prefix_and_paginate_in_a_stable_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (given, family) in
+        [("Ada", "Lovelace"), ("Alan", "Turing"), ("Grace", "Hopper"), ("Linus", "Lovelace"), ("Ada", "Byron")]
+    {
+        app.create_patient(given, family).await;
+    }
+    let reply = app.get("/api/v1/patients?name=LOVE", &app.admin_token).await.expect(200);
+    let names: Vec<String> = reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {}", p["given_name"], p["family_name"]))
+        .collect();
+    assert_eq!(names, ["\"Ada\" \"Lovelace\"", "\"Linus\" \"Lovelace\""]);
+    let reply = app.get("/api/v1/patients?name=ada", &app.admin_token).await.expect(200);
+    assert_eq!(reply.body["page"]["total"], 2, "given-name prefix matches too");
+
+    let mut seen = Vec::new();
+    for offset in [0, 2, 4] {
+        let page = app.get(&format!("/api/v1/patients?limit=2&offset={offset}"), &app.admin_token).await.expect(200);
+        assert_eq!(page.body["page"]["total"], 5);
+        seen.extend(
+            page.body["items"].as_array().unwrap().iter().map(|p| p["family_name"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(seen, ["Byron", "Hopper", "Lovelace", "Lovelace", "Turing"]);
+    app.stop().await;
+}
+
+async fn wildcards_in_a_name_filter_match_literally(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_patient("Ada", "Lovelace").await;
+    let reply = app.get("/api/v1/patients?name=%25", &app.admin_token).await.expect(200);
+    assert_eq!(reply.body["page"]["total"], 0);
+    app.stop().await;
+}
+
+async fn bad_list_parameters_are_all_reported(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let reply = app
+        .get("/api/v1/patients?limit=0&offset=-1&active=yes&sort=age", &app.admin_token)
+        .await
+        .expect_problem(422, "validation");
+    let mut fields: Vec<String> = reply.field_errors().into_iter().map(|(f, _)| f).collect();
+    fields.sort();
+    assert_eq!(fields, ["active", "limit", "offset", "sort"]);
+    let reply = app.get("/api/v1/patients?limit=101", &app.admin_token).await.expect_problem(422, "validation");
+    assert_eq!(reply.field_errors(), [("limit".to_owned(), "range".to_owned())]);
+    app.stop().await;
+}
+
+async fn a_partial_update_changes_only_the_sent_fields_and_bumps_the_version(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.create_patient("Ada", "Lovelace").await;
+    let path = format!("/api/v1/patients/{id}");
+    let reply = app
+        .call_with(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&app.admin_token),
+            Some(json!({"family_name": "King", "email": null})),
+            &[("if-match", "\"1\"")],
+        )
+        .await
+        .expect(200);
+    assert_eq!(reply.body["family_name"], "King");
+    assert_eq!(reply.body["given_name"], "Ada");
+    assert_eq!(reply.body["email"], serde_json::Value::Null);
+    assert_eq!(reply.body["version"], 2);
+    assert_eq!(reply.header("etag"), Some("\"2\""));
+    app.stop().await;
+}
+
+async fn an_update_with_a_stale_etag_gets_412_and_changes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.create_patient("Ada", "Lovelace").await;
+    let path = format!("/api/v1/patients/{id}");
+    app.patch(&path, &app.admin_token, json!({"given_name": "Augusta"})).await.expect(200);
+    app.call_with(
+        reqwest::Method::PATCH,
+        &path,
+        Some(&app.admin_token),
+        Some(json!({"given_name": "Stale"})),
+        &[("if-match", "\"1\"")],
+    )
+    .await
+    .expect_problem(412, "stale-version");
+    let read = app.get(&path, &app.admin_token).await.expect(200);
+    assert_eq!(read.body["given_name"], "Augusta");
+    assert_eq!(read.body["version"], 2);
+    app.stop().await;
+}
+
+async fn delete_deactivates_and_keeps_the_record_until_reactivated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.create_patient("Ada", "Lovelace").await;
+    let reply = app.delete(&format!("/api/v1/patients/{id}"), &app.admin_token).await.expect(200);
+    assert_eq!(reply.body["active"], false);
+    let read = app.get(&format!("/api/v1/patients/{id}"), &app.admin_token).await.expect(200);
+    assert_eq!(read.body["active"], false);
+    let inactive = app.get("/api/v1/patients?active=false", &app.admin_token).await.expect(200);
+    assert_eq!(inactive.body["page"]["total"], 1);
+    let reply = app.post(&format!("/api/v1/patients/{id}/reactivate"), &app.admin_token, json!({})).await.expect(200);
+    assert_eq!(reply.body["active"], true);
+    assert_eq!(reply.body["version"], 3);
+    app.stop().await;
+}
+
+async fn an_unknown_patient_is_404(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.get(&format!("/api/v1/patients/{}", uuid::Uuid::now_v7()), &app.admin_token)
+        .await
+        .expect_problem(404, "not-found");
+    app.patch(&format!("/api/v1/patients/{}", uuid::Uuid::now_v7()), &app.admin_token, json!({"given_name": "X"}))
+        .await
+        .expect_problem(404, "not-found");
+    app.stop().await;
+}
+
+on_both_backends!(
+    a_registered_patient_reads_back_with_a_generated_mrn,
+    every_invalid_field_is_reported_with_its_rule,
+    a_birth_date_in_the_future_is_rejected,
+    lists_filter_by_name_prefix_and_paginate_in_a_stable_order,
+    wildcards_in_a_name_filter_match_literally,
+    bad_list_parameters_are_all_reported,
+    a_partial_update_changes_only_the_sent_fields_and_bumps_the_version,
+    an_update_with_a_stale_etag_gets_412_and_changes_nothing,
+    delete_deactivates_and_keeps_the_record_until_reactivated,
+    an_unknown_patient_is_404,
+);
