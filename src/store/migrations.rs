@@ -11,8 +11,10 @@ use super::{Store, execute_on};
 type Step = fn() -> Vec<Ddl>;
 
 /// A schema statement: portable, or raw SQL for one backend only.
+// Built once per migration run; the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Ddl {
-    Table(Box<sea_orm::sea_query::TableCreateStatement>),
+    Table(sea_orm::sea_query::TableCreateStatement),
     Index(sea_orm::sea_query::IndexCreateStatement),
     Only(DbBackend, &'static str),
 }
@@ -50,7 +52,7 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
         for ddl in step() {
             match ddl {
                 Ddl::Table(statement) => {
-                    tx.execute(&*statement).await?;
+                    tx.execute(&statement).await?;
                 }
                 Ddl::Index(statement) => {
                     tx.execute(&statement).await?;
@@ -104,7 +106,7 @@ fn index(name: &'static str, table: &'static str, columns: &[&'static str]) -> D
 
 fn initial_schema() -> Vec<Ddl> {
     vec![
-        Ddl::Table(Box::new(
+        Ddl::Table(
             Table::create()
                 .table("patients")
                 .col(id())
@@ -121,10 +123,10 @@ fn initial_schema() -> Vec<Ddl> {
                 .col(timestamp("created_at"))
                 .col(timestamp("updated_at"))
                 .take(),
-        )),
+        ),
         unique("patients", "mrn"),
         index("ix_patients_family_name", "patients", &["family_name", "given_name", "id"]),
-        Ddl::Table(Box::new(
+        Ddl::Table(
             Table::create()
                 .table("practitioners")
                 .col(id())
@@ -138,10 +140,10 @@ fn initial_schema() -> Vec<Ddl> {
                 .col(timestamp("created_at"))
                 .col(timestamp("updated_at"))
                 .take(),
-        )),
+        ),
         unique("practitioners", "licence_number"),
         index("ix_practitioners_family_name", "practitioners", &["family_name", "given_name", "id"]),
-        Ddl::Table(Box::new(
+        Ddl::Table(
             Table::create()
                 .table("appointments")
                 .col(id())
@@ -169,11 +171,11 @@ fn initial_schema() -> Vec<Ddl> {
                         .on_delete(ForeignKeyAction::Restrict),
                 )
                 .take(),
-        )),
+        ),
         index("ix_appointments_practitioner_start", "appointments", &["practitioner_id", "starts_at"]),
         index("ix_appointments_patient_start", "appointments", &["patient_id", "starts_at"]),
         index("ix_appointments_start", "appointments", &["starts_at", "id"]),
-        Ddl::Table(Box::new(
+        Ddl::Table(
             Table::create()
                 .table("users")
                 .col(id())
@@ -190,9 +192,9 @@ fn initial_schema() -> Vec<Ddl> {
                         .on_delete(ForeignKeyAction::Restrict),
                 )
                 .take(),
-        )),
+        ),
         unique("users", "username"),
-        Ddl::Table(Box::new(
+        Ddl::Table(
             Table::create()
                 .table("audit_events")
                 .col(id())
@@ -208,7 +210,7 @@ fn initial_schema() -> Vec<Ddl> {
                 .col(optional_text("client_addr"))
                 .col(optional_text("user_agent"))
                 .take(),
-        )),
+        ),
         index("ix_audit_events_patient", "audit_events", &["patient_id", "occurred_at"]),
         index("ix_audit_events_actor", "audit_events", &["actor_id", "occurred_at"]),
         index("ix_audit_events_occurred_at", "audit_events", &["occurred_at"]),
@@ -234,7 +236,7 @@ fn initial_schema() -> Vec<Ddl> {
             "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events \
              BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
         ),
-        Ddl::Table(Box::new(
+        Ddl::Table(
             Table::create()
                 .table("idempotency_keys")
                 .col(ColumnDef::new("user_id").uuid().not_null())
@@ -248,7 +250,7 @@ fn initial_schema() -> Vec<Ddl> {
                 .col(timestamp("expires_at"))
                 .primary_key(Index::create().col("user_id").col("key"))
                 .take(),
-        )),
+        ),
         index("ix_idempotency_keys_expires_at", "idempotency_keys", &["expires_at"]),
     ]
 }

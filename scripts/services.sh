@@ -1,0 +1,46 @@
+# Shared by the scripts in this folder: make sure the services the tests and benchmarks need are
+# installed and running. Every function is idempotent: it does nothing when the service is up.
+
+POSTGRES_HOST=${POSTGRES_HOST:-127.0.0.1}
+POSTGRES_PORT=${POSTGRES_PORT:-5432}
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root to run: $*"; return 1
+  fi
+}
+
+apt_install() {
+  log "installing Debian packages: $*"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL on $POSTGRES_HOST:$POSTGRES_PORT with a `postgres` role that may create databases.
+ensure_postgres() {
+  if command -v pg_isready >/dev/null && pg_isready -q -h "$POSTGRES_HOST" -p "$POSTGRES_PORT"; then
+    return 0
+  fi
+  if ! command -v pg_ctlcluster >/dev/null; then
+    apt_install postgresql postgresql-client
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  log "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" && return 0
+    sleep 1
+  done
+  log "PostgreSQL did not come up on $POSTGRES_HOST:$POSTGRES_PORT"
+  return 1
+}
+
+# cargo-nextest runs each test in its own process; fall back to installing it from crates.io.
+ensure_nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then return 0; fi
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest >/dev/null
+}
