@@ -5,6 +5,14 @@ use healthcore::{cli, config::Config};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    if let Some(cli::Command::Openapi) = cli.command {
+        // Needs no configuration: the document is derived from the code alone.
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&healthcore::http::openapi()).expect("the OpenAPI document serializes")
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
