@@ -34,7 +34,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// Builds the shared state: store, audit writer, token issuer. Returns the writer's task so the
 /// caller can wait for it to drain at shutdown.
 pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
-    let signing_key = config.signing_key().context("cannot load the token signing key")?;
+    let signing_key = config.signing_key()?;
     let tokens = TokenIssuer::new(&signing_key, config.token_ttl_seconds);
     let (audit, audit_writer) = AuditLog::spawn(store.clone(), config.audit_batch_max);
     let decoy_password_hash: Arc<str> = password::hash_blocking(password::generate()).await.into();
@@ -44,6 +44,8 @@ pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(A
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let config = Arc::new(config);
+        // Fail on a missing signing key before touching the database.
+        config.signing_key()?;
         let store = open_store(&config).await?;
         announce_first_admin(
             users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose())).await?,

@@ -204,17 +204,8 @@ impl Config {
             invalid("DATABASE_URL", format!("'{}' is neither sqlite:// nor postgres://", redact_url(&database_url)))
         })?;
         let jwt_secret = source.get("HEALTHCORE_JWT_SECRET").map(|s| Secret(s.to_owned()));
-        match &jwt_secret {
-            Some(secret) if secret.0.len() < 32 => {
-                return Err(invalid("HEALTHCORE_JWT_SECRET", "must be at least 32 bytes"));
-            }
-            None if backend == Backend::Postgres => {
-                return Err(invalid(
-                    "HEALTHCORE_JWT_SECRET",
-                    "is required when DATABASE_URL points at PostgreSQL (instances must share one key)",
-                ));
-            }
-            _ => {}
+        if jwt_secret.as_ref().is_some_and(|secret| secret.0.len() < 32) {
+            return Err(invalid("HEALTHCORE_JWT_SECRET", "must be at least 32 bytes"));
         }
         let admin_password = source.get("HEALTHCORE_ADMIN_PASSWORD").map(|s| Secret(s.to_owned()));
         if let Some(password) = &admin_password {
@@ -271,6 +262,14 @@ impl Config {
     pub fn signing_key(&self) -> anyhow::Result<Vec<u8>> {
         if let Some(secret) = &self.jwt_secret {
             return Ok(secret.expose().as_bytes().to_vec());
+        }
+        if self.backend == Backend::Postgres {
+            // Checked here rather than at load so commands that issue no tokens (migrate, user
+            // create) run with the database URL alone.
+            anyhow::bail!(invalid(
+                "HEALTHCORE_JWT_SECRET",
+                "is required when DATABASE_URL points at PostgreSQL (all instances must share one key)"
+            ));
         }
         let path = self.data_dir.join("jwt-signing-key");
         if let Ok(existing) = std::fs::read_to_string(&path) {
@@ -332,9 +331,15 @@ mod tests {
     }
 
     #[test]
-    fn postgres_without_a_signing_key_is_refused_naming_the_setting() {
-        let err = config(&[("DATABASE_URL", "postgres://u:p@localhost/db")]).unwrap_err();
-        assert_eq!(err.setting, "HEALTHCORE_JWT_SECRET");
+    fn postgres_without_a_signing_key_cannot_issue_tokens() {
+        let config = config(&[("DATABASE_URL", "postgres://u:p@localhost/db")]).unwrap();
+        let err = config.signing_key().unwrap_err().to_string();
+        assert!(err.starts_with("HEALTHCORE_JWT_SECRET: is required"), "{err}");
+    }
+
+    #[test]
+    fn a_short_signing_key_is_refused() {
+        assert_eq!(config(&[("HEALTHCORE_JWT_SECRET", "short")]).unwrap_err().setting, "HEALTHCORE_JWT_SECRET");
     }
 
     #[test]
