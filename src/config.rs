@@ -360,3 +360,21 @@ mod tests {
         assert!(!text.contains("-secret"));
     }
 }
+
+#[cfg(test)]
+mod documentation_tests {
+    use super::SETTINGS;
+
+    #[test]
+    fn the_readme_table_lists_every_setting_and_no_other() {
+        let readme = include_str!("../README.md");
+        let documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        assert_eq!(documented, known, "README's configuration table and config::SETTINGS differ");
+    }
+}
