@@ -36,7 +36,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
     let signing_key = config.signing_key()?;
     let tokens = TokenIssuer::new(&signing_key, config.token_ttl_seconds);
-    let (audit, audit_writer) = AuditLog::spawn(store.clone(), config.audit_batch_max);
+    let audit_store = store.dedicated(1).await.context("cannot open the audit writer's connection")?;
+    let (audit, audit_writer) = AuditLog::spawn(audit_store, config.audit_batch_max);
     let decoy_password_hash: Arc<str> = password::hash_blocking(password::generate()).await.into();
     Ok((AppState { store, audit, tokens, config, decoy_password_hash }, audit_writer))
 }

@@ -79,7 +79,7 @@ impl clap::ValueEnum for Role {
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            crate::telemetry::init_logging(&config);
+            let _log_flush = crate::telemetry::init_logging(&config);
             let application = Application::build(config).await?;
             application.run_until(app::shutdown_signal()).await
         }

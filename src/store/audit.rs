@@ -44,8 +44,9 @@ pub async fn append(conn: &impl ConnectionTrait, records: &[AuditRecord]) -> Res
     if records.is_empty() {
         return Ok(());
     }
-    // Stay well below SQLite's 32,766 bound parameters per statement (12 columns a row).
-    for chunk in records.chunks(1_000) {
+    // Bounded statements: well below SQLite's 32,766 bound parameters (12 columns a row), and
+    // small enough that the connection's buffers stay small.
+    for chunk in records.chunks(200) {
         Entity::insert_many(chunk.iter().map(|r| to_row(r).into_active_model())).exec_without_returning(conn).await?;
     }
     Ok(())

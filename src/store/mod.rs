@@ -92,6 +92,9 @@ impl Store {
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
             .sqlx_logging(false)
+            // A ping before every checkout would double the round trips of a one-query request;
+            // only connections that sat idle long enough to have been cut are tested.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .map_sqlx_sqlite_opts(|opts| {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
                 // WAL lets readers proceed while the single writer commits; NORMAL is durable
@@ -108,6 +111,15 @@ impl Store {
             url: url.into(),
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
         })
+    }
+
+    /// A second pool on the same database (sharing the SQLite writer queue) for a background
+    /// writer, so its large batched statements grow the buffers of its own connection only
+    /// instead of every connection of the request pool.
+    pub async fn dedicated(&self, max_connections: u32) -> Result<Store, DbErr> {
+        let mut store = Store::connect(&self.url, max_connections).await?;
+        store.write_gate = self.write_gate.clone();
+        Ok(store)
     }
 
     pub fn db(&self) -> &DatabaseConnection {
