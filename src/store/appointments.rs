@@ -1,6 +1,6 @@
 //! The `appointments` table.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Select,
@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::entities::appointment::{self, Column, Entity};
 use super::{Page, PageRequest};
+use crate::domain::appointment::MAX_DURATION_HOURS;
 use crate::domain::{Appointment, AppointmentStatus, TimeSlot};
 
 #[derive(Debug, Clone, Default)]
@@ -92,8 +93,13 @@ pub async fn find_clash(
     slot: TimeSlot,
     except: Option<Uuid>,
 ) -> Result<Option<Clash>, DbErr> {
+    // No appointment lasts longer than the domain's maximum, so one that overlaps must start
+    // after `start - maximum`: this bounds the index range scan from both sides, keeping the check
+    // independent of how many appointments a practitioner or patient has had.
+    let earliest_overlapping_start = slot.start() - Duration::hours(MAX_DURATION_HOURS);
     let mut query = Entity::find()
         .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
+        .filter(Column::StartsAt.gt(earliest_overlapping_start))
         .filter(Column::StartsAt.lt(slot.end()))
         .filter(Column::EndsAt.gt(slot.start()))
         .filter(Condition::any().add(Column::PractitionerId.eq(practitioner_id)).add(Column::PatientId.eq(patient_id)));
