@@ -114,7 +114,14 @@ impl AuditRecord {
 
 struct Pending {
     records: Vec<AuditRecord>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), BatchFailure>>,
+}
+
+/// Why a batch did not commit, shared by every request in it.
+#[derive(Debug, Clone)]
+struct BatchFailure {
+    reason: String,
+    database_unavailable: bool,
 }
 
 /// Handle to the group-commit writer. Cloning is cheap; the writer stops when the last handle is
@@ -144,7 +151,10 @@ impl AuditLog {
             .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit writer has stopped")))?;
         match committed.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(AppError::Internal(anyhow::anyhow!("audit batch failed: {reason}"))),
+            Ok(Err(failure)) if failure.database_unavailable => {
+                Err(AppError::Unavailable(anyhow::anyhow!("audit batch failed: {}", failure.reason)))
+            }
+            Ok(Err(failure)) => Err(AppError::Internal(anyhow::anyhow!("audit batch failed: {}", failure.reason))),
             Err(_) => Err(AppError::Internal(anyhow::anyhow!("the audit writer stopped before committing"))),
         }
     }
@@ -165,9 +175,11 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>, max_
             }
         }
         let records: Vec<AuditRecord> = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
-        let result = commit(&store, &records).await.map_err(|e| e.to_string());
-        if let Err(reason) = &result {
-            tracing::error!(error = %reason, records = records.len(), "audit batch could not be committed");
+        let result = commit(&store, &records)
+            .await
+            .map_err(|err| BatchFailure { reason: err.to_string(), database_unavailable: store::is_unavailable(&err) });
+        if let Err(failure) = &result {
+            tracing::error!(error = %failure.reason, records = records.len(), "audit batch could not be committed");
         }
         for pending in batch {
             let _ = pending.done.send(result.clone());

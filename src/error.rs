@@ -30,7 +30,7 @@ pub enum AppError {
     Forbidden(&'static str),
     /// The database could not be reached: 503, the client may retry.
     #[error("the database is unavailable")]
-    Unavailable(#[source] DbErr),
+    Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -61,6 +61,10 @@ impl From<TransitionError> for AppError {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        if crate::store::is_unavailable(&err) { AppError::Unavailable(err) } else { AppError::Internal(err.into()) }
+        if crate::store::is_unavailable(&err) {
+            AppError::Unavailable(err.into())
+        } else {
+            AppError::Internal(err.into())
+        }
     }
 }

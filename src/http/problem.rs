@@ -80,7 +80,7 @@ impl IntoResponse for AppError {
             AppError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail),
             err @ AppError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", err.to_string()),
             AppError::Unavailable(err) => {
-                tracing::error!(error = %err, "database unavailable");
+                tracing::error!(error = format!("{err:#}"), "database unavailable");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",

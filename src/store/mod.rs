@@ -80,6 +80,12 @@ impl WriteTx {
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, DbErr> {
+        Store::connect_with(url, max_connections, false).await
+    }
+
+    /// `ping_on_checkout` tests every connection before use: one round trip more per checkout, and
+    /// no statement ever runs on a connection that was cut while idle.
+    async fn connect_with(url: &str, max_connections: u32, ping_on_checkout: bool) -> Result<Store, DbErr> {
         let backend = Backend::from_url(url)
             .ok_or_else(|| DbErr::Custom(format!("unsupported database URL scheme in '{}'", redact_url(url))))?;
         if backend == Backend::Sqlite {
@@ -91,19 +97,23 @@ impl Store {
             .min_connections(1)
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
-            .sqlx_logging(false)
+            .sqlx_logging(false);
+        if ping_on_checkout {
+            options.test_before_acquire(true);
+        } else {
             // A ping before every checkout would double the round trips of a one-query request;
             // only connections that sat idle long enough to have been cut are tested.
-            .test_before_acquire_if_idle_for(Duration::from_secs(30))
-            .map_sqlx_sqlite_opts(|opts| {
-                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-                // WAL lets readers proceed while the single writer commits; NORMAL is durable
-                // across application crashes and loses at most the last commits on power loss.
-                opts.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
-            });
+            options.test_before_acquire_if_idle_for(Duration::from_secs(30));
+        }
+        options.map_sqlx_sqlite_opts(|opts| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            // WAL lets readers proceed while the single writer commits; NORMAL is durable
+            // across application crashes and loses at most the last commits on power loss.
+            opts.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
         let db = Database::connect(options).await?;
         Ok(Store {
             db,
@@ -116,8 +126,11 @@ impl Store {
     /// A second pool on the same database (sharing the SQLite writer queue) for a background
     /// writer, so its large batched statements grow the buffers of its own connection only
     /// instead of every connection of the request pool.
+    /// Its connections are tested before each use: a background writer batches many requests'
+    /// work into one statement, so the extra round trip is cheap, and a batch never fails on a
+    /// connection cut during a database restart.
     pub async fn dedicated(&self, max_connections: u32) -> Result<Store, DbErr> {
-        let mut store = Store::connect(&self.url, max_connections).await?;
+        let mut store = Store::connect_with(&self.url, max_connections, true).await?;
         store.write_gate = self.write_gate.clone();
         Ok(store)
     }
@@ -203,9 +216,25 @@ pub fn is_unique_violation(err: &DbErr, table: &str, column: &str) -> bool {
     }
 }
 
-/// Errors that mean the database is unreachable or overloaded rather than that a query is wrong.
+/// Errors that mean the database is unreachable or overloaded rather than that a query is wrong:
+/// no connection could be had, or the one in use was cut while the statement ran.
 pub fn is_unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(inner)) | DbErr::Exec(RuntimeErr::SqlxError(inner)) => {
+            matches!(
+                inner.as_ref(),
+                Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed | Error::Tls(_)
+            ) || is_admin_shutdown(inner.as_ref())
+        }
+        _ => false,
+    }
+}
+
+/// PostgreSQL's "terminating connection due to administrator command" family (class 57P).
+fn is_admin_shutdown(err: &sea_orm::sqlx::Error) -> bool {
+    err.as_database_error().and_then(|e| e.code()).is_some_and(|code| code.starts_with("57P"))
 }
 
 #[cfg(test)]

@@ -12,5 +12,6 @@ mod errors;
 mod health;
 mod idempotency;
 mod openapi;
+mod outage;
 mod patients;
 mod practitioners;

@@ -1,0 +1,72 @@
+//! The database going away: requests get 503 (never 500), readiness says so, and both recover by
+//! themselves when the database is back. PostgreSQL only: it is the database that can be cut off
+//! from a running server (`ALLOW_CONNECTIONS false` plus terminating the sessions).
+
+use reqwest::Method;
+
+use crate::helpers::{Backend, TestApp};
+
+async fn set_reachable(app: &TestApp, reachable: bool) {
+    let name = app.store.url().rsplit('/').next().unwrap().to_owned();
+    let admin = healthcore::store::Store::connect(
+        &std::env::var("HEALTHCORE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        1,
+    )
+    .await
+    .unwrap();
+    admin.db_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}")).await.unwrap();
+    if !reachable {
+        admin
+            .db_execute(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+            .await
+            .unwrap();
+    }
+    admin.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_gives_503_and_service_resumes_when_it_returns() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let path = format!("/api/v1/patients/{patient}");
+    app.get(&path, &app.admin_token).await.expect(200);
+
+    set_reachable(&app, false).await;
+    // Every request fails cleanly: first on the cut connections, then on refused reconnections.
+    for _ in 0..3 {
+        app.get(&path, &app.admin_token).await.expect_problem(503, "unavailable");
+    }
+    let ready = app.call(Method::GET, "/health/ready", None, None).await.expect(503);
+    assert_eq!(ready.body["database"]["status"], "unhealthy");
+    app.call(Method::GET, "/health/live", None, None).await.expect(200);
+
+    set_reachable(&app, true).await;
+    // Connections cut during the outage are discarded as they are next used; within a bounded
+    // number of probes the instance is ready again without any operator action.
+    let mut probes = Vec::new();
+    for _ in 0..40 {
+        let ready = app.call(Method::GET, "/health/ready", None, None).await;
+        probes.push(ready.status.as_u16());
+        if ready.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    eprintln!("readiness probes after recovery: {probes:?}");
+    assert_eq!(probes.last(), Some(&200), "not ready again after {} probes", probes.len());
+    // A request that lands on a pooled connection cut during the outage gets one 503 (the
+    // connection is then discarded); there are at most as many such connections as the pool holds.
+    let mut statuses = Vec::new();
+    for _ in 0..=8 {
+        let read = app.get(&path, &app.admin_token).await;
+        statuses.push(read.status.as_u16());
+        if read.status == 200 {
+            assert_eq!(read.body["id"], patient.to_string());
+            break;
+        }
+        read.expect_problem(503, "unavailable");
+    }
+    assert_eq!(statuses.last(), Some(&200), "reads after recovery: {statuses:?}");
+    app.stop().await;
+}
