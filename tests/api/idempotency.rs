@@ -75,10 +75,40 @@ async fn booking_and_practitioner_creation_honour_keys_too(backend: Backend) {
     app.stop().await;
 }
 
+async fn an_expired_key_may_be_used_for_a_new_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.get("/api/v1/auth/me", &app.admin_token).await.expect(200);
+    let user_id: uuid::Uuid = me.body["user_id"].as_str().unwrap().parse().unwrap();
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(2);
+    let stored = healthcore::store::idempotency::StoredResponse {
+        fingerprint: "a different request".into(),
+        status: 201,
+        location: None,
+        etag: None,
+        body: "{}".into(),
+    };
+    healthcore::store::idempotency::save(
+        app.store.db(),
+        user_id,
+        "old-key",
+        &stored,
+        long_ago,
+        long_ago + chrono::Duration::days(1),
+    )
+    .await
+    .unwrap();
+    let reply = post_with_key(&app, &app.admin_token, "old-key", patient_body("Ada", "Lovelace")).await.expect(201);
+    assert_eq!(reply.header("idempotent-replayed"), None);
+    let again = post_with_key(&app, &app.admin_token, "old-key", patient_body("Ada", "Lovelace")).await.expect(201);
+    assert_eq!(again.id(), reply.id());
+    app.stop().await;
+}
+
 on_both_backends!(
     the_same_key_and_body_replays_the_first_response,
     the_same_key_with_another_body_is_422,
     keys_belong_to_their_user,
     a_failed_request_does_not_consume_its_key,
     booking_and_practitioner_creation_honour_keys_too,
+    an_expired_key_may_be_used_for_a_new_request,
 );

@@ -7,6 +7,7 @@ mod appointments;
 mod audit;
 mod auth;
 mod authorization;
+mod cli;
 mod concurrency;
 mod errors;
 mod health;

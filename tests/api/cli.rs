@@ -1,0 +1,154 @@
+//! The `healthcore` binary as an operator meets it: one-line configuration errors, masked secrets,
+//! users created from the command line, demo data, and the first administrator.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+
+fn healthcore(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_healthcore"));
+    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the binary runs");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn an_invalid_setting_stops_the_start_with_one_line_naming_it() {
+    let output = healthcore(&["serve"], &[("HEALTHCORE_BODY_LIMIT_BYTES", "lots")], None);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("configuration error: HEALTHCORE_BODY_LIMIT_BYTES:"), "{stderr}");
+}
+
+#[test]
+fn config_prints_every_setting_with_secrets_masked() {
+    let output = healthcore(
+        &["config"],
+        &[
+            ("DATABASE_URL", "postgres://app:hunter2-password@db:5432/hc"),
+            ("HEALTHCORE_JWT_SECRET", "jwt-secret-value-0123456789abcdef0123"),
+        ],
+        None,
+    );
+    assert!(output.status.success());
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("DATABASE_URL=postgres://app:****@db:5432/hc"), "{stdout}");
+    assert!(stdout.contains("HEALTHCORE_JWT_SECRET=****"), "{stdout}");
+    assert!(!stdout.contains("hunter2") && !stdout.contains("jwt-secret-value"), "{stdout}");
+    for setting in healthcore::config::SETTINGS.iter().filter(|s| s.name != "HEALTHCORE_CONFIG_FILE") {
+        assert!(stdout.contains(&format!("{}=", setting.name)), "{} missing from:\n{stdout}", setting.name);
+    }
+}
+
+#[test]
+fn a_config_file_is_read_and_the_environment_wins() {
+    let folder = std::env::temp_dir().join(format!("hc_cfg_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join("healthcore.env");
+    std::fs::write(&file, "# comment\nHEALTHCORE_TOKEN_TTL_SECONDS=120\nHEALTHCORE_BIND=127.0.0.1:9999\n").unwrap();
+    let path = file.display().to_string();
+    let output =
+        healthcore(&["config"], &[("HEALTHCORE_CONFIG_FILE", &path), ("HEALTHCORE_BIND", "127.0.0.1:7777")], None);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("HEALTHCORE_TOKEN_TTL_SECONDS=120"), "{stdout}");
+    assert!(stdout.contains("HEALTHCORE_BIND=127.0.0.1:7777"), "{stdout}");
+    std::fs::remove_dir_all(folder).unwrap();
+}
+
+#[test]
+fn openapi_prints_the_document_without_any_configuration() {
+    let output = healthcore(&["openapi"], &[("HEALTHCORE_TOKEN_TTL_SECONDS", "not-a-number")], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document, serde_json::to_value(healthcore::http::openapi()).unwrap());
+}
+
+async fn a_user_created_on_the_command_line_can_sign_in(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.store.url().to_owned();
+    let env = [("DATABASE_URL", url.as_str())];
+    let output = healthcore(
+        &["user", "create", "--username", "night-nurse", "--role", "nurse", "--password-stdin"],
+        &env,
+        Some("a-long-enough-password\n"),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("created user 'night-nurse' (nurse)"));
+    let token = app.login("night-nurse", "a-long-enough-password").await;
+    let me = app.get("/api/v1/auth/me", &token).await.expect(200);
+    assert_eq!(me.body["role"], "nurse");
+
+    let again = healthcore(
+        &["user", "create", "--username", "night-nurse", "--role", "nurse", "--password-stdin"],
+        &env,
+        Some("another-long-password\n"),
+    );
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
+    let weak = healthcore(
+        &["user", "create", "--username", "weak", "--role", "nurse", "--password-stdin"],
+        &env,
+        Some("short\n"),
+    );
+    assert!(!weak.status.success());
+    let unlinked = healthcore(
+        &["user", "create", "--username", "pat", "--role", "patient", "--password-stdin"],
+        &env,
+        Some("a-long-enough-password\n"),
+    );
+    assert!(text(&unlinked.stderr).contains("--patient-id"), "{}", text(&unlinked.stderr));
+    app.stop().await;
+}
+
+async fn seed_creates_the_requested_demo_data(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.store.url().to_owned();
+    let output = healthcore(
+        &["seed", "--patients", "25", "--practitioners", "4", "--appointments", "30"],
+        &[("DATABASE_URL", url.as_str()), ("HEALTHCORE_JWT_SECRET", "seed-signing-key-0123456789abcdef0123456789")],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let patients = app.get("/api/v1/patients?limit=1", &app.admin_token).await.expect(200);
+    assert_eq!(patients.body["page"]["total"], 25);
+    let practitioners = app.get("/api/v1/practitioners?limit=1", &app.admin_token).await.expect(200);
+    assert!(practitioners.body["page"]["total"].as_u64().unwrap() >= 1);
+    let booked = app.get("/api/v1/appointments?status=booked&limit=1", &app.admin_token).await.expect(200);
+    assert_eq!(booked.body["page"]["total"], 30);
+    app.stop().await;
+}
+
+async fn the_first_start_creates_an_admin_with_a_generated_password_once(backend: Backend) {
+    use healthcore::service::users::{FirstAdmin, ensure_first_admin};
+    let app = TestApp::spawn(backend).await;
+    // The harness's server already created `admin`; a second call must leave it alone.
+    assert!(matches!(ensure_first_admin(&app.store, None).await.unwrap(), FirstAdmin::NotNeeded));
+    app.store.db_execute("DELETE FROM users").await.unwrap();
+    let FirstAdmin::CreatedWithGeneratedPassword(password) = ensure_first_admin(&app.store, None).await.unwrap() else {
+        panic!("an empty database gets a generated admin password")
+    };
+    assert!(password.len() >= 20);
+    app.login("admin", &password).await;
+    app.stop().await;
+}
+
+on_both_backends!(
+    a_user_created_on_the_command_line_can_sign_in,
+    seed_creates_the_requested_demo_data,
+    the_first_start_creates_an_admin_with_a_generated_password_once,
+);
