@@ -20,6 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -90,6 +91,18 @@ async fn not_found() -> Response {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route").into_response()
 }
 
+/// A panic is a bug: the request still gets a problem response with its correlation ID, the event
+/// is logged in the request's span, and the panic payload never reaches the client.
+fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "an internal error occurred; quote the correlation ID when reporting it",
+    )
+    .into_response()
+}
+
 async fn method_not_allowed() -> Response {
     Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")
         .into_response()
@@ -104,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(access_log::middleware))
         .layer(middleware::from_fn(correlation::middleware))
         .with_state(state)

@@ -125,6 +125,25 @@ async fn deactivating_a_patient_cancels_only_future_booked_appointments(backend:
     s.app.stop().await;
 }
 
+async fn deactivating_a_practitioner_cancels_their_future_booked_appointments(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    let other = s.app.create_patient("Alan", "Turing").await;
+    let first =
+        s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 30)).await.expect(201).id();
+    let second =
+        s.app.post("/api/v1/appointments", token, booking(other, s.practitioner, 48, 30)).await.expect(201).id();
+    s.app.delete(&format!("/api/v1/practitioners/{}", s.practitioner), token).await.expect(200);
+    for id in [first, second] {
+        let read = s.app.get(&format!("/api/v1/appointments/{id}"), token).await.expect(200);
+        assert_eq!(read.body["status"], "cancelled");
+        assert_eq!(read.body["cancellation_reason"], "practitioner deactivated");
+    }
+    let cancels = s.app.audit_events("action=appointment.cancel").await;
+    assert_eq!(cancels.len(), 2, "each cancellation is audited");
+    s.app.stop().await;
+}
+
 async fn cancelling_needs_a_reason_and_is_final(backend: Backend) {
     let s = scene(backend).await;
     let token = &s.app.admin_token;
@@ -222,6 +241,7 @@ on_both_backends!(
     booking_rules_on_times_are_field_errors,
     inactive_participants_cannot_be_booked,
     deactivating_a_patient_cancels_only_future_booked_appointments,
+    deactivating_a_practitioner_cancels_their_future_booked_appointments,
     cancelling_needs_a_reason_and_is_final,
     completion_and_no_show_wait_for_the_start_time,
     rescheduling_moves_the_slot_under_the_same_overlap_rules,

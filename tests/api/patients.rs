@@ -83,6 +83,23 @@ async fn lists_filter_by_name_prefix_and_paginate_in_a_stable_order(backend: Bac
     app.stop().await;
 }
 
+async fn lists_filter_by_mrn_prefix_and_active_flag(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.post("/api/v1/patients", &app.admin_token, patient_body("Ada", "Lovelace")).await.expect(201);
+    let alan = app.create_patient("Alan", "Turing").await;
+    let mrn = ada.body["mrn"].as_str().unwrap();
+    let reply =
+        app.get(&format!("/api/v1/patients?mrn={}", &mrn[..8].to_lowercase()), &app.admin_token).await.expect(200);
+    assert!(reply.body["items"].as_array().unwrap().iter().any(|p| p["mrn"] == mrn));
+    let exact = app.get(&format!("/api/v1/patients?mrn={mrn}"), &app.admin_token).await.expect(200);
+    assert_eq!(exact.body["page"]["total"], 1);
+    app.delete(&format!("/api/v1/patients/{alan}"), &app.admin_token).await.expect(200);
+    let active = app.get("/api/v1/patients?active=true", &app.admin_token).await.expect(200);
+    assert_eq!(active.body["page"]["total"], 1);
+    assert_eq!(active.body["items"][0]["mrn"], mrn);
+    app.stop().await;
+}
+
 async fn wildcards_in_a_name_filter_match_literally(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_patient("Ada", "Lovelace").await;
@@ -178,6 +195,7 @@ on_both_backends!(
     every_invalid_field_is_reported_with_its_rule,
     a_birth_date_in_the_future_is_rejected,
     lists_filter_by_name_prefix_and_paginate_in_a_stable_order,
+    lists_filter_by_mrn_prefix_and_active_flag,
     wildcards_in_a_name_filter_match_literally,
     bad_list_parameters_are_all_reported,
     a_partial_update_changes_only_the_sent_fields_and_bumps_the_version,
