@@ -240,3 +240,34 @@ pub async fn transition(
     tx.commit().await?;
     Ok(appointment)
 }
+
+/// Whose appointments a deactivation cancels.
+#[derive(Debug, Clone, Copy)]
+pub enum Participant {
+    Patient(Uuid),
+    Practitioner(Uuid),
+}
+
+/// Cancels the future booked appointments of a patient or practitioner being deactivated, inside
+/// the deactivation's transaction; returns the audit records of the cancellations.
+pub(super) async fn cancel_future_appointments(
+    tx: &WriteTx,
+    ctx: &RequestContext,
+    participant: Participant,
+) -> AppResult<Vec<AuditRecord>> {
+    let now = now();
+    let (patient_id, practitioner_id, reason) = match participant {
+        Participant::Patient(id) => (Some(id), None, "patient deactivated"),
+        Participant::Practitioner(id) => (None, Some(id), "practitioner deactivated"),
+    };
+    let mut records = Vec::new();
+    for mut appointment in store::appointments::future_booked(&**tx, patient_id, practitioner_id, now).await? {
+        appointment.cancel(reason.to_owned())?;
+        appointment.version += 1;
+        appointment.updated_at = now;
+        store::appointments::update(&**tx, &appointment).await?;
+        let subject = Subject::appointment(appointment.id, appointment.patient_id);
+        records.push(AuditRecord::new(ctx, "appointment.cancel", subject, AuditOutcome::Success));
+    }
+    Ok(records)
+}

@@ -2,17 +2,18 @@
 
 use uuid::Uuid;
 
+use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
 use super::{authorize, check_version, now};
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::domain::patient::{PatientInput, PatientPatchInput, generate_mrn};
-use crate::domain::{Appointment, Patient, PatientDraft, PatientPatch};
+use crate::domain::{Patient, PatientDraft, PatientPatch};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::patients::PatientFilter;
-use crate::store::{self, Page, PageRequest, WriteTx};
+use crate::store::{self, Page, PageRequest};
 
 pub fn location(id: Uuid) -> String {
     format!("/api/v1/patients/{id}")
@@ -166,36 +167,10 @@ async fn set_active(
         patient.updated_at = now;
         store::patients::update(&*tx, &patient).await?;
         if !active {
-            let cancelled = cancel_future_appointments(&tx, Some(id), None, "patient deactivated").await?;
-            records.extend(cancelled.iter().map(|a| {
-                AuditRecord::new(
-                    ctx,
-                    "appointment.cancel",
-                    Subject::appointment(a.id, a.patient_id),
-                    AuditOutcome::Success,
-                )
-            }));
+            records.extend(cancel_future_appointments(&tx, ctx, Participant::Patient(id)).await?);
         }
     }
     store::audit::append(&*tx, &records).await?;
     tx.commit().await?;
     Ok(patient)
-}
-
-/// Cancels the future booked appointments of a patient or practitioner being deactivated.
-pub(super) async fn cancel_future_appointments(
-    tx: &WriteTx,
-    patient_id: Option<Uuid>,
-    practitioner_id: Option<Uuid>,
-    reason: &str,
-) -> AppResult<Vec<Appointment>> {
-    let now = now();
-    let mut cancelled = store::appointments::future_booked(&**tx, patient_id, practitioner_id, now).await?;
-    for appointment in &mut cancelled {
-        appointment.cancel(reason.to_owned())?;
-        appointment.version += 1;
-        appointment.updated_at = now;
-        store::appointments::update(&**tx, appointment).await?;
-    }
-    Ok(cancelled)
 }

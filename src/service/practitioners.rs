@@ -3,8 +3,9 @@
 
 use uuid::Uuid;
 
+use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
-use super::patients::{cancel_future_appointments, etag};
+use super::patients::etag;
 use super::{authorize, check_version, now};
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
@@ -134,15 +135,7 @@ pub async fn set_active(
         practitioner.updated_at = now();
         store::practitioners::update(&*tx, &practitioner).await?;
         if !active {
-            let cancelled = cancel_future_appointments(&tx, None, Some(id), "practitioner deactivated").await?;
-            records.extend(cancelled.iter().map(|a| {
-                AuditRecord::new(
-                    ctx,
-                    "appointment.cancel",
-                    Subject::appointment(a.id, a.patient_id),
-                    AuditOutcome::Success,
-                )
-            }));
+            records.extend(cancel_future_appointments(&tx, ctx, Participant::Practitioner(id)).await?);
         }
     }
     store::audit::append(&*tx, &records).await?;

@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
 use super::entities::appointment::{self, Column, Entity};
-use super::{Page, PageRequest};
+use super::{Page, PageRequest, fetch_page};
 use crate::domain::appointment::MAX_DURATION_HOURS;
 use crate::domain::{Appointment, AppointmentStatus, TimeSlot};
 
@@ -154,14 +154,6 @@ pub async fn list(
     filter: &AppointmentFilter,
     page: PageRequest,
 ) -> Result<Page<Appointment>, DbErr> {
-    let total = filtered(filter).count(conn).await?;
-    let rows = filtered(filter)
-        .order_by_asc(Column::StartsAt)
-        .order_by_asc(Column::Id)
-        .limit(page.limit)
-        .offset(page.offset)
-        .all(conn)
-        .await?;
-    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
-    Ok(Page { items, total, limit: page.limit, offset: page.offset })
+    let order = |query: Select<Entity>| query.order_by_asc(Column::StartsAt).order_by_asc(Column::Id);
+    fetch_page(conn, filtered(filter), order, page, to_domain).await
 }

@@ -2,14 +2,11 @@
 //! database refuses both (see the migration's triggers).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Select};
 use uuid::Uuid;
 
 use super::entities::audit_event::{self, Column, Entity};
-use super::{Page, PageRequest};
+use super::{Page, PageRequest, fetch_page};
 use crate::audit::{AuditOutcome, AuditRecord};
 
 #[derive(Debug, Clone, Default)]
@@ -116,14 +113,6 @@ pub async fn list(
     filter: &AuditFilter,
     page: PageRequest,
 ) -> Result<Page<AuditEvent>, DbErr> {
-    let total = filtered(filter).count(conn).await?;
-    let rows = filtered(filter)
-        .order_by_desc(Column::OccurredAt)
-        .order_by_desc(Column::Id)
-        .limit(page.limit)
-        .offset(page.offset)
-        .all(conn)
-        .await?;
-    let items = rows.into_iter().map(to_event).collect::<Result<_, _>>()?;
-    Ok(Page { items, total, limit: page.limit, offset: page.offset })
+    let order = |query: Select<Entity>| query.order_by_desc(Column::OccurredAt).order_by_desc(Column::Id);
+    fetch_page(conn, filtered(filter), order, page, to_event).await
 }

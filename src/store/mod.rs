@@ -280,6 +280,26 @@ pub struct Page<T> {
     pub offset: u64,
 }
 
+/// Counts every match of `filtered`, then reads one page of it in the order `order` gives
+/// (which must end on a unique column for pages to be stable).
+pub(crate) async fn fetch_page<E, T>(
+    conn: &impl ConnectionTrait,
+    filtered: sea_orm::Select<E>,
+    order: impl FnOnce(sea_orm::Select<E>) -> sea_orm::Select<E>,
+    page: PageRequest,
+    to_domain: fn(E::Model) -> Result<T, DbErr>,
+) -> Result<Page<T>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Sync,
+{
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    let total = filtered.clone().count(conn).await?;
+    let rows = order(filtered).limit(page.limit).offset(page.offset).all(conn).await?;
+    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+    Ok(Page { items, total, limit: page.limit, offset: page.offset })
+}
+
 impl Store {
     /// Runs one SQL statement outside any transaction (administrative use: tests, tooling).
     pub async fn db_execute(&self, sql: &str) -> Result<u64, DbErr> {

@@ -2,13 +2,13 @@
 
 use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, prelude::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Select, prelude::Expr,
 };
 use uuid::Uuid;
 
 use super::entities::patient::{self, Column, Entity};
-use super::{Page, PageRequest};
+use super::{Page, PageRequest, fetch_page};
 use crate::domain::{Patient, Sex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,12 +127,11 @@ pub async fn list(
     filter: &PatientFilter,
     page: PageRequest,
 ) -> Result<Page<Patient>, DbErr> {
-    let total = filtered(filter).count(conn).await?;
-    let query = match filter.sort {
-        PatientSort::Name => filtered(filter).order_by_asc(Column::FamilyName).order_by_asc(Column::GivenName),
-        PatientSort::CreatedAt => filtered(filter).order_by_asc(Column::CreatedAt),
+    let order = |query: Select<Entity>| match filter.sort {
+        PatientSort::Name => {
+            query.order_by_asc(Column::FamilyName).order_by_asc(Column::GivenName).order_by_asc(Column::Id)
+        }
+        PatientSort::CreatedAt => query.order_by_asc(Column::CreatedAt).order_by_asc(Column::Id),
     };
-    let rows = query.order_by_asc(Column::Id).limit(page.limit).offset(page.offset).all(conn).await?;
-    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
-    Ok(Page { items, total, limit: page.limit, offset: page.offset })
+    fetch_page(conn, filtered(filter), order, page, to_domain).await
 }

@@ -2,14 +2,14 @@
 
 use sea_orm::sea_query::{ExprTrait, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, prelude::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Select, prelude::Expr,
 };
 use uuid::Uuid;
 
 use super::entities::practitioner::{self, Column, Entity};
 use super::patients::prefix_pattern;
-use super::{Page, PageRequest};
+use super::{Page, PageRequest, fetch_page};
 use crate::domain::{Practitioner, PractitionerRole};
 
 #[derive(Debug, Clone, Default)]
@@ -96,15 +96,8 @@ pub async fn list(
     filter: &PractitionerFilter,
     page: PageRequest,
 ) -> Result<Page<Practitioner>, DbErr> {
-    let total = filtered(filter).count(conn).await?;
-    let rows = filtered(filter)
-        .order_by_asc(Column::FamilyName)
-        .order_by_asc(Column::GivenName)
-        .order_by_asc(Column::Id)
-        .limit(page.limit)
-        .offset(page.offset)
-        .all(conn)
-        .await?;
-    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
-    Ok(Page { items, total, limit: page.limit, offset: page.offset })
+    let order = |query: Select<Entity>| {
+        query.order_by_asc(Column::FamilyName).order_by_asc(Column::GivenName).order_by_asc(Column::Id)
+    };
+    fetch_page(conn, filtered(filter), order, page, to_domain).await
 }
