@@ -87,6 +87,14 @@ pub async fn update(conn: &impl ConnectionTrait, patient: &Patient) -> Result<()
     Ok(())
 }
 
+/// Case-insensitive: the family or the given name starts with `prefix`.
+pub(super) fn name_starts_with(family: impl ColumnTrait, given: impl ColumnTrait, prefix: &str) -> Expr {
+    let pattern = prefix_pattern(prefix);
+    Expr::expr(Func::lower(Expr::col(family)))
+        .like(pattern.clone())
+        .or(Expr::expr(Func::lower(Expr::col(given))).like(pattern))
+}
+
 /// `LIKE` pattern for a prefix, with the wildcards of the input escaped.
 pub(super) fn prefix_pattern(prefix: &str) -> LikeExpr {
     let escaped: String = prefix
@@ -103,12 +111,7 @@ pub(super) fn prefix_pattern(prefix: &str) -> LikeExpr {
 fn filtered(filter: &PatientFilter) -> Select<Entity> {
     let mut query = Entity::find();
     if let Some(prefix) = &filter.name_prefix {
-        let pattern = prefix_pattern(prefix);
-        query = query.filter(
-            Expr::expr(Func::lower(Expr::col(Column::FamilyName)))
-                .like(pattern.clone())
-                .or(Expr::expr(Func::lower(Expr::col(Column::GivenName))).like(pattern)),
-        );
+        query = query.filter(name_starts_with(Column::FamilyName, Column::GivenName, prefix));
     }
     if let Some(prefix) = &filter.mrn_prefix {
         query = query.filter(Expr::expr(Func::lower(Expr::col(Column::Mrn))).like(prefix_pattern(prefix)));

@@ -8,7 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::practitioner::{self, Column, Entity};
-use super::patients::prefix_pattern;
+use super::patients::{name_starts_with, prefix_pattern};
 use super::{Page, PageRequest, fetch_page};
 use crate::domain::{Practitioner, PractitionerRole};
 
@@ -72,12 +72,7 @@ pub async fn update(conn: &impl ConnectionTrait, practitioner: &Practitioner) ->
 fn filtered(filter: &PractitionerFilter) -> Select<Entity> {
     let mut query = Entity::find();
     if let Some(prefix) = &filter.name_prefix {
-        let pattern = prefix_pattern(prefix);
-        query = query.filter(
-            Expr::expr(Func::lower(Expr::col(Column::FamilyName)))
-                .like(pattern.clone())
-                .or(Expr::expr(Func::lower(Expr::col(Column::GivenName))).like(pattern)),
-        );
+        query = query.filter(name_starts_with(Column::FamilyName, Column::GivenName, prefix));
     }
     if let Some(prefix) = &filter.licence_prefix {
         query = query.filter(Expr::expr(Func::lower(Expr::col(Column::LicenceNumber))).like(prefix_pattern(prefix)));

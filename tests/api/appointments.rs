@@ -1,5 +1,4 @@
 use chrono::{Duration, Utc};
-use healthcore::domain::{Appointment, AppointmentStatus};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -19,26 +18,8 @@ async fn scene(backend: Backend) -> Scene {
     Scene { app, patient, practitioner }
 }
 
-/// A booked appointment that started an hour ago: the API cannot create one (no booking in the
-/// past), so the test writes it through the store as time passing would have left it.
 async fn started_appointment(scene: &Scene) -> Uuid {
-    let start = Utc::now() - Duration::hours(1);
-    let appointment = Appointment {
-        id: Uuid::now_v7(),
-        patient_id: scene.patient,
-        practitioner_id: scene.practitioner,
-        start,
-        end: start + Duration::minutes(30),
-        reason: "check-up".into(),
-        notes: None,
-        status: AppointmentStatus::Booked,
-        cancellation_reason: None,
-        version: 1,
-        created_at: start - Duration::days(1),
-        updated_at: start - Duration::days(1),
-    };
-    healthcore::store::appointments::insert(scene.app.store.db(), &appointment).await.unwrap();
-    appointment.id
+    scene.app.started_appointment(scene.patient, scene.practitioner, 1).await
 }
 
 async fn a_booking_carries_its_times_and_starts_booked(backend: Backend) {

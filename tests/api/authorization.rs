@@ -3,8 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{Duration, Utc};
-use healthcore::domain::{Appointment, AppointmentStatus, Role};
+use healthcore::domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -62,23 +61,8 @@ impl Fixture {
     }
 
     async fn started(&self) -> Uuid {
-        let start = Utc::now() - Duration::hours(self.next_hour.fetch_add(1, Ordering::SeqCst));
-        let appointment = Appointment {
-            id: Uuid::now_v7(),
-            patient_id: self.other_patient,
-            practitioner_id: self.practitioner,
-            start,
-            end: start + Duration::minutes(30),
-            reason: "r".into(),
-            notes: None,
-            status: AppointmentStatus::Booked,
-            cancellation_reason: None,
-            version: 1,
-            created_at: start,
-            updated_at: start,
-        };
-        healthcore::store::appointments::insert(self.app.store.db(), &appointment).await.unwrap();
-        appointment.id
+        let hours_ago = self.next_hour.fetch_add(1, Ordering::SeqCst);
+        self.app.started_appointment(self.other_patient, self.practitioner, hours_ago).await
     }
 
     async fn perform(&self, operation: &str, token: &str) -> Reply {

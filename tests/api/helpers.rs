@@ -310,6 +310,28 @@ impl TestApp {
         .id()
     }
 
+    /// A booked appointment that started `hours_ago` hours ago. The API cannot create one (no
+    /// booking in the past), so it is written through the store as time passing would leave it.
+    pub async fn started_appointment(&self, patient: Uuid, practitioner: Uuid, hours_ago: i64) -> Uuid {
+        let start = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
+        let appointment = healthcore::domain::Appointment {
+            id: Uuid::now_v7(),
+            patient_id: patient,
+            practitioner_id: practitioner,
+            start,
+            end: start + chrono::Duration::minutes(30),
+            reason: "check-up".into(),
+            notes: None,
+            status: healthcore::domain::AppointmentStatus::Booked,
+            cancellation_reason: None,
+            version: 1,
+            created_at: start - chrono::Duration::days(1),
+            updated_at: start - chrono::Duration::days(1),
+        };
+        healthcore::store::appointments::insert(self.store.db(), &appointment).await.unwrap();
+        appointment.id
+    }
+
     /// Audit events matching a query string (as admin).
     pub async fn audit_events(&self, query: &str) -> Vec<Value> {
         let reply = self.get(&format!("/api/v1/audit-events?limit=100&{query}"), &self.admin_token).await.expect(200);
