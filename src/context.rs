@@ -6,6 +6,8 @@ use crate::auth::Principal;
 pub struct RequestContext {
     pub principal: Principal,
     pub correlation_id: String,
+    /// The W3C `traceparent` the request arrived with, if well-formed; stored with its events.
+    pub traceparent: Option<String>,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod seed;
 pub mod service;

@@ -177,31 +177,52 @@ impl PatientPatch {
         *self == PatientPatch::default()
     }
 
-    /// Applies the patch; returns whether anything actually changed.
-    pub fn apply(self, patient: &mut Patient) -> bool {
-        let before = patient.clone();
-        if let Some(v) = self.given_name {
+    /// Applies the patch; returns the names of the fields whose value changed.
+    pub fn apply(self, patient: &mut Patient) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if let Some(v) = self.given_name
+            && patient.given_name != v
+        {
             patient.given_name = v;
+            changed.push("given_name");
         }
-        if let Some(v) = self.family_name {
+        if let Some(v) = self.family_name
+            && patient.family_name != v
+        {
             patient.family_name = v;
+            changed.push("family_name");
         }
-        if let Some(v) = self.birth_date {
+        if let Some(v) = self.birth_date
+            && patient.birth_date != v
+        {
             patient.birth_date = v;
+            changed.push("birth_date");
         }
-        if let Some(v) = self.sex {
+        if let Some(v) = self.sex
+            && patient.sex != v
+        {
             patient.sex = v;
+            changed.push("sex");
         }
-        if let Some(v) = self.email {
+        if let Some(v) = self.email
+            && patient.email != v
+        {
             patient.email = v;
+            changed.push("email");
         }
-        if let Some(v) = self.phone {
+        if let Some(v) = self.phone
+            && patient.phone != v
+        {
             patient.phone = v;
+            changed.push("phone");
         }
-        if let Some(v) = self.address {
+        if let Some(v) = self.address
+            && patient.address != v
+        {
             patient.address = v;
+            changed.push("address");
         }
-        *patient != before
+        changed
     }
 }
 

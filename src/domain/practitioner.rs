@@ -154,25 +154,40 @@ impl PractitionerPatch {
         errors.into_result(|| patch)
     }
 
-    /// Applies the patch; returns whether anything actually changed.
-    pub fn apply(self, practitioner: &mut Practitioner) -> bool {
-        let before = practitioner.clone();
-        if let Some(v) = self.licence_number {
+    /// Applies the patch; returns the names of the fields whose value changed.
+    pub fn apply(self, practitioner: &mut Practitioner) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if let Some(v) = self.licence_number
+            && practitioner.licence_number != v
+        {
             practitioner.licence_number = v;
+            changed.push("licence_number");
         }
-        if let Some(v) = self.given_name {
+        if let Some(v) = self.given_name
+            && practitioner.given_name != v
+        {
             practitioner.given_name = v;
+            changed.push("given_name");
         }
-        if let Some(v) = self.family_name {
+        if let Some(v) = self.family_name
+            && practitioner.family_name != v
+        {
             practitioner.family_name = v;
+            changed.push("family_name");
         }
-        if let Some(v) = self.role {
+        if let Some(v) = self.role
+            && practitioner.role != v
+        {
             practitioner.role = v;
+            changed.push("role");
         }
-        if let Some(v) = self.specialty {
+        if let Some(v) = self.specialty
+            && practitioner.specialty != v
+        {
             practitioner.specialty = v;
+            changed.push("specialty");
         }
-        *practitioner != before
+        changed
     }
 }
 

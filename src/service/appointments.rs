@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, IdempotencyTicket};
 use super::patients::etag;
-use super::{authorize, check_version, now};
+use super::{authorize, check_version, now, record_events};
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
@@ -15,6 +15,7 @@ use crate::domain::appointment::{
 };
 use crate::domain::{Appointment, AppointmentStatus, FieldErrors, TimeSlot};
 use crate::error::{AppError, AppResult};
+use crate::events::{self, CancellationCause, EventType};
 use crate::state::AppState;
 use crate::store::appointments::{AppointmentFilter, Clash};
 use crate::store::{self, Page, PageRequest, WriteTx};
@@ -94,6 +95,7 @@ pub async fn book(
     store::appointments::insert(&*tx, &appointment).await?;
     let subject = Subject::appointment(appointment.id, appointment.patient_id);
     store::audit::append(&*tx, &[AuditRecord::new(ctx, "appointment.book", subject, AuditOutcome::Success)]).await?;
+    record_events(&tx, ctx, vec![events::appointment(EventType::AppointmentBooked, &appointment)]).await?;
     if let Some(ticket) = &ticket {
         idempotency::remember(state, &*tx, ticket, location(appointment.id), etag(appointment.version), &appointment)
             .await?;
@@ -187,6 +189,7 @@ pub async fn reschedule(
     let mut appointment =
         store::appointments::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
     check_version(expected_version, appointment.version)?;
+    let (previous_start, previous_end) = (appointment.start, appointment.end);
     appointment.reschedule(slot, now)?;
     appointment.version += 1;
     appointment.updated_at = now;
@@ -194,6 +197,7 @@ pub async fn reschedule(
     let subject = Subject::appointment(id, appointment.patient_id);
     store::audit::append(&*tx, &[AuditRecord::new(ctx, "appointment.reschedule", subject, AuditOutcome::Success)])
         .await?;
+    record_events(&tx, ctx, vec![events::appointment_rescheduled(&appointment, previous_start, previous_end)]).await?;
     tx.commit().await?;
     Ok(appointment)
 }
@@ -235,8 +239,14 @@ pub async fn transition(
     appointment.version += 1;
     appointment.updated_at = now;
     store::appointments::update(&*tx, &appointment).await?;
+    let event = match appointment.status {
+        AppointmentStatus::Completed => events::appointment(EventType::AppointmentCompleted, &appointment),
+        AppointmentStatus::NoShow => events::appointment(EventType::AppointmentNoShow, &appointment),
+        _ => events::appointment_cancelled(&appointment, CancellationCause::Requested),
+    };
     let subject = Subject::appointment(id, appointment.patient_id);
     store::audit::append(&*tx, &[AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success)]).await?;
+    record_events(&tx, ctx, vec![event]).await?;
     tx.commit().await?;
     Ok(appointment)
 }
@@ -256,11 +266,14 @@ pub(super) async fn cancel_future_appointments(
     participant: Participant,
 ) -> AppResult<Vec<AuditRecord>> {
     let now = now();
-    let (patient_id, practitioner_id, reason) = match participant {
-        Participant::Patient(id) => (Some(id), None, "patient deactivated"),
-        Participant::Practitioner(id) => (None, Some(id), "practitioner deactivated"),
+    let (patient_id, practitioner_id, reason, cause) = match participant {
+        Participant::Patient(id) => (Some(id), None, "patient deactivated", CancellationCause::PatientDeactivated),
+        Participant::Practitioner(id) => {
+            (None, Some(id), "practitioner deactivated", CancellationCause::PractitionerDeactivated)
+        }
     };
     let mut records = Vec::new();
+    let mut cancellations = Vec::new();
     for mut appointment in store::appointments::future_booked(&**tx, patient_id, practitioner_id, now).await? {
         appointment.cancel(reason.to_owned())?;
         appointment.version += 1;
@@ -268,6 +281,8 @@ pub(super) async fn cancel_future_appointments(
         store::appointments::update(&**tx, &appointment).await?;
         let subject = Subject::appointment(appointment.id, appointment.patient_id);
         records.push(AuditRecord::new(ctx, "appointment.cancel", subject, AuditOutcome::Success));
+        cancellations.push(events::appointment_cancelled(&appointment, cause));
     }
+    record_events(tx, ctx, cancellations).await?;
     Ok(records)
 }

@@ -15,13 +15,23 @@ use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
+use crate::events::{Envelope, NewEvent};
 use crate::state::AppState;
+use crate::store::{self, WriteTx};
 
 /// The current time at the precision both databases keep (microseconds), so a value read back
 /// equals the value written.
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// Records the events of a change in the outbox, inside the change's transaction.
+pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEvent>) -> AppResult<()> {
+    let now = now();
+    let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, ctx, now)).collect();
+    store::outbox::append(&**tx, &envelopes, ctx.traceparent.as_deref()).await?;
+    Ok(())
 }
 
 /// Checks the policy; a refusal is audited (durably, before the 403 is sent) and returned.

@@ -4,13 +4,14 @@ use uuid::Uuid;
 
 use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
-use super::{authorize, check_version, now};
+use super::{authorize, check_version, now, record_events};
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::domain::patient::{PatientInput, PatientPatchInput, generate_mrn};
 use crate::domain::{Patient, PatientDraft, PatientPatch};
 use crate::error::{AppError, AppResult};
+use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::store::patients::PatientFilter;
 use crate::store::{self, Page, PageRequest};
@@ -55,6 +56,7 @@ pub async fn register(
             &[AuditRecord::new(ctx, "patient.create", Subject::patient(patient.id), AuditOutcome::Success)],
         )
         .await?;
+        record_events(&tx, ctx, vec![events::patient(EventType::PatientCreated, &patient)]).await?;
         if let Some(ticket) = &ticket {
             idempotency::remember(state, &*tx, ticket, location(patient.id), etag(patient.version), &patient).await?;
         }
@@ -117,10 +119,12 @@ pub async fn update(
     let tx = state.store.begin_write().await?;
     let mut patient = store::patients::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("patient"))?;
     check_version(expected_version, patient.version)?;
-    if patch.apply(&mut patient) {
+    let changed = patch.apply(&mut patient);
+    if !changed.is_empty() {
         patient.version += 1;
         patient.updated_at = now;
         store::patients::update(&*tx, &patient).await?;
+        record_events(&tx, ctx, vec![events::patient_updated(&patient, &changed)]).await?;
     }
     store::audit::append(&*tx, &[AuditRecord::new(ctx, "patient.update", Subject::patient(id), AuditOutcome::Success)])
         .await?;
@@ -166,6 +170,8 @@ async fn set_active(
         patient.version += 1;
         patient.updated_at = now;
         store::patients::update(&*tx, &patient).await?;
+        let event_type = if active { EventType::PatientReactivated } else { EventType::PatientDeleted };
+        record_events(&tx, ctx, vec![events::patient(event_type, &patient)]).await?;
         if !active {
             records.extend(cancel_future_appointments(&tx, ctx, Participant::Patient(id)).await?);
         }

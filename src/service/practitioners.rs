@@ -6,13 +6,14 @@ use uuid::Uuid;
 use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
 use super::patients::etag;
-use super::{authorize, check_version, now};
+use super::{authorize, check_version, now, record_events};
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
 use crate::domain::{Practitioner, PractitionerDraft, PractitionerPatch};
 use crate::error::{AppError, AppResult};
+use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::store::practitioners::PractitionerFilter;
 use crate::store::{self, Page, PageRequest};
@@ -61,6 +62,7 @@ pub async fn create(
         &[AuditRecord::new(ctx, "practitioner.create", subject(practitioner.id), AuditOutcome::Success)],
     )
     .await?;
+    record_events(&tx, ctx, vec![events::practitioner(EventType::PractitionerCreated, &practitioner, None)]).await?;
     if let Some(ticket) = &ticket {
         idempotency::remember(
             state,
@@ -104,10 +106,17 @@ pub async fn update(
     let mut practitioner =
         store::practitioners::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
     check_version(expected_version, practitioner.version)?;
-    if patch.apply(&mut practitioner) {
+    let changed = patch.apply(&mut practitioner);
+    if !changed.is_empty() {
         practitioner.version += 1;
         practitioner.updated_at = now();
         store::practitioners::update(&*tx, &practitioner).await.map_err(duplicate_licence)?;
+        record_events(
+            &tx,
+            ctx,
+            vec![events::practitioner(EventType::PractitionerUpdated, &practitioner, Some(&changed))],
+        )
+        .await?;
     }
     store::audit::append(&*tx, &[AuditRecord::new(ctx, "practitioner.update", subject(id), AuditOutcome::Success)])
         .await?;
@@ -134,6 +143,8 @@ pub async fn set_active(
         practitioner.version += 1;
         practitioner.updated_at = now();
         store::practitioners::update(&*tx, &practitioner).await?;
+        let event_type = if active { EventType::PractitionerReactivated } else { EventType::PractitionerDeleted };
+        record_events(&tx, ctx, vec![events::practitioner(event_type, &practitioner, None)]).await?;
         if !active {
             records.extend(cancel_future_appointments(&tx, ctx, Participant::Practitioner(id)).await?);
         }

@@ -19,7 +19,7 @@ enum Ddl {
     Only(DbBackend, &'static str),
 }
 
-const MIGRATIONS: &[(i64, &str, Step)] = &[(1, "initial schema", initial_schema)];
+const MIGRATIONS: &[(i64, &str, Step)] = &[(1, "initial schema", initial_schema), (2, "transactional outbox", outbox)];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
 const MIGRATION_LOCK_KEY: i64 = 0x4843_4d49_4752; // "HCMIGR"
@@ -252,5 +252,31 @@ fn initial_schema() -> Vec<Ddl> {
                 .take(),
         ),
         index("ix_idempotency_keys_expires_at", "idempotency_keys", &["expires_at"]),
+    ]
+}
+
+fn outbox() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table("outbox_events")
+                .col(ColumnDef::new("sequence").big_integer().not_null().auto_increment().primary_key())
+                .col(ColumnDef::new("event_id").uuid().not_null())
+                .col(text("event_type"))
+                .col(text("aggregate_type"))
+                .col(ColumnDef::new("aggregate_id").uuid().not_null())
+                .col(ColumnDef::new("aggregate_version").big_integer().not_null())
+                .col(timestamp("occurred_at"))
+                .col(text("payload"))
+                .col(text("correlation_id"))
+                .col(optional_text("traceparent"))
+                .col(ColumnDef::new("published_at").timestamp_with_time_zone().null())
+                .col(ColumnDef::new("kafka_partition").integer().null())
+                .col(ColumnDef::new("kafka_offset").big_integer().null())
+                .take(),
+        ),
+        unique("outbox_events", "event_id"),
+        index("ix_outbox_events_pending", "outbox_events", &["published_at", "sequence"]),
+        index("ix_outbox_events_aggregate", "outbox_events", &["aggregate_id", "aggregate_version"]),
     ]
 }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod entities;
 pub mod idempotency;
 mod migrations;
+pub mod outbox;
 pub mod patients;
 pub mod practitioners;
 pub mod users;

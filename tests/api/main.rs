@@ -10,6 +10,7 @@ mod authorization;
 mod cli;
 mod concurrency;
 mod errors;
+mod events;
 mod health;
 mod idempotency;
 mod openapi;

@@ -4,6 +4,7 @@
 pub mod appointment;
 pub mod audit_event;
 pub mod idempotency_key;
+pub mod outbox_event;
 pub mod patient;
 pub mod practitioner;
 pub mod user;
