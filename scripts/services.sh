@@ -44,3 +44,16 @@ ensure_nextest() {
   log "installing cargo-nextest"
   cargo install --locked cargo-nextest >/dev/null
 }
+
+# A Kafka-protocol broker for tests and local runs: tansu, built once from crates.io (about nine
+# minutes on two cores) into a cache outside the repository and reused afterwards.
+HEALTHCORE_TOOLS=${HEALTHCORE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/healthcore/tools}
+TANSU_VERSION=0.6.0
+
+ensure_tansu() {
+  if [ -x "$HEALTHCORE_TOOLS/bin/tansu" ] && "$HEALTHCORE_TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    return 0
+  fi
+  log "building tansu $TANSU_VERSION into $HEALTHCORE_TOOLS (once; about nine minutes)"
+  cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore --root "$HEALTHCORE_TOOLS" --quiet
+}

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::audit::AuditLog;
 use crate::auth::{TokenIssuer, password};
 use crate::config::Config;
+use crate::events::relay::Relay;
 use crate::service::users::{self, FirstAdmin};
 use crate::state::AppState;
 use crate::store::{self, Store};
@@ -17,6 +18,13 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     audit_writer: tokio::task::JoinHandle<()>,
+    relay: Option<Relay>,
+}
+
+/// The relay for this configuration, if events go to Kafka and this process should publish them.
+pub fn relay_for(config: &Config, store: &Store) -> anyhow::Result<Option<Relay>> {
+    let Some(kafka) = config.kafka.clone().filter(|_| config.relay.enabled) else { return Ok(None) };
+    Ok(Some(Relay::new(store.clone(), kafka, config.relay.clone(), store.events_committed())?))
 }
 
 /// Connects to the database and applies pending migrations.
@@ -39,7 +47,7 @@ pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(A
     let audit_store = store.dedicated(1).await.context("cannot open the audit writer's connection")?;
     let (audit, audit_writer) = AuditLog::spawn(audit_store, config.audit_batch_max);
     let decoy_password_hash: Arc<str> = password::hash_blocking(password::generate()).await.into();
-    Ok((AppState { store, audit, tokens, config, decoy_password_hash }, audit_writer))
+    Ok((AppState { store, audit, tokens, config, decoy_password_hash, relay: None }, audit_writer))
 }
 
 impl Application {
@@ -51,10 +59,12 @@ impl Application {
         announce_first_admin(
             users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose())).await?,
         );
-        let (state, audit_writer) = build_state(config.clone(), store).await?;
+        let relay = relay_for(&config, &store)?;
+        let (mut state, audit_writer) = build_state(config.clone(), store).await?;
+        state.relay = relay.as_ref().map(Relay::state);
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
-        Ok(Application { listener, state, audit_writer })
+        Ok(Application { listener, state, audit_writer, relay })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -68,9 +78,11 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded by the grace
     /// period) and waits for the audit writer to commit what it holds.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, state, audit_writer } = self;
+        let Application { listener, state, audit_writer, relay } = self;
         let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
         let store = state.store.clone();
+        let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
+        let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stopping, grace)));
         let app = crate::http::router(state);
         tracing::info!(address = %listener.local_addr()?, backend = store.backend().as_str(), "HealthCore is serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -91,6 +103,11 @@ impl Application {
         }
         // The router (and with it every AuditLog handle) is gone now, so the writer drains and stops.
         let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
+        // Requests are done, so no new events: the relay stops taking rows and flushes what is in flight.
+        let _ = stop_relay.send(true);
+        if let Some(relay) = relay {
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), relay).await;
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -142,4 +159,26 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+}
+
+/// `healthcore relay`: publish the outbox until SIGTERM, without serving HTTP.
+pub async fn run_relay(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    if config.kafka.is_none() {
+        anyhow::bail!("KAFKA_BOOTSTRAP_SERVERS: is required to run the relay (set KAFKA_ENABLED=true with brokers)");
+    }
+    let relay = Relay::new(
+        store.clone(),
+        config.kafka.clone().expect("checked above"),
+        config.relay.clone(),
+        store.events_committed(),
+    )?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let running = tokio::spawn(relay.run(stopping, grace));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = running.await;
+    store.close().await;
+    Ok(())
 }

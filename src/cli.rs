@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API (the default when no command is given).
     Serve,
+    /// Publish the transactional outbox to Kafka (without serving HTTP); one relay leads at a time.
+    Relay,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage user accounts.
@@ -82,6 +84,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let _log_flush = crate::telemetry::init_logging(&config);
             let application = Application::build(config).await?;
             application.run_until(app::shutdown_signal()).await
+        }
+        Command::Relay => {
+            let _log_flush = crate::telemetry::init_logging(&config);
+            app::run_relay(config).await
         }
         Command::Migrate => {
             let store = app::open_store(&config).await?;

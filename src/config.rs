@@ -95,6 +95,60 @@ pub const SETTINGS: &[Setting] = &[
         description: "how long in-flight requests may finish after SIGTERM (0–300)",
     },
     Setting {
+        name: "KAFKA_BOOTSTRAP_SERVERS",
+        default: "(none: events are delivered in-process)",
+        secret: false,
+        description: "Kafka brokers, e.g. `kafka:9092`; setting it turns event publishing on",
+    },
+    Setting {
+        name: "KAFKA_ENABLED",
+        default: "true when KAFKA_BOOTSTRAP_SERVERS is set",
+        secret: false,
+        description: "`false` keeps events in-process even when brokers are configured",
+    },
+    Setting {
+        name: "KAFKA_TOPIC_PREFIX",
+        default: "healthcore",
+        secret: false,
+        description: "topics are `{prefix}.{event_type}`, e.g. `healthcore.patient.created`",
+    },
+    Setting {
+        name: "HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS",
+        default: "30000",
+        secret: false,
+        description: "how long the producer retries one message before the relay backs off (1000–300000)",
+    },
+    Setting {
+        name: "HEALTHCORE_KAFKA_TOPIC_PARTITIONS",
+        default: "3",
+        secret: false,
+        description: "partitions of topics the relay creates (1–1000)",
+    },
+    Setting {
+        name: "HEALTHCORE_KAFKA_REPLICATION_FACTOR",
+        default: "1",
+        secret: false,
+        description: "replication factor of topics the relay creates (1–10)",
+    },
+    Setting {
+        name: "HEALTHCORE_RELAY_ENABLED",
+        default: "true",
+        secret: false,
+        description: "whether `serve` also runs the outbox relay (`healthcore relay` runs it alone)",
+    },
+    Setting {
+        name: "HEALTHCORE_RELAY_BATCH_SIZE",
+        default: "500",
+        secret: false,
+        description: "most events the relay publishes per round (1–10000)",
+    },
+    Setting {
+        name: "HEALTHCORE_RELAY_POLL_MS",
+        default: "500",
+        secret: false,
+        description: "how often the relay looks for events written by other processes (10–60000)",
+    },
+    Setting {
         name: "HEALTHCORE_CONFIG_FILE",
         default: "(none)",
         secret: false,
@@ -140,6 +194,25 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_filter: String,
     pub shutdown_grace_seconds: u64,
+    pub kafka: Option<KafkaConfig>,
+    pub relay: RelayConfig,
+}
+
+/// Where and how events are published; `None` in `Config::kafka` means in-process delivery only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub topic_prefix: String,
+    pub message_timeout_ms: u64,
+    pub topic_partitions: i32,
+    pub replication_factor: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    pub enabled: bool,
+    pub batch_size: u64,
+    pub poll_ms: u64,
 }
 
 /// "SETTING: reason" — printed as the one line a bad configuration produces.
@@ -219,7 +292,48 @@ impl Config {
                 return Err(invalid("HEALTHCORE_LOG_FORMAT", format!("'{other}' is neither json nor pretty")));
             }
         };
+        let kafka_enabled = match source.get("KAFKA_ENABLED").map(|v| v.trim().to_ascii_lowercase()) {
+            None => None,
+            Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Some(true),
+            Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Some(false),
+            Some(v) => return Err(invalid("KAFKA_ENABLED", format!("'{v}' is neither true nor false"))),
+        };
+        let topic_prefix = source.get("KAFKA_TOPIC_PREFIX").unwrap_or("healthcore").trim().to_owned();
+        if !topic_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || topic_prefix.len() > 100 {
+            return Err(invalid(
+                "KAFKA_TOPIC_PREFIX",
+                "may contain only letters, digits, '.', '_' and '-' (at most 100)",
+            ));
+        }
+        let kafka = match (source.get("KAFKA_BOOTSTRAP_SERVERS"), kafka_enabled) {
+            (Some(_), Some(false)) | (None, _) => {
+                if kafka_enabled == Some(true) {
+                    return Err(invalid("KAFKA_ENABLED", "is true but KAFKA_BOOTSTRAP_SERVERS is not set"));
+                }
+                None
+            }
+            (Some(servers), _) => Some(KafkaConfig {
+                bootstrap_servers: servers.trim().to_owned(),
+                topic_prefix,
+                message_timeout_ms: source.number("HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000, 1_000..=300_000)?,
+                topic_partitions: source.number("HEALTHCORE_KAFKA_TOPIC_PARTITIONS", 3, 1..=1000)?,
+                replication_factor: source.number("HEALTHCORE_KAFKA_REPLICATION_FACTOR", 1, 1..=10)?,
+            }),
+        };
+        let relay = RelayConfig {
+            enabled: match source.get("HEALTHCORE_RELAY_ENABLED").map(str::trim) {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => {
+                    return Err(invalid("HEALTHCORE_RELAY_ENABLED", format!("'{other}' is neither true nor false")));
+                }
+            },
+            batch_size: source.number("HEALTHCORE_RELAY_BATCH_SIZE", 500, 1..=10_000)?,
+            poll_ms: source.number("HEALTHCORE_RELAY_POLL_MS", 500, 10..=60_000)?,
+        };
         Ok(Config {
+            kafka,
+            relay,
             bind,
             data_dir,
             database_url: Secret(database_url),
@@ -254,6 +368,24 @@ impl Config {
             ("HEALTHCORE_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
             ("RUST_LOG", self.log_filter.clone()),
             ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds.to_string()),
+            ("KAFKA_BOOTSTRAP_SERVERS", self.kafka.as_ref().map_or("(none)".into(), |k| k.bootstrap_servers.clone())),
+            ("KAFKA_ENABLED", self.kafka.is_some().to_string()),
+            ("KAFKA_TOPIC_PREFIX", self.kafka.as_ref().map_or("healthcore".into(), |k| k.topic_prefix.clone())),
+            (
+                "HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS",
+                self.kafka.as_ref().map_or("30000".into(), |k| k.message_timeout_ms.to_string()),
+            ),
+            (
+                "HEALTHCORE_KAFKA_TOPIC_PARTITIONS",
+                self.kafka.as_ref().map_or("3".into(), |k| k.topic_partitions.to_string()),
+            ),
+            (
+                "HEALTHCORE_KAFKA_REPLICATION_FACTOR",
+                self.kafka.as_ref().map_or("1".into(), |k| k.replication_factor.to_string()),
+            ),
+            ("HEALTHCORE_RELAY_ENABLED", self.relay.enabled.to_string()),
+            ("HEALTHCORE_RELAY_BATCH_SIZE", self.relay.batch_size.to_string()),
+            ("HEALTHCORE_RELAY_POLL_MS", self.relay.poll_ms.to_string()),
         ]
     }
 

@@ -16,4 +16,6 @@ pub struct AppState {
     /// A real Argon2 hash of a random password, verified against when a login names an unknown
     /// user, so that the response time does not tell which usernames exist.
     pub decoy_password_hash: Arc<str>,
+    /// The state of this process's relay, when it runs one.
+    pub relay: Option<tokio::sync::watch::Receiver<crate::events::relay::RelayState>>,
 }

@@ -6,6 +6,8 @@
 
 pub mod catalogue;
 pub mod envelope;
+pub mod kafka;
+pub mod relay;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

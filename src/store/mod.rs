@@ -20,7 +20,9 @@ use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 pub use migrations::migrate;
 
@@ -58,12 +60,16 @@ pub struct Store {
     /// SQLite has one writer at a time. Queuing writers here, in order, instead of letting them
     /// collide on the file lock and spin in `busy_timeout`, keeps write latency flat and fair.
     write_gate: Option<Arc<Mutex<()>>>,
+    /// Signalled after a transaction that recorded events commits: wakes this process's relay.
+    events_committed: Arc<Notify>,
 }
 
 /// A write transaction. On SQLite it also holds the writer's place in the queue until it ends.
 pub struct WriteTx {
     tx: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
+    recorded_events: AtomicBool,
+    events_committed: Arc<Notify>,
 }
 
 impl Deref for WriteTx {
@@ -75,7 +81,16 @@ impl Deref for WriteTx {
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if self.recorded_events.load(Ordering::Relaxed) {
+            self.events_committed.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Notes that this transaction appended outbox events, so its commit wakes the relay.
+    pub fn note_events_recorded(&self) {
+        self.recorded_events.store(true, Ordering::Relaxed);
     }
 }
 
@@ -121,6 +136,7 @@ impl Store {
             backend,
             url: url.into(),
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            events_committed: Arc::new(Notify::new()),
         })
     }
 
@@ -133,7 +149,13 @@ impl Store {
     pub async fn dedicated(&self, max_connections: u32) -> Result<Store, DbErr> {
         let mut store = Store::connect_with(&self.url, max_connections, true).await?;
         store.write_gate = self.write_gate.clone();
+        store.events_committed = self.events_committed.clone();
         Ok(store)
+    }
+
+    /// Resolves when a transaction that recorded events has committed in this process.
+    pub fn events_committed(&self) -> Arc<Notify> {
+        self.events_committed.clone()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -165,7 +187,12 @@ impl Store {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             })
             .await?;
-        Ok(WriteTx { tx, _gate: gate })
+        Ok(WriteTx {
+            tx,
+            _gate: gate,
+            recorded_events: AtomicBool::new(false),
+            events_committed: self.events_committed.clone(),
+        })
     }
 
     /// Cheap round trip used by the readiness probe.

@@ -1,9 +1,10 @@
 //! The `outbox_events` table: events written in the transaction of the change they describe, and
 //! marked published only once the broker has acknowledged them.
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 
 use super::entities::outbox_event::{self, Column, Entity};
@@ -74,4 +75,60 @@ pub async fn after(conn: &impl ConnectionTrait, sequence: i64, limit: u64) -> Re
         .all(conn)
         .await?;
     rows.into_iter().map(to_event).collect()
+}
+
+/// Where the broker stored an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub sequence: i64,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Marks acknowledged events published, in one statement.
+pub async fn mark_published(
+    conn: &impl ConnectionTrait,
+    published: &[Published],
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if published.is_empty() {
+        return Ok(());
+    }
+    // Integers from our own rows and the broker's acknowledgement, so they are written inline;
+    // the timestamp is bound. `WITH … UPDATE` is understood by both PostgreSQL and SQLite.
+    let values: Vec<String> =
+        published.iter().map(|p| format!("({}, {}, {})", p.sequence, p.partition, p.offset)).collect();
+    let placeholder = match conn.get_database_backend() {
+        DbBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let sql = format!(
+        "WITH acked (seq, part, off) AS (VALUES {values}) \
+         UPDATE outbox_events SET published_at = {placeholder}, \
+         kafka_partition = (SELECT part FROM acked WHERE acked.seq = outbox_events.sequence), \
+         kafka_offset = (SELECT off FROM acked WHERE acked.seq = outbox_events.sequence) \
+         WHERE sequence IN (SELECT seq FROM acked)",
+        values = values.join(", ")
+    );
+    conn.execute_raw(Statement::from_sql_and_values(conn.get_database_backend(), sql, [at.into()])).await?;
+    Ok(())
+}
+
+/// How many events wait to be published and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub pending: u64,
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+pub async fn backlog(conn: &impl ConnectionTrait) -> Result<Backlog, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let pending = Entity::find().filter(Column::PublishedAt.is_null()).count(conn).await?;
+    let oldest = Entity::find()
+        .filter(Column::PublishedAt.is_null())
+        .order_by_asc(Column::Sequence)
+        .one(conn)
+        .await?
+        .map(|row| row.occurred_at);
+    Ok(Backlog { pending, oldest })
 }

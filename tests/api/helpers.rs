@@ -219,9 +219,11 @@ impl TestApp {
         app
     }
 
-    /// Stops the server gracefully and waits for it (and its audit writer) to finish. Returns the
-    /// database, which is removed when the returned value is dropped.
+    /// Stops the server gracefully and waits for it (and its audit writer) to finish, after checking
+    /// every event the test caused against its JSON Schema. Returns the database, which is removed
+    /// when the returned value is dropped.
     pub async fn stop(mut self) -> TestDatabase {
+        crate::schemas::assert_events_match_schemas(&self.store).await;
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

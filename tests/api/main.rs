@@ -17,3 +17,4 @@ mod openapi;
 mod outage;
 mod patients;
 mod practitioners;
+mod schemas;

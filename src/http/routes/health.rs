@@ -1,4 +1,5 @@
-//! Liveness (the process answers) and readiness (it can serve requests: the database answers).
+//! Liveness (the process answers) and readiness (it can serve requests: the database answers;
+//! Kafka and the outbox backlog are reported, and never make the instance unready).
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
@@ -20,11 +21,28 @@ pub struct DependencyCheck {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxCheck {
+    /// `healthy`, or `degraded` when events wait longer than a minute.
+    pub status: &'static str,
+    /// Events recorded but not yet acknowledged by Kafka.
+    pub pending: u64,
+    /// Age of the oldest pending event.
+    pub oldest_pending_age_seconds: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` or `unavailable`.
     pub status: &'static str,
     pub database: DependencyCheck,
+    /// `healthy`, `degraded` (publishing fails; requests are unaffected, events wait) or
+    /// `disabled` (no brokers configured: events stay in-process).
+    pub kafka: DependencyCheck,
+    pub outbox: OutboxCheck,
 }
+
+/// Events older than this in the outbox mean publishing is not keeping up.
+const BACKLOG_AGE_LIMIT_SECONDS: i64 = 60;
 
 #[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Liveness)))]
 pub async fn live() -> Json<Liveness> {
@@ -45,6 +63,33 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         }
     };
     let ready = database.status == "healthy";
+    let backlog = if ready {
+        crate::store::outbox::backlog(state.store.db()).await.unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    let age = backlog.oldest.map(|oldest| (chrono::Utc::now() - oldest).num_seconds().max(0));
+    let stale = age.is_some_and(|a| a > BACKLOG_AGE_LIMIT_SECONDS);
+    let outbox = OutboxCheck {
+        status: if stale { "degraded" } else { "healthy" },
+        pending: backlog.pending,
+        oldest_pending_age_seconds: age,
+    };
+    let relay_error = state.relay.as_ref().and_then(|relay| relay.borrow().last_error.clone());
+    let kafka = match (&state.config.kafka, relay_error) {
+        (None, _) => DependencyCheck {
+            status: "disabled",
+            reason: Some("no KAFKA_BOOTSTRAP_SERVERS: events are delivered in-process".into()),
+        },
+        (Some(_), Some(error)) => DependencyCheck {
+            status: "degraded",
+            reason: Some(format!("publishing fails, events wait in the outbox: {error}")),
+        },
+        (Some(_), None) if stale => {
+            DependencyCheck { status: "degraded", reason: Some("events are not being published".into()) }
+        }
+        (Some(_), None) => DependencyCheck { status: "healthy", reason: None },
+    };
     let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(Readiness { status: if ready { "ready" } else { "unavailable" }, database }))
+    (code, Json(Readiness { status: if ready { "ready" } else { "unavailable" }, database, kafka, outbox }))
 }

@@ -1,0 +1,85 @@
+//! The Kafka side of publishing: producer settings, topic creation, and how an outbox event
+//! becomes a message (topic, key, value, CloudEvents binary-mode headers).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::EventType;
+use crate::config::KafkaConfig;
+use crate::store::outbox::OutboxEvent;
+
+/// The idempotent, all-replicas-acknowledged producer the relay publishes with. librdkafka's
+/// defaults would give neither idempotence nor a bounded retry time (300 s), so both are set.
+pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", config.message_timeout_ms.to_string())
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("client.id", "healthcore-relay")
+        .create()
+}
+
+/// Creates the topic of every event type that does not exist yet.
+pub async fn ensure_topics(config: &KafkaConfig) -> KafkaResult<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers).create()?;
+    let names: Vec<String> = EventType::ALL.iter().map(|t| t.topic(&config.topic_prefix)).collect();
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|name| NewTopic::new(name, config.topic_partitions, TopicReplication::Fixed(config.replication_factor)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(rdkafka::error::KafkaError::AdminOp(code)).inspect_err(|_| {
+                    tracing::warn!(topic, error = %code, "could not create topic");
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The URI of the JSON Schema an event's `data` follows (`schemas/events/` in the repository).
+pub fn data_schema(event_type: EventType) -> String {
+    format!("https://healthcore.dev/schemas/events/{}.v{}.json", event_type.as_str(), event_type.schema_version())
+}
+
+/// CloudEvents 1.0 binary-mode headers, the W3C trace context and the correlation ID. Ids and
+/// types only: nothing here identifies a person.
+pub fn headers(event: &OutboxEvent) -> OwnedHeaders {
+    let envelope = &event.envelope;
+    let metadata = &envelope.metadata;
+    let time = envelope.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let subject = format!("{}/{}", metadata.aggregate_type, metadata.aggregate_id);
+    let id = envelope.event_id.to_string();
+    let version = metadata.aggregate_version.to_string();
+    let schema = data_schema(envelope.event_type);
+    let mut headers = OwnedHeaders::new_with_capacity(11)
+        .insert(Header { key: "ce_specversion", value: Some("1.0") })
+        .insert(Header { key: "ce_id", value: Some(id.as_str()) })
+        .insert(Header { key: "ce_type", value: Some(envelope.event_type.as_str()) })
+        .insert(Header { key: "ce_source", value: Some("/healthcore") })
+        .insert(Header { key: "ce_time", value: Some(time.as_str()) })
+        .insert(Header { key: "ce_subject", value: Some(subject.as_str()) })
+        .insert(Header { key: "ce_dataschema", value: Some(schema.as_str()) })
+        .insert(Header { key: "ce_aggregateversion", value: Some(version.as_str()) })
+        .insert(Header { key: "content-type", value: Some("application/json") })
+        .insert(Header { key: "x-correlation-id", value: Some(metadata.correlation_id.as_str()) });
+    if let Some(traceparent) = &event.traceparent {
+        headers = headers.insert(Header { key: "traceparent", value: Some(traceparent.as_str()) });
+    }
+    headers
+}

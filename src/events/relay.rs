@@ -1,0 +1,204 @@
+//! The outbox relay: publishes committed events to Kafka in the order they were recorded and marks
+//! each published only after the broker acknowledged it.
+//!
+//! One relay publishes at a time. On PostgreSQL the relay that holds a session advisory lock is
+//! the leader; if its process dies the lock goes with its connection and another relay takes over
+//! on its next round. On SQLite (one process) the relay in that process is the leader.
+//!
+//! A round: read the oldest pending events (up to the batch size), hand them all to the producer,
+//! await the acknowledgements in order, and mark the acknowledged prefix published with its
+//! partition and offset. Anything after a failure stays pending and is sent again after a back-off:
+//! delivery is at-least-once, and consumers de-duplicate on `event_id`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use sea_orm::DbErr;
+use tokio::sync::{Notify, watch};
+
+use super::kafka;
+use crate::config::{KafkaConfig, RelayConfig};
+use crate::store::outbox::{self, Published};
+use crate::store::{Backend, Store};
+
+/// An arbitrary constant naming "the relay leader" among PostgreSQL advisory locks.
+const LEADER_LOCK_KEY: i64 = 0x4843_5245_4c41; // "HCRELA"
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What the relay last saw, for readiness and `outbox status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayState {
+    pub leader: bool,
+    /// The last publishing error, cleared by the next success.
+    pub last_error: Option<String>,
+}
+
+pub struct Relay {
+    store: Store,
+    producer: FutureProducer,
+    kafka: KafkaConfig,
+    config: RelayConfig,
+    wake: Arc<Notify>,
+    state: watch::Sender<RelayState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+impl Relay {
+    pub fn new(store: Store, kafka: KafkaConfig, config: RelayConfig, wake: Arc<Notify>) -> Result<Relay, RelayError> {
+        let producer = kafka::producer(&kafka)?;
+        let (state, _) = watch::channel(RelayState::default());
+        Ok(Relay { store, producer, kafka, config, wake, state })
+    }
+
+    pub fn state(&self) -> watch::Receiver<RelayState> {
+        self.state.subscribe()
+    }
+
+    /// Publishes until `shutdown` resolves, then waits up to `grace` for in-flight
+    /// acknowledgements; anything unacknowledged stays pending for the next relay.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let mut leadership = Leadership::new(&self.store);
+        let mut topics_ready = false;
+        let mut backoff = BACKOFF_START;
+        let poll = Duration::from_millis(self.config.poll_ms);
+        while !*shutdown.borrow() {
+            let leader = leadership.ensure().await;
+            self.state.send_modify(|s| s.leader = leader);
+            if !leader {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            if !topics_ready {
+                match kafka::ensure_topics(&self.kafka).await {
+                    Ok(()) => topics_ready = true,
+                    Err(err) => tracing::warn!(error = %err, "could not create topics yet; publishing anyway"),
+                }
+            }
+            match self.publish_round().await {
+                Ok(0) => {
+                    backoff = BACKOFF_START;
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Ok(_) => backoff = BACKOFF_START,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "publishing failed; events stay pending");
+                    self.state.send_modify(|s| s.last_error = Some(err.to_string()));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        // Dropping a producer purges its queue: flush what is in flight first.
+        let _ = tokio::task::spawn_blocking(move || self.producer.flush(grace)).await;
+        tracing::info!("relay stopped");
+    }
+
+    /// One round; returns how many events were published.
+    pub async fn publish_round(&self) -> Result<usize, RelayError> {
+        let events = outbox::pending(self.store.db(), self.config.batch_size).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let topics: Vec<String> =
+            events.iter().map(|e| e.envelope.event_type.topic(&self.kafka.topic_prefix)).collect();
+        let keys: Vec<String> = events.iter().map(|e| e.envelope.metadata.aggregate_id.to_string()).collect();
+        let mut deliveries = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            let record = FutureRecord::to(&topics[index])
+                .key(&keys[index])
+                .payload(&event.payload)
+                .headers(kafka::headers(event));
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                // The local queue is full: publish what was queued, the rest next round.
+                Err((err, _)) => {
+                    tracing::debug!(error = %err, "producer queue full");
+                    break;
+                }
+            }
+        }
+        let mut published = Vec::with_capacity(deliveries.len());
+        let mut failure = None;
+        for (event, delivery) in events.iter().zip(deliveries) {
+            match delivery.await {
+                Ok(Ok(ack)) => {
+                    published.push(Published { sequence: event.sequence, partition: ack.partition, offset: ack.offset })
+                }
+                Ok(Err((err, _))) => {
+                    failure = Some(err);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        // Only the acknowledged prefix: a later event of the same aggregate must not be marked
+        // before an earlier one that failed.
+        outbox::mark_published(self.store.db(), &published, crate::service::now()).await?;
+        if !published.is_empty() {
+            self.state.send_modify(|s| s.last_error = None);
+        }
+        match failure {
+            Some(err) => Err(err.into()),
+            None => Ok(published.len()),
+        }
+    }
+}
+
+/// Who may publish: the holder of the PostgreSQL advisory lock, held on a connection of its own.
+enum Leadership {
+    Single,
+    Advisory { url: String, connection: Option<sea_orm::sqlx::PgConnection> },
+}
+
+impl Leadership {
+    fn new(store: &Store) -> Leadership {
+        match store.backend() {
+            Backend::Sqlite => Leadership::Single,
+            Backend::Postgres => Leadership::Advisory { url: store.url().to_owned(), connection: None },
+        }
+    }
+
+    /// Whether this relay leads now: keeps the lock while its connection lives, else tries to take it.
+    async fn ensure(&mut self) -> bool {
+        use sea_orm::sqlx::{Connection, Row};
+        let Leadership::Advisory { url, connection } = self else { return true };
+        if let Some(held) = connection {
+            if held.ping().await.is_ok() {
+                return true;
+            }
+            tracing::warn!("lost the relay leadership connection");
+            *connection = None;
+        }
+        let Ok(mut candidate) = sea_orm::sqlx::PgConnection::connect(url).await else { return false };
+        let acquired = sea_orm::sqlx::query("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK_KEY)
+            .fetch_one(&mut candidate)
+            .await
+            .map(|row| row.get::<bool, _>(0))
+            .unwrap_or(false);
+        if acquired {
+            tracing::info!("this relay is now the leader");
+            *connection = Some(candidate);
+        }
+        acquired
+    }
+}
