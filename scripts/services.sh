@@ -57,3 +57,25 @@ ensure_tansu() {
   log "building tansu $TANSU_VERSION into $HEALTHCORE_TOOLS (once; about nine minutes)"
   cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore --root "$HEALTHCORE_TOOLS" --quiet
 }
+
+KAFKA_TEST_PORT=${KAFKA_TEST_PORT:-19092}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A tansu broker on 127.0.0.1:$KAFKA_TEST_PORT with in-memory storage, left running for later runs.
+ensure_kafka() {
+  ensure_tansu
+  if port_open "$KAFKA_TEST_PORT"; then return 0; fi
+  local logs=${TMPDIR:-/tmp}/healthcore-tansu.log
+  log "starting tansu on 127.0.0.1:$KAFKA_TEST_PORT (log: $logs)"
+  nohup "$HEALTHCORE_TOOLS/bin/tansu" broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_TEST_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_TEST_PORT" \
+    --storage-engine memory://tansu/ >"$logs" 2>&1 &
+  for _ in $(seq 1 50); do
+    port_open "$KAFKA_TEST_PORT" && return 0
+    sleep 0.2
+  done
+  log "tansu did not start; see $logs"
+  return 1
+}

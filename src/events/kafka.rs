@@ -38,7 +38,9 @@ pub async fn ensure_topics(config: &KafkaConfig) -> KafkaResult<()> {
         .iter()
         .map(|name| NewTopic::new(name, config.topic_partitions, TopicReplication::Fixed(config.replication_factor)))
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&topics, &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -67,7 +67,9 @@ impl Relay {
     /// acknowledgements; anything unacknowledged stays pending for the next relay.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let mut leadership = Leadership::new(&self.store);
-        let mut topics_ready = false;
+        // Topics are created beside publishing, not before it: a broker that is slow to answer admin
+        // requests must not hold events back where the topics already exist.
+        let topics = tokio::spawn(create_topics_until_done(self.kafka.clone(), shutdown.clone()));
         let mut backoff = BACKOFF_START;
         let poll = Duration::from_millis(self.config.poll_ms);
         while !*shutdown.borrow() {
@@ -79,12 +81,6 @@ impl Relay {
                     _ = shutdown.changed() => {}
                 }
                 continue;
-            }
-            if !topics_ready {
-                match kafka::ensure_topics(&self.kafka).await {
-                    Ok(()) => topics_ready = true,
-                    Err(err) => tracing::warn!(error = %err, "could not create topics yet; publishing anyway"),
-                }
             }
             match self.publish_round().await {
                 Ok(0) => {
@@ -107,6 +103,7 @@ impl Relay {
                 }
             }
         }
+        topics.abort();
         // Dropping a producer purges its queue: flush what is in flight first.
         let _ = tokio::task::spawn_blocking(move || self.producer.flush(grace)).await;
         tracing::info!("relay stopped");
@@ -160,6 +157,22 @@ impl Relay {
             Some(err) => Err(err.into()),
             None => Ok(published.len()),
         }
+    }
+}
+
+async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), kafka::ensure_topics(&kafka)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => tracing::warn!(error = %err, "could not create topics yet"),
+            Err(_) => tracing::warn!("creating topics timed out"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 

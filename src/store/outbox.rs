@@ -18,6 +18,8 @@ pub struct OutboxEvent {
     /// The exact JSON published as the message value.
     pub payload: String,
     pub traceparent: Option<String>,
+    /// Partition and offset once the broker acknowledged it.
+    pub published: Option<(i32, i64)>,
 }
 
 /// Appends events inside the caller's transaction.
@@ -52,7 +54,8 @@ pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparen
 fn to_event(row: outbox_event::Model) -> Result<OutboxEvent, DbErr> {
     let envelope: Envelope = serde_json::from_str(&row.payload)
         .map_err(|e| DbErr::Type(format!("outbox event {} does not parse: {e}", row.sequence)))?;
-    Ok(OutboxEvent { sequence: row.sequence, envelope, payload: row.payload, traceparent: row.traceparent })
+    let published = row.kafka_partition.zip(row.kafka_offset);
+    Ok(OutboxEvent { sequence: row.sequence, envelope, payload: row.payload, traceparent: row.traceparent, published })
 }
 
 /// Unpublished events in the order they were recorded, oldest first.

@@ -196,6 +196,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        // `HEALTHCORE_TEST_LOG=debug cargo nextest run … --no-capture` shows the server's logs.
+        if let Ok(filter) = std::env::var("HEALTHCORE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let database = TestDatabase::create(backend).await;
         let config = test_config(&database.url, extra);
         let application = Application::build(config).await.expect("the application starts");

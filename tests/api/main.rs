@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod health;
 mod idempotency;
+mod kafka;
 mod openapi;
 mod outage;
 mod patients;
