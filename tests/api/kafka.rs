@@ -78,6 +78,15 @@ async fn read_back(servers: &str, prefix: &str, expected: usize) -> Vec<Received
     received
 }
 
+/// The distinct event ids under `prefix` on the broker, read until `expected` were seen.
+pub async fn event_ids_on_broker(servers: &str, prefix: &str, expected: usize) -> HashSet<String> {
+    read_back(servers, prefix, expected)
+        .await
+        .into_iter()
+        .map(|m| m.value["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Waits (bounded) until the relay has published every recorded event.
 async fn drained(app: &TestApp, within: Duration) -> usize {
     let deadline = Instant::now() + within;

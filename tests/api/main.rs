@@ -18,4 +18,5 @@ mod openapi;
 mod outage;
 mod patients;
 mod practitioners;
+mod relay;
 mod schemas;

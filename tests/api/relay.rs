@@ -1,0 +1,159 @@
+//! The relay as an operator runs it on PostgreSQL: several instances, one leader, and a leader
+//! killed with SIGKILL in the middle of a batch without losing an event.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use healthcore::config::{KafkaConfig, RelayConfig};
+use healthcore::events::relay::Relay;
+use healthcore::store::{Store, outbox};
+use uuid::Uuid;
+
+use crate::helpers::{Backend, TestApp};
+
+fn broker() -> String {
+    std::env::var("HEALTHCORE_TEST_KAFKA")
+        .expect("HEALTHCORE_TEST_KAFKA names the test broker; ./scripts/test starts one")
+}
+
+fn kafka(prefix: &str) -> KafkaConfig {
+    KafkaConfig {
+        bootstrap_servers: broker(),
+        topic_prefix: prefix.to_owned(),
+        message_timeout_ms: 5_000,
+        topic_partitions: 3,
+        replication_factor: 1,
+    }
+}
+
+async fn pending(store: &Store) -> u64 {
+    outbox::backlog(store.db()).await.unwrap().pending
+}
+
+/// Writes `count` events straight into the outbox, in transactions of 100, as the API would.
+async fn record_events(app: &TestApp, count: usize) {
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let row = healthcore::store::patients::find(app.store.db(), patient).await.unwrap().unwrap();
+    let ctx = healthcore::context::RequestContext {
+        principal: healthcore::auth::Principal {
+            user_id: Uuid::nil(),
+            role: healthcore::domain::Role::Admin,
+            patient_id: None,
+        },
+        correlation_id: "relay-test".into(),
+        traceparent: None,
+        client_addr: None,
+        user_agent: None,
+    };
+    for chunk in 0..count / 100 {
+        let tx = app.store.begin_write().await.unwrap();
+        let envelopes: Vec<_> = (0..100)
+            .map(|i| {
+                let mut event = healthcore::events::patient_updated(&row, &["phone"]);
+                event.aggregate_version = 2 + (chunk * 100 + i) as i64;
+                healthcore::events::Envelope::new(event, &ctx, chrono::Utc::now())
+            })
+            .collect();
+        outbox::append(&*tx, &envelopes, None).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+async fn wait_until(what: &str, within: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_relays_one_leads_and_the_other_takes_over_when_it_stops() {
+    let prefix = format!("hc{}", Uuid::new_v4().simple());
+    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_RELAY_ENABLED", "false")]).await;
+    let config = RelayConfig { enabled: true, batch_size: 200, poll_ms: 50 };
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let store = Store::connect(app.store.url(), 2).await.unwrap();
+        let relay = Relay::new(store.clone(), kafka(&prefix), config.clone(), store.events_committed()).unwrap();
+        let state = relay.state();
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(relay.run(stopping, Duration::from_secs(2)));
+        relays.push((state, stop, task));
+    }
+    record_events(&app, 300).await;
+    wait_until("the backlog drained", Duration::from_secs(30), async || pending(&app.store).await == 0).await;
+    let leaders: Vec<bool> = relays.iter().map(|(state, _, _)| state.borrow().leader).collect();
+    assert_eq!(leaders.iter().filter(|l| **l).count(), 1, "exactly one leader: {leaders:?}");
+
+    let leader = leaders.iter().position(|l| *l).unwrap();
+    let (_, stop, task) = relays.remove(leader);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let (follower_state, follower_stop, follower_task) = relays.remove(0);
+    wait_until("the other relay leads", Duration::from_secs(10), async || follower_state.borrow().leader).await;
+    record_events(&app, 100).await;
+    wait_until("the new leader drained the backlog", Duration::from_secs(30), async || pending(&app.store).await == 0)
+        .await;
+    follower_stop.send(true).unwrap();
+    follower_task.await.unwrap();
+    app.stop().await;
+}
+
+fn spawn_relay(database_url: &str, prefix: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_healthcore"))
+        .arg("relay")
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", broker())
+        .env("KAFKA_TOPIC_PREFIX", prefix)
+        .env("HEALTHCORE_RELAY_BATCH_SIZE", "200")
+        .env("HEALTHCORE_RELAY_POLL_MS", "50")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the relay starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_batch_loses_no_event() {
+    const EVENTS: usize = 3000;
+    let prefix = format!("hc{}", Uuid::new_v4().simple());
+    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_RELAY_ENABLED", "false")]).await;
+    record_events(&app, EVENTS).await;
+    let total = pending(&app.store).await;
+    let mut first = spawn_relay(app.store.url(), &prefix);
+    // Kill it as soon as it has published some, but not all.
+    wait_until("the first relay published some events", Duration::from_secs(30), async || {
+        pending(&app.store).await < total
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    first.wait().unwrap();
+    let left = pending(&app.store).await;
+    assert!(left > 0, "the relay finished before it could be killed; raise EVENTS");
+
+    let mut second = spawn_relay(app.store.url(), &prefix);
+    wait_until("the second relay drained the backlog", Duration::from_secs(60), async || {
+        pending(&app.store).await == 0
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    // Every recorded event is on the broker (some perhaps twice: at-least-once).
+    let recorded: std::collections::HashSet<String> = outbox::after(app.store.db(), 0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.envelope.event_id.to_string())
+        .collect();
+    let on_broker = crate::kafka::event_ids_on_broker(&broker(), &prefix, recorded.len()).await;
+    assert!(
+        recorded.is_subset(&on_broker),
+        "{} recorded events are missing on the broker",
+        recorded.difference(&on_broker).count()
+    );
+    app.stop().await;
+}
