@@ -4,6 +4,7 @@
 mod helpers;
 
 mod appointments;
+mod asyncapi;
 mod audit;
 mod auth;
 mod authorization;
