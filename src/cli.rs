@@ -23,6 +23,9 @@ pub enum Command {
     Serve,
     /// Publish the transactional outbox to Kafka (without serving HTTP); one relay leads at a time.
     Relay,
+    /// Inspect the transactional outbox.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage user accounts.
@@ -34,6 +37,12 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print the effective configuration, secrets masked.
     Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Pending events, the age of the oldest, and when the last one was published.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +97,19 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Relay => {
             let _log_flush = crate::telemetry::init_logging(&config);
             app::run_relay(config).await
+        }
+        Command::Outbox(OutboxCommand::Status) => {
+            let store = app::open_store(&config).await?;
+            let status = crate::store::outbox::status(store.db()).await?;
+            let now = chrono::Utc::now();
+            let age = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or("-".to_owned(), |t| format!("{}s ago ({})", (now - t).num_seconds(), t.to_rfc3339()))
+            };
+            println!("recorded events:      {}", status.total);
+            println!("pending:              {}", status.backlog.pending);
+            println!("oldest pending:       {}", age(status.backlog.oldest));
+            println!("last published:       {}", age(status.last_published));
+            Ok(())
         }
         Command::Migrate => {
             let store = app::open_store(&config).await?;

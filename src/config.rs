@@ -149,6 +149,12 @@ pub const SETTINGS: &[Setting] = &[
         description: "how often the relay looks for events written by other processes (10–60000)",
     },
     Setting {
+        name: "HEALTHCORE_OUTBOX_RETENTION_HOURS",
+        default: "168",
+        secret: false,
+        description: "how long published events are kept for replay before the relay removes them (1–87600)",
+    },
+    Setting {
         name: "HEALTHCORE_CONFIG_FILE",
         default: "(none)",
         secret: false,
@@ -213,6 +219,7 @@ pub struct RelayConfig {
     pub enabled: bool,
     pub batch_size: u64,
     pub poll_ms: u64,
+    pub retention_hours: i64,
 }
 
 /// "SETTING: reason" — printed as the one line a bad configuration produces.
@@ -330,6 +337,7 @@ impl Config {
             },
             batch_size: source.number("HEALTHCORE_RELAY_BATCH_SIZE", 500, 1..=10_000)?,
             poll_ms: source.number("HEALTHCORE_RELAY_POLL_MS", 500, 10..=60_000)?,
+            retention_hours: source.number("HEALTHCORE_OUTBOX_RETENTION_HOURS", 168, 1..=87_600)?,
         };
         Ok(Config {
             kafka,
@@ -386,6 +394,7 @@ impl Config {
             ("HEALTHCORE_RELAY_ENABLED", self.relay.enabled.to_string()),
             ("HEALTHCORE_RELAY_BATCH_SIZE", self.relay.batch_size.to_string()),
             ("HEALTHCORE_RELAY_POLL_MS", self.relay.poll_ms.to_string()),
+            ("HEALTHCORE_OUTBOX_RETENTION_HOURS", self.relay.retention_hours.to_string()),
         ]
     }
 

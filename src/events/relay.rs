@@ -26,6 +26,8 @@ use crate::store::{Backend, Store};
 const LEADER_LOCK_KEY: i64 = 0x4843_5245_4c41; // "HCRELA"
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often the leader removes published events older than the retention.
+const CLEANUP_EVERY: Duration = Duration::from_secs(60);
 
 /// What the relay last saw, for readiness and `outbox status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,6 +74,7 @@ impl Relay {
         let topics = tokio::spawn(create_topics_until_done(self.kafka.clone(), shutdown.clone()));
         let mut backoff = BACKOFF_START;
         let poll = Duration::from_millis(self.config.poll_ms);
+        let mut last_cleanup: Option<tokio::time::Instant> = None;
         while !*shutdown.borrow() {
             let leader = leadership.ensure().await;
             self.state.send_modify(|s| s.leader = leader);
@@ -81,6 +84,10 @@ impl Relay {
                     _ = shutdown.changed() => {}
                 }
                 continue;
+            }
+            if last_cleanup.is_none_or(|at| at.elapsed() >= CLEANUP_EVERY) {
+                last_cleanup = Some(tokio::time::Instant::now());
+                self.remove_expired().await;
             }
             match self.publish_round().await {
                 Ok(0) => {
@@ -107,6 +114,16 @@ impl Relay {
         // Dropping a producer purges its queue: flush what is in flight first.
         let _ = tokio::task::spawn_blocking(move || self.producer.flush(grace)).await;
         tracing::info!("relay stopped");
+    }
+
+    /// Retention: published events are kept `retention_hours` for replays, then removed.
+    async fn remove_expired(&self) {
+        let cutoff = chrono::Utc::now() - chrono::Duration::hours(self.config.retention_hours);
+        match outbox::delete_published_before(self.store.db(), cutoff).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed published events past their retention"),
+            Err(err) => tracing::warn!(error = %err, "could not remove expired events"),
+        }
     }
 
     /// One round; returns how many events were published.

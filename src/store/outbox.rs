@@ -135,3 +135,30 @@ pub async fn backlog(conn: &impl ConnectionTrait) -> Result<Backlog, DbErr> {
         .map(|row| row.occurred_at);
     Ok(Backlog { pending, oldest })
 }
+
+/// What `healthcore outbox status` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub backlog: Backlog,
+    pub total: u64,
+    pub last_published: Option<DateTime<Utc>>,
+}
+
+pub async fn status(conn: &impl ConnectionTrait) -> Result<Status, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let backlog = backlog(conn).await?;
+    let total = Entity::find().count(conn).await?;
+    let last_published = Entity::find()
+        .filter(Column::PublishedAt.is_not_null())
+        .order_by_desc(Column::Sequence)
+        .one(conn)
+        .await?
+        .and_then(|row| row.published_at);
+    Ok(Status { backlog, total, last_published })
+}
+
+/// Removes events published before `cutoff`; returns how many. Pending events are never removed.
+pub async fn delete_published_before(conn: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    let result = Entity::delete_many().filter(Column::PublishedAt.lt(cutoff)).exec(conn).await?;
+    Ok(result.rows_affected)
+}

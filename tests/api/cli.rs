@@ -115,6 +115,20 @@ async fn a_user_created_on_the_command_line_can_sign_in(backend: Backend) {
     app.stop().await;
 }
 
+async fn outbox_status_reports_the_backlog(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_patient("Ada", "Lovelace").await;
+    app.create_patient("Alan", "Turing").await;
+    let url = app.store.url().to_owned();
+    let output = healthcore(&["outbox", "status"], &[("DATABASE_URL", url.as_str())], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("recorded events:      2"), "{stdout}");
+    assert!(stdout.contains("pending:              2"), "{stdout}");
+    assert!(stdout.contains("last published:       -"), "{stdout}");
+    app.stop().await;
+}
+
 async fn seed_creates_the_requested_demo_data(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = app.store.url().to_owned();
@@ -150,5 +164,6 @@ async fn the_first_start_creates_an_admin_with_a_generated_password_once(backend
 on_both_backends!(
     a_user_created_on_the_command_line_can_sign_in,
     seed_creates_the_requested_demo_data,
+    outbox_status_reports_the_backlog,
     the_first_start_creates_an_admin_with_a_generated_password_once,
 );

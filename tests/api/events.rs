@@ -197,6 +197,31 @@ async fn a_transaction_that_rolls_back_leaves_no_event(backend: Backend) {
     app.stop().await;
 }
 
+async fn retention_removes_old_published_events_and_never_pending_ones(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for i in 0..4 {
+        app.create_patient("Ada", &format!("Lovelace{i}")).await;
+    }
+    let events = all_events(&app).await;
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(30);
+    let old: Vec<outbox::Published> = events[..2]
+        .iter()
+        .map(|e| outbox::Published { sequence: e.sequence, partition: 0, offset: e.sequence })
+        .collect();
+    outbox::mark_published(app.store.db(), &old, long_ago).await.unwrap();
+    let recent = outbox::Published { sequence: events[2].sequence, partition: 1, offset: 7 };
+    outbox::mark_published(app.store.db(), &[recent], chrono::Utc::now()).await.unwrap();
+    let status = outbox::status(app.store.db()).await.unwrap();
+    assert_eq!((status.total, status.backlog.pending), (4, 1));
+    let removed =
+        outbox::delete_published_before(app.store.db(), chrono::Utc::now() - chrono::Duration::days(7)).await.unwrap();
+    assert_eq!(removed, 2);
+    let left: Vec<i64> = all_events(&app).await.iter().map(|e| e.sequence).collect();
+    assert_eq!(left, [events[2].sequence, events[3].sequence]);
+    assert_eq!(all_events(&app).await[0].published, Some((1, 7)));
+    app.stop().await;
+}
+
 fn system_context() -> healthcore::context::RequestContext {
     healthcore::context::RequestContext {
         principal: healthcore::auth::Principal {
@@ -252,4 +277,5 @@ on_both_backends!(
     the_envelope_carries_ids_times_and_context_but_no_personal_data,
     a_transaction_that_rolls_back_leaves_no_event,
     concurrent_retries_with_one_idempotency_key_record_one_event,
+    retention_removes_old_published_events_and_never_pending_ones,
 );
