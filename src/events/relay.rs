@@ -75,6 +75,7 @@ impl Relay {
         let mut backoff = BACKOFF_START;
         let poll = Duration::from_millis(self.config.poll_ms);
         let mut last_cleanup: Option<tokio::time::Instant> = None;
+        let mut listener = CommitListener::new(&self.store);
         while !*shutdown.borrow() {
             let leader = leadership.ensure().await;
             self.state.send_modify(|s| s.leader = leader);
@@ -85,6 +86,9 @@ impl Relay {
                 }
                 continue;
             }
+            // Listen before reading pending rows: a commit after this point is notified, one before
+            // it is read by the round below, so no wake-up falls between the two.
+            listener.ensure_listening().await;
             if last_cleanup.is_none_or(|at| at.elapsed() >= CLEANUP_EVERY) {
                 last_cleanup = Some(tokio::time::Instant::now());
                 self.remove_expired().await;
@@ -94,6 +98,7 @@ impl Relay {
                     backoff = BACKOFF_START;
                     tokio::select! {
                         _ = self.wake.notified() => {}
+                        _ = listener.next() => {}
                         _ = tokio::time::sleep(poll) => {}
                         _ = shutdown.changed() => {}
                     }
@@ -190,6 +195,40 @@ async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Recei
             _ = shutdown.changed() => return,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Wake-ups from commits in other processes: PostgreSQL `LISTEN` on the outbox channel. The poll
+/// interval stays as the fallback if the listening connection is lost.
+struct CommitListener {
+    url: Option<String>,
+    listener: Option<sea_orm::sqlx::postgres::PgListener>,
+}
+
+impl CommitListener {
+    fn new(store: &Store) -> CommitListener {
+        let url = (store.backend() == Backend::Postgres).then(|| store.url().to_owned());
+        CommitListener { url, listener: None }
+    }
+
+    /// (Re)connects and listens, if there is something to listen to and it is not listening yet.
+    async fn ensure_listening(&mut self) {
+        let Some(url) = &self.url else { return };
+        if self.listener.is_some() {
+            return;
+        }
+        let Ok(mut listener) = sea_orm::sqlx::postgres::PgListener::connect(url).await else { return };
+        if listener.listen(outbox::NOTIFY_CHANNEL).await.is_ok() {
+            self.listener = Some(listener);
+        }
+    }
+
+    /// Resolves on the next notification; never while not listening.
+    async fn next(&mut self) {
+        let Some(listener) = self.listener.as_mut() else { return std::future::pending().await };
+        if listener.recv().await.is_err() {
+            self.listener = None;
+        }
     }
 }
 

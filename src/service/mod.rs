@@ -31,6 +31,7 @@ pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEv
     let now = now();
     let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, ctx, now)).collect();
     store::outbox::append(&**tx, &envelopes, ctx.traceparent.as_deref()).await?;
+    store::outbox::notify_relays(&**tx).await?;
     tx.note_events_recorded();
     Ok(())
 }

@@ -51,6 +51,15 @@ pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparen
     Ok(())
 }
 
+/// The PostgreSQL channel on which committed events wake relays in other processes.
+pub const NOTIFY_CHANNEL: &str = "healthcore_outbox";
+
+/// On PostgreSQL, `NOTIFY` inside the transaction: delivered to listening relays when (and only if)
+/// it commits, once per transaction however many events it recorded.
+pub async fn notify_relays(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    super::execute_on(conn, DbBackend::Postgres, &format!("NOTIFY {NOTIFY_CHANNEL}")).await
+}
+
 fn to_event(row: outbox_event::Model) -> Result<OutboxEvent, DbErr> {
     let envelope: Envelope = serde_json::from_str(&row.payload)
         .map_err(|e| DbErr::Type(format!("outbox event {} does not parse: {e}", row.sequence)))?;

@@ -101,6 +101,10 @@ async fn of_two_relays_one_leads_and_the_other_takes_over_when_it_stops() {
 }
 
 fn spawn_relay(database_url: &str, prefix: &str) -> Child {
+    spawn_relay_polling_every(database_url, prefix, 50)
+}
+
+fn spawn_relay_polling_every(database_url: &str, prefix: &str, poll_ms: u32) -> Child {
     Command::new(env!("CARGO_BIN_EXE_healthcore"))
         .arg("relay")
         .env_clear()
@@ -108,7 +112,7 @@ fn spawn_relay(database_url: &str, prefix: &str) -> Child {
         .env("KAFKA_BOOTSTRAP_SERVERS", broker())
         .env("KAFKA_TOPIC_PREFIX", prefix)
         .env("HEALTHCORE_RELAY_BATCH_SIZE", "200")
-        .env("HEALTHCORE_RELAY_POLL_MS", "50")
+        .env("HEALTHCORE_RELAY_POLL_MS", poll_ms.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -155,5 +159,24 @@ async fn a_relay_killed_mid_batch_loses_no_event() {
         "{} recorded events are missing on the broker",
         recorded.difference(&on_broker).count()
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_in_another_process_is_woken_by_the_commit_not_by_polling() {
+    let prefix = format!("hc{}", Uuid::new_v4().simple());
+    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_RELAY_ENABLED", "false")]).await;
+    app.create_patient("Ada", "Lovelace").await;
+    // Polling once a minute: only LISTEN/NOTIFY can make it publish within the bound below.
+    let mut relay = spawn_relay_polling_every(app.store.url(), &prefix, 60_000);
+    wait_until("the relay published what was there at its start", Duration::from_secs(30), async || {
+        pending(&app.store).await == 0
+    })
+    .await;
+    app.create_patient("Alan", "Turing").await;
+    wait_until("the relay published the new event", Duration::from_secs(10), async || pending(&app.store).await == 0)
+        .await;
+    relay.kill().unwrap();
+    relay.wait().unwrap();
     app.stop().await;
 }
