@@ -107,7 +107,8 @@ pub async fn mark_published(
         return Ok(());
     }
     // Integers from our own rows and the broker's acknowledgement, so they are written inline;
-    // the timestamp is bound. `WITH … UPDATE` is understood by both PostgreSQL and SQLite.
+    // the timestamp is bound. `WITH … UPDATE … FROM` (a join, not a lookup per row) is understood
+    // by both PostgreSQL and SQLite (3.33+).
     let values: Vec<String> =
         published.iter().map(|p| format!("({}, {}, {})", p.sequence, p.partition, p.offset)).collect();
     let placeholder = match conn.get_database_backend() {
@@ -116,10 +117,8 @@ pub async fn mark_published(
     };
     let sql = format!(
         "WITH acked (seq, part, off) AS (VALUES {values}) \
-         UPDATE outbox_events SET published_at = {placeholder}, \
-         kafka_partition = (SELECT part FROM acked WHERE acked.seq = outbox_events.sequence), \
-         kafka_offset = (SELECT off FROM acked WHERE acked.seq = outbox_events.sequence) \
-         WHERE sequence IN (SELECT seq FROM acked)",
+         UPDATE outbox_events SET published_at = {placeholder}, kafka_partition = acked.part, kafka_offset = acked.off \
+         FROM acked WHERE outbox_events.sequence = acked.seq",
         values = values.join(", ")
     );
     conn.execute_raw(Statement::from_sql_and_values(conn.get_database_backend(), sql, [at.into()])).await?;
