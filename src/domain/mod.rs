@@ -17,3 +17,14 @@ pub use validation::{FieldError, FieldErrors};
 
 /// Longest accepted name or number prefix in list filters.
 pub const NAME_FILTER_MAX: usize = 100;
+
+/// Sets `field` to `value` when a value is given and differs, recording `name` as changed: the
+/// step every partial update repeats per field.
+fn assign<T: PartialEq>(field: &mut T, value: Option<T>, name: &'static str, changed: &mut Vec<&'static str>) {
+    if let Some(value) = value
+        && *field != value
+    {
+        *field = value;
+        changed.push(name);
+    }
+}

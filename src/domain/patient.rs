@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::assign;
 use super::validation::{self, FieldErrors, RuleResult, optional, required};
 
 pub const NAME_MAX: usize = 100;
@@ -180,48 +181,13 @@ impl PatientPatch {
     /// Applies the patch; returns the names of the fields whose value changed.
     pub fn apply(self, patient: &mut Patient) -> Vec<&'static str> {
         let mut changed = Vec::new();
-        if let Some(v) = self.given_name
-            && patient.given_name != v
-        {
-            patient.given_name = v;
-            changed.push("given_name");
-        }
-        if let Some(v) = self.family_name
-            && patient.family_name != v
-        {
-            patient.family_name = v;
-            changed.push("family_name");
-        }
-        if let Some(v) = self.birth_date
-            && patient.birth_date != v
-        {
-            patient.birth_date = v;
-            changed.push("birth_date");
-        }
-        if let Some(v) = self.sex
-            && patient.sex != v
-        {
-            patient.sex = v;
-            changed.push("sex");
-        }
-        if let Some(v) = self.email
-            && patient.email != v
-        {
-            patient.email = v;
-            changed.push("email");
-        }
-        if let Some(v) = self.phone
-            && patient.phone != v
-        {
-            patient.phone = v;
-            changed.push("phone");
-        }
-        if let Some(v) = self.address
-            && patient.address != v
-        {
-            patient.address = v;
-            changed.push("address");
-        }
+        assign(&mut patient.given_name, self.given_name, "given_name", &mut changed);
+        assign(&mut patient.family_name, self.family_name, "family_name", &mut changed);
+        assign(&mut patient.birth_date, self.birth_date, "birth_date", &mut changed);
+        assign(&mut patient.sex, self.sex, "sex", &mut changed);
+        assign(&mut patient.email, self.email, "email", &mut changed);
+        assign(&mut patient.phone, self.phone, "phone", &mut changed);
+        assign(&mut patient.address, self.address, "address", &mut changed);
         changed
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::assign;
 use super::validation::{self, FieldErrors, RuleResult, required};
 
 pub const LICENCE_MAX: usize = 50;
@@ -157,36 +158,11 @@ impl PractitionerPatch {
     /// Applies the patch; returns the names of the fields whose value changed.
     pub fn apply(self, practitioner: &mut Practitioner) -> Vec<&'static str> {
         let mut changed = Vec::new();
-        if let Some(v) = self.licence_number
-            && practitioner.licence_number != v
-        {
-            practitioner.licence_number = v;
-            changed.push("licence_number");
-        }
-        if let Some(v) = self.given_name
-            && practitioner.given_name != v
-        {
-            practitioner.given_name = v;
-            changed.push("given_name");
-        }
-        if let Some(v) = self.family_name
-            && practitioner.family_name != v
-        {
-            practitioner.family_name = v;
-            changed.push("family_name");
-        }
-        if let Some(v) = self.role
-            && practitioner.role != v
-        {
-            practitioner.role = v;
-            changed.push("role");
-        }
-        if let Some(v) = self.specialty
-            && practitioner.specialty != v
-        {
-            practitioner.specialty = v;
-            changed.push("specialty");
-        }
+        assign(&mut practitioner.licence_number, self.licence_number, "licence_number", &mut changed);
+        assign(&mut practitioner.given_name, self.given_name, "given_name", &mut changed);
+        assign(&mut practitioner.family_name, self.family_name, "family_name", &mut changed);
+        assign(&mut practitioner.role, self.role, "role", &mut changed);
+        assign(&mut practitioner.specialty, self.specialty, "specialty", &mut changed);
         changed
     }
 }
