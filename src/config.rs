@@ -138,7 +138,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "HEALTHCORE_RELAY_BATCH_SIZE",
-        default: "2000",
+        default: "5000",
         secret: false,
         description: "most events the relay publishes per round (1–10000)",
     },
@@ -335,7 +335,7 @@ impl Config {
                     return Err(invalid("HEALTHCORE_RELAY_ENABLED", format!("'{other}' is neither true nor false")));
                 }
             },
-            batch_size: source.number("HEALTHCORE_RELAY_BATCH_SIZE", 2000, 1..=10_000)?,
+            batch_size: source.number("HEALTHCORE_RELAY_BATCH_SIZE", 5000, 1..=10_000)?,
             poll_ms: source.number("HEALTHCORE_RELAY_POLL_MS", 500, 10..=60_000)?,
             retention_hours: source.number("HEALTHCORE_OUTBOX_RETENTION_HOURS", 168, 1..=87_600)?,
         };
