@@ -45,8 +45,8 @@ ensure_nextest() {
   cargo install --locked cargo-nextest >/dev/null
 }
 
-# A Kafka-protocol broker for tests and local runs: tansu, built once from crates.io (about nine
-# minutes on two cores) into a cache outside the repository and reused afterwards.
+# A Kafka-protocol broker for tests and local runs: tansu, built once with cargo install (about
+# fifteen minutes on two cores) into a cache outside the repository and reused afterwards.
 HEALTHCORE_TOOLS=${HEALTHCORE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/healthcore/tools}
 TANSU_VERSION=0.6.0
 
@@ -54,7 +54,7 @@ ensure_tansu() {
   if [ -x "$HEALTHCORE_TOOLS/bin/tansu" ] && "$HEALTHCORE_TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
     return 0
   fi
-  log "building tansu $TANSU_VERSION into $HEALTHCORE_TOOLS (once; about nine minutes)"
+  log "building tansu $TANSU_VERSION into $HEALTHCORE_TOOLS (once; about fifteen minutes on two cores)"
   cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore --root "$HEALTHCORE_TOOLS" --quiet
 }
 
