@@ -11,12 +11,14 @@ use healthcore::{cli, config::Config};
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     if let Some(cli::Command::Openapi) = cli.command {
-        // Needs no configuration: the document is derived from the code alone.
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&healthcore::http::openapi()).expect("the OpenAPI document serializes")
-        );
-        return std::process::ExitCode::SUCCESS;
+        // The one command that must work even with a broken configuration.
+        return match cli::print_openapi() {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
     }
     let config = match Config::from_env() {
         Ok(config) => config,

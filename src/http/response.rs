@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
+use crate::service::etag;
 use crate::service::idempotency::{self, IdempotencyTicket};
-use crate::service::patients::etag;
 use crate::state::AppState;
 use crate::store::idempotency::StoredResponse;
 

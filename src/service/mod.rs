@@ -51,6 +51,11 @@ pub async fn authorize(
     Err(AppError::Forbidden(action.describe()))
 }
 
+/// A resource's version as the strong ETag the API sends and `If-Match` compares (`"3"`).
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
 /// `If-Match` handling: a stale version is refused before anything changes.
 pub fn check_version(expected: Option<i64>, current: i64) -> AppResult<()> {
     match expected {

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
-use super::{authorize, check_version, now, record_events};
+use super::{authorize, check_version, etag, now, record_events};
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
@@ -64,10 +64,6 @@ pub async fn register(
         return Ok(patient);
     }
     Err(AppError::Internal(anyhow::anyhow!("could not generate a unique MRN in 5 attempts")))
-}
-
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Patient> {

@@ -5,8 +5,7 @@ use uuid::Uuid;
 
 use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
-use super::patients::etag;
-use super::{authorize, check_version, now, record_events};
+use super::{authorize, check_version, etag, now, record_events};
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;

@@ -195,6 +195,11 @@ impl Store {
         })
     }
 
+    /// Runs one SQL statement outside any transaction (administrative use: tests, tooling).
+    pub async fn db_execute(&self, sql: &str) -> Result<u64, DbErr> {
+        Ok(self.db.execute_unprepared(sql).await?.rows_affected())
+    }
+
     /// Cheap round trip used by the readiness probe.
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.execute_unprepared("SELECT 1").await.map(|_| ())
@@ -265,25 +270,6 @@ fn is_admin_shutdown(err: &sea_orm::sqlx::Error) -> bool {
     err.as_database_error().and_then(|e| e.code()).is_some_and(|code| code.starts_with("57P"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redact_url_hides_only_the_password() {
-        assert_eq!(redact_url("postgres://app:s3cret@db:5432/hc"), "postgres://app:****@db:5432/hc");
-        assert_eq!(redact_url("postgres://app@db/hc"), "postgres://app@db/hc");
-        assert_eq!(redact_url("sqlite://./data/healthcore.db"), "sqlite://./data/healthcore.db");
-    }
-
-    #[test]
-    fn backend_is_chosen_by_url_scheme() {
-        assert_eq!(Backend::from_url("sqlite://x.db"), Some(Backend::Sqlite));
-        assert_eq!(Backend::from_url("postgresql://h/db"), Some(Backend::Postgres));
-        assert_eq!(Backend::from_url("mysql://h/db"), None);
-    }
-}
-
 /// Runs `sql` only on the given backend; used for the few backend-specific statements.
 pub(crate) async fn execute_on(conn: &impl ConnectionTrait, backend: DbBackend, sql: &str) -> Result<(), DbErr> {
     if conn.get_database_backend() == backend {
@@ -328,9 +314,21 @@ where
     Ok(Page { items, total, limit: page.limit, offset: page.offset })
 }
 
-impl Store {
-    /// Runs one SQL statement outside any transaction (administrative use: tests, tooling).
-    pub async fn db_execute(&self, sql: &str) -> Result<u64, DbErr> {
-        Ok(self.db.execute_unprepared(sql).await?.rows_affected())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/hc"), "postgres://app:****@db:5432/hc");
+        assert_eq!(redact_url("postgres://app@db/hc"), "postgres://app@db/hc");
+        assert_eq!(redact_url("sqlite://./data/healthcore.db"), "sqlite://./data/healthcore.db");
+    }
+
+    #[test]
+    fn backend_is_chosen_by_url_scheme() {
+        assert_eq!(Backend::from_url("sqlite://x.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgresql://h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::from_url("mysql://h/db"), None);
     }
 }
