@@ -9,6 +9,9 @@ use tokio::net::TcpListener;
 use crate::audit::AuditLog;
 use crate::auth::{TokenIssuer, password};
 use crate::config::Config;
+use crate::consumers::delivery::DeliveryWorker;
+use crate::consumers::kafka::KafkaConsumer;
+use crate::consumers::{ConsumerGroup, Consumers};
 use crate::events::relay::Relay;
 use crate::service::users::{self, FirstAdmin};
 use crate::state::AppState;
@@ -19,12 +22,22 @@ pub struct Application {
     state: AppState,
     audit_writer: tokio::task::JoinHandle<()>,
     relay: Option<Relay>,
+    deliveries: Option<DeliveryWorker>,
 }
 
-/// The relay for this configuration, if events go to Kafka and this process should publish them.
-pub fn relay_for(config: &Config, store: &Store) -> anyhow::Result<Option<Relay>> {
-    let Some(kafka) = config.kafka.clone().filter(|_| config.relay.enabled) else { return Ok(None) };
-    Ok(Some(Relay::new(store.clone(), kafka, config.relay.clone(), store.events_committed())?))
+/// The relay for this configuration, if this process should move events on: to Kafka when it is
+/// configured, else to the consumer groups in this process (with the webhook worker they need).
+pub fn relay_for(config: &Config, store: &Store) -> anyhow::Result<(Option<Relay>, Option<DeliveryWorker>)> {
+    if !config.relay.enabled {
+        return Ok((None, None));
+    }
+    let wake = store.events_committed();
+    if let Some(kafka) = config.kafka.clone() {
+        return Ok((Some(Relay::new(store.clone(), kafka, config.relay.clone(), wake)?), None));
+    }
+    let consumers = Consumers::new(store.clone(), config.consumers.clone());
+    let worker = DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), consumers.deliveries_recorded())?;
+    Ok((Some(Relay::in_process(store.clone(), consumers, config.relay.clone(), wake)), Some(worker)))
 }
 
 /// Connects to the database and applies pending migrations.
@@ -59,12 +72,12 @@ impl Application {
         announce_first_admin(
             users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose())).await?,
         );
-        let relay = relay_for(&config, &store)?;
+        let (relay, deliveries) = relay_for(&config, &store)?;
         let (mut state, audit_writer) = build_state(config.clone(), store).await?;
         state.relay = relay.as_ref().map(Relay::state);
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
-        Ok(Application { listener, state, audit_writer, relay })
+        Ok(Application { listener, state, audit_writer, relay, deliveries })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -78,10 +91,11 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded by the grace
     /// period) and waits for the audit writer to commit what it holds.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, state, audit_writer, relay } = self;
+        let Application { listener, state, audit_writer, relay, deliveries } = self;
         let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
         let store = state.store.clone();
         let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
+        let deliveries = deliveries.map(|worker| tokio::spawn(worker.run(relay_stopping.clone())));
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stopping, grace)));
         let app = crate::http::router(state);
         tracing::info!(address = %listener.local_addr()?, backend = store.backend().as_str(), "HealthCore is serving");
@@ -107,6 +121,9 @@ impl Application {
         let _ = stop_relay.send(true);
         if let Some(relay) = relay {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), relay).await;
+        }
+        if let Some(deliveries) = deliveries {
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), deliveries).await;
         }
         store.close().await;
         tracing::info!("stopped");
@@ -181,4 +198,41 @@ pub async fn run_relay(config: Config) -> anyhow::Result<()> {
     let _ = running.await;
     store.close().await;
     Ok(())
+}
+
+/// `healthcore consume --group NAME`: one consumer group reading Kafka until SIGTERM, with the
+/// webhook worker when the group sends webhooks.
+pub async fn run_consumer(config: Config, group: ConsumerGroup) -> anyhow::Result<()> {
+    let Some(kafka) = config.kafka.clone() else {
+        anyhow::bail!(
+            "KAFKA_BOOTSTRAP_SERVERS: is required to consume from Kafka (without it `serve` runs every consumer in-process)"
+        );
+    };
+    let store = open_store(&config).await?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let consumers = Consumers::new(store.clone(), config.consumers.clone());
+    let deliveries = if group.sends_webhooks() {
+        let worker =
+            DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), consumers.deliveries_recorded())?;
+        Some(tokio::spawn(worker.run(stopping.clone())))
+    } else {
+        None
+    };
+    let consumer = KafkaConsumer::new(consumers, group, kafka)?;
+    let mut running = tokio::spawn(consumer.run(stopping));
+    // The consumer ends on SIGTERM, or by itself if it cannot start (topics, subscription).
+    let ended = tokio::select! {
+        _ = shutdown_signal() => None,
+        result = &mut running => Some(result),
+    };
+    let _ = stop.send(true);
+    let result = match ended {
+        Some(result) => result,
+        None => running.await,
+    };
+    if let Some(deliveries) = deliveries {
+        let _ = tokio::time::timeout(Duration::from_secs(config.shutdown_grace_seconds), deliveries).await;
+    }
+    store.close().await;
+    result?
 }

@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use crate::app::{self, Application};
 use crate::config::Config;
+use crate::consumers::ConsumerGroup;
 use crate::domain::Role;
+use crate::events::EventType;
 use crate::service::users;
 
 #[derive(Debug, Parser)]
@@ -26,6 +28,11 @@ pub enum Command {
     /// Inspect the transactional outbox.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Run one consumer group against Kafka (without serving HTTP).
+    Consume(ConsumeArgs),
+    /// Watch or replay domain events.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage user accounts.
@@ -43,6 +50,55 @@ pub enum Command {
 pub enum OutboxCommand {
     /// Pending events, the age of the oldest, and when the last one was published.
     Status,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// analytics, notifications or integrations.
+    #[arg(long)]
+    pub group: ConsumerGroup,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print events as they are recorded, one decoded line each, until interrupted.
+    Tail {
+        /// Only this event type, e.g. appointment.booked.
+        #[arg(long = "type")]
+        event_type: Option<EventType>,
+    },
+    /// Publish retained events again, marked as replays, in their original order.
+    Replay {
+        /// RFC 3339 time (2026-11-27T09:00:00Z) or an age such as 30m, 12h or 7d.
+        #[arg(long)]
+        since: String,
+        #[arg(long = "type")]
+        event_type: Option<EventType>,
+        /// Empty the analytics aggregates and forget which events analytics handled first, so the
+        /// replay rebuilds them (replay everything retained, or the counts before --since are lost).
+        #[arg(long)]
+        rebuild_analytics: bool,
+    },
+}
+
+impl clap::ValueEnum for ConsumerGroup {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ConsumerGroup::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+impl clap::ValueEnum for EventType {
+    fn value_variants<'a>() -> &'a [Self] {
+        &EventType::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +167,16 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("last published:       {}", age(status.last_published));
             Ok(())
         }
+        Command::Consume(args) => {
+            let _log_flush = crate::telemetry::init_logging(&config);
+            app::run_consumer(config, args.group).await
+        }
+        Command::Events(EventsCommand::Tail { event_type }) => crate::events::console::run(config, event_type).await,
+        Command::Events(EventsCommand::Replay { since, event_type, rebuild_analytics }) => {
+            let since = parse_since(&since, chrono::Utc::now())
+                .map_err(|reason| anyhow::anyhow!("--since: '{since}' {reason}"))?;
+            crate::events::console::replay(config, since, event_type, rebuild_analytics).await
+        }
         Command::Migrate => {
             let store = app::open_store(&config).await?;
             println!("database is up to date ({})", store.backend().as_str());
@@ -146,4 +212,39 @@ async fn create_user(config: Config, args: CreateUserArgs) -> anyhow::Result<()>
     let user = users::create(&store, &args.username, args.role, args.patient_id, password).await?;
     println!("created user '{}' ({}) with id {}", user.username, user.role, user.id);
     Ok(())
+}
+
+/// `--since`: an RFC 3339 time, or an age (`90s`, `30m`, `12h`, `7d`) before `now`.
+pub fn parse_since(
+    value: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, &'static str> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    let (number, unit) = value.split_at(value.len().saturating_sub(1));
+    let amount: i64 = number.parse().map_err(|_| "is neither an RFC 3339 time nor an age like 30m, 12h or 7d")?;
+    let age = match unit {
+        "s" => chrono::Duration::seconds(amount),
+        "m" => chrono::Duration::minutes(amount),
+        "h" => chrono::Duration::hours(amount),
+        "d" => chrono::Duration::days(amount),
+        _ => return Err("has an unknown unit (use s, m, h or d)"),
+    };
+    Ok(now - age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_and_ages() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z").unwrap().to_utc();
+        assert_eq!(parse_since("2026-11-27T09:30:00Z", now).unwrap().to_rfc3339(), "2026-11-27T09:30:00+00:00");
+        assert_eq!(parse_since("90m", now).unwrap().to_rfc3339(), "2026-11-27T10:30:00+00:00");
+        assert_eq!(parse_since("2d", now).unwrap().to_rfc3339(), "2026-11-25T12:00:00+00:00");
+        assert!(parse_since("yesterday", now).is_err());
+        assert!(parse_since("5w", now).is_err());
+    }
 }

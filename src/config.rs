@@ -134,7 +134,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "HEALTHCORE_RELAY_ENABLED",
         default: "true",
         secret: false,
-        description: "whether `serve` also runs the outbox relay (`healthcore relay` runs it alone)",
+        description: "whether `serve` also runs the outbox relay: to Kafka, or without brokers to the in-process consumers (`healthcore relay` runs it alone)",
     },
     Setting {
         name: "HEALTHCORE_RELAY_BATCH_SIZE",
@@ -153,6 +153,54 @@ pub const SETTINGS: &[Setting] = &[
         default: "168",
         secret: false,
         description: "how long published events are kept for replay before the relay removes them (1–87600)",
+    },
+    Setting {
+        name: "HEALTHCORE_CONSUMER_MAX_ATTEMPTS",
+        default: "5",
+        secret: false,
+        description: "attempts at handling one event before a consumer dead-letters it (1–100)",
+    },
+    Setting {
+        name: "HEALTHCORE_CONSUMER_RETRY_MS",
+        default: "200",
+        secret: false,
+        description: "first pause between a consumer's attempts, doubling each time (1–60000)",
+    },
+    Setting {
+        name: "HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL",
+        default: "(none: notifications are recorded as prepared)",
+        secret: false,
+        description: "http(s) URL the notifications consumer POSTs each patient notification to",
+    },
+    Setting {
+        name: "HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET",
+        default: "(none)",
+        secret: true,
+        description: "HMAC-SHA256 key for the notification webhook's signature, at least 16 bytes; required with the URL",
+    },
+    Setting {
+        name: "HEALTHCORE_WEBHOOK_TIMEOUT_MS",
+        default: "10000",
+        secret: false,
+        description: "how long one webhook POST may take (100–120000)",
+    },
+    Setting {
+        name: "HEALTHCORE_WEBHOOK_MAX_ATTEMPTS",
+        default: "8",
+        secret: false,
+        description: "attempts at one webhook delivery before it is marked failed (1–50)",
+    },
+    Setting {
+        name: "HEALTHCORE_WEBHOOK_RETRY_MS",
+        default: "1000",
+        secret: false,
+        description: "first pause before a webhook is retried, doubling each time up to an hour (10–3600000)",
+    },
+    Setting {
+        name: "HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER",
+        default: "10",
+        secret: false,
+        description: "failed attempts in a row after which an integration subscription is disabled (1–1000)",
     },
     Setting {
         name: "HEALTHCORE_CONFIG_FILE",
@@ -202,6 +250,7 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     pub kafka: Option<KafkaConfig>,
     pub relay: RelayConfig,
+    pub consumers: ConsumerConfig,
 }
 
 /// Where and how events are published; `None` in `Config::kafka` means in-process delivery only.
@@ -220,6 +269,24 @@ pub struct RelayConfig {
     pub batch_size: u64,
     pub poll_ms: u64,
     pub retention_hours: i64,
+}
+
+/// How consumers retry and how their webhooks are delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    pub max_attempts: u32,
+    pub retry_ms: u64,
+    pub webhook: WebhookConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// The notification webhook and its signing key; `None` records notifications as prepared.
+    pub notifications: Option<(String, Secret)>,
+    pub timeout_ms: u64,
+    pub max_attempts: i32,
+    pub retry_ms: u64,
+    pub disable_after: i32,
 }
 
 /// "SETTING: reason" — printed as the one line a bad configuration produces.
@@ -254,6 +321,40 @@ impl Source {
         } else {
             Err(invalid(name, format!("{value} is outside {}–{}", range.start(), range.end())))
         }
+    }
+}
+
+/// Whether a webhook URL is one HealthCore will POST to: absolute http(s) with a host.
+pub fn check_webhook_url(url: &str) -> Result<(), &'static str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && url.len() <= 2048
+                && !url.contains(char::is_whitespace) =>
+        {
+            Ok(())
+        }
+        _ => Err("must be an absolute http:// or https:// URL with a host, at most 2048 characters"),
+    }
+}
+
+fn notification_webhook(source: &Source) -> Result<Option<(String, Secret)>, ConfigError> {
+    let url = source.get("HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL").map(str::trim);
+    let secret = source.get("HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET");
+    match (url, secret) {
+        (None, _) => Ok(None),
+        (Some(url), _) if check_webhook_url(url).is_err() => {
+            Err(invalid("HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL", check_webhook_url(url).expect_err("checked above")))
+        }
+        (Some(_), None) => {
+            Err(invalid("HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET", "is required when the webhook URL is set"))
+        }
+        (Some(_), Some(secret)) if secret.len() < 16 => {
+            Err(invalid("HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET", "must be at least 16 bytes"))
+        }
+        (Some(url), Some(secret)) => Ok(Some((url.to_owned(), Secret(secret.to_owned())))),
     }
 }
 
@@ -339,9 +440,21 @@ impl Config {
             poll_ms: source.number("HEALTHCORE_RELAY_POLL_MS", 500, 10..=60_000)?,
             retention_hours: source.number("HEALTHCORE_OUTBOX_RETENTION_HOURS", 168, 1..=87_600)?,
         };
+        let consumers = ConsumerConfig {
+            max_attempts: source.number("HEALTHCORE_CONSUMER_MAX_ATTEMPTS", 5, 1..=100)?,
+            retry_ms: source.number("HEALTHCORE_CONSUMER_RETRY_MS", 200, 1..=60_000)?,
+            webhook: WebhookConfig {
+                notifications: notification_webhook(&source)?,
+                timeout_ms: source.number("HEALTHCORE_WEBHOOK_TIMEOUT_MS", 10_000, 100..=120_000)?,
+                max_attempts: source.number("HEALTHCORE_WEBHOOK_MAX_ATTEMPTS", 8, 1..=50)?,
+                retry_ms: source.number("HEALTHCORE_WEBHOOK_RETRY_MS", 1000, 10..=3_600_000)?,
+                disable_after: source.number("HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER", 10, 1..=1000)?,
+            },
+        };
         Ok(Config {
             kafka,
             relay,
+            consumers,
             bind,
             data_dir,
             database_url: Secret(database_url),
@@ -395,6 +508,20 @@ impl Config {
             ("HEALTHCORE_RELAY_BATCH_SIZE", self.relay.batch_size.to_string()),
             ("HEALTHCORE_RELAY_POLL_MS", self.relay.poll_ms.to_string()),
             ("HEALTHCORE_OUTBOX_RETENTION_HOURS", self.relay.retention_hours.to_string()),
+            ("HEALTHCORE_CONSUMER_MAX_ATTEMPTS", self.consumers.max_attempts.to_string()),
+            ("HEALTHCORE_CONSUMER_RETRY_MS", self.consumers.retry_ms.to_string()),
+            (
+                "HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL",
+                self.consumers.webhook.notifications.as_ref().map_or("(none)".into(), |(url, _)| url.clone()),
+            ),
+            (
+                "HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET",
+                self.consumers.webhook.notifications.as_ref().map_or("(none)".into(), |_| "****".into()),
+            ),
+            ("HEALTHCORE_WEBHOOK_TIMEOUT_MS", self.consumers.webhook.timeout_ms.to_string()),
+            ("HEALTHCORE_WEBHOOK_MAX_ATTEMPTS", self.consumers.webhook.max_attempts.to_string()),
+            ("HEALTHCORE_WEBHOOK_RETRY_MS", self.consumers.webhook.retry_ms.to_string()),
+            ("HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER", self.consumers.webhook.disable_after.to_string()),
         ]
     }
 

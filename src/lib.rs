@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod consumers;
 pub mod context;
 pub mod domain;
 pub mod error;

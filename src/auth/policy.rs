@@ -18,6 +18,9 @@ pub enum Action {
     AppointmentCancel,
     AppointmentConclude,
     AuditRead,
+    AnalyticsRead,
+    NotificationRead,
+    IntegrationManage,
 }
 
 impl Action {
@@ -36,6 +39,9 @@ impl Action {
             Action::AppointmentCancel => "cancel this appointment",
             Action::AppointmentConclude => "mark appointments completed or no-show",
             Action::AuditRead => "read the audit trail",
+            Action::AnalyticsRead => "read analytics",
+            Action::NotificationRead => "read patient notifications",
+            Action::IntegrationManage => "manage integration subscriptions",
         }
     }
 }
@@ -63,6 +69,7 @@ pub fn access(role: Role, action: Action) -> Access {
         ) => All,
         (Role::Physician | Role::Nurse, AppointmentConclude) => All,
         (Role::Auditor, AuditRead) => All,
+        (Role::Receptionist, NotificationRead) => All,
         (Role::Patient, PatientRead | AppointmentBook | AppointmentRead | AppointmentCancel) => OwnRecord,
         _ => Denied,
     }

@@ -33,9 +33,14 @@ pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer> {
 
 /// Creates the topic of every event type that does not exist yet.
 pub async fn ensure_topics(config: &KafkaConfig) -> KafkaResult<()> {
+    let names: Vec<String> = EventType::ALL.iter().map(|t| t.topic(&config.topic_prefix)).collect();
+    ensure_named_topics(config, &names).await
+}
+
+/// Creates the named topics that do not exist yet, with the configured partitions and replicas.
+pub async fn ensure_named_topics(config: &KafkaConfig, names: &[String]) -> KafkaResult<()> {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers).create()?;
-    let names: Vec<String> = EventType::ALL.iter().map(|t| t.topic(&config.topic_prefix)).collect();
     let topics: Vec<NewTopic> = names
         .iter()
         .map(|name| NewTopic::new(name, config.topic_partitions, TopicReplication::Fixed(config.replication_factor)))
@@ -61,6 +66,9 @@ pub fn data_schema(event_type: EventType) -> String {
     format!("https://healthcore.dev/schemas/events/{}.v{}.json", event_type.as_str(), event_type.schema_version())
 }
 
+/// Set (to `true`) on messages `healthcore events replay` sent again.
+pub const REPLAY_HEADER: &str = "x-healthcore-replay";
+
 /// CloudEvents 1.0 binary-mode headers, the W3C trace context and the correlation ID. Ids and
 /// types only: nothing here identifies a person.
 pub fn headers(event: &OutboxEvent) -> OwnedHeaders {
@@ -71,7 +79,7 @@ pub fn headers(event: &OutboxEvent) -> OwnedHeaders {
     let id = envelope.event_id.to_string();
     let version = metadata.aggregate_version.to_string();
     let schema = data_schema(envelope.event_type);
-    let mut headers = OwnedHeaders::new_with_capacity(11)
+    let mut headers = OwnedHeaders::new_with_capacity(12)
         .insert(Header { key: "ce_specversion", value: Some("1.0") })
         .insert(Header { key: "ce_id", value: Some(id.as_str()) })
         .insert(Header { key: "ce_type", value: Some(envelope.event_type.as_str()) })
@@ -82,6 +90,9 @@ pub fn headers(event: &OutboxEvent) -> OwnedHeaders {
         .insert(Header { key: "ce_aggregateversion", value: Some(version.as_str()) })
         .insert(Header { key: "content-type", value: Some("application/json") })
         .insert(Header { key: "x-correlation-id", value: Some(metadata.correlation_id.as_str()) });
+    if event.replay {
+        headers = headers.insert(Header { key: REPLAY_HEADER, value: Some("true") });
+    }
     if let Some(traceparent) = &event.traceparent {
         headers = headers.insert(Header { key: "traceparent", value: Some(traceparent.as_str()) });
     }

@@ -1,5 +1,7 @@
 //! The outbox relay: publishes committed events to Kafka in the order they were recorded and marks
-//! each published only after the broker acknowledged it.
+//! each published only after the broker acknowledged it. Without Kafka the same loop delivers them
+//! in-process: each event is handed to the consumer groups (`consumers`) and marked delivered once
+//! they have all handled it.
 //!
 //! One relay publishes at a time. On PostgreSQL the relay that holds a session advisory lock is
 //! the leader; if its process dies the lock goes with its connection and another relay takes over
@@ -19,6 +21,7 @@ use tokio::sync::{Notify, watch};
 
 use super::kafka;
 use crate::config::{KafkaConfig, RelayConfig};
+use crate::consumers::{ConsumerGroup, Consumers};
 use crate::store::outbox::{self, Published};
 use crate::store::{Backend, Store};
 
@@ -28,6 +31,8 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often the leader removes published events older than the retention.
 const CLEANUP_EVERY: Duration = Duration::from_secs(60);
+/// In-process rounds are shorter: each event is a transaction per consumer group.
+const IN_PROCESS_BATCH: u64 = 500;
 
 /// What the relay last saw, for readiness and `outbox status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,10 +42,19 @@ pub struct RelayState {
     pub last_error: Option<String>,
 }
 
+/// Where the relay sends events.
+enum Sink {
+    Kafka {
+        producer: FutureProducer,
+        kafka: KafkaConfig,
+    },
+    /// No broker: straight to this process's consumer groups.
+    InProcess(Consumers),
+}
+
 pub struct Relay {
     store: Store,
-    producer: FutureProducer,
-    kafka: KafkaConfig,
+    sink: Sink,
     config: RelayConfig,
     wake: Arc<Notify>,
     state: watch::Sender<RelayState>,
@@ -58,7 +72,13 @@ impl Relay {
     pub fn new(store: Store, kafka: KafkaConfig, config: RelayConfig, wake: Arc<Notify>) -> Result<Relay, RelayError> {
         let producer = kafka::producer(&kafka)?;
         let (state, _) = watch::channel(RelayState::default());
-        Ok(Relay { store, producer, kafka, config, wake, state })
+        Ok(Relay { store, sink: Sink::Kafka { producer, kafka }, config, wake, state })
+    }
+
+    /// A relay that delivers to the consumers in this process (Kafka disabled).
+    pub fn in_process(store: Store, consumers: Consumers, config: RelayConfig, wake: Arc<Notify>) -> Relay {
+        let (state, _) = watch::channel(RelayState::default());
+        Relay { store, sink: Sink::InProcess(consumers), config, wake, state }
     }
 
     pub fn state(&self) -> watch::Receiver<RelayState> {
@@ -71,7 +91,10 @@ impl Relay {
         let mut leadership = Leadership::new(&self.store);
         // Topics are created beside publishing, not before it: a broker that is slow to answer admin
         // requests must not hold events back where the topics already exist.
-        let topics = tokio::spawn(create_topics_until_done(self.kafka.clone(), shutdown.clone()));
+        let topics = match &self.sink {
+            Sink::Kafka { kafka, .. } => Some(tokio::spawn(create_topics_until_done(kafka.clone(), shutdown.clone()))),
+            Sink::InProcess(_) => None,
+        };
         let mut backoff = BACKOFF_START;
         let poll = Duration::from_millis(self.config.poll_ms);
         let mut last_cleanup: Option<tokio::time::Instant> = None;
@@ -93,7 +116,7 @@ impl Relay {
                 last_cleanup = Some(tokio::time::Instant::now());
                 self.remove_expired().await;
             }
-            match self.publish_round().await {
+            match self.round(&mut shutdown.clone()).await {
                 Ok(0) => {
                     backoff = BACKOFF_START;
                     tokio::select! {
@@ -115,9 +138,13 @@ impl Relay {
                 }
             }
         }
-        topics.abort();
-        // Dropping a producer purges its queue: flush what is in flight first.
-        let _ = tokio::task::spawn_blocking(move || self.producer.flush(grace)).await;
+        if let Some(topics) = topics {
+            topics.abort();
+        }
+        if let Sink::Kafka { producer, .. } = self.sink {
+            // Dropping a producer purges its queue: flush what is in flight first.
+            let _ = tokio::task::spawn_blocking(move || producer.flush(grace)).await;
+        }
         tracing::info!("relay stopped");
     }
 
@@ -131,14 +158,50 @@ impl Relay {
         }
     }
 
-    /// One round; returns how many events were published.
-    pub async fn publish_round(&self) -> Result<usize, RelayError> {
+    /// One round; returns how many events were published or delivered.
+    pub async fn round(&self, shutdown: &mut watch::Receiver<bool>) -> Result<usize, RelayError> {
+        match &self.sink {
+            Sink::Kafka { producer, kafka } => self.publish_round(producer, kafka).await,
+            Sink::InProcess(consumers) => self.deliver_round(consumers, shutdown).await,
+        }
+    }
+
+    /// Hands each pending event to every consumer group that wants it, in recorded order. A group
+    /// that gives up on an event dead-letters it and the others still get it; an event is marked
+    /// delivered once every group is done with it.
+    async fn deliver_round(
+        &self,
+        consumers: &Consumers,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<usize, RelayError> {
+        let events = outbox::pending(self.store.db(), self.config.batch_size.min(IN_PROCESS_BATCH)).await?;
+        let mut delivered = Vec::with_capacity(events.len());
+        'events: for event in &events {
+            for group in ConsumerGroup::ALL.into_iter().filter(|g| g.wants(event.envelope.event_type)) {
+                match consumers.handle_with_retries(group, &event.envelope, shutdown).await {
+                    Some(Ok(_)) => {}
+                    Some(Err(rejection)) => {
+                        let event_type = Some(event.envelope.event_type.as_str());
+                        consumers
+                            .dead_letter(group, Some(event.envelope.event_id), event_type, &event.payload, &rejection)
+                            .await?;
+                    }
+                    // Shutting down: this event stays pending (groups that handled it skip it next time).
+                    None => break 'events,
+                }
+            }
+            delivered.push(event.sequence);
+        }
+        outbox::mark_delivered(self.store.db(), &delivered, crate::service::now()).await?;
+        Ok(delivered.len())
+    }
+
+    async fn publish_round(&self, producer: &FutureProducer, kafka: &KafkaConfig) -> Result<usize, RelayError> {
         let events = outbox::pending(self.store.db(), self.config.batch_size).await?;
         if events.is_empty() {
             return Ok(0);
         }
-        let topics: Vec<String> =
-            events.iter().map(|e| e.envelope.event_type.topic(&self.kafka.topic_prefix)).collect();
+        let topics: Vec<String> = events.iter().map(|e| e.envelope.event_type.topic(&kafka.topic_prefix)).collect();
         let keys: Vec<String> = events.iter().map(|e| e.envelope.metadata.aggregate_id.to_string()).collect();
         let mut deliveries = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
@@ -146,7 +209,7 @@ impl Relay {
                 .key(&keys[index])
                 .payload(&event.payload)
                 .headers(kafka::headers(event));
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
                 // The local queue is full: publish what was queued, the rest next round.
                 Err((err, _)) => {

@@ -27,7 +27,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 use problem::Problem;
-use routes::{appointments, audit, auth, health, patients, practitioners};
+use routes::{analytics, appointments, audit, auth, health, integrations, notifications, patients, practitioners};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,9 @@ use routes::{appointments, audit, auth, health, patients, practitioners};
         (name = "practitioners", description = "Practitioners (managed by admins)"),
         (name = "appointments", description = "Booking and the appointment life cycle"),
         (name = "audit", description = "The audit trail (admins and auditors)"),
+        (name = "analytics", description = "Daily aggregates kept by the analytics consumer (admins)"),
+        (name = "notifications", description = "Patient notifications prepared by the notifications consumer"),
+        (name = "integrations", description = "Subscriptions of external systems to domain events (admins)"),
         (name = "health", description = "Probes"),
     )
 )]
@@ -76,6 +79,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(appointments::complete_appointment))
         .routes(routes!(appointments::no_show_appointment))
         .routes(routes!(audit::list_audit_events))
+        .routes(routes!(analytics::patient_analytics))
+        .routes(routes!(analytics::appointment_analytics))
+        .routes(routes!(notifications::list_notifications))
+        .routes(routes!(integrations::create_subscription, integrations::list_subscriptions))
+        .routes(routes!(integrations::get_subscription, integrations::delete_subscription))
+        .routes(routes!(integrations::enable_subscription))
+        .routes(routes!(integrations::list_deliveries))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .split_for_parts();

@@ -76,6 +76,13 @@ impl<'a> Params<'a> {
             .ok()
     }
 
+    pub fn date(&mut self, name: &str) -> Option<chrono::NaiveDate> {
+        let raw = self.raw(name)?;
+        chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .map_err(|_| self.errors.add(name, "date", "must be a date such as 2030-01-31"))
+            .ok()
+    }
+
     /// A value from a closed set, parsed by the domain's own parser.
     pub fn one_of<T>(&mut self, name: &str, parse: fn(&str) -> Result<T, (&'static str, String)>) -> Option<T> {
         let raw = self.raw(name)?;

@@ -1,10 +1,13 @@
 //! The application layer: one function per use case. Each authorizes the caller, applies the
 //! domain rules, and performs its writes — state change and audit record — in one transaction.
 
+pub mod analytics;
 pub mod appointments;
 pub mod audit_events;
 pub mod auth;
 pub mod idempotency;
+pub mod integrations;
+pub mod notifications;
 pub mod patients;
 pub mod practitioners;
 pub mod users;

@@ -19,7 +19,8 @@ enum Ddl {
     Only(DbBackend, &'static str),
 }
 
-const MIGRATIONS: &[(i64, &str, Step)] = &[(1, "initial schema", initial_schema), (2, "transactional outbox", outbox)];
+const MIGRATIONS: &[(i64, &str, Step)] =
+    &[(1, "initial schema", initial_schema), (2, "transactional outbox", outbox), (3, "event consumers", consumers)];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
 const MIGRATION_LOCK_KEY: i64 = 0x4843_4d49_4752; // "HCMIGR"
@@ -278,5 +279,117 @@ fn outbox() -> Vec<Ddl> {
         unique("outbox_events", "event_id"),
         index("ix_outbox_events_pending", "outbox_events", &["published_at", "sequence"]),
         index("ix_outbox_events_aggregate", "outbox_events", &["aggregate_id", "aggregate_version"]),
+    ]
+}
+
+fn counter(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().default(0).take()
+}
+
+fn consumers() -> Vec<Ddl> {
+    vec![
+        // `healthcore events replay` sets this on events it puts back in the queue; the relay
+        // marks their messages as replays.
+        Ddl::Only(DbBackend::Postgres, "ALTER TABLE outbox_events ADD COLUMN replay BOOLEAN NOT NULL DEFAULT FALSE"),
+        Ddl::Only(DbBackend::Sqlite, "ALTER TABLE outbox_events ADD COLUMN replay BOOLEAN NOT NULL DEFAULT FALSE"),
+        // Exactly-once effect: a consumer records (group, event id) in the transaction of its effect.
+        Ddl::Table(
+            Table::create()
+                .table("consumer_inbox")
+                .col(text("consumer_group"))
+                .col(ColumnDef::new("event_id").uuid().not_null())
+                .col(timestamp("processed_at"))
+                .primary_key(Index::create().col("consumer_group").col("event_id"))
+                .take(),
+        ),
+        index("ix_consumer_inbox_processed_at", "consumer_inbox", &["processed_at"]),
+        // In-process delivery's dead letters (with Kafka they go to `{prefix}.dlq.{group}`).
+        Ddl::Table(
+            Table::create()
+                .table("consumer_dead_letters")
+                .col(id())
+                .col(text("consumer_group"))
+                .col(ColumnDef::new("event_id").uuid().null())
+                .col(optional_text("event_type"))
+                .col(text("payload"))
+                .col(text("error"))
+                .col(timestamp("failed_at"))
+                .take(),
+        ),
+        Ddl::Table(
+            Table::create()
+                .table("analytics_daily_patients")
+                .col(ColumnDef::new("day").date().not_null().primary_key())
+                .col(counter("registered"))
+                .take(),
+        ),
+        Ddl::Table(
+            Table::create()
+                .table("analytics_daily_appointments")
+                .col(ColumnDef::new("day").date().not_null())
+                .col(ColumnDef::new("practitioner_id").uuid().not_null())
+                .col(counter("booked"))
+                .col(counter("cancelled"))
+                .col(counter("completed"))
+                .col(counter("no_show"))
+                .primary_key(Index::create().col("day").col("practitioner_id"))
+                .take(),
+        ),
+        Ddl::Table(
+            Table::create()
+                .table("integration_subscriptions")
+                .col(id())
+                .col(text("event_types"))
+                .col(text("callback_url"))
+                .col(text("secret"))
+                .col(ColumnDef::new("active").boolean().not_null())
+                .col(ColumnDef::new("consecutive_failures").integer().not_null().default(0))
+                .col(optional_text("disabled_reason"))
+                .col(ColumnDef::new("created_by").uuid().null())
+                .col(timestamp("created_at"))
+                .col(timestamp("updated_at"))
+                .take(),
+        ),
+        // Every outgoing webhook: notifications and integration deliveries, with their attempts.
+        Ddl::Table(
+            Table::create()
+                .table("webhook_deliveries")
+                .col(id())
+                .col(text("target"))
+                .col(ColumnDef::new("subscription_id").uuid().null())
+                .col(ColumnDef::new("event_id").uuid().not_null())
+                .col(text("event_type"))
+                .col(text("payload"))
+                .col(text("correlation_id"))
+                .col(text("status"))
+                .col(ColumnDef::new("attempts").integer().not_null().default(0))
+                .col(ColumnDef::new("last_status_code").integer().null())
+                .col(optional_text("last_error"))
+                .col(ColumnDef::new("next_attempt_at").timestamp_with_time_zone().null())
+                .col(timestamp("created_at"))
+                .col(ColumnDef::new("delivered_at").timestamp_with_time_zone().null())
+                .take(),
+        ),
+        index("ix_webhook_deliveries_due", "webhook_deliveries", &["status", "next_attempt_at"]),
+        index("ix_webhook_deliveries_subscription", "webhook_deliveries", &["subscription_id", "created_at"]),
+        Ddl::Table(
+            Table::create()
+                .table("notifications")
+                .col(id())
+                .col(ColumnDef::new("event_id").uuid().not_null())
+                .col(text("kind"))
+                .col(ColumnDef::new("appointment_id").uuid().not_null())
+                .col(ColumnDef::new("patient_id").uuid().not_null())
+                .col(ColumnDef::new("practitioner_id").uuid().not_null())
+                .col(timestamp("starts_at"))
+                .col(timestamp("ends_at"))
+                .col(text("correlation_id"))
+                .col(ColumnDef::new("delivery_id").uuid().null())
+                .col(timestamp("created_at"))
+                .take(),
+        ),
+        unique("notifications", "event_id"),
+        index("ix_notifications_patient", "notifications", &["patient_id", "created_at"]),
+        index("ix_notifications_created_at", "notifications", &["created_at"]),
     ]
 }

@@ -4,15 +4,20 @@
 //! write transaction or on the pool. Backend-specific SQL appears only where a backend feature is
 //! the point (row locks on PostgreSQL, the single-writer gate on SQLite, append-only triggers).
 
+pub mod analytics;
 pub mod appointments;
 pub mod audit;
+pub mod consumers;
 pub mod entities;
 pub mod idempotency;
 mod migrations;
+pub mod notifications;
 pub mod outbox;
 pub mod patients;
 pub mod practitioners;
+pub mod subscriptions;
 pub mod users;
+pub mod webhooks;
 
 use std::{ops::Deref, path::Path, sync::Arc, time::Duration};
 

@@ -20,6 +20,8 @@ pub struct OutboxEvent {
     pub traceparent: Option<String>,
     /// Partition and offset once the broker acknowledged it.
     pub published: Option<(i32, i64)>,
+    /// Sent again by `healthcore events replay`.
+    pub replay: bool,
 }
 
 /// Appends events inside the caller's transaction.
@@ -42,6 +44,7 @@ pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparen
             published_at: None,
             kafka_partition: None,
             kafka_offset: None,
+            replay: false,
         }
         .into_active_model();
         row.sequence = NotSet;
@@ -64,7 +67,14 @@ fn to_event(row: outbox_event::Model) -> Result<OutboxEvent, DbErr> {
     let envelope: Envelope = serde_json::from_str(&row.payload)
         .map_err(|e| DbErr::Type(format!("outbox event {} does not parse: {e}", row.sequence)))?;
     let published = row.kafka_partition.zip(row.kafka_offset);
-    Ok(OutboxEvent { sequence: row.sequence, envelope, payload: row.payload, traceparent: row.traceparent, published })
+    Ok(OutboxEvent {
+        sequence: row.sequence,
+        envelope,
+        payload: row.payload,
+        traceparent: row.traceparent,
+        published,
+        replay: row.replay,
+    })
 }
 
 /// Unpublished events in the order they were recorded, oldest first.
@@ -123,6 +133,49 @@ pub async fn mark_published(
     );
     conn.execute_raw(Statement::from_sql_and_values(conn.get_database_backend(), sql, [at.into()])).await?;
     Ok(())
+}
+
+/// Marks events delivered in-process (no broker, so no partition or offset).
+pub async fn mark_delivered(conn: &impl ConnectionTrait, sequences: &[i64], at: DateTime<Utc>) -> Result<(), DbErr> {
+    if sequences.is_empty() {
+        return Ok(());
+    }
+    Entity::update_many()
+        .col_expr(Column::PublishedAt, sea_orm::sea_query::Expr::value(at))
+        .filter(Column::Sequence.is_in(sequences.iter().copied()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Which retained events `healthcore events replay` sends again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplaySelection {
+    pub since: DateTime<Utc>,
+    pub event_type: Option<String>,
+}
+
+/// Puts published events that occurred at or after `since` back in the queue, marked as replays;
+/// returns how many. The relay sends them again in their original order (consumers de-duplicate on
+/// `event_id`, so only a consumer whose inbox was reset applies them again).
+pub async fn replay(conn: &impl ConnectionTrait, selection: &ReplaySelection) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let mut update = Entity::update_many()
+        .col_expr(Column::PublishedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(Column::KafkaPartition, Expr::value(Option::<i32>::None))
+        .col_expr(Column::KafkaOffset, Expr::value(Option::<i64>::None))
+        .col_expr(Column::Replay, Expr::value(true))
+        .filter(Column::PublishedAt.is_not_null())
+        .filter(Column::OccurredAt.gte(selection.since));
+    if let Some(event_type) = &selection.event_type {
+        update = update.filter(Column::EventType.eq(event_type.as_str()));
+    }
+    Ok(update.exec(conn).await?.rows_affected)
+}
+
+/// The sequence of the newest recorded event (0 when there is none).
+pub async fn last_sequence(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    Ok(Entity::find().order_by_desc(Column::Sequence).one(conn).await?.map_or(0, |row| row.sequence))
 }
 
 /// How many events wait to be published and since when.

@@ -60,6 +60,8 @@ fn the_documented_headers_are_the_ones_the_relay_sets() {
         payload: "{}".into(),
         traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
         published: None,
+        // A replayed event carries every header there is.
+        replay: true,
     };
     let headers = kafka::headers(&event);
     let set: BTreeSet<String> = headers.iter().map(|h| h.key.to_owned()).collect();

@@ -116,7 +116,8 @@ async fn a_user_created_on_the_command_line_can_sign_in(backend: Backend) {
 }
 
 async fn outbox_status_reports_the_backlog(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // No relay: nothing delivers the events, so they stay pending.
+    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_RELAY_ENABLED", "false")]).await;
     app.create_patient("Ada", "Lovelace").await;
     app.create_patient("Alan", "Turing").await;
     let url = app.store.url().to_owned();

@@ -198,7 +198,8 @@ async fn a_transaction_that_rolls_back_leaves_no_event(backend: Backend) {
 }
 
 async fn retention_removes_old_published_events_and_never_pending_ones(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // No relay: the test decides what is published.
+    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_RELAY_ENABLED", "false")]).await;
     for i in 0..4 {
         app.create_patient("Ada", &format!("Lovelace{i}")).await;
     }

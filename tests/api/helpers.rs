@@ -240,6 +240,10 @@ impl TestApp {
         }
     }
 
+    pub fn database_url(&self) -> String {
+        self._database.url.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
@@ -370,4 +374,32 @@ pub fn booking(patient: Uuid, practitioner: Uuid, start_hours: i64, minutes: i64
     let start_time: chrono::DateTime<chrono::Utc> = start.parse().unwrap();
     let end = (start_time + chrono::Duration::minutes(minutes)).to_rfc3339();
     json!({"patient_id": patient, "practitioner_id": practitioner, "start": start, "end": end, "reason": "check-up"})
+}
+
+/// Polls `check` (every 50 ms, for at most 30 s) until it yields a value: for effects that happen
+/// asynchronously (consumers, webhooks), observed rather than waited for with a sleep.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after 30 s waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+impl TestApp {
+    /// Waits until every recorded event has been published or delivered in-process.
+    pub async fn events_settled(&self) {
+        eventually("the outbox to drain", || async {
+            let backlog = healthcore::store::outbox::backlog(self.store.db()).await.unwrap();
+            (backlog.pending == 0).then_some(())
+        })
+        .await
+    }
 }

@@ -22,9 +22,10 @@ pub struct DependencyCheck {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxCheck {
-    /// `healthy`, or `degraded` when Kafka is configured and events wait longer than a minute.
+    /// `healthy`, or `degraded` when events wait longer than a minute to be published (or, without
+    /// Kafka, delivered to the in-process consumers).
     pub status: &'static str,
-    /// Events recorded but not yet acknowledged by Kafka.
+    /// Events recorded but not yet acknowledged by Kafka (or handled in-process).
     pub pending: u64,
     /// Age of the oldest pending event.
     pub oldest_pending_age_seconds: Option<i64>,
@@ -36,7 +37,7 @@ pub struct Readiness {
     pub status: &'static str,
     pub database: DependencyCheck,
     /// `healthy`, `degraded` (publishing fails; requests are unaffected, events wait) or
-    /// `disabled` (no brokers configured: events are only recorded in the outbox).
+    /// `disabled` (no brokers configured: events go to the consumers in this process).
     pub kafka: DependencyCheck,
     pub outbox: OutboxCheck,
 }
@@ -69,8 +70,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         Default::default()
     };
     let age = backlog.oldest.map(|oldest| (chrono::Utc::now() - oldest).num_seconds().max(0));
-    // Without brokers nothing publishes, so waiting events are the normal state, not a fault.
-    let stale = state.config.kafka.is_some() && age.is_some_and(|a| a > BACKLOG_AGE_LIMIT_SECONDS);
+    // Events wait when publishing (or in-process delivery) is not keeping up. Without Kafka and with
+    // the relay turned off nothing moves them, by configuration: that is not a fault.
+    let moving = state.config.kafka.is_some() || state.relay.is_some();
+    let stale = moving && age.is_some_and(|a| a > BACKLOG_AGE_LIMIT_SECONDS);
     let outbox = OutboxCheck {
         status: if stale { "degraded" } else { "healthy" },
         pending: backlog.pending,
@@ -80,7 +83,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
     let kafka = match (&state.config.kafka, relay_error) {
         (None, _) => DependencyCheck {
             status: "disabled",
-            reason: Some("no KAFKA_BOOTSTRAP_SERVERS: events are recorded in the outbox, not published".into()),
+            reason: Some("no KAFKA_BOOTSTRAP_SERVERS: events are delivered to the consumers in this process".into()),
         },
         (Some(_), Some(error)) => DependencyCheck {
             status: "degraded",

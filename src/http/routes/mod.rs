@@ -1,10 +1,13 @@
 //! Route handlers: parse the request, call one service function, shape the response.
 
+pub mod analytics;
 pub mod appointments;
 pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod health;
+pub mod integrations;
+pub mod notifications;
 pub mod patients;
 pub mod practitioners;
 

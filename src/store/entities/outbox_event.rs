@@ -20,6 +20,8 @@ pub struct Model {
     pub published_at: Option<DateTimeUtc>,
     pub kafka_partition: Option<i32>,
     pub kafka_offset: Option<i64>,
+    /// Put back in the queue by `healthcore events replay`: published again, marked as a replay.
+    pub replay: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

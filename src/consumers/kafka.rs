@@ -1,0 +1,170 @@
+//! `healthcore consume --group NAME`: one consumer group reading its topics from Kafka.
+//!
+//! At-least-once: an offset is committed only after its message was handled (or dead-lettered),
+//! and the inbox turns redeliveries into no-ops. A message that cannot be handled — not an
+//! envelope, an unknown type, a newer schema version, or still failing after the configured
+//! attempts — is copied to `{prefix}.dlq.{group}` with the reason in the `x-dlq-error` header, and
+//! the group moves on.
+
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::watch;
+
+use super::{ConsumerGroup, Consumers, Rejection, decode};
+use crate::config::KafkaConfig;
+use crate::events::kafka as events_kafka;
+
+pub const DLQ_ERROR_HEADER: &str = "x-dlq-error";
+
+/// The dead-letter topic of a group: `{prefix}.dlq.{group}`.
+pub fn dlq_topic(prefix: &str, group: ConsumerGroup) -> String {
+    format!("{prefix}.dlq.{}", group.as_str())
+}
+
+/// The Kafka consumer group id of a HealthCore group: `{prefix}.{group}`.
+pub fn group_id(prefix: &str, group: ConsumerGroup) -> String {
+    format!("{prefix}.{}", group.as_str())
+}
+
+pub struct KafkaConsumer {
+    consumers: Consumers,
+    group: ConsumerGroup,
+    kafka: KafkaConfig,
+    consumer: StreamConsumer,
+    dlq: FutureProducer,
+}
+
+impl KafkaConsumer {
+    pub fn new(consumers: Consumers, group: ConsumerGroup, kafka: KafkaConfig) -> anyhow::Result<KafkaConsumer> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &kafka.bootstrap_servers)
+            .set("group.id", group_id(&kafka.topic_prefix, group))
+            .set("client.id", format!("healthcore-{}", group.as_str()))
+            // Offsets are committed by hand, after handling; a new group starts from the oldest
+            // retained message so it sees the history it was deployed to build.
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()?;
+        let dlq = events_kafka::producer(&kafka)?;
+        Ok(KafkaConsumer { consumers, group, kafka, consumer, dlq })
+    }
+
+    pub fn topics(&self) -> Vec<String> {
+        self.group.event_types().into_iter().map(|t| t.topic(&self.kafka.topic_prefix)).collect()
+    }
+
+    /// Consumes until `shutdown`; the message in hand is finished (or left uncommitted) first.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let dlq_topic = dlq_topic(&self.kafka.topic_prefix, self.group);
+        let mut topics = self.topics();
+        topics.push(dlq_topic.clone());
+        events_kafka::ensure_named_topics(&self.kafka, &topics).await?;
+        let subscribed = self.topics();
+        let names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&names)?;
+        tracing::info!(group = self.group.as_str(), topics = names.len(), "consuming");
+        loop {
+            let message = tokio::select! {
+                received = self.consumer.recv() => received,
+                _ = shutdown.changed() => break,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => {
+                    tracing::warn!(group = self.group.as_str(), error = %err, "Kafka consumer error");
+                    continue;
+                }
+            };
+            if !self.process(&message, &dlq_topic, &mut shutdown).await {
+                break;
+            }
+            if let Err(err) = self.consumer.commit_message(&message, CommitMode::Async) {
+                tracing::warn!(group = self.group.as_str(), error = %err, "could not commit an offset");
+            }
+        }
+        // Whatever was handled is committed before leaving the group.
+        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %err, "final offset commit");
+        }
+        tracing::info!(group = self.group.as_str(), "consumer stopped");
+        Ok(())
+    }
+
+    /// Handles one message or dead-letters it; false if shutdown interrupted it (left uncommitted).
+    async fn process(
+        &self,
+        message: &BorrowedMessage<'_>,
+        dlq_topic: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let payload = message.payload().unwrap_or_default();
+        let rejection = match decode(payload) {
+            Ok(envelope) => match self.consumers.handle_with_retries(self.group, &envelope, shutdown).await {
+                None => return false,
+                Some(Ok(outcome)) => {
+                    tracing::debug!(group = self.group.as_str(), event_id = %envelope.event_id, ?outcome, "handled");
+                    return true;
+                }
+                Some(Err(rejection)) => rejection,
+            },
+            Err(rejection) => rejection,
+        };
+        tracing::error!(
+            group = self.group.as_str(),
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            error = %rejection,
+            "message dead-lettered"
+        );
+        self.send_to_dlq(message, dlq_topic, &rejection, shutdown).await
+    }
+
+    /// Copies the message to the DLQ, retrying until the broker takes it: the offset must not move
+    /// past a message that is neither handled nor dead-lettered.
+    async fn send_to_dlq(
+        &self,
+        message: &BorrowedMessage<'_>,
+        dlq_topic: &str,
+        rejection: &Rejection,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let error = rejection.to_string();
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let mut headers = OwnedHeaders::new();
+            if let Some(original) = message.headers() {
+                for header in original.iter() {
+                    headers = headers.insert(Header { key: header.key, value: header.value });
+                }
+            }
+            headers = headers
+                .insert(Header { key: DLQ_ERROR_HEADER, value: Some(error.as_str()) })
+                .insert(Header { key: "x-dlq-consumer-group", value: Some(self.group.as_str()) })
+                .insert(Header { key: "x-dlq-original-topic", value: Some(message.topic()) })
+                .insert(Header { key: "x-dlq-original-partition", value: Some(partition.as_str()) })
+                .insert(Header { key: "x-dlq-original-offset", value: Some(offset.as_str()) });
+            let mut record =
+                FutureRecord::to(dlq_topic).payload(message.payload().unwrap_or_default()).headers(headers);
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            match self.dlq.send(record, Duration::from_secs(5)).await {
+                Ok(_) => return true,
+                Err((err, _)) => tracing::warn!(error = %err, "could not write to the dead-letter topic; will retry"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return false,
+            }
+            pause = (pause * 2).min(Duration::from_secs(30));
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The consumers of domain events: `analytics`, `notifications` and `integrations`.
+//!
+//! Each group handles an event inside one database transaction that also records
+//! (group, event id) in the inbox, so a redelivered event is recognised and skipped: delivery is
+//! at-least-once, the effect exactly-once. The same handling runs behind Kafka
+//! (`healthcore consume --group NAME`, see `kafka`) and in-process when Kafka is off (the relay's
+//! in-process sink, see `events::relay`).
+//!
+//! Webhooks are not sent while handling: the handler records the delivery in the same transaction
+//! and the `delivery` worker sends it afterwards, with retries, so a slow receiver never holds up
+//! the stream.
+
+pub mod analytics;
+pub mod delivery;
+pub mod integrations;
+pub mod kafka;
+pub mod notifications;
+
+use std::time::Duration;
+
+use sea_orm::DbErr;
+use serde::Deserialize;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::config::ConsumerConfig;
+use crate::events::{Envelope, EventType};
+use crate::store::{self, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsumerGroup {
+    Analytics,
+    Notifications,
+    Integrations,
+}
+
+impl ConsumerGroup {
+    pub const ALL: [ConsumerGroup; 3] =
+        [ConsumerGroup::Analytics, ConsumerGroup::Notifications, ConsumerGroup::Integrations];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerGroup::Analytics => "analytics",
+            ConsumerGroup::Notifications => "notifications",
+            ConsumerGroup::Integrations => "integrations",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<ConsumerGroup> {
+        ConsumerGroup::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+
+    /// The event types this group subscribes to.
+    pub fn event_types(self) -> Vec<EventType> {
+        match self {
+            ConsumerGroup::Analytics => analytics::EVENT_TYPES.to_vec(),
+            ConsumerGroup::Notifications => notifications::EVENT_TYPES.to_vec(),
+            ConsumerGroup::Integrations => EventType::ALL.to_vec(),
+        }
+    }
+
+    pub fn wants(self, event_type: EventType) -> bool {
+        self.event_types().contains(&event_type)
+    }
+
+    /// Whether this group's effects include webhooks for the delivery worker.
+    pub fn sends_webhooks(self) -> bool {
+        matches!(self, ConsumerGroup::Notifications | ConsumerGroup::Integrations)
+    }
+}
+
+/// What handling one event came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// The inbox already held it: a redelivery, skipped.
+    Duplicate,
+    /// Not a type this group handles.
+    Ignored,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Our own database is away: retried for as long as it takes, never dead-lettered.
+    #[error("database unavailable: {0}")]
+    Unavailable(DbErr),
+    /// This event cannot be handled (now): counts as a failed attempt.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<DbErr> for HandleError {
+    fn from(err: DbErr) -> HandleError {
+        if store::is_unavailable(&err) { HandleError::Unavailable(err) } else { HandleError::Failed(err.to_string()) }
+    }
+}
+
+/// Why a message was given up on, for the dead-letter header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("not a HealthCore event envelope: {0}")]
+    Malformed(String),
+    #[error("unknown event type '{0}'")]
+    UnknownType(String),
+    #[error("schema version {found} of {event_type} is newer than the version {known} this consumer understands")]
+    NewerSchema { event_type: String, found: u64, known: u32 },
+    #[error("failed after {attempts} attempts: {error}")]
+    Exhausted { attempts: u32, error: String },
+}
+
+/// Reads a message value as an envelope, refusing (rather than misreading) an event type or a
+/// schema version this build does not know.
+pub fn decode(payload: &[u8]) -> Result<Envelope, Rejection> {
+    #[derive(Deserialize)]
+    struct Head {
+        event_type: String,
+        metadata: HeadMetadata,
+    }
+    #[derive(Deserialize)]
+    struct HeadMetadata {
+        schema_version: u64,
+    }
+    let head: Head = serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(e.to_string()))?;
+    let event_type = EventType::parse(&head.event_type).ok_or(Rejection::UnknownType(head.event_type.clone()))?;
+    if head.metadata.schema_version > u64::from(event_type.schema_version()) {
+        return Err(Rejection::NewerSchema {
+            event_type: head.event_type,
+            found: head.metadata.schema_version,
+            known: event_type.schema_version(),
+        });
+    }
+    serde_json::from_slice(payload).map_err(|e| Rejection::Malformed(e.to_string()))
+}
+
+/// Reads an event's `data` as the shape a handler expects.
+pub(crate) fn data<T: serde::de::DeserializeOwned>(envelope: &Envelope) -> Result<T, HandleError> {
+    serde_json::from_value(envelope.data.clone()).map_err(|e| {
+        HandleError::Failed(format!("{} data does not match its schema: {e}", envelope.event_type.as_str()))
+    })
+}
+
+/// Handles events for the consumer groups, sharing the store and the retry policy.
+#[derive(Clone)]
+pub struct Consumers {
+    store: Store,
+    config: ConsumerConfig,
+    /// Wakes the delivery worker when a handler recorded a webhook.
+    deliveries: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Consumers {
+    pub fn new(store: Store, config: ConsumerConfig) -> Consumers {
+        Consumers { store, config, deliveries: Default::default() }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    pub fn deliveries_recorded(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.deliveries.clone()
+    }
+
+    /// One attempt: the effect and the inbox entry commit together, or neither does.
+    pub async fn handle(&self, group: ConsumerGroup, envelope: &Envelope) -> Result<Outcome, HandleError> {
+        if !group.wants(envelope.event_type) {
+            return Ok(Outcome::Ignored);
+        }
+        let now = crate::service::now();
+        let tx = self.store.begin_write().await?;
+        if !store::consumers::claim(&*tx, group.as_str(), envelope.event_id, now).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        let recorded_webhooks = match group {
+            ConsumerGroup::Analytics => {
+                analytics::apply(&tx, envelope).await?;
+                false
+            }
+            ConsumerGroup::Notifications => notifications::apply(&tx, envelope, &self.config.webhook, now).await?,
+            ConsumerGroup::Integrations => integrations::apply(&tx, envelope, now).await?,
+        };
+        tx.commit().await?;
+        if recorded_webhooks {
+            self.deliveries.notify_one();
+        }
+        Ok(Outcome::Applied)
+    }
+
+    /// Handles an event, retrying failures with a doubling pause. Gives up (for the dead letters)
+    /// after the configured attempts; waits out a database outage however long it lasts, unless
+    /// `shutdown` comes first (`None`: the event is left unhandled for the next run).
+    pub async fn handle_with_retries(
+        &self,
+        group: ConsumerGroup,
+        envelope: &Envelope,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Result<Outcome, Rejection>> {
+        let mut attempts = 0;
+        let mut pause = Duration::from_millis(self.config.retry_ms);
+        loop {
+            match self.handle(group, envelope).await {
+                Ok(outcome) => return Some(Ok(outcome)),
+                Err(HandleError::Unavailable(err)) => {
+                    tracing::warn!(group = group.as_str(), event_id = %envelope.event_id, error = %err, "database unavailable; will retry");
+                }
+                Err(HandleError::Failed(error)) => {
+                    attempts += 1;
+                    tracing::warn!(group = group.as_str(), event_id = %envelope.event_id, attempts, %error, "handling an event failed");
+                    if attempts >= self.config.max_attempts {
+                        return Some(Err(Rejection::Exhausted { attempts, error }));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return None,
+            }
+            pause = (pause * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Records a message given up on in-process (Kafka mode sends it to the DLQ topic instead).
+    pub async fn dead_letter(
+        &self,
+        group: ConsumerGroup,
+        event_id: Option<Uuid>,
+        event_type: Option<&str>,
+        payload: &str,
+        rejection: &Rejection,
+    ) -> Result<(), DbErr> {
+        tracing::error!(group = group.as_str(), event_id = ?event_id, error = %rejection, "event dead-lettered");
+        let letter = store::consumers::DeadLetter {
+            consumer_group: group.as_str().to_owned(),
+            event_id,
+            event_type: event_type.map(str::to_owned),
+            payload: payload.to_owned(),
+            error: rejection.to_string(),
+            failed_at: crate::service::now(),
+        };
+        store::consumers::add_dead_letter(self.store.db(), &letter).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_schema_versions_and_unknown_types_are_refused_not_misread() {
+        let newer = br#"{"event_type":"patient.created","metadata":{"schema_version":2}}"#;
+        assert!(matches!(decode(newer), Err(Rejection::NewerSchema { found: 2, known: 1, .. })));
+        let unknown = br#"{"event_type":"patient.merged","metadata":{"schema_version":1}}"#;
+        assert_eq!(decode(unknown), Err(Rejection::UnknownType("patient.merged".into())));
+        assert!(matches!(decode(b"not json"), Err(Rejection::Malformed(_))));
+    }
+
+    #[test]
+    fn every_group_has_a_name_that_parses_back() {
+        for group in ConsumerGroup::ALL {
+            assert_eq!(ConsumerGroup::parse(group.as_str()), Some(group));
+            assert!(!group.event_types().is_empty());
+        }
+    }
+}

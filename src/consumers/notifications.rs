@@ -1,0 +1,94 @@
+//! The notifications consumer: for each booked, rescheduled or cancelled appointment it prepares a
+//! patient notification and, when a notification webhook is configured, a signed delivery of it.
+//!
+//! The notification names the appointment, patient and practitioner by id and carries the times;
+//! no name or contact detail leaves HealthCore in it. The receiving service looks up how to reach
+//! the patient.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{HandleError, data};
+use crate::config::WebhookConfig;
+use crate::events::{Envelope, EventType};
+use crate::store::WriteTx;
+use crate::store::notifications::{self, Notification};
+use crate::store::webhooks::{self, NewDelivery, Target};
+
+pub const EVENT_TYPES: [EventType; 3] =
+    [EventType::AppointmentBooked, EventType::AppointmentRescheduled, EventType::AppointmentCancelled];
+
+#[derive(Deserialize)]
+struct AppointmentFacts {
+    appointment_id: Uuid,
+    patient_id: Uuid,
+    practitioner_id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+/// The body POSTed to the notification webhook.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct NotificationMessage {
+    pub notification_id: Uuid,
+    /// `appointment_booked`, `appointment_rescheduled` or `appointment_cancelled`.
+    pub kind: String,
+    pub event_id: Uuid,
+    pub appointment_id: Uuid,
+    /// Orders notifications of one appointment (a retried one may arrive after a later one).
+    pub appointment_version: i64,
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Prepares the notification; returns whether a webhook delivery was recorded.
+pub async fn apply(
+    tx: &WriteTx,
+    envelope: &Envelope,
+    webhook: &WebhookConfig,
+    now: DateTime<Utc>,
+) -> Result<bool, HandleError> {
+    let facts: AppointmentFacts = data(envelope)?;
+    let kind = envelope.event_type.as_str().replace('.', "_");
+    let mut notification = Notification {
+        id: Uuid::now_v7(),
+        event_id: envelope.event_id,
+        kind,
+        appointment_id: facts.appointment_id,
+        patient_id: facts.patient_id,
+        practitioner_id: facts.practitioner_id,
+        starts_at: facts.start,
+        ends_at: facts.end,
+        correlation_id: envelope.metadata.correlation_id.clone(),
+        delivery_id: None,
+        created_at: now,
+    };
+    if webhook.notifications.is_some() {
+        let message = NotificationMessage {
+            notification_id: notification.id,
+            kind: notification.kind.clone(),
+            event_id: envelope.event_id,
+            appointment_id: facts.appointment_id,
+            appointment_version: envelope.metadata.aggregate_version,
+            patient_id: facts.patient_id,
+            practitioner_id: facts.practitioner_id,
+            start: facts.start,
+            end: facts.end,
+            created_at: now,
+        };
+        let delivery = NewDelivery {
+            target: Target::Notifications,
+            event_id: envelope.event_id,
+            event_type: envelope.event_type.as_str().to_owned(),
+            payload: serde_json::to_string(&message).expect("a notification serializes"),
+            correlation_id: envelope.metadata.correlation_id.clone(),
+        };
+        notification.delivery_id = Some(webhooks::enqueue(&**tx, delivery, now).await?);
+    }
+    notifications::insert(&**tx, &notification).await?;
+    Ok(notification.delivery_id.is_some())
+}

@@ -1,0 +1,86 @@
+//! The `notifications` table: the patient notifications the notifications consumer prepared.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select, Set};
+use uuid::Uuid;
+
+use super::entities::notification::{self, Column, Entity};
+use super::{Page, PageRequest, fetch_page};
+
+/// A prepared notification. Ids and times only: the receiving service looks up how to reach the
+/// patient, so no contact details or names travel with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub kind: String,
+    pub appointment_id: Uuid,
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub correlation_id: String,
+    pub delivery_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn to_notification(row: notification::Model) -> Result<Notification, DbErr> {
+    Ok(Notification {
+        id: row.id,
+        event_id: row.event_id,
+        kind: row.kind,
+        appointment_id: row.appointment_id,
+        patient_id: row.patient_id,
+        practitioner_id: row.practitioner_id,
+        starts_at: row.starts_at,
+        ends_at: row.ends_at,
+        correlation_id: row.correlation_id,
+        delivery_id: row.delivery_id,
+        created_at: row.created_at,
+    })
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, n: &Notification) -> Result<(), DbErr> {
+    let row = notification::ActiveModel {
+        id: Set(n.id),
+        event_id: Set(n.event_id),
+        kind: Set(n.kind.clone()),
+        appointment_id: Set(n.appointment_id),
+        patient_id: Set(n.patient_id),
+        practitioner_id: Set(n.practitioner_id),
+        starts_at: Set(n.starts_at),
+        ends_at: Set(n.ends_at),
+        correlation_id: Set(n.correlation_id.clone()),
+        delivery_id: Set(n.delivery_id),
+        created_at: Set(n.created_at),
+    };
+    Entity::insert(row).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    pub patient_id: Option<Uuid>,
+    pub appointment_id: Option<Uuid>,
+}
+
+fn filtered(filter: &NotificationFilter) -> Select<Entity> {
+    let mut query = Entity::find();
+    if let Some(id) = filter.patient_id {
+        query = query.filter(Column::PatientId.eq(id));
+    }
+    if let Some(id) = filter.appointment_id {
+        query = query.filter(Column::AppointmentId.eq(id));
+    }
+    query
+}
+
+/// Newest first.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &NotificationFilter,
+    page: PageRequest,
+) -> Result<Page<Notification>, DbErr> {
+    let order = |query: Select<Entity>| query.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id);
+    fetch_page(conn, filtered(filter), order, page, to_notification).await
+}
