@@ -40,7 +40,17 @@ const MATRIX: &[(&str, &str)] = &[
     ("POST /appointments/{id}/no-show", "YYYNNN"),
     ("GET /audit-events", "YNNNYN"),
     ("GET /auth/me", "YYYYYY"),
+    ("GET /analytics/patients", "YNNNNN"),
+    ("GET /analytics/appointments", "YNNNNN"),
+    ("GET /notifications", "YNNYNN"),
+    ("POST /integrations/subscriptions", "YNNNNN"),
+    ("GET /integrations/subscriptions", "YNNNNN"),
+    ("DELETE /integrations/subscriptions/{id}", "YNNNNN"),
 ];
+
+fn subscription_body() -> Value {
+    json!({"event_types": ["*"], "callback_url": "http://127.0.0.1:9/hook", "secret": "matrix-secret-0123456789"})
+}
 
 struct Fixture {
     app: TestApp,
@@ -146,6 +156,21 @@ impl Fixture {
             }
             "GET /audit-events" => (Method::GET, "/api/v1/audit-events".into(), None),
             "GET /auth/me" => (Method::GET, "/api/v1/auth/me".into(), None),
+            "GET /analytics/patients" => (Method::GET, "/api/v1/analytics/patients".into(), None),
+            "GET /analytics/appointments" => (Method::GET, "/api/v1/analytics/appointments".into(), None),
+            "GET /notifications" => (Method::GET, "/api/v1/notifications".into(), None),
+            "POST /integrations/subscriptions" => {
+                (Method::POST, "/api/v1/integrations/subscriptions".into(), Some(subscription_body()))
+            }
+            "GET /integrations/subscriptions" => (Method::GET, "/api/v1/integrations/subscriptions".into(), None),
+            "DELETE /integrations/subscriptions/{id}" => {
+                let id = app
+                    .post("/api/v1/integrations/subscriptions", &app.admin_token, subscription_body())
+                    .await
+                    .expect(201)
+                    .id();
+                (Method::DELETE, format!("/api/v1/integrations/subscriptions/{id}"), None)
+            }
             other => panic!("no request for operation {other}"),
         };
         app.call(method, &path, Some(token), body).await

@@ -162,9 +162,57 @@ async fn the_first_start_creates_an_admin_with_a_generated_password_once(backend
     app.stop().await;
 }
 
+#[test]
+fn consume_without_brokers_says_where_the_consumers_run() {
+    let output = healthcore(&["consume", "--group", "analytics"], &[], None);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("KAFKA_BOOTSTRAP_SERVERS") && stderr.contains("in-process"), "{stderr}");
+    let unknown = healthcore(&["consume", "--group", "billing"], &[], None);
+    assert!(text(&unknown.stderr).contains("analytics, notifications, integrations"), "{}", text(&unknown.stderr));
+}
+
+/// `events tail` prints events recorded after it started, decoded, filtered by type.
+async fn events_tail_prints_new_events_as_they_are_recorded(backend: Backend) {
+    use std::io::{BufRead, BufReader};
+    let app = TestApp::spawn(backend).await;
+    app.create_patient("Before", "Tail").await;
+    let url = app.store.url().to_owned();
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_healthcore"))
+        .args(["events", "tail", "--type", "patient.created"])
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It announces where it starts before it polls: from then on every new event is shown.
+    let mut stderr = BufReader::new(tail.stderr.take().unwrap());
+    let mut announcement = String::new();
+    stderr.read_line(&mut announcement).unwrap();
+    assert!(announcement.contains("following events after"), "{announcement}");
+    let patient = app.create_patient("During", "Tail").await;
+    app.patch(&format!("/api/v1/patients/{patient}"), &app.admin_token, serde_json::json!({"phone": "+1 555 0199"}))
+        .await
+        .expect(200);
+    let mut stdout = BufReader::new(tail.stdout.take().unwrap());
+    let mut line = String::new();
+    let reader = std::thread::spawn(move || {
+        stdout.read_line(&mut line).unwrap();
+        line
+    });
+    let line = tokio::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    assert!(line.contains(" patient.created patient/") && line.contains(&patient.to_string()), "{line}");
+    assert!(!line.contains("During") && !line.contains("Tail "), "no PHI: {line}");
+    app.stop().await;
+}
+
 on_both_backends!(
     a_user_created_on_the_command_line_can_sign_in,
     seed_creates_the_requested_demo_data,
     outbox_status_reports_the_backlog,
+    events_tail_prints_new_events_as_they_are_recorded,
     the_first_start_creates_an_admin_with_a_generated_password_once,
 );

@@ -259,3 +259,48 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
     }
     app.stop().await;
 }
+
+mod validation {
+    use super::*;
+
+    async fn a_subscription_is_refused_with_every_broken_rule_named(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let body = json!({"event_types": ["patient.merged"], "callback_url": "ftp://example.org", "secret": "short"});
+        let reply = app
+            .post("/api/v1/integrations/subscriptions", &app.admin_token, body)
+            .await
+            .expect_problem(422, "validation");
+        let mut fields = reply.field_errors();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                ("callback_url".into(), "url".into()),
+                ("event_types".into(), "one_of".into()),
+                ("secret".into(), "length".into())
+            ]
+        );
+        let empty =
+            json!({"event_types": [], "callback_url": "https://example.org/hook", "secret": "long-enough-secret-1"});
+        let reply = app
+            .post("/api/v1/integrations/subscriptions", &app.admin_token, empty)
+            .await
+            .expect_problem(422, "validation");
+        assert_eq!(reply.field_errors(), [("event_types".to_owned(), "length".to_owned())]);
+        let unknown = json!({"event_types": ["*"], "callback_url": "https://example.org", "secret": "long-enough-secret-1", "url": "x"});
+        app.post("/api/v1/integrations/subscriptions", &app.admin_token, unknown).await.expect(422);
+        let missing = Uuid::now_v7();
+        app.get(&format!("/api/v1/integrations/subscriptions/{missing}"), &app.admin_token).await.expect(404);
+        app.post(&format!("/api/v1/integrations/subscriptions/{missing}/enable"), &app.admin_token, json!({}))
+            .await
+            .expect(404);
+        let reversed = format!("/api/v1/analytics/patients?from={}&to=2020-01-01", today());
+        let reply = app.get(&reversed, &app.admin_token).await.expect_problem(422, "validation");
+        assert_eq!(reply.field_errors(), [("from".to_owned(), "order".to_owned())]);
+        let reply = app.get("/api/v1/analytics/appointments?from=yesterday", &app.admin_token).await.expect(422);
+        assert_eq!(reply.field_errors(), [("from".to_owned(), "date".to_owned())]);
+        app.stop().await;
+    }
+
+    on_both_backends!(a_subscription_is_refused_with_every_broken_rule_named);
+}
