@@ -96,6 +96,11 @@ impl Application {
         let store = state.store.clone();
         let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
         let deliveries = deliveries.map(|worker| tokio::spawn(worker.run(relay_stopping.clone())));
+        let notifier = tokio::spawn(crate::events::relay::notify_other_processes(
+            store.clone(),
+            store.events_committed(),
+            relay_stopping.clone(),
+        ));
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stopping, grace)));
         let app = crate::http::router(state);
         tracing::info!(address = %listener.local_addr()?, backend = store.backend().as_str(), "HealthCore is serving");
@@ -125,6 +130,7 @@ impl Application {
         if let Some(deliveries) = deliveries {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), deliveries).await;
         }
+        let _ = notifier.await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())

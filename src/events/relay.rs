@@ -12,12 +12,11 @@
 //! partition and offset. Anything after a failure stays pending and is sent again after a back-off:
 //! delivery is at-least-once, and consumers de-duplicate on `event_id`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sea_orm::DbErr;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::kafka;
 use crate::config::{KafkaConfig, RelayConfig};
@@ -56,7 +55,7 @@ pub struct Relay {
     store: Store,
     sink: Sink,
     config: RelayConfig,
-    wake: Arc<Notify>,
+    wake: watch::Receiver<u64>,
     state: watch::Sender<RelayState>,
 }
 
@@ -69,14 +68,19 @@ pub enum RelayError {
 }
 
 impl Relay {
-    pub fn new(store: Store, kafka: KafkaConfig, config: RelayConfig, wake: Arc<Notify>) -> Result<Relay, RelayError> {
+    pub fn new(
+        store: Store,
+        kafka: KafkaConfig,
+        config: RelayConfig,
+        wake: watch::Receiver<u64>,
+    ) -> Result<Relay, RelayError> {
         let producer = kafka::producer(&kafka)?;
         let (state, _) = watch::channel(RelayState::default());
         Ok(Relay { store, sink: Sink::Kafka { producer, kafka }, config, wake, state })
     }
 
     /// A relay that delivers to the consumers in this process (Kafka disabled).
-    pub fn in_process(store: Store, consumers: Consumers, config: RelayConfig, wake: Arc<Notify>) -> Relay {
+    pub fn in_process(store: Store, consumers: Consumers, config: RelayConfig, wake: watch::Receiver<u64>) -> Relay {
         let (state, _) = watch::channel(RelayState::default());
         Relay { store, sink: Sink::InProcess(consumers), config, wake, state }
     }
@@ -99,6 +103,7 @@ impl Relay {
         let poll = Duration::from_millis(self.config.poll_ms);
         let mut last_cleanup: Option<tokio::time::Instant> = None;
         let mut listener = CommitListener::new(&self.store);
+        let mut wake = self.wake.clone();
         while !*shutdown.borrow() {
             let leader = leadership.ensure().await;
             self.state.send_modify(|s| s.leader = leader);
@@ -116,11 +121,13 @@ impl Relay {
                 last_cleanup = Some(tokio::time::Instant::now());
                 self.remove_expired().await;
             }
+            // Seen before reading: a commit after this point changes it again and wakes the wait below.
+            wake.borrow_and_update();
             match self.round(&mut shutdown.clone()).await {
                 Ok(0) => {
                     backoff = BACKOFF_START;
                     tokio::select! {
-                        _ = self.wake.notified() => {}
+                        _ = wake.changed() => {}
                         _ = listener.next() => {}
                         _ = tokio::time::sleep(poll) => {}
                         _ = shutdown.changed() => {}
@@ -258,6 +265,29 @@ async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Recei
             _ = shutdown.changed() => return,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// On PostgreSQL, tells relays in other processes that this one committed events: one `NOTIFY` per
+/// burst of commits, sent after them on a pooled connection, so that request transactions never
+/// take PostgreSQL's notification lock (a `NOTIFY` inside them serializes their commits).
+pub async fn notify_other_processes(
+    store: Store,
+    mut committed: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    loop {
+        tokio::select! {
+            changed = committed.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        committed.borrow_and_update();
+        if let Err(err) = outbox::notify_relays(store.db()).await {
+            tracing::debug!(error = %err, "could not notify other relays; they poll");
+        }
     }
 }
 

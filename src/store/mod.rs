@@ -27,7 +27,7 @@ use sea_orm::{
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 pub use migrations::migrate;
 
@@ -65,8 +65,9 @@ pub struct Store {
     /// SQLite has one writer at a time. Queuing writers here, in order, instead of letting them
     /// collide on the file lock and spin in `busy_timeout`, keeps write latency flat and fair.
     write_gate: Option<Arc<Mutex<()>>>,
-    /// Signalled after a transaction that recorded events commits: wakes this process's relay.
-    events_committed: Arc<Notify>,
+    /// Counts commits of transactions that recorded events: wakes this process's relay and the
+    /// notifier that tells relays in other processes (a watch, so every waiter sees each change).
+    events_committed: Arc<watch::Sender<u64>>,
 }
 
 /// A write transaction. On SQLite it also holds the writer's place in the queue until it ends.
@@ -74,7 +75,7 @@ pub struct WriteTx {
     tx: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
     recorded_events: AtomicBool,
-    events_committed: Arc<Notify>,
+    events_committed: Arc<watch::Sender<u64>>,
 }
 
 impl Deref for WriteTx {
@@ -88,7 +89,7 @@ impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
         self.tx.commit().await?;
         if self.recorded_events.load(Ordering::Relaxed) {
-            self.events_committed.notify_one();
+            self.events_committed.send_modify(|commits| *commits = commits.wrapping_add(1));
         }
         Ok(())
     }
@@ -141,7 +142,7 @@ impl Store {
             backend,
             url: url.into(),
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-            events_committed: Arc::new(Notify::new()),
+            events_committed: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -158,9 +159,9 @@ impl Store {
         Ok(store)
     }
 
-    /// Resolves when a transaction that recorded events has committed in this process.
-    pub fn events_committed(&self) -> Arc<Notify> {
-        self.events_committed.clone()
+    /// Changes each time a transaction that recorded events commits in this process.
+    pub fn events_committed(&self) -> watch::Receiver<u64> {
+        self.events_committed.subscribe()
     }
 
     pub fn db(&self) -> &DatabaseConnection {

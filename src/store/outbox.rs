@@ -57,8 +57,9 @@ pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparen
 /// The PostgreSQL channel on which committed events wake relays in other processes.
 pub const NOTIFY_CHANNEL: &str = "healthcore_outbox";
 
-/// On PostgreSQL, `NOTIFY` inside the transaction: delivered to listening relays when (and only if)
-/// it commits, once per transaction however many events it recorded.
+/// On PostgreSQL, `NOTIFY` the relays listening in other processes (delivered when the surrounding
+/// transaction, if any, commits). Request transactions do not call it: see
+/// `events::relay::notify_other_processes`.
 pub async fn notify_relays(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     super::execute_on(conn, DbBackend::Postgres, &format!("NOTIFY {NOTIFY_CHANNEL}")).await
 }
