@@ -292,6 +292,10 @@ fn consumers() -> Vec<Ddl> {
         // marks their messages as replays.
         Ddl::Only(DbBackend::Postgres, "ALTER TABLE outbox_events ADD COLUMN replay BOOLEAN NOT NULL DEFAULT FALSE"),
         Ddl::Only(DbBackend::Sqlite, "ALTER TABLE outbox_events ADD COLUMN replay BOOLEAN NOT NULL DEFAULT FALSE"),
+        // No query reads the outbox by aggregate, and every index is paid for on the write path of
+        // every request (BENCHMARKS.md, the outbox's cost).
+        Ddl::Only(DbBackend::Postgres, "DROP INDEX IF EXISTS ix_outbox_events_aggregate"),
+        Ddl::Only(DbBackend::Sqlite, "DROP INDEX IF EXISTS ix_outbox_events_aggregate"),
         // Exactly-once effect: a consumer records (group, event id) in the transaction of its effect.
         Ddl::Table(
             Table::create()
