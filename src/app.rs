@@ -99,6 +99,7 @@ impl Application {
         let notifier = tokio::spawn(crate::events::relay::notify_other_processes(
             store.clone(),
             store.events_committed(),
+            relay.as_ref().map(Relay::state),
             relay_stopping.clone(),
         ));
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stopping, grace)));

@@ -268,12 +268,18 @@ async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Recei
     }
 }
 
-/// On PostgreSQL, tells relays in other processes that this one committed events: one `NOTIFY` per
-/// burst of commits, sent after them on a pooled connection, so that request transactions never
-/// take PostgreSQL's notification lock (a `NOTIFY` inside them serializes their commits).
+/// The shortest gap between two notifications from one process: under load a `NOTIFY` per commit
+/// burst would be hundreds a second, each a round trip and a turn on PostgreSQL's notification lock.
+const NOTIFY_GAP: Duration = Duration::from_millis(5);
+
+/// On PostgreSQL, tells relays in other processes that this one committed events: at most one
+/// `NOTIFY` per `NOTIFY_GAP`, sent after the commits on a pooled connection, so that request
+/// transactions never take PostgreSQL's notification lock (a `NOTIFY` inside them serializes their
+/// commits). Nothing is sent while this process's own relay leads: it was woken directly.
 pub async fn notify_other_processes(
     store: Store,
     mut committed: watch::Receiver<u64>,
+    local_relay: Option<watch::Receiver<RelayState>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     if store.backend() != Backend::Postgres {
@@ -285,9 +291,13 @@ pub async fn notify_other_processes(
             _ = shutdown.changed() => return,
         }
         committed.borrow_and_update();
+        if local_relay.as_ref().is_some_and(|relay| relay.borrow().leader) {
+            continue;
+        }
         if let Err(err) = outbox::notify_relays(store.db()).await {
             tracing::debug!(error = %err, "could not notify other relays; they poll");
         }
+        tokio::time::sleep(NOTIFY_GAP).await;
     }
 }
 
