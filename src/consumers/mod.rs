@@ -205,11 +205,24 @@ impl Consumers {
             match self.handle(group, envelope).await {
                 Ok(outcome) => return Some(Ok(outcome)),
                 Err(HandleError::Unavailable(err)) => {
-                    tracing::warn!(group = group.as_str(), event_id = %envelope.event_id, error = %err, "database unavailable; will retry");
+                    tracing::warn!(
+                        group = group.as_str(),
+                        event_id = %envelope.event_id,
+                        correlation_id = %envelope.metadata.correlation_id,
+                        error = %err,
+                        "database unavailable; will retry"
+                    );
                 }
                 Err(HandleError::Failed(error)) => {
                     attempts += 1;
-                    tracing::warn!(group = group.as_str(), event_id = %envelope.event_id, attempts, %error, "handling an event failed");
+                    tracing::warn!(
+                        group = group.as_str(),
+                        event_id = %envelope.event_id,
+                        correlation_id = %envelope.metadata.correlation_id,
+                        attempts,
+                        %error,
+                        "handling an event failed"
+                    );
                     if attempts >= self.config.max_attempts {
                         return Some(Err(Rejection::Exhausted { attempts, error }));
                     }

@@ -17,6 +17,7 @@ mod health;
 mod idempotency;
 mod kafka;
 mod kafka_consumers;
+mod logs;
 mod openapi;
 mod outage;
 mod patients;
