@@ -147,6 +147,17 @@ impl DeliveryWorker {
             "webhook attempt"
         );
         webhooks::record_attempt(db, delivery.id, &attempt, now).await?;
+        let target = match delivery.target {
+            Some(Target::Notifications) => "notifications",
+            _ => "subscription",
+        };
+        let outcome = match attempt.status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Pending => "retry",
+            DeliveryStatus::Failed => "failed",
+        };
+        let labels = crate::telemetry::metrics::DeliveryLabels { target, outcome };
+        self.store.metrics().consumers.webhook_deliveries.get_or_create(&labels).inc();
         if let Some(Target::Subscription(id)) = delivery.target {
             self.count_for_subscription(id, attempt.status == DeliveryStatus::Delivered, now).await?;
         }

@@ -157,7 +157,10 @@ impl KafkaConsumer {
                 record = record.key(key);
             }
             match self.dlq.send(record, Duration::from_secs(5)).await {
-                Ok(_) => return true,
+                Ok(_) => {
+                    self.consumers.count_dead_letter(self.group);
+                    return true;
+                }
                 Err((err, _)) => tracing::warn!(error = %err, "could not write to the dead-letter topic; will retry"),
             }
             tokio::select! {

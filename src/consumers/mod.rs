@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::config::ConsumerConfig;
 use crate::events::{Envelope, EventType};
 use crate::store::{self, Store};
+use crate::telemetry::metrics::{ConsumerLabels, GroupLabels};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConsumerGroup {
@@ -165,8 +166,23 @@ impl Consumers {
         self.deliveries.clone()
     }
 
-    /// One attempt: the effect and the inbox entry commit together, or neither does.
+    /// One attempt, counted by outcome.
     pub async fn handle(&self, group: ConsumerGroup, envelope: &Envelope) -> Result<Outcome, HandleError> {
+        let result = self.apply(group, envelope).await;
+        let outcome = match &result {
+            Ok(Outcome::Applied) => "applied",
+            Ok(Outcome::Duplicate) => "duplicate",
+            Ok(Outcome::Ignored) => return result,
+            Err(HandleError::Unavailable(_)) => "unavailable",
+            Err(HandleError::Failed(_)) => "failed",
+        };
+        let labels = ConsumerLabels { group: group.as_str(), event_type: envelope.event_type.as_str(), outcome };
+        self.store.metrics().consumers.processed.get_or_create(&labels).inc();
+        result
+    }
+
+    /// The effect and the inbox entry commit together, or neither does.
+    async fn apply(&self, group: ConsumerGroup, envelope: &Envelope) -> Result<Outcome, HandleError> {
         if !group.wants(envelope.event_type) {
             return Ok(Outcome::Ignored);
         }
@@ -236,6 +252,10 @@ impl Consumers {
         }
     }
 
+    pub fn count_dead_letter(&self, group: ConsumerGroup) {
+        self.store.metrics().consumers.dead_lettered.get_or_create(&GroupLabels { group: group.as_str() }).inc();
+    }
+
     /// Records a message given up on in-process (Kafka mode sends it to the DLQ topic instead).
     pub async fn dead_letter(
         &self,
@@ -246,6 +266,7 @@ impl Consumers {
         rejection: &Rejection,
     ) -> Result<(), DbErr> {
         tracing::error!(group = group.as_str(), event_id = ?event_id, error = %rejection, "event dead-lettered");
+        self.count_dead_letter(group);
         let letter = store::consumers::DeadLetter {
             consumer_group: group.as_str().to_owned(),
             event_id,

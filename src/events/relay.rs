@@ -23,6 +23,7 @@ use crate::config::{KafkaConfig, RelayConfig};
 use crate::consumers::{ConsumerGroup, Consumers};
 use crate::store::outbox::{self, Published};
 use crate::store::{Backend, Store};
+use crate::telemetry::metrics::PublishLabels;
 
 /// An arbitrary constant naming "the relay leader" among PostgreSQL advisory locks.
 const LEADER_LOCK_KEY: i64 = 0x4843_5245_4c41; // "HCRELA"
@@ -107,6 +108,7 @@ impl Relay {
         while !*shutdown.borrow() {
             let leader = leadership.ensure().await;
             self.state.send_modify(|s| s.leader = leader);
+            self.store.metrics().events.relay_leader.set(i64::from(leader));
             if !leader {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
@@ -200,6 +202,10 @@ impl Relay {
             delivered.push(event.sequence);
         }
         outbox::mark_delivered(self.store.db(), &delivered, crate::service::now()).await?;
+        if !delivered.is_empty() {
+            let labels = PublishLabels { topic: "in_process".to_owned(), outcome: "delivered" };
+            self.store.metrics().events.published.get_or_create(&labels).inc_by(delivered.len() as u64);
+        }
         Ok(delivered.len())
     }
 
@@ -242,6 +248,14 @@ impl Relay {
         // Only the acknowledged prefix: a later event of the same aggregate must not be marked
         // before an earlier one that failed.
         outbox::mark_published(self.store.db(), &published, crate::service::now()).await?;
+        let metrics = self.store.metrics();
+        for topic in &topics[..published.len()] {
+            metrics.events.published.get_or_create(&PublishLabels { topic: topic.clone(), outcome: "acked" }).inc();
+        }
+        if failure.is_some() {
+            let topic = topics[published.len()].clone();
+            metrics.events.published.get_or_create(&PublishLabels { topic, outcome: "failed" }).inc();
+        }
         if !published.is_empty() {
             self.state.send_modify(|s| s.last_error = None);
         }

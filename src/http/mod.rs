@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod correlation;
 pub mod extract;
+pub mod metrics;
 pub mod params;
 pub mod problem;
 pub mod response;
@@ -122,13 +123,16 @@ async fn method_not_allowed() -> Response {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
+    let metrics = state.store.metrics().clone();
     api.route("/api/openapi.json", get(move || std::future::ready(Json(openapi_json.clone()))))
+        .route("/metrics", get(metrics::render).with_state(metrics.clone()))
         .route("/api/docs", get(routes::docs::page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(access_log::middleware))
+        .layer(middleware::from_fn_with_state(metrics, metrics::middleware))
         .layer(middleware::from_fn(correlation::middleware))
         .with_state(state)
 }

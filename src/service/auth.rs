@@ -25,6 +25,14 @@ pub async fn login(
     };
     let audit_outcome = if outcome.is_ok() { AuditOutcome::Success } else { AuditOutcome::Denied };
     state.audit.record(vec![AuditRecord::login(ctx, user.as_ref().map(|u| (u.id, u.role)), audit_outcome)]).await?;
+    let label = if outcome.is_ok() { "success" } else { "failure" };
+    state
+        .store
+        .metrics()
+        .domain
+        .logins
+        .get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome: label })
+        .inc();
     let principal = outcome?;
     Ok((state.tokens.issue(&principal), principal))
 }

@@ -35,12 +35,13 @@ pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEv
         return Ok(());
     }
     let now = now();
+    let event_types: Vec<_> = events.iter().map(|e| e.event_type).collect();
     let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, ctx, now)).collect();
     store::outbox::append(&**tx, &envelopes, ctx.traceparent.as_deref()).await?;
     // The commit wakes this process's relay, and `events::relay::notify_other_processes` tells
     // relays elsewhere; a NOTIFY inside this transaction would serialize every commit on
     // PostgreSQL's notification lock (it halved create-patient throughput).
-    tx.note_events_recorded();
+    tx.note_events_recorded(event_types);
     Ok(())
 }
 

@@ -25,7 +25,6 @@ use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
@@ -68,14 +67,16 @@ pub struct Store {
     /// Counts commits of transactions that recorded events: wakes this process's relay and the
     /// notifier that tells relays in other processes (a watch, so every waiter sees each change).
     events_committed: Arc<watch::Sender<u64>>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 /// A write transaction. On SQLite it also holds the writer's place in the queue until it ends.
 pub struct WriteTx {
     tx: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
-    recorded_events: AtomicBool,
+    recorded_events: std::sync::Mutex<Vec<crate::events::EventType>>,
     events_committed: Arc<watch::Sender<u64>>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 impl Deref for WriteTx {
@@ -88,15 +89,18 @@ impl Deref for WriteTx {
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
         self.tx.commit().await?;
-        if self.recorded_events.load(Ordering::Relaxed) {
+        let recorded = std::mem::take(&mut *self.recorded_events.lock().unwrap_or_else(|e| e.into_inner()));
+        if !recorded.is_empty() {
+            self.metrics.events_committed(&recorded);
             self.events_committed.send_modify(|commits| *commits = commits.wrapping_add(1));
         }
         Ok(())
     }
 
-    /// Notes that this transaction appended outbox events, so its commit wakes the relay.
-    pub fn note_events_recorded(&self) {
-        self.recorded_events.store(true, Ordering::Relaxed);
+    /// Notes that this transaction appended outbox events of these types, so its commit counts them
+    /// and wakes the relay.
+    pub fn note_events_recorded(&self, event_types: impl IntoIterator<Item = crate::events::EventType>) {
+        self.recorded_events.lock().unwrap_or_else(|e| e.into_inner()).extend(event_types);
     }
 }
 
@@ -143,6 +147,7 @@ impl Store {
             url: url.into(),
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
             events_committed: Arc::new(watch::Sender::new(0)),
+            metrics: Default::default(),
         })
     }
 
@@ -156,12 +161,18 @@ impl Store {
         let mut store = Store::connect_with(&self.url, max_connections, true).await?;
         store.write_gate = self.write_gate.clone();
         store.events_committed = self.events_committed.clone();
+        store.metrics = self.metrics.clone();
         Ok(store)
     }
 
     /// Changes each time a transaction that recorded events commits in this process.
     pub fn events_committed(&self) -> watch::Receiver<u64> {
         self.events_committed.subscribe()
+    }
+
+    /// The metrics of everything built on this store (one registry per process).
+    pub fn metrics(&self) -> &Arc<crate::telemetry::metrics::Metrics> {
+        &self.metrics
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -196,8 +207,9 @@ impl Store {
         Ok(WriteTx {
             tx,
             _gate: gate,
-            recorded_events: AtomicBool::new(false),
+            recorded_events: Default::default(),
             events_committed: self.events_committed.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 

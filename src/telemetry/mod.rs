@@ -1,6 +1,7 @@
 //! Logs (and, with the observability work, metrics and traces).
 
 pub mod json;
+pub mod metrics;
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;

@@ -18,6 +18,7 @@ mod idempotency;
 mod kafka;
 mod kafka_consumers;
 mod logs;
+mod metrics;
 mod openapi;
 mod outage;
 mod patients;

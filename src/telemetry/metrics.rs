@@ -1,0 +1,268 @@
+//! The application's Prometheus metrics: one registry per `Metrics`, owned by the store (and so
+//! shared by everything built on it), never a global one — parallel tests assert exact values.
+//! Labels come only from closed sets: route templates (unmatched paths share one value), methods,
+//! status codes, event types, topics, consumer groups, outcomes. `docs/OBSERVABILITY.md` lists
+//! every metric.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::events::EventType;
+
+/// The route label of requests that matched no route: one value, whatever the path.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: &'static str,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: &'static str,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventTypeLabels {
+    pub event_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PublishLabels {
+    pub topic: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    pub group: &'static str,
+    pub event_type: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub group: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub target: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    revision: &'static str,
+}
+
+/// A method as a label: the standard ones by name, anything else as `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … 8 s: a millisecond API, with room to see a stall.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+fn size_histogram() -> Histogram {
+    // 64 B … 1 MiB.
+    Histogram::new(exponential_buckets(64.0, 4.0, 8))
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+pub struct HttpMetrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Histograms<RequestLabels>,
+    /// The seed's `api_request_duration_seconds`, for `/api/…` routes.
+    pub api_duration: Histograms<RouteLabels>,
+    pub in_flight: Gauge,
+    pub request_size: Histograms<RouteLabels>,
+    pub response_size: Histograms<RouteLabels>,
+}
+
+pub struct DomainMetrics {
+    pub patients_created: Counter,
+    pub appointments_booked: Counter,
+    pub appointments_cancelled: Counter,
+    pub appointments_completed: Counter,
+    pub appointments_no_show: Counter,
+    pub logins: Family<OutcomeLabels, Counter>,
+}
+
+pub struct EventMetrics {
+    pub outbox_written: Family<EventTypeLabels, Counter>,
+    pub published: Family<PublishLabels, Counter>,
+    pub relay_leader: Gauge,
+}
+
+pub struct ConsumerMetrics {
+    pub processed: Family<ConsumerLabels, Counter>,
+    pub dead_lettered: Family<GroupLabels, Counter>,
+    pub webhook_deliveries: Family<DeliveryLabels, Counter>,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http: HttpMetrics,
+    pub domain: DomainMetrics,
+    pub events: EventMetrics,
+    pub consumers: ConsumerMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("healthcore");
+        let http = HttpMetrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            api_duration: Family::new_with_constructor(latency_histogram),
+            in_flight: Gauge::default(),
+            request_size: Family::new_with_constructor(size_histogram),
+            response_size: Family::new_with_constructor(size_histogram),
+        };
+        registry.register("http_requests", "HTTP requests by method, route template and status", http.requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request duration by method, route template and status",
+            http.duration.clone(),
+        );
+        registry.register(
+            "api_request_duration_seconds",
+            "API request duration by method and route template (the ADR's api_request_duration_seconds)",
+            http.api_duration.clone(),
+        );
+        registry.register("http_requests_in_flight", "HTTP requests being served", http.in_flight.clone());
+        registry.register(
+            "http_request_size_bytes",
+            "HTTP request body size (Content-Length) by method and route template",
+            http.request_size.clone(),
+        );
+        registry.register(
+            "http_response_size_bytes",
+            "HTTP response body size by method and route template, when known",
+            http.response_size.clone(),
+        );
+        let domain = DomainMetrics {
+            patients_created: Counter::default(),
+            appointments_booked: Counter::default(),
+            appointments_cancelled: Counter::default(),
+            appointments_completed: Counter::default(),
+            appointments_no_show: Counter::default(),
+            logins: Family::default(),
+        };
+        registry.register(
+            "patients_created",
+            "Patients registered (the ADR's patients_created_total)",
+            domain.patients_created.clone(),
+        );
+        registry.register("appointments_booked", "Appointments booked", domain.appointments_booked.clone());
+        registry.register("appointments_cancelled", "Appointments cancelled", domain.appointments_cancelled.clone());
+        registry.register("appointments_completed", "Appointments completed", domain.appointments_completed.clone());
+        registry.register("appointments_no_show", "Appointments marked no-show", domain.appointments_no_show.clone());
+        registry.register("logins", "Sign-in attempts by outcome (success, failure)", domain.logins.clone());
+        let events = EventMetrics {
+            outbox_written: Family::default(),
+            published: Family::default(),
+            relay_leader: Gauge::default(),
+        };
+        registry.register(
+            "outbox_events_written",
+            "Events committed to the outbox, by event type",
+            events.outbox_written.clone(),
+        );
+        registry.register(
+            "events_published",
+            "Events the relay sent, by topic and outcome (acked, failed; in-process delivery uses topic in_process)",
+            events.published.clone(),
+        );
+        registry.register(
+            "relay_leader",
+            "1 while this process's relay is the elected publisher",
+            events.relay_leader.clone(),
+        );
+        let consumers = ConsumerMetrics {
+            processed: Family::default(),
+            dead_lettered: Family::default(),
+            webhook_deliveries: Family::default(),
+        };
+        registry.register(
+            "consumer_events",
+            "Events handled by consumer group, event type and outcome (applied, duplicate, failed)",
+            consumers.processed.clone(),
+        );
+        registry.register(
+            "consumer_dead_letters",
+            "Messages a consumer group gave up on",
+            consumers.dead_lettered.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook attempts by target (notifications, subscription) and outcome (delivered, retry, failed)",
+            consumers.webhook_deliveries.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                revision: option_env!("HEALTHCORE_REVISION").unwrap_or("unknown"),
+            })
+            .set(1);
+        registry.register("build_info", "The running build: version and source revision", build);
+        Metrics { registry, http, domain, events, consumers }
+    }
+
+    /// Counts committed events and the domain actions they stand for.
+    pub fn events_committed(&self, event_types: &[EventType]) {
+        for event_type in event_types {
+            self.events.outbox_written.get_or_create(&EventTypeLabels { event_type: event_type.as_str() }).inc();
+            let domain = &self.domain;
+            match event_type {
+                EventType::PatientCreated => domain.patients_created.inc(),
+                EventType::AppointmentBooked => domain.appointments_booked.inc(),
+                EventType::AppointmentCancelled => domain.appointments_cancelled.inc(),
+                EventType::AppointmentCompleted => domain.appointments_completed.inc(),
+                EventType::AppointmentNoShow => domain.appointments_no_show.inc(),
+                _ => 0,
+            };
+        }
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}

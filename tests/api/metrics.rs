@@ -1,0 +1,101 @@
+//! `/metrics`: what happened is counted exactly (each test has its own registry), and random paths
+//! cannot grow the number of series.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, booking};
+use crate::on_both_backends;
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    response.text().await.unwrap()
+}
+
+/// The value of the sample with exactly this name and label set (`name{a="b"}`), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+}
+
+fn series_count(text: &str) -> usize {
+    text.lines().filter(|line| !line.starts_with('#') && !line.is_empty()).count()
+}
+
+async fn metrics_count_requests_domain_actions_events_and_consumers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.admin_token.clone();
+    let practitioner = app.create_practitioner("LIC-METRICS").await;
+    let patient = app.create_patient("Metric", "Patient").await;
+    let appointment =
+        app.post("/api/v1/appointments", &token, booking(patient, practitioner, 12, 30)).await.expect(201).id();
+    app.post(&format!("/api/v1/appointments/{appointment}/cancel"), &token, json!({"reason": "r"})).await.expect(200);
+    app.call(
+        Method::POST,
+        "/api/v1/auth/token",
+        None,
+        Some(json!({"username": "admin", "password": "wrong-password"})),
+    )
+    .await
+    .expect(401);
+    app.events_settled().await;
+    let text = scrape(&app).await;
+
+    let expect = |series: &str, value: f64| {
+        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+    };
+    expect("healthcore_patients_created_total", 1.0);
+    expect("healthcore_appointments_booked_total", 1.0);
+    expect("healthcore_appointments_cancelled_total", 1.0);
+    expect("healthcore_appointments_completed_total", 0.0);
+    expect(r#"healthcore_logins_total{outcome="success"}"#, 1.0);
+    expect(r#"healthcore_logins_total{outcome="failure"}"#, 1.0);
+    expect(r#"healthcore_http_requests_total{method="POST",route="/api/v1/patients",status="201"}"#, 1.0);
+    expect(r#"healthcore_http_requests_total{method="POST",route="/api/v1/auth/token",status="401"}"#, 1.0);
+    expect(r#"healthcore_outbox_events_written_total{event_type="appointment.booked"}"#, 1.0);
+    expect(
+        r#"healthcore_consumer_events_total{group="analytics",event_type="patient.created",outcome="applied"}"#,
+        1.0,
+    );
+    expect(
+        r#"healthcore_consumer_events_total{group="notifications",event_type="appointment.cancelled",outcome="applied"}"#,
+        1.0,
+    );
+    // practitioner.created, patient.created, appointment.booked, appointment.cancelled.
+    expect(r#"healthcore_events_published_total{topic="in_process",outcome="delivered"}"#, 4.0);
+    expect("healthcore_relay_leader", 1.0);
+    expect(
+        r#"healthcore_http_request_duration_seconds_count{method="POST",route="/api/v1/appointments",status="201"}"#,
+        1.0,
+    );
+    expect(r#"healthcore_api_request_duration_seconds_count{method="POST",route="/api/v1/appointments"}"#, 1.0);
+    assert!(text.contains(r#"healthcore_build_info{version=""#), "{text}");
+    assert!(text.ends_with("# EOF\n"));
+    app.stop().await;
+}
+
+async fn random_paths_share_one_route_label_and_add_no_series(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.call(Method::GET, "/no/such/path/first", None, None).await.expect(404);
+    // The first scrape creates the series of requests to /metrics itself.
+    scrape(&app).await;
+    let before = series_count(&scrape(&app).await);
+    for i in 0..1000 {
+        let path = format!("/random/{}/{i}?q={}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        app.call(Method::GET, &path, None, None).await.expect(404);
+    }
+    let text = scrape(&app).await;
+    assert_eq!(series_count(&text), before, "series grew with random paths");
+    assert_eq!(
+        sample(&text, r#"healthcore_http_requests_total{method="GET",route="unmatched",status="404"}"#),
+        Some(1001.0)
+    );
+    app.stop().await;
+}
+
+on_both_backends!(
+    metrics_count_requests_domain_actions_events_and_consumers,
+    random_paths_share_one_route_label_and_add_no_series,
+);
