@@ -175,11 +175,20 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>, max_
             }
         }
         let records: Vec<AuditRecord> = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
+        let started = std::time::Instant::now();
         let result = commit(&store, &records)
             .await
             .map_err(|err| BatchFailure { reason: err.to_string(), database_unavailable: store::is_unavailable(&err) });
-        if let Err(failure) = &result {
-            tracing::error!(error = %failure.reason, records = records.len(), "audit batch could not be committed");
+        let metrics = &store.metrics().audit;
+        match &result {
+            Ok(()) => {
+                metrics.records_written.inc_by(records.len() as u64);
+                metrics.batch_size.observe(records.len() as f64);
+                metrics.write_duration.observe(started.elapsed().as_secs_f64());
+            }
+            Err(failure) => {
+                tracing::error!(error = %failure.reason, records = records.len(), "audit batch could not be committed");
+            }
         }
         for pending in batch {
             let _ = pending.done.send(result.clone());

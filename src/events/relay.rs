@@ -31,6 +31,8 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often the leader removes published events older than the retention.
 const CLEANUP_EVERY: Duration = Duration::from_secs(60);
+/// How often the leader refreshes the backlog gauges (a count of the pending rows).
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// In-process rounds are shorter: each event is a transaction per consumer group.
 const IN_PROCESS_BATCH: u64 = 500;
 
@@ -103,6 +105,7 @@ impl Relay {
         let mut backoff = BACKOFF_START;
         let poll = Duration::from_millis(self.config.poll_ms);
         let mut last_cleanup: Option<tokio::time::Instant> = None;
+        let mut last_gauges: Option<tokio::time::Instant> = None;
         let mut listener = CommitListener::new(&self.store);
         let mut wake = self.wake.clone();
         while !*shutdown.borrow() {
@@ -119,6 +122,10 @@ impl Relay {
             // Listen before reading pending rows: a commit after this point is notified, one before
             // it is read by the round below, so no wake-up falls between the two.
             listener.ensure_listening().await;
+            if last_gauges.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
+                last_gauges = Some(tokio::time::Instant::now());
+                self.update_backlog_gauges().await;
+            }
             if last_cleanup.is_none_or(|at| at.elapsed() >= CLEANUP_EVERY) {
                 last_cleanup = Some(tokio::time::Instant::now());
                 self.remove_expired().await;
@@ -155,6 +162,15 @@ impl Relay {
             let _ = tokio::task::spawn_blocking(move || producer.flush(grace)).await;
         }
         tracing::info!("relay stopped");
+    }
+
+    /// The backlog as the leader sees it, for the outbox gauges.
+    async fn update_backlog_gauges(&self) {
+        let Ok(backlog) = outbox::backlog(self.store.db()).await else { return };
+        let gauges = &self.store.metrics().outbox;
+        gauges.pending.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
+        let age = backlog.oldest.map_or(0.0, |oldest| (chrono::Utc::now() - oldest).as_seconds_f64().max(0.0));
+        gauges.oldest_pending_age.set(age);
     }
 
     /// Retention: published events are kept `retention_hours` for replays, then removed.

@@ -28,6 +28,8 @@ use sea_orm::{
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
+use crate::telemetry::metrics::Metrics;
+
 pub use migrations::migrate;
 
 /// Which database the URL points at.
@@ -67,7 +69,7 @@ pub struct Store {
     /// Counts commits of transactions that recorded events: wakes this process's relay and the
     /// notifier that tells relays in other processes (a watch, so every waiter sees each change).
     events_committed: Arc<watch::Sender<u64>>,
-    metrics: Arc<crate::telemetry::metrics::Metrics>,
+    metrics: Arc<Metrics>,
 }
 
 /// A write transaction. On SQLite it also holds the writer's place in the queue until it ends.
@@ -76,7 +78,7 @@ pub struct WriteTx {
     _gate: Option<OwnedMutexGuard<()>>,
     recorded_events: std::sync::Mutex<Vec<crate::events::EventType>>,
     events_committed: Arc<watch::Sender<u64>>,
-    metrics: Arc<crate::telemetry::metrics::Metrics>,
+    metrics: Arc<Metrics>,
 }
 
 impl Deref for WriteTx {
@@ -106,12 +108,17 @@ impl WriteTx {
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, DbErr> {
-        Store::connect_with(url, max_connections, false).await
+        Store::connect_with(url, max_connections, false, None).await
     }
 
     /// `ping_on_checkout` tests every connection before use: one round trip more per checkout, and
     /// no statement ever runs on a connection that was cut while idle.
-    async fn connect_with(url: &str, max_connections: u32, ping_on_checkout: bool) -> Result<Store, DbErr> {
+    async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        ping_on_checkout: bool,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Store, DbErr> {
         let backend = Backend::from_url(url)
             .ok_or_else(|| DbErr::Custom(format!("unsupported database URL scheme in '{}'", redact_url(url))))?;
         if backend == Backend::Sqlite {
@@ -140,14 +147,26 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
         });
-        let db = Database::connect(options).await?;
+        let mut db = Database::connect(options).await?;
+        // A pool of its own (the audit writer's) is timed into the same registry, but the pool
+        // gauges describe the request pool.
+        let metrics = match metrics {
+            Some(shared) => shared,
+            None => {
+                let metrics = Arc::new(Metrics::new());
+                metrics.set_pool_probe(max_connections, pool_probe(&db, backend));
+                metrics
+            }
+        };
+        let timed = metrics.clone();
+        db.set_metric_callback(move |info| timed.observe_query(&info.statement.sql, info.elapsed, info.failed));
         Ok(Store {
             db,
             backend,
             url: url.into(),
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
             events_committed: Arc::new(watch::Sender::new(0)),
-            metrics: Default::default(),
+            metrics,
         })
     }
 
@@ -158,10 +177,9 @@ impl Store {
     /// work into one statement, so the extra round trip is cheap, and a batch never fails on a
     /// connection cut during a database restart.
     pub async fn dedicated(&self, max_connections: u32) -> Result<Store, DbErr> {
-        let mut store = Store::connect_with(&self.url, max_connections, true).await?;
+        let mut store = Store::connect_with(&self.url, max_connections, true, Some(self.metrics.clone())).await?;
         store.write_gate = self.write_gate.clone();
         store.events_committed = self.events_committed.clone();
-        store.metrics = self.metrics.clone();
         Ok(store)
     }
 
@@ -171,7 +189,7 @@ impl Store {
     }
 
     /// The metrics of everything built on this store (one registry per process).
-    pub fn metrics(&self) -> &Arc<crate::telemetry::metrics::Metrics> {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
@@ -229,6 +247,20 @@ impl Store {
 }
 
 /// Creates the folder of a `sqlite://path/to/file.db` URL so a first start needs no set-up.
+/// Reads the pool's open and idle connection counts, for the pool gauges.
+fn pool_probe(db: &DatabaseConnection, backend: Backend) -> crate::telemetry::metrics::PoolProbe {
+    match backend {
+        Backend::Postgres => {
+            let pool = db.get_postgres_connection_pool().clone();
+            Box::new(move || (pool.size(), pool.num_idle()))
+        }
+        Backend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool().clone();
+            Box::new(move || (pool.size(), pool.num_idle()))
+        }
+    }
+}
+
 fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();

@@ -127,9 +127,41 @@ pub struct ConsumerMetrics {
     pub webhook_deliveries: Family<DeliveryLabels, Counter>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    pub operation: &'static str,
+    pub table: &'static str,
+}
+
+pub struct DbMetrics {
+    pub query_duration: Histograms<QueryLabels>,
+    pub query_errors: Family<QueryLabels, Counter>,
+    pub connections_in_use: Gauge,
+    pub connections_idle: Gauge,
+    pub connections_max: Gauge,
+}
+
+pub struct AuditMetrics {
+    pub records_written: Counter,
+    pub batch_size: Histogram,
+    pub write_duration: Histogram,
+}
+
+pub struct OutboxMetrics {
+    pub pending: Gauge,
+    pub oldest_pending_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+/// Reads the pool's size and idle count at scrape time (set by the store that owns the pool).
+pub type PoolProbe = Box<dyn Fn() -> (u32, usize) + Send + Sync>;
+
 pub struct Metrics {
     registry: Registry,
+    pool_probe: std::sync::OnceLock<PoolProbe>,
     pub http: HttpMetrics,
+    pub db: DbMetrics,
+    pub audit: AuditMetrics,
+    pub outbox: OutboxMetrics,
     pub domain: DomainMetrics,
     pub events: EventMetrics,
     pub consumers: ConsumerMetrics,
@@ -232,6 +264,54 @@ impl Metrics {
             "Webhook attempts by target (notifications, subscription) and outcome (delivered, retry, failed)",
             consumers.webhook_deliveries.clone(),
         );
+        let db = DbMetrics {
+            query_duration: Family::new_with_constructor(latency_histogram),
+            query_errors: Family::default(),
+            connections_in_use: Gauge::default(),
+            connections_idle: Gauge::default(),
+            connections_max: Gauge::default(),
+        };
+        registry.register(
+            "db_query_duration_seconds",
+            "Database statement duration by operation (select, insert, update, delete, begin, commit, …) and table",
+            db.query_duration.clone(),
+        );
+        registry.register(
+            "db_query_errors",
+            "Database statements that failed, by operation and table",
+            db.query_errors.clone(),
+        );
+        registry.register("db_pool_connections_in_use", "Pool connections checked out", db.connections_in_use.clone());
+        registry.register("db_pool_connections_idle", "Pool connections open and idle", db.connections_idle.clone());
+        registry.register("db_pool_connections_max", "Pool size limit", db.connections_max.clone());
+        let audit = AuditMetrics {
+            records_written: Counter::default(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            write_duration: latency_histogram(),
+        };
+        registry.register(
+            "audit_group_commit_records",
+            "Audit records of reads committed by the group-commit writer",
+            audit.records_written.clone(),
+        );
+        registry.register("audit_group_commit_batch_size", "Records per group commit", audit.batch_size.clone());
+        registry.register(
+            "audit_group_commit_duration_seconds",
+            "Time to commit one group of audit records",
+            audit.write_duration.clone(),
+        );
+        let outbox = OutboxMetrics { pending: Gauge::default(), oldest_pending_age: Gauge::default() };
+        registry.register(
+            "outbox_pending_events",
+            "Events not yet published (or delivered in-process), as the leading relay last saw",
+            outbox.pending.clone(),
+        );
+        registry.register(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest unpublished event, as the leading relay last saw (0 when none)",
+            outbox.oldest_pending_age.clone(),
+        );
+        registry.register_collector(Box::new(super::process::ProcessCollector::default()));
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -240,7 +320,7 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "The running build: version and source revision", build);
-        Metrics { registry, http, domain, events, consumers }
+        Metrics { registry, pool_probe: Default::default(), http, db, audit, outbox, domain, events, consumers }
     }
 
     /// Counts committed events and the domain actions they stand for.
@@ -259,10 +339,101 @@ impl Metrics {
         }
     }
 
+    /// Lets `render` read the connection pool's state (the first probe set wins).
+    pub fn set_pool_probe(&self, max: u32, probe: PoolProbe) {
+        self.db.connections_max.set(i64::from(max));
+        let _ = self.pool_probe.set(probe);
+    }
+
+    /// Times one database statement (called by the store for every statement it runs).
+    pub fn observe_query(&self, sql: &str, elapsed: std::time::Duration, failed: bool) {
+        let labels = classify_sql(sql);
+        self.db.query_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        if failed {
+            self.db.query_errors.get_or_create(&labels).inc();
+        }
+    }
+
     /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Some(probe) = self.pool_probe.get() {
+            let (size, idle) = probe();
+            self.db.connections_idle.set(idle as i64);
+            self.db.connections_in_use.set(i64::from(size) - idle as i64);
+        }
         let mut text = String::with_capacity(16 * 1024);
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
+    }
+}
+
+/// Every table HealthCore has: the closed set of `table` label values (plus `other`).
+const TABLES: [&str; 15] = [
+    "patients",
+    "practitioners",
+    "appointments",
+    "users",
+    "audit_events",
+    "idempotency_keys",
+    "outbox_events",
+    "consumer_inbox",
+    "consumer_dead_letters",
+    "analytics_daily_patients",
+    "analytics_daily_appointments",
+    "notifications",
+    "integration_subscriptions",
+    "webhook_deliveries",
+    "schema_migrations",
+];
+
+/// The operation (first keyword) and the first table a statement names, as bounded labels.
+pub fn classify_sql(sql: &str) -> QueryLabels {
+    let keyword = sql.trim_start().split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or_default();
+    let operation = [
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "with",
+        "begin",
+        "commit",
+        "rollback",
+        "savepoint",
+        "release",
+        "notify",
+        "listen",
+    ]
+    .into_iter()
+    .find(|op| keyword.eq_ignore_ascii_case(op))
+    .unwrap_or("other");
+    // A statement names its tables quoted ("patients") or bare; the earliest mention wins.
+    let table = TABLES
+        .iter()
+        .filter_map(|table| {
+            let quoted = sql.find(&format!("\"{table}\""));
+            let bare = sql.find(&format!(" {table} ")).or_else(|| sql.find(&format!(" {table}(")));
+            quoted.into_iter().chain(bare).min().map(|at| (at, *table))
+        })
+        .min()
+        .map_or("other", |(_, table)| table);
+    QueryLabels { operation, table }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_classified_into_bounded_labels() {
+        let labels = classify_sql(r#"SELECT "patients"."id" FROM "patients" WHERE "patients"."mrn" = $1"#);
+        assert_eq!((labels.operation, labels.table), ("select", "patients"));
+        let labels = classify_sql(r#"INSERT INTO "outbox_events" ("event_id") VALUES ($1)"#);
+        assert_eq!((labels.operation, labels.table), ("insert", "outbox_events"));
+        let labels = classify_sql("WITH acked (seq) AS (VALUES (1)) UPDATE outbox_events SET x = 1 FROM acked");
+        assert_eq!((labels.operation, labels.table), ("with", "outbox_events"));
+        let labels = classify_sql("COMMIT");
+        assert_eq!((labels.operation, labels.table), ("commit", "other"));
+        let labels = classify_sql("VACUUM something_else");
+        assert_eq!((labels.operation, labels.table), ("other", "other"));
     }
 }

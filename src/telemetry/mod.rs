@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod metrics;
+pub mod process;
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;

@@ -72,6 +72,18 @@ async fn metrics_count_requests_domain_actions_events_and_consumers(backend: Bac
     );
     expect(r#"healthcore_api_request_duration_seconds_count{method="POST",route="/api/v1/appointments"}"#, 1.0);
     assert!(text.contains(r#"healthcore_build_info{version=""#), "{text}");
+    // Database statements by operation and table; the pool; the audit group commit; the process.
+    let inserts = r#"healthcore_db_query_duration_seconds_count{operation="insert",table="patients"}"#;
+    assert_eq!(sample(&text, inserts), Some(1.0), "{text}");
+    assert!(
+        sample(&text, r#"healthcore_db_query_duration_seconds_count{operation="select",table="users"}"#) >= Some(2.0)
+    );
+    expect("healthcore_db_pool_connections_max", 8.0);
+    assert!(sample(&text, "healthcore_db_pool_connections_idle").is_some());
+    // The two sign-ins are audited through the group commit.
+    assert!(sample(&text, "healthcore_audit_group_commit_records_total") >= Some(2.0), "{text}");
+    assert!(sample(&text, "healthcore_process_resident_memory_bytes").is_some_and(|b| b > 1e6), "{text}");
+    assert!(sample(&text, "healthcore_process_cpu_seconds_total").is_some(), "{text}");
     assert!(text.ends_with("# EOF\n"));
     app.stop().await;
 }
