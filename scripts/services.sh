@@ -79,3 +79,10 @@ ensure_kafka() {
   log "tansu did not start; see $logs"
   return 1
 }
+
+# Prometheus and promtool from Debian's package (the tests lint the /metrics scrape with promtool).
+# The package's service is not needed: tests start their own processes.
+ensure_prometheus() {
+  if command -v promtool >/dev/null && command -v prometheus >/dev/null; then return 0; fi
+  apt_install prometheus
+}

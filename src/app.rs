@@ -23,6 +23,24 @@ pub struct Application {
     audit_writer: tokio::task::JoinHandle<()>,
     relay: Option<Relay>,
     deliveries: Option<DeliveryWorker>,
+    metrics_listener: Option<TcpListener>,
+}
+
+/// Binds `HEALTHCORE_METRICS_ADDR`, if set.
+async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = config.metrics_addr else { return Ok(None) };
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for /metrics"))?;
+    Ok(Some(listener))
+}
+
+/// Serves `/metrics` on its own listener until `shutdown`, if there is one.
+fn spawn_metrics(
+    listener: Option<TcpListener>,
+    store: &Store,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = listener?;
+    Some(tokio::spawn(crate::http::metrics::serve_separately(listener, store.metrics().clone(), shutdown)))
 }
 
 /// The relay for this configuration, if this process should move events on: to Kafka when it is
@@ -77,7 +95,8 @@ impl Application {
         state.relay = relay.as_ref().map(Relay::state);
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
-        Ok(Application { listener, state, audit_writer, relay, deliveries })
+        let metrics_listener = bind_metrics(&config).await?;
+        Ok(Application { listener, state, audit_writer, relay, deliveries, metrics_listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -91,11 +110,12 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded by the grace
     /// period) and waits for the audit writer to commit what it holds.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, state, audit_writer, relay, deliveries } = self;
+        let Application { listener, state, audit_writer, relay, deliveries, metrics_listener } = self;
         let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
         let store = state.store.clone();
         let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
         let deliveries = deliveries.map(|worker| tokio::spawn(worker.run(relay_stopping.clone())));
+        let metrics_server = spawn_metrics(metrics_listener, &store, relay_stopping.clone());
         let notifier = tokio::spawn(crate::events::relay::notify_other_processes(
             store.clone(),
             store.events_committed(),
@@ -132,6 +152,9 @@ impl Application {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), deliveries).await;
         }
         let _ = notifier.await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -199,10 +222,14 @@ pub async fn run_relay(config: Config) -> anyhow::Result<()> {
     )?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &store, stopping.clone());
     let running = tokio::spawn(relay.run(stopping, grace));
     shutdown_signal().await;
     let _ = stop.send(true);
     let _ = running.await;
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     store.close().await;
     Ok(())
 }
@@ -217,6 +244,7 @@ pub async fn run_consumer(config: Config, group: ConsumerGroup) -> anyhow::Resul
     };
     let store = open_store(&config).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &store, stopping.clone());
     let consumers = Consumers::new(store.clone(), config.consumers.clone());
     let deliveries = if group.sends_webhooks() {
         let worker =
@@ -239,6 +267,9 @@ pub async fn run_consumer(config: Config, group: ConsumerGroup) -> anyhow::Resul
     };
     if let Some(deliveries) = deliveries {
         let _ = tokio::time::timeout(Duration::from_secs(config.shutdown_grace_seconds), deliveries).await;
+    }
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
     }
     store.close().await;
     result?

@@ -23,6 +23,12 @@ pub const SETTINGS: &[Setting] = &[
         description: "address the API listens on",
     },
     Setting {
+        name: "HEALTHCORE_METRICS_ADDR",
+        default: "(none: /metrics on the API address)",
+        secret: false,
+        description: "serve `/metrics` on this address instead (and for `consume` and `relay`, which serve no API)",
+    },
+    Setting {
         name: "HEALTHCORE_DATA_DIR",
         default: "./data",
         secret: false,
@@ -248,6 +254,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_filter: String,
     pub shutdown_grace_seconds: u64,
+    /// Where `/metrics` is served when not on the API address.
+    pub metrics_addr: Option<SocketAddr>,
     pub kafka: Option<KafkaConfig>,
     pub relay: RelayConfig,
     pub consumers: ConsumerConfig,
@@ -469,6 +477,12 @@ impl Config {
             log_format,
             log_filter: source.get("RUST_LOG").unwrap_or("info").to_owned(),
             shutdown_grace_seconds: source.number("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", 20, 0..=300)?,
+            metrics_addr: match source.get("HEALTHCORE_METRICS_ADDR").map(str::trim) {
+                None => None,
+                Some(raw) => Some(raw.parse().map_err(|_| {
+                    invalid("HEALTHCORE_METRICS_ADDR", format!("'{raw}' is not an address like 0.0.0.0:9464"))
+                })?),
+            },
         })
     }
 
@@ -489,6 +503,7 @@ impl Config {
             ("HEALTHCORE_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
             ("RUST_LOG", self.log_filter.clone()),
             ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds.to_string()),
+            ("HEALTHCORE_METRICS_ADDR", self.metrics_addr.map_or("(none)".into(), |a| a.to_string())),
             ("KAFKA_BOOTSTRAP_SERVERS", self.kafka.as_ref().map_or("(none)".into(), |k| k.bootstrap_servers.clone())),
             ("KAFKA_ENABLED", self.kafka.is_some().to_string()),
             ("KAFKA_TOPIC_PREFIX", self.kafka.as_ref().map_or("healthcore".into(), |k| k.topic_prefix.clone())),

@@ -51,12 +51,64 @@ pub async fn middleware(State(metrics): State<Arc<Metrics>>, request: Request, n
     response
 }
 
-/// `GET /metrics`: the OpenMetrics text exposition.
-pub async fn render(State(metrics): State<Arc<Metrics>>) -> Response {
-    let mut response = metrics.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+/// `GET /metrics`: OpenMetrics text (what Prometheus asks for), or the classic Prometheus text
+/// format for clients that do not accept OpenMetrics (`promtool check metrics`, older scrapers).
+pub async fn render(State(metrics): State<Arc<Metrics>>, headers: axum::http::HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|accept| accept.contains("application/openmetrics-text") || accept.contains("*/*"));
+    let text = metrics.render();
+    let (body, content_type) = if openmetrics {
+        (text, "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    } else {
+        (classic_text(&text), "text/plain; version=0.0.4; charset=utf-8")
+    };
+    let mut response = body.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+/// OpenMetrics text as the classic Prometheus text format: a counter family is named with its
+/// `_total` suffix in `HELP` and `TYPE`, and there is no `# EOF` or `# UNIT`.
+pub fn classic_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line.starts_with("# HELP ") {
+            help = Some(line);
+            continue;
+        }
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let name = if kind == "counter" { format!("{name}_total") } else { name.to_owned() };
+            if let Some(help_line) = help.take() {
+                let text = help_line.splitn(4, ' ').nth(3).unwrap_or_default();
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A listener of its own that serves only `/metrics` (`HEALTHCORE_METRICS_ADDR`), until `shutdown`.
+pub async fn serve_separately(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let app = axum::Router::new().route("/metrics", axum::routing::get(render)).with_state(metrics);
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        tracing::warn!(error = %err, "the metrics listener failed");
+    }
 }

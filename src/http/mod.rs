@@ -124,9 +124,11 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
     let metrics = state.store.metrics().clone();
-    api.route("/api/openapi.json", get(move || std::future::ready(Json(openapi_json.clone()))))
-        .route("/metrics", get(metrics::render).with_state(metrics.clone()))
-        .route("/api/docs", get(routes::docs::page))
+    let mut api = api.route("/api/openapi.json", get(move || std::future::ready(Json(openapi_json.clone()))));
+    if state.config.metrics_addr.is_none() {
+        api = api.route("/metrics", get(metrics::render).with_state(metrics.clone()));
+    }
+    api.route("/api/docs", get(routes::docs::page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

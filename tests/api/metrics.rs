@@ -111,3 +111,53 @@ on_both_backends!(
     metrics_count_requests_domain_actions_events_and_consumers,
     random_paths_share_one_route_label_and_add_no_series,
 );
+
+async fn metrics_move_to_their_own_address_when_one_is_configured(backend: Backend) {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = free.local_addr().unwrap().to_string();
+    drop(free);
+    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_METRICS_ADDR", address.as_str())]).await;
+    app.create_patient("Separate", "Metrics").await;
+    app.call(Method::GET, "/metrics", None, None).await.expect(404);
+    let text = app.client.get(format!("http://{address}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(sample(&text, "healthcore_patients_created_total"), Some(1.0), "{text}");
+    app.stop().await;
+}
+
+/// Debian's `prometheus` package, installed by `scripts/test`.
+fn promtool() -> std::process::Command {
+    std::process::Command::new("promtool")
+}
+
+async fn promtool_accepts_the_scrape(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_patient("Lint", "Me").await;
+    app.call(Method::GET, "/no/such/route", None, None).await.expect(404);
+    app.events_settled().await;
+    let response = app.client.get(app.url("/metrics")).header("accept", "text/plain").send().await.unwrap();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.unwrap();
+    let mut child = promtool()
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/test installs Debian's prometheus package)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "promtool check metrics:\n{report}\n--- scrape ---\n{text}");
+    app.stop().await;
+}
+
+mod lint {
+    use super::*;
+    on_both_backends!(promtool_accepts_the_scrape);
+}
+
+mod separate {
+    use super::*;
+    on_both_backends!(metrics_move_to_their_own_address_when_one_is_configured);
+}
