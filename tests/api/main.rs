@@ -23,6 +23,7 @@ mod openapi;
 mod outage;
 mod patients;
 mod practitioners;
+mod prometheus;
 mod relay;
 mod schemas;
 mod webhook_receiver;
