@@ -9,16 +9,60 @@ use serde_json::Value;
 use crate::helpers::{Backend, TestApp, eventually};
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/prometheus.yml");
+const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/rules/healthcore.yml");
+const RULE_TESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/tests/healthcore_test.yml");
+const RUNBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/RUNBOOK.md");
+
+fn promtool(args: &[&str]) {
+    let output = Command::new("promtool").args(args).output().expect("promtool is installed");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "promtool {args:?}:\n{report}");
+}
 
 #[test]
 fn the_shipped_prometheus_config_is_valid() {
-    let output = Command::new("promtool").args(["check", "config", SHIPPED]).output().expect("promtool is installed");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    promtool(&["check", "config", SHIPPED]);
+}
+
+#[test]
+fn the_rules_are_valid_and_their_unit_tests_pass() {
+    promtool(&["check", "rules", RULES]);
+    promtool(&["test", "rules", RULE_TESTS]);
+}
+
+fn yaml(path: &str) -> Value {
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every rule of the rules file: (alert name or recorded name, expression, the rule).
+fn rules() -> Vec<(String, String, Value)> {
+    let mut all = Vec::new();
+    for group in yaml(RULES)["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule.get("alert").or_else(|| rule.get("record")).unwrap().as_str().unwrap().to_owned();
+            all.push((name, rule["expr"].as_str().unwrap().to_owned(), rule.clone()));
+        }
+    }
+    all
+}
+
+#[test]
+fn every_alert_is_documented_in_the_runbook_and_tested_firing_and_quiet() {
+    let runbook = std::fs::read_to_string(RUNBOOK).unwrap();
+    let tests = yaml(RULE_TESTS);
+    let cases: Vec<&Value> =
+        tests["tests"].as_array().unwrap().iter().flat_map(|t| t["alert_rule_test"].as_array().unwrap()).collect();
+    for (name, _, rule) in rules().into_iter().filter(|(_, _, rule)| rule.get("alert").is_some()) {
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(rule["annotations"][key].is_string(), "{name} has no {key}");
+        }
+        let anchor = rule["annotations"]["runbook_url"].as_str().unwrap().rsplit('#').next().unwrap().to_owned();
+        assert_eq!(anchor, name.to_lowercase(), "{name}: runbook anchor");
+        assert!(runbook.contains(&format!("### {name}")), "docs/RUNBOOK.md has no section for {name}");
+        let of_this: Vec<&&Value> = cases.iter().filter(|c| c["alertname"] == name.as_str()).collect();
+        assert!(of_this.iter().any(|c| !c["exp_alerts"].as_array().unwrap().is_empty()), "{name}: no firing case");
+        assert!(of_this.iter().any(|c| c["exp_alerts"].as_array().unwrap().is_empty()), "{name}: no quiet case");
+    }
 }
 
 /// Stops the Prometheus process however the test ends.
@@ -82,6 +126,13 @@ async fn a_real_prometheus_scrapes_the_api_with_the_shipped_job() {
     .await;
     assert_eq!(created, "1");
     assert_eq!(query(r#"up{job="healthcore-api"}"#).await.as_deref(), Some("1"));
+    // Every recording and alert expression parses and evaluates on the real server.
+    for (name, expression, _) in rules() {
+        let url = format!("http://127.0.0.1:{port}/api/v1/query");
+        let reply: Value =
+            client.get(url).query(&[("query", expression.as_str())]).send().await.unwrap().json().await.unwrap();
+        assert_eq!(reply["status"], "success", "{name}: {reply}");
+    }
     let _ = std::fs::remove_dir_all(&folder);
     app.stop().await;
 }
