@@ -116,6 +116,10 @@ impl Application {
         let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
         let deliveries = deliveries.map(|worker| tokio::spawn(worker.run(relay_stopping.clone())));
         let metrics_server = spawn_metrics(metrics_listener, &store, relay_stopping.clone());
+        let scheduler = state.config.jobs.enabled.then(|| {
+            let scheduler = crate::jobs::Scheduler::new(store.clone(), state.config.clone());
+            tokio::spawn(scheduler.run(relay_stopping.clone()))
+        });
         let notifier = tokio::spawn(crate::events::relay::notify_other_processes(
             store.clone(),
             store.events_committed(),
@@ -152,6 +156,9 @@ impl Application {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), deliveries).await;
         }
         let _ = notifier.await;
+        if let Some(scheduler) = scheduler {
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), scheduler).await;
+        }
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
         }

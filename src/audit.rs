@@ -76,6 +76,24 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// A change HealthCore makes by itself (a background job): no actor, no client.
+    pub fn system(action: &'static str, subject: Subject, correlation_id: &str) -> Self {
+        AuditRecord {
+            id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            actor_id: None,
+            actor_role: None,
+            action,
+            resource_type: subject.resource_type,
+            resource_id: subject.resource_id,
+            patient_id: subject.patient_id,
+            outcome: AuditOutcome::Success,
+            correlation_id: correlation_id.to_owned(),
+            client_addr: None,
+            user_agent: Some("healthcore jobs".to_owned()),
+        }
+    }
+
     pub fn new(ctx: &RequestContext, action: &'static str, subject: Subject, outcome: AuditOutcome) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),

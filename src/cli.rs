@@ -33,6 +33,9 @@ pub enum Command {
     /// Watch or replay domain events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// List the background jobs or run one now.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage user accounts.
@@ -99,6 +102,17 @@ impl clap::ValueEnum for EventType {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.as_str()))
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Every job with its schedule, last run and next run.
+    List,
+    /// Run a job now (once across instances, like a scheduled run), then print its outcome.
+    Run {
+        /// appointment_reminders, no_show_past_appointments, outbox_retention or idempotency_key_expiry.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +190,46 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let since = parse_since(&since, chrono::Utc::now())
                 .map_err(|reason| anyhow::anyhow!("--since: '{since}' {reason}"))?;
             crate::events::console::replay(config, since, event_type, rebuild_analytics).await
+        }
+        Command::Jobs(JobsCommand::List) => {
+            let store = app::open_store(&config).await?;
+            let now = crate::service::now();
+            for job in crate::jobs::Job::ALL {
+                let last = crate::store::jobs::last_run(store.db(), job.name()).await?;
+                let last = last.map_or("never".to_owned(), |run| {
+                    let detail = run.summary.or(run.error).unwrap_or_default();
+                    format!(
+                        "{} {} after {} attempt(s): {detail}",
+                        run.scheduled_for.to_rfc3339(),
+                        run.status,
+                        run.attempts
+                    )
+                });
+                println!("{}", job.name());
+                println!("    schedule:  {} (cron, UTC)", job.schedule());
+                println!("    does:      {}", job.description());
+                println!("    last run:  {last}");
+                println!("    next run:  {}", job.next_after(now).to_rfc3339());
+            }
+            Ok(())
+        }
+        Command::Jobs(JobsCommand::Run { name }) => {
+            let job = crate::jobs::Job::parse(&name).ok_or_else(|| {
+                let names: Vec<&str> = crate::jobs::Job::ALL.iter().map(|j| j.name()).collect();
+                anyhow::anyhow!("no job named '{name}' (jobs: {})", names.join(", "))
+            })?;
+            let store = app::open_store(&config).await?;
+            let scheduler = crate::jobs::Scheduler::new(store.clone(), std::sync::Arc::new(config));
+            let (_stop, mut stopping) = tokio::sync::watch::channel(false);
+            let outcome = scheduler.run_once(job, crate::service::now(), &mut stopping).await;
+            store.close().await;
+            match outcome {
+                crate::jobs::RunOutcome::Succeeded(summary) => {
+                    println!("{}: succeeded: {summary}", job.name());
+                    Ok(())
+                }
+                other => anyhow::bail!("{}: {other:?}", job.name()),
+            }
         }
         Command::Migrate => {
             let store = app::open_store(&config).await?;

@@ -158,7 +158,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "HEALTHCORE_OUTBOX_RETENTION_HOURS",
         default: "168",
         secret: false,
-        description: "how long published events are kept for replay before the relay removes them (1–87600)",
+        description: "how long published events are kept for replay before the `outbox_retention` job removes them (1–87600)",
     },
     Setting {
         name: "HEALTHCORE_CONSUMER_MAX_ATTEMPTS",
@@ -207,6 +207,30 @@ pub const SETTINGS: &[Setting] = &[
         default: "10",
         secret: false,
         description: "failed attempts in a row after which an integration subscription is disabled (1–1000)",
+    },
+    Setting {
+        name: "HEALTHCORE_JOBS_ENABLED",
+        default: "true",
+        secret: false,
+        description: "whether `serve` runs the background jobs (each run happens once across instances)",
+    },
+    Setting {
+        name: "HEALTHCORE_REMINDER_WINDOW_HOURS",
+        default: "24",
+        secret: false,
+        description: "reminders go out for booked appointments starting within this many hours (1–168)",
+    },
+    Setting {
+        name: "HEALTHCORE_NO_SHOW_AFTER_HOURS",
+        default: "24",
+        secret: false,
+        description: "a booked appointment that ended this many hours ago is marked no-show (1–720)",
+    },
+    Setting {
+        name: "HEALTHCORE_JOB_RETRY_MS",
+        default: "1000",
+        secret: false,
+        description: "first pause before a failed job run is retried, doubling, three attempts in all (1–600000)",
     },
     Setting {
         name: "HEALTHCORE_CONFIG_FILE",
@@ -259,6 +283,16 @@ pub struct Config {
     pub kafka: Option<KafkaConfig>,
     pub relay: RelayConfig,
     pub consumers: ConsumerConfig,
+    pub jobs: JobsConfig,
+}
+
+/// The background jobs (`jobs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobsConfig {
+    pub enabled: bool,
+    pub reminder_window_hours: i64,
+    pub no_show_after_hours: i64,
+    pub retry_ms: u64,
 }
 
 /// Where and how events are published; `None` in `Config::kafka` means in-process delivery only.
@@ -459,10 +493,23 @@ impl Config {
                 disable_after: source.number("HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER", 10, 1..=1000)?,
             },
         };
+        let jobs = JobsConfig {
+            enabled: match source.get("HEALTHCORE_JOBS_ENABLED").map(str::trim) {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => {
+                    return Err(invalid("HEALTHCORE_JOBS_ENABLED", format!("'{other}' is neither true nor false")));
+                }
+            },
+            reminder_window_hours: source.number("HEALTHCORE_REMINDER_WINDOW_HOURS", 24, 1..=168)?,
+            no_show_after_hours: source.number("HEALTHCORE_NO_SHOW_AFTER_HOURS", 24, 1..=720)?,
+            retry_ms: source.number("HEALTHCORE_JOB_RETRY_MS", 1000, 1..=600_000)?,
+        };
         Ok(Config {
             kafka,
             relay,
             consumers,
+            jobs,
             bind,
             data_dir,
             database_url: Secret(database_url),
@@ -537,6 +584,10 @@ impl Config {
             ("HEALTHCORE_WEBHOOK_MAX_ATTEMPTS", self.consumers.webhook.max_attempts.to_string()),
             ("HEALTHCORE_WEBHOOK_RETRY_MS", self.consumers.webhook.retry_ms.to_string()),
             ("HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER", self.consumers.webhook.disable_after.to_string()),
+            ("HEALTHCORE_JOBS_ENABLED", self.jobs.enabled.to_string()),
+            ("HEALTHCORE_REMINDER_WINDOW_HOURS", self.jobs.reminder_window_hours.to_string()),
+            ("HEALTHCORE_NO_SHOW_AFTER_HOURS", self.jobs.no_show_after_hours.to_string()),
+            ("HEALTHCORE_JOB_RETRY_MS", self.jobs.retry_ms.to_string()),
         ]
     }
 

@@ -1,4 +1,5 @@
-//! The notifications consumer: for each booked, rescheduled or cancelled appointment it prepares a
+//! The notifications consumer: for each booked, rescheduled or cancelled appointment, and each
+//! reminder the reminders job sends, it prepares a
 //! patient notification and, when a notification webhook is configured, a signed delivery of it.
 //!
 //! The notification names the appointment, patient and practitioner by id and carries the times;
@@ -16,8 +17,12 @@ use crate::store::WriteTx;
 use crate::store::notifications::{self, Notification};
 use crate::store::webhooks::{self, NewDelivery, Target};
 
-pub const EVENT_TYPES: [EventType; 3] =
-    [EventType::AppointmentBooked, EventType::AppointmentRescheduled, EventType::AppointmentCancelled];
+pub const EVENT_TYPES: [EventType; 4] = [
+    EventType::AppointmentBooked,
+    EventType::AppointmentRescheduled,
+    EventType::AppointmentCancelled,
+    EventType::AppointmentReminderDue,
+];
 
 #[derive(Deserialize)]
 struct AppointmentFacts {
@@ -32,7 +37,8 @@ struct AppointmentFacts {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct NotificationMessage {
     pub notification_id: Uuid,
-    /// `appointment_booked`, `appointment_rescheduled` or `appointment_cancelled`.
+    /// `appointment_booked`, `appointment_rescheduled`, `appointment_cancelled` or
+    /// `appointment_reminder_due`.
     pub kind: String,
     pub event_id: Uuid,
     pub appointment_id: Uuid,

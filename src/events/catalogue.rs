@@ -32,10 +32,13 @@ pub enum EventType {
     AppointmentCompleted,
     #[serde(rename = "appointment.no_show")]
     AppointmentNoShow,
+    /// A booked appointment starts within the reminder window (the reminders job).
+    #[serde(rename = "appointment.reminder_due")]
+    AppointmentReminderDue,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::PatientCreated,
         EventType::PatientUpdated,
         EventType::PatientDeleted,
@@ -49,6 +52,7 @@ impl EventType {
         EventType::AppointmentCancelled,
         EventType::AppointmentCompleted,
         EventType::AppointmentNoShow,
+        EventType::AppointmentReminderDue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +70,7 @@ impl EventType {
             EventType::AppointmentCancelled => "appointment.cancelled",
             EventType::AppointmentCompleted => "appointment.completed",
             EventType::AppointmentNoShow => "appointment.no_show",
+            EventType::AppointmentReminderDue => "appointment.reminder_due",
         }
     }
 

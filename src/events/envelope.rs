@@ -33,6 +33,26 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// An event HealthCore causes by itself (a background job): no actor.
+    pub fn system(event: NewEvent, correlation_id: &str, now: DateTime<Utc>) -> Envelope {
+        Envelope {
+            event_type: event.event_type,
+            event_id: Uuid::now_v7(),
+            timestamp: now,
+            metadata: Metadata {
+                source: SOURCE.to_owned(),
+                schema_version: event.event_type.schema_version(),
+                correlation_id: correlation_id.to_owned(),
+                actor_id: None,
+                actor_role: None,
+                aggregate_type: event.event_type.aggregate_type().to_owned(),
+                aggregate_id: event.aggregate_id,
+                aggregate_version: event.aggregate_version,
+            },
+            data: event.data,
+        }
+    }
+
     pub fn new(event: NewEvent, ctx: &RequestContext, now: DateTime<Utc>) -> Envelope {
         Envelope {
             event_type: event.event_type,

@@ -153,6 +153,11 @@ pub fn appointment_rescheduled(
     appointment_event(EventType::AppointmentRescheduled, appointment, data)
 }
 
+/// `appointment.reminder_due`: the appointment as it stands; its version is not changed by a reminder.
+pub fn appointment_reminder_due(appointment: &Appointment) -> NewEvent {
+    appointment_event(EventType::AppointmentReminderDue, appointment, appointment_data(appointment))
+}
+
 pub fn appointment_cancelled(appointment: &Appointment, cause: CancellationCause) -> NewEvent {
     let data = AppointmentData { cancellation_cause: Some(cause), ..appointment_data(appointment) };
     appointment_event(EventType::AppointmentCancelled, appointment, data)

@@ -29,8 +29,6 @@ use crate::telemetry::metrics::PublishLabels;
 const LEADER_LOCK_KEY: i64 = 0x4843_5245_4c41; // "HCRELA"
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// How often the leader removes published events older than the retention.
-const CLEANUP_EVERY: Duration = Duration::from_secs(60);
 /// How often the leader refreshes the backlog gauges (a count of the pending rows).
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// In-process rounds are shorter: each event is a transaction per consumer group.
@@ -104,7 +102,6 @@ impl Relay {
         };
         let mut backoff = BACKOFF_START;
         let poll = Duration::from_millis(self.config.poll_ms);
-        let mut last_cleanup: Option<tokio::time::Instant> = None;
         let mut last_gauges: Option<tokio::time::Instant> = None;
         let mut listener = CommitListener::new(&self.store);
         let mut wake = self.wake.clone();
@@ -125,10 +122,6 @@ impl Relay {
             if last_gauges.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
                 last_gauges = Some(tokio::time::Instant::now());
                 self.update_backlog_gauges().await;
-            }
-            if last_cleanup.is_none_or(|at| at.elapsed() >= CLEANUP_EVERY) {
-                last_cleanup = Some(tokio::time::Instant::now());
-                self.remove_expired().await;
             }
             // Seen before reading: a commit after this point changes it again and wakes the wait below.
             wake.borrow_and_update();
@@ -171,16 +164,6 @@ impl Relay {
         gauges.pending.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
         let age = backlog.oldest.map_or(0.0, |oldest| (chrono::Utc::now() - oldest).as_seconds_f64().max(0.0));
         gauges.oldest_pending_age.set(age);
-    }
-
-    /// Retention: published events are kept `retention_hours` for replays, then removed.
-    async fn remove_expired(&self) {
-        let cutoff = chrono::Utc::now() - chrono::Duration::hours(self.config.retention_hours);
-        match outbox::delete_published_before(self.store.db(), cutoff).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "removed published events past their retention"),
-            Err(err) => tracing::warn!(error = %err, "could not remove expired events"),
-        }
     }
 
     /// One round; returns how many events were published or delivered.

@@ -19,8 +19,12 @@ enum Ddl {
     Only(DbBackend, &'static str),
 }
 
-const MIGRATIONS: &[(i64, &str, Step)] =
-    &[(1, "initial schema", initial_schema), (2, "transactional outbox", outbox), (3, "event consumers", consumers)];
+const MIGRATIONS: &[(i64, &str, Step)] = &[
+    (1, "initial schema", initial_schema),
+    (2, "transactional outbox", outbox),
+    (3, "event consumers", consumers),
+    (4, "background jobs", background_jobs),
+];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
 const MIGRATION_LOCK_KEY: i64 = 0x4843_4d49_4752; // "HCMIGR"
@@ -395,5 +399,38 @@ fn consumers() -> Vec<Ddl> {
         unique("notifications", "event_id"),
         index("ix_notifications_patient", "notifications", &["patient_id", "created_at"]),
         index("ix_notifications_created_at", "notifications", &["created_at"]),
+    ]
+}
+
+fn background_jobs() -> Vec<Ddl> {
+    vec![
+        // One row per scheduled run of a job: the instance that inserts it runs it, so with several
+        // instances each run happens once. It also keeps the outcome for `healthcore jobs list`.
+        Ddl::Table(
+            Table::create()
+                .table("job_runs")
+                .col(text("job"))
+                .col(timestamp("scheduled_for"))
+                .col(text("status"))
+                .col(ColumnDef::new("attempts").integer().not_null().default(0))
+                .col(timestamp("started_at"))
+                .col(ColumnDef::new("finished_at").timestamp_with_time_zone().null())
+                .col(optional_text("error"))
+                .col(optional_text("summary"))
+                .primary_key(Index::create().col("job").col("scheduled_for"))
+                .take(),
+        ),
+        index("ix_job_runs_started_at", "job_runs", &["job", "started_at"]),
+        // Which appointment start times have had their reminder (a rescheduled one gets another).
+        Ddl::Table(
+            Table::create()
+                .table("appointment_reminders")
+                .col(ColumnDef::new("appointment_id").uuid().not_null())
+                .col(timestamp("starts_at"))
+                .col(ColumnDef::new("event_id").uuid().not_null())
+                .col(timestamp("created_at"))
+                .primary_key(Index::create().col("appointment_id").col("starts_at"))
+                .take(),
+        ),
     ]
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod consumers;
 pub mod entities;
 pub mod idempotency;
+pub mod jobs;
 mod migrations;
 pub mod notifications;
 pub mod outbox;

@@ -64,6 +64,24 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// Not `job`: Prometheus sets that label to the scrape job.
+    pub job_name: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobOutcomeLabels {
+    pub job_name: &'static str,
+    pub outcome: &'static str,
+}
+
+pub struct JobMetrics {
+    pub runs: Family<JobOutcomeLabels, Counter>,
+    pub duration: Family<JobLabels, Histogram, fn() -> Histogram>,
+    pub last_success: Family<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     revision: &'static str,
@@ -87,6 +105,11 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 fn latency_histogram() -> Histogram {
     // 0.5 ms … 8 s: a millisecond API, with room to see a stall.
     Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+fn job_histogram() -> Histogram {
+    // 1 ms … 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 fn size_histogram() -> Histogram {
@@ -162,6 +185,7 @@ pub struct Metrics {
     pub db: DbMetrics,
     pub audit: AuditMetrics,
     pub outbox: OutboxMetrics,
+    pub jobs: JobMetrics,
     pub domain: DomainMetrics,
     pub events: EventMetrics,
     pub consumers: ConsumerMetrics,
@@ -311,6 +335,22 @@ impl Metrics {
             "Age of the oldest unpublished event, as the leading relay last saw (0 when none)",
             outbox.oldest_pending_age.clone(),
         );
+        let jobs = JobMetrics {
+            runs: Family::default(),
+            duration: Family::new_with_constructor(job_histogram),
+            last_success: Family::default(),
+        };
+        registry.register(
+            "job_runs",
+            "Background job attempts by job and outcome (succeeded, retried, failed, unclaimed)",
+            jobs.runs.clone(),
+        );
+        registry.register("job_duration_seconds", "Duration of one attempt of a background job", jobs.duration.clone());
+        registry.register(
+            "job_last_success_timestamp_seconds",
+            "When each background job last succeeded in this process (Unix time)",
+            jobs.last_success.clone(),
+        );
         registry.register_collector(Box::new(super::process::ProcessCollector::default()));
         let build = Family::<BuildLabels, Gauge>::default();
         build
@@ -320,7 +360,7 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "The running build: version and source revision", build);
-        Metrics { registry, pool_probe: Default::default(), http, db, audit, outbox, domain, events, consumers }
+        Metrics { registry, pool_probe: Default::default(), http, db, audit, outbox, jobs, domain, events, consumers }
     }
 
     /// Counts committed events and the domain actions they stand for.

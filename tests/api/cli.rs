@@ -172,6 +172,29 @@ fn consume_without_brokers_says_where_the_consumers_run() {
     assert!(text(&unknown.stderr).contains("analytics, notifications, integrations"), "{}", text(&unknown.stderr));
 }
 
+async fn jobs_are_listed_and_run_on_demand(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_JOBS_ENABLED", "false")]).await;
+    let url = app.store.url().to_owned();
+    let env = [("DATABASE_URL", url.as_str())];
+    let run = healthcore(&["jobs", "run", "idempotency_key_expiry"], &env, None);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stdout).contains("idempotency_key_expiry: succeeded: 0 expired keys removed"),
+        "{}",
+        text(&run.stdout)
+    );
+    let list = healthcore(&["jobs", "list"], &env, None);
+    let listed = text(&list.stdout);
+    for job in healthcore::jobs::Job::ALL {
+        assert!(listed.contains(job.name()) && listed.contains(job.schedule()), "{listed}");
+    }
+    assert!(listed.contains("succeeded after 1 attempt(s): 0 expired keys removed"), "{listed}");
+    let unknown = healthcore(&["jobs", "run", "vacuum"], &env, None);
+    assert!(!unknown.status.success());
+    assert!(text(&unknown.stderr).contains("appointment_reminders"), "{}", text(&unknown.stderr));
+    app.stop().await;
+}
+
 /// `events tail` prints events recorded after it started, decoded, filtered by type.
 async fn events_tail_prints_new_events_as_they_are_recorded(backend: Backend) {
     use std::io::{BufRead, BufReader};
@@ -214,5 +237,6 @@ on_both_backends!(
     seed_creates_the_requested_demo_data,
     outbox_status_reports_the_backlog,
     events_tail_prints_new_events_as_they_are_recorded,
+    jobs_are_listed_and_run_on_demand,
     the_first_start_creates_an_admin_with_a_generated_password_once,
 );

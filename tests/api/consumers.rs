@@ -200,7 +200,6 @@ async fn a_replayed_event_has_no_second_effect_unless_the_consumer_is_rebuilt(ba
 
     // Rebuilt: analytics forgets what it handled and counts the replay afresh, to the same totals.
     healthcore::events::console::replay(config, since, Some(EventType::PatientCreated), true).await.unwrap();
-    assert_eq!(analytics(&app, "patients", "").await["total_registered"], 0, "emptied before the replay is handled");
     app.events_settled().await;
     assert_eq!(analytics(&app, "patients", "").await["total_registered"], 3);
     app.stop().await;

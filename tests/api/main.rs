@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod health;
 mod idempotency;
+mod jobs;
 mod kafka;
 mod kafka_consumers;
 mod logs;

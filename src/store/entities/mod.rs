@@ -4,11 +4,13 @@
 pub mod analytics_daily_appointments;
 pub mod analytics_daily_patients;
 pub mod appointment;
+pub mod appointment_reminder;
 pub mod audit_event;
 pub mod consumer_inbox;
 pub mod dead_letter;
 pub mod idempotency_key;
 pub mod integration_subscription;
+pub mod job_run;
 pub mod notification;
 pub mod outbox_event;
 pub mod patient;

@@ -1,0 +1,117 @@
+//! What each job does. Changes are made as HealthCore itself: no actor in their events
+//! (`metadata.actor_id` and `actor_role` are null) and audit records, and a correlation ID naming the
+//! job run, so a run can be followed through logs, audit trail and events.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use super::Job;
+use crate::audit::{AuditRecord, Subject};
+use crate::config::Config;
+use crate::domain::AppointmentStatus;
+use crate::events::{self, Envelope, EventType};
+use crate::store::{self, Store};
+
+/// Rows handled per query, so one run never holds a huge result in memory.
+const BATCH: u64 = 500;
+
+pub async fn perform(job: Job, store: &Store, config: &Config, at: DateTime<Utc>) -> anyhow::Result<String> {
+    let correlation_id = format!("job-{}-{}", job.name(), at.format("%Y%m%dT%H%M%SZ"));
+    let now = crate::service::now();
+    match job {
+        Job::AppointmentReminders => {
+            let window = chrono::Duration::hours(config.jobs.reminder_window_hours);
+            let sent = send_reminders(store, now, now + window, &correlation_id).await?;
+            Ok(format!("{sent} reminders"))
+        }
+        Job::NoShowPastAppointments => {
+            let cutoff = now - chrono::Duration::hours(config.jobs.no_show_after_hours);
+            let marked = mark_no_shows(store, cutoff, now, &correlation_id).await?;
+            Ok(format!("{marked} marked no_show"))
+        }
+        Job::OutboxRetention => {
+            let cutoff = now - chrono::Duration::hours(config.relay.retention_hours);
+            let removed = store::outbox::delete_published_before(store.db(), cutoff).await?;
+            Ok(format!("{removed} published events removed"))
+        }
+        Job::IdempotencyKeyExpiry => {
+            let removed = store::idempotency::delete_expired(store.db(), now).await?;
+            Ok(format!("{removed} expired keys removed"))
+        }
+    }
+}
+
+async fn send_reminders(
+    store: &Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    correlation_id: &str,
+) -> anyhow::Result<usize> {
+    let mut sent = 0;
+    loop {
+        let due = store::jobs::reminders_due(store.db(), from, to, BATCH).await?;
+        let batch = due.len();
+        for candidate in due {
+            let tx = store.begin_write().await?;
+            // Re-read under the row lock: it may have been cancelled or moved meanwhile.
+            let Some(appointment) = store::appointments::find_for_update(&*tx, candidate.id).await? else { continue };
+            if appointment.status != AppointmentStatus::Booked || appointment.start != candidate.start {
+                continue;
+            }
+            let envelope =
+                Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, crate::service::now());
+            if !store::jobs::note_reminder(
+                &*tx,
+                appointment.id,
+                appointment.start,
+                envelope.event_id,
+                envelope.timestamp,
+            )
+            .await?
+            {
+                continue;
+            }
+            store::outbox::append(&*tx, std::slice::from_ref(&envelope), None).await?;
+            tx.note_events_recorded([EventType::AppointmentReminderDue]);
+            tx.commit().await.context("committing a reminder")?;
+            sent += 1;
+        }
+        if (batch as u64) < BATCH {
+            return Ok(sent);
+        }
+    }
+}
+
+async fn mark_no_shows(
+    store: &Store,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+    correlation_id: &str,
+) -> anyhow::Result<usize> {
+    let mut marked = 0;
+    loop {
+        let overdue = store::jobs::overdue_booked(store.db(), cutoff, BATCH).await?;
+        let batch = overdue.len();
+        for id in overdue {
+            let tx = store.begin_write().await?;
+            let Some(mut appointment) = store::appointments::find_for_update(&*tx, id).await? else { continue };
+            if appointment.status != AppointmentStatus::Booked || appointment.end >= cutoff {
+                continue;
+            }
+            appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;
+            appointment.version += 1;
+            appointment.updated_at = now;
+            store::appointments::update(&*tx, &appointment).await?;
+            let subject = Subject::appointment(appointment.id, appointment.patient_id);
+            store::audit::append(&*tx, &[AuditRecord::system("appointment.no_show", subject, correlation_id)]).await?;
+            let event = events::appointment(EventType::AppointmentNoShow, &appointment);
+            store::outbox::append(&*tx, &[Envelope::system(event, correlation_id, now)], None).await?;
+            tx.note_events_recorded([EventType::AppointmentNoShow]);
+            tx.commit().await.context("committing a no-show")?;
+            marked += 1;
+        }
+        if (batch as u64) < BATCH {
+            return Ok(marked);
+        }
+    }
+}

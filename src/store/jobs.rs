@@ -1,0 +1,172 @@
+//! Background jobs' tables: `job_runs` (one row per run; inserting it is what claims the run) and
+//! `appointment_reminders` (which appointment start times had their reminder).
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use uuid::Uuid;
+
+use super::entities::{appointment, appointment_reminder, job_run};
+use crate::domain::{Appointment, AppointmentStatus};
+
+/// Claims the run of `job` scheduled for `at`; false if another instance (or an earlier attempt
+/// of this one) already did.
+pub async fn claim(
+    conn: &impl ConnectionTrait,
+    job: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let row = job_run::ActiveModel {
+        job: Set(job.to_owned()),
+        scheduled_for: Set(at),
+        status: Set("running".to_owned()),
+        attempts: Set(0),
+        started_at: Set(now),
+        finished_at: Set(None),
+        error: Set(None),
+        summary: Set(None),
+    };
+    let inserted = job_run::Entity::insert(row)
+        .on_conflict(OnConflict::columns([job_run::Column::Job, job_run::Column::ScheduledFor]).do_nothing().to_owned())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// How an attempt of a claimed run ended: `running` while it will be retried, then `succeeded`
+/// or `failed`.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub status: &'a str,
+    pub attempts: i32,
+    pub error: Option<&'a str>,
+    pub summary: Option<&'a str>,
+}
+
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    job: &str,
+    at: DateTime<Utc>,
+    attempt: Attempt<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let finished = (attempt.status != "running").then_some(now);
+    job_run::Entity::update_many()
+        .col_expr(job_run::Column::Status, Expr::value(attempt.status))
+        .col_expr(job_run::Column::Attempts, Expr::value(attempt.attempts))
+        .col_expr(job_run::Column::Error, Expr::value(attempt.error.map(str::to_owned)))
+        .col_expr(job_run::Column::Summary, Expr::value(attempt.summary.map(str::to_owned)))
+        .col_expr(job_run::Column::FinishedAt, Expr::value(finished))
+        .filter(job_run::Column::Job.eq(job))
+        .filter(job_run::Column::ScheduledFor.eq(at))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// A run as `jobs list` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub scheduled_for: DateTime<Utc>,
+    pub status: String,
+    pub attempts: i32,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub summary: Option<String>,
+}
+
+pub async fn last_run(conn: &impl ConnectionTrait, job: &str) -> Result<Option<Run>, DbErr> {
+    let row = job_run::Entity::find()
+        .filter(job_run::Column::Job.eq(job))
+        .order_by_desc(job_run::Column::StartedAt)
+        .one(conn)
+        .await?;
+    Ok(row.map(|row| Run {
+        scheduled_for: row.scheduled_for,
+        status: row.status,
+        attempts: row.attempts,
+        finished_at: row.finished_at,
+        error: row.error,
+        summary: row.summary,
+    }))
+}
+
+/// Removes run records older than `cutoff` (the history is for operators, not an archive).
+pub async fn delete_runs_before(conn: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(job_run::Entity::delete_many().filter(job_run::Column::StartedAt.lt(cutoff)).exec(conn).await?.rows_affected)
+}
+
+/// Booked appointments starting in (`from`, `to`] that have not had a reminder for that start.
+pub async fn reminders_due(
+    conn: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Appointment>, DbErr> {
+    use sea_orm::sea_query::{ExprTrait, Query};
+    let reminded = Query::select()
+        .expr(Expr::val(1))
+        .from(appointment_reminder::Entity)
+        .and_where(
+            Expr::col((appointment_reminder::Entity, appointment_reminder::Column::AppointmentId))
+                .equals((appointment::Entity, appointment::Column::Id)),
+        )
+        .and_where(
+            Expr::col((appointment_reminder::Entity, appointment_reminder::Column::StartsAt))
+                .equals((appointment::Entity, appointment::Column::StartsAt)),
+        )
+        .to_owned();
+    let rows = appointment::Entity::find()
+        .filter(appointment::Column::Status.eq(AppointmentStatus::Booked.as_str()))
+        .filter(appointment::Column::StartsAt.gt(from))
+        .filter(appointment::Column::StartsAt.lte(to))
+        .filter(Expr::exists(reminded).not())
+        .order_by_asc(appointment::Column::StartsAt)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    rows.into_iter().map(super::appointments::to_domain).collect()
+}
+
+/// Notes the reminder of `appointment_id` for `starts_at`; false if it was already sent.
+pub async fn note_reminder(
+    conn: &impl ConnectionTrait,
+    appointment_id: Uuid,
+    starts_at: DateTime<Utc>,
+    event_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let row = appointment_reminder::ActiveModel {
+        appointment_id: Set(appointment_id),
+        starts_at: Set(starts_at),
+        event_id: Set(event_id),
+        created_at: Set(now),
+    };
+    let inserted = appointment_reminder::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([appointment_reminder::Column::AppointmentId, appointment_reminder::Column::StartsAt])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Booked appointments that ended before `cutoff`, oldest first.
+pub async fn overdue_booked(
+    conn: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Uuid>, DbErr> {
+    let rows = appointment::Entity::find()
+        .filter(appointment::Column::Status.eq(AppointmentStatus::Booked.as_str()))
+        .filter(appointment::Column::StartsAt.lt(cutoff))
+        .filter(appointment::Column::EndsAt.lt(cutoff))
+        .order_by_asc(appointment::Column::StartsAt)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
+}
