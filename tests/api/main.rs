@@ -11,6 +11,7 @@ mod authorization;
 mod cli;
 mod concurrency;
 mod consumers;
+mod dashboards;
 mod errors;
 mod events;
 mod health;

@@ -30,12 +30,12 @@ fn the_rules_are_valid_and_their_unit_tests_pass() {
     promtool(&["test", "rules", RULE_TESTS]);
 }
 
-fn yaml(path: &str) -> Value {
+pub fn yaml(path: &str) -> Value {
     serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Every rule of the rules file: (alert name or recorded name, expression, the rule).
-fn rules() -> Vec<(String, String, Value)> {
+pub fn rules() -> Vec<(String, String, Value)> {
     let mut all = Vec::new();
     for group in yaml(RULES)["groups"].as_array().unwrap() {
         for rule in group["rules"].as_array().unwrap() {
@@ -65,13 +65,70 @@ fn every_alert_is_documented_in_the_runbook_and_tested_firing_and_quiet() {
     }
 }
 
-/// Stops the Prometheus process however the test ends.
-struct Running(Child);
+/// A real Prometheus (Debian's package) on a free loopback port, running the shipped configuration
+/// with its API job pointed at a test app, scraping and evaluating rules every second; stopped and
+/// its folder removed when dropped.
+pub struct RealPrometheus {
+    child: Child,
+    folder: std::path::PathBuf,
+    port: u16,
+    client: reqwest::Client,
+}
 
-impl Drop for Running {
+impl Drop for RealPrometheus {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+impl RealPrometheus {
+    pub fn start(app: &TestApp, with_rules: bool) -> RealPrometheus {
+        let folder = std::env::temp_dir().join(format!("hc_prometheus_{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut config = yaml(SHIPPED);
+        config["global"]["scrape_interval"] = "1s".into();
+        config["global"]["evaluation_interval"] = "1s".into();
+        if with_rules {
+            std::fs::copy(RULES, folder.join("rules.yml")).unwrap();
+            config["rule_files"] = serde_json::json!([folder.join("rules.yml").display().to_string()]);
+        } else {
+            config.as_object_mut().unwrap().remove("rule_files");
+        }
+        let jobs = config["scrape_configs"].as_array_mut().unwrap();
+        jobs.retain(|job| job["job_name"] == "healthcore-api");
+        assert_eq!(jobs.len(), 1, "the shipped config has a job for the API");
+        let target = app.base_url.trim_start_matches("http://").to_owned();
+        jobs[0]["static_configs"] = serde_json::json!([{"targets": [target]}]);
+        let config_path = folder.join("prometheus.yml");
+        std::fs::write(&config_path, serde_norway::to_string(&config).unwrap()).unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", folder.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (scripts/test installs Debian's prometheus package)");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+        RealPrometheus { child, folder, port, client }
+    }
+
+    /// The whole reply of an instant query (`status`, `data.result`, or `error`).
+    pub async fn query(&self, expression: &str) -> Value {
+        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
+        match self.client.get(url).query(&[("query", expression)]).send().await {
+            Ok(reply) => reply.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
+    }
+
+    /// The value of the first series an expression returns, once it returns one.
+    pub async fn first_value(&self, expression: &str) -> Option<String> {
+        let reply = self.query(expression).await;
+        reply["data"]["result"].as_array()?.first()?["value"][1].as_str().map(str::to_owned)
     }
 }
 
@@ -83,56 +140,18 @@ fn free_port() -> u16 {
 async fn a_real_prometheus_scrapes_the_api_with_the_shipped_job() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     app.create_patient("Scraped", "Patient").await;
-
-    // The shipped file, pointed at this app and scraping every second.
-    let mut config: Value = serde_norway::from_str(&std::fs::read_to_string(SHIPPED).unwrap()).unwrap();
-    config["global"]["scrape_interval"] = "1s".into();
-    config.as_object_mut().unwrap().remove("rule_files");
-    let jobs = config["scrape_configs"].as_array_mut().unwrap();
-    jobs.retain(|job| job["job_name"] == "healthcore-api");
-    assert_eq!(jobs.len(), 1, "the shipped config has a job for the API");
-    let target = app.base_url.trim_start_matches("http://").to_owned();
-    jobs[0]["static_configs"] = serde_json::json!([{"targets": [target]}]);
-    let folder = std::env::temp_dir().join(format!("hc_prometheus_{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&folder).unwrap();
-    let config_path = folder.join("prometheus.yml");
-    std::fs::write(&config_path, serde_norway::to_string(&config).unwrap()).unwrap();
-
-    let port = free_port();
-    let _prometheus = Running(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", folder.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus is installed (scripts/test installs Debian's prometheus package)"),
-    );
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let query = |expression: &'static str| {
-        let client = client.clone();
-        async move {
-            let url = format!("http://127.0.0.1:{port}/api/v1/query");
-            let reply = client.get(url).query(&[("query", expression)]).send().await.ok()?;
-            let body: Value = reply.json().await.ok()?;
-            let result = body["data"]["result"].as_array()?.first()?.clone();
-            result["value"][1].as_str().map(str::to_owned)
-        }
-    };
+    let prometheus = RealPrometheus::start(&app, false);
     let created = eventually("Prometheus to scrape the patient counter", || {
-        query(r#"healthcore_patients_created_total{job="healthcore-api"}"#)
+        prometheus.first_value(r#"healthcore_patients_created_total{job="healthcore-api"}"#)
     })
     .await;
     assert_eq!(created, "1");
-    assert_eq!(query(r#"up{job="healthcore-api"}"#).await.as_deref(), Some("1"));
+    assert_eq!(prometheus.first_value(r#"up{job="healthcore-api"}"#).await.as_deref(), Some("1"));
     // Every recording and alert expression parses and evaluates on the real server.
     for (name, expression, _) in rules() {
-        let url = format!("http://127.0.0.1:{port}/api/v1/query");
-        let reply: Value =
-            client.get(url).query(&[("query", expression.as_str())]).send().await.unwrap().json().await.unwrap();
+        let reply = prometheus.query(&expression).await;
         assert_eq!(reply["status"], "success", "{name}: {reply}");
     }
-    let _ = std::fs::remove_dir_all(&folder);
+    drop(prometheus);
     app.stop().await;
 }
