@@ -168,7 +168,15 @@ impl Consumers {
 
     /// One attempt, counted by outcome.
     pub async fn handle(&self, group: ConsumerGroup, envelope: &Envelope) -> Result<Outcome, HandleError> {
+        let started = std::time::Instant::now();
         let result = self.apply(group, envelope).await;
+        if !matches!(result, Ok(Outcome::Ignored)) {
+            let metrics = &self.store.metrics().consumers;
+            metrics
+                .duration
+                .get_or_create(&GroupLabels { group: group.as_str() })
+                .observe(started.elapsed().as_secs_f64());
+        }
         let outcome = match &result {
             Ok(Outcome::Applied) => "applied",
             Ok(Outcome::Duplicate) => "duplicate",

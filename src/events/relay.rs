@@ -23,7 +23,7 @@ use crate::config::{KafkaConfig, RelayConfig};
 use crate::consumers::{ConsumerGroup, Consumers};
 use crate::store::outbox::{self, Published};
 use crate::store::{Backend, Store};
-use crate::telemetry::metrics::PublishLabels;
+use crate::telemetry::metrics::{PublishLabels, SinkLabels};
 
 /// An arbitrary constant naming "the relay leader" among PostgreSQL advisory locks.
 const LEADER_LOCK_KEY: i64 = 0x4843_5245_4c41; // "HCRELA"
@@ -200,7 +200,13 @@ impl Relay {
             }
             delivered.push(event.sequence);
         }
-        outbox::mark_delivered(self.store.db(), &delivered, crate::service::now()).await?;
+        let now = crate::service::now();
+        outbox::mark_delivered(self.store.db(), &delivered, now).await?;
+        let latency =
+            self.store.metrics().events.delivery_latency.get_or_create(&SinkLabels { sink: "in_process" }).clone();
+        for event in events.iter().take(delivered.len()) {
+            latency.observe((now - event.envelope.timestamp).as_seconds_f64().max(0.0));
+        }
         if !delivered.is_empty() {
             let labels = PublishLabels { topic: "in_process".to_owned(), outcome: "delivered" };
             self.store.metrics().events.published.get_or_create(&labels).inc_by(delivered.len() as u64);
@@ -248,6 +254,12 @@ impl Relay {
         // before an earlier one that failed.
         outbox::mark_published(self.store.db(), &published, crate::service::now()).await?;
         let metrics = self.store.metrics();
+        metrics.events.producer_queue.set(i64::from(producer.in_flight_count()));
+        let now = crate::service::now();
+        let latency = metrics.events.delivery_latency.get_or_create(&SinkLabels { sink: "kafka" }).clone();
+        for event in events.iter().take(published.len()) {
+            latency.observe((now - event.envelope.timestamp).as_seconds_f64().max(0.0));
+        }
         for topic in &topics[..published.len()] {
             metrics.events.published.get_or_create(&PublishLabels { topic: topic.clone(), outcome: "acked" }).inc();
         }

@@ -85,3 +85,9 @@ pub async fn dead_letters(conn: &impl ConnectionTrait, group: &str, limit: u64) 
         })
         .collect())
 }
+
+/// How many messages were dead-lettered in-process since `since`.
+pub async fn dead_letters_since(conn: &impl ConnectionTrait, since: DateTime<Utc>) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    dead_letter::Entity::find().filter(dead_letter::Column::FailedAt.gte(since)).count(conn).await
+}

@@ -138,14 +138,24 @@ pub struct DomainMetrics {
     pub logins: Family<OutcomeLabels, Counter>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    /// `kafka` or `in_process`.
+    pub sink: &'static str,
+}
+
 pub struct EventMetrics {
     pub outbox_written: Family<EventTypeLabels, Counter>,
     pub published: Family<PublishLabels, Counter>,
     pub relay_leader: Gauge,
+    /// From the event's record time to the broker's acknowledgement (or in-process handling).
+    pub delivery_latency: Family<SinkLabels, Histogram, fn() -> Histogram>,
+    pub producer_queue: Gauge,
 }
 
 pub struct ConsumerMetrics {
     pub processed: Family<ConsumerLabels, Counter>,
+    pub duration: Family<GroupLabels, Histogram, fn() -> Histogram>,
     pub dead_lettered: Family<GroupLabels, Counter>,
     pub webhook_deliveries: Family<DeliveryLabels, Counter>,
 }
@@ -252,6 +262,8 @@ impl Metrics {
             outbox_written: Family::default(),
             published: Family::default(),
             relay_leader: Gauge::default(),
+            delivery_latency: Family::new_with_constructor(latency_histogram),
+            producer_queue: Gauge::default(),
         };
         registry.register(
             "outbox_events_written",
@@ -268,8 +280,19 @@ impl Metrics {
             "1 while this process's relay is the elected publisher",
             events.relay_leader.clone(),
         );
+        registry.register(
+            "event_delivery_latency_seconds",
+            "From an event's record time to the broker's acknowledgement (sink kafka) or its handling by every in-process consumer (sink in_process)",
+            events.delivery_latency.clone(),
+        );
+        registry.register(
+            "producer_queue_messages",
+            "Messages in the Kafka producer's queue, not yet acknowledged",
+            events.producer_queue.clone(),
+        );
         let consumers = ConsumerMetrics {
             processed: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
             dead_lettered: Family::default(),
             webhook_deliveries: Family::default(),
         };
@@ -277,6 +300,11 @@ impl Metrics {
             "consumer_events",
             "Events handled by consumer group, event type and outcome (applied, duplicate, failed)",
             consumers.processed.clone(),
+        );
+        registry.register(
+            "consumer_handling_duration_seconds",
+            "Time to handle one event (one attempt, effect and inbox in one transaction), by consumer group",
+            consumers.duration.clone(),
         );
         registry.register(
             "consumer_dead_letters",

@@ -245,6 +245,8 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
         assert_eq!(letters[0].event_id, Some(poison.event_id));
         assert!(letters[0].error.contains("failed after 2 attempts"), "{}", letters[0].error);
     }
+    let ready = app.call(reqwest::Method::GET, "/health/ready", None, None).await.expect(200);
+    assert_eq!(ready.body["consumers"]["status"], "degraded", "{}", ready.body);
     let integrations = healthcore::store::consumers::dead_letters(app.store.db(), "integrations", 10).await.unwrap();
     assert!(integrations.is_empty(), "integrations forwards ids only and handled it");
     // The events after the poison one were handled.

@@ -8,9 +8,11 @@ async fn live_and_ready_answer_without_a_token(backend: Backend) {
     let ready = app.call(reqwest::Method::GET, "/health/ready", None, None).await.expect(200);
     assert_eq!(ready.body["status"], "ready");
     assert_eq!(ready.body["database"]["status"], "healthy");
-    // No brokers: events are recorded, not published, and that is not a fault.
+    // No brokers: events go to the consumers in this process, and that is not a fault.
     assert_eq!(ready.body["kafka"]["status"], "disabled");
     assert_eq!(ready.body["outbox"]["status"], "healthy");
+    assert_eq!(ready.body["consumers"]["status"], "healthy");
+    assert_eq!(ready.body["jobs"]["status"], "healthy");
     app.stop().await;
 }
 

@@ -129,6 +129,9 @@ async fn a_failing_run_is_retried_then_recorded_as_failed_and_counted(backend: B
         "{metrics}"
     );
     assert!(metrics.contains(r#"healthcore_job_runs_total{job_name="idempotency_key_expiry",outcome="retried"} 2"#));
+    let ready = app.call(reqwest::Method::GET, "/health/ready", None, None).await.expect(200);
+    assert_eq!(ready.body["jobs"]["status"], "degraded");
+    assert!(ready.body["jobs"]["reason"].as_str().unwrap().contains("idempotency_key_expiry"));
     // The next run succeeds and says so.
     assert!(matches!(run(&scheduler(&app), Job::IdempotencyKeyExpiry).await, RunOutcome::Succeeded(_)));
     app.stop().await;

@@ -1,5 +1,6 @@
 //! Liveness (the process answers) and readiness (it can serve requests: the database answers;
-//! Kafka and the outbox backlog are reported, and never make the instance unready).
+//! Kafka, the outbox backlog, the in-process consumers and the jobs are reported, and never make the
+//! instance unready).
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
@@ -40,6 +41,12 @@ pub struct Readiness {
     /// `disabled` (no brokers configured: events go to the consumers in this process).
     pub kafka: DependencyCheck,
     pub outbox: OutboxCheck,
+    /// In-process consumers: `healthy`, `degraded` (events dead-lettered in the last hour),
+    /// `external` (with Kafka they run as `healthcore consume` processes) or `disabled`.
+    pub consumers: DependencyCheck,
+    /// Background jobs: `healthy`, `degraded` (a job's last run failed, on any instance) or
+    /// `disabled` (this instance schedules none).
+    pub jobs: DependencyCheck,
 }
 
 /// Events older than this in the outbox mean publishing is not keeping up.
@@ -94,6 +101,57 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         }
         (Some(_), None) => DependencyCheck { status: "healthy", reason: None },
     };
+    let consumers = consumers_check(&state, ready).await;
+    let jobs = jobs_check(&state, ready).await;
     let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(Readiness { status: if ready { "ready" } else { "unavailable" }, database, kafka, outbox }))
+    let status = if ready { "ready" } else { "unavailable" };
+    (code, Json(Readiness { status, database, kafka, outbox, consumers, jobs }))
+}
+
+async fn consumers_check(state: &AppState, database_up: bool) -> DependencyCheck {
+    if state.config.kafka.is_some() {
+        let reason = "with Kafka the consumers run as `healthcore consume` processes".into();
+        return DependencyCheck { status: "external", reason: Some(reason) };
+    }
+    if state.relay.is_none() {
+        let reason = "HEALTHCORE_RELAY_ENABLED=false: nothing delivers events in this process".into();
+        return DependencyCheck { status: "disabled", reason: Some(reason) };
+    }
+    if !database_up {
+        return DependencyCheck { status: "unhealthy", reason: Some("the database is unavailable".into()) };
+    }
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    match crate::store::consumers::dead_letters_since(state.store.db(), since).await {
+        Ok(0) => DependencyCheck { status: "healthy", reason: None },
+        Ok(count) => DependencyCheck {
+            status: "degraded",
+            reason: Some(format!("{count} events dead-lettered in the last hour (consumer_dead_letters)")),
+        },
+        Err(_) => DependencyCheck { status: "degraded", reason: Some("could not read the dead letters".into()) },
+    }
+}
+
+/// Job runs are shared by all instances, so every instance reports failed runs, also one that does
+/// not schedule jobs itself.
+async fn jobs_check(state: &AppState, database_up: bool) -> DependencyCheck {
+    if !database_up {
+        return DependencyCheck { status: "unhealthy", reason: Some("the database is unavailable".into()) };
+    }
+    let mut failing = Vec::new();
+    for job in crate::jobs::Job::ALL {
+        if let Ok(Some(run)) = crate::store::jobs::last_run(state.store.db(), job.name()).await
+            && run.status == "failed"
+        {
+            failing.push(job.name());
+        }
+    }
+    if failing.is_empty() && !state.config.jobs.enabled {
+        let reason = "HEALTHCORE_JOBS_ENABLED=false: this instance schedules no jobs".into();
+        DependencyCheck { status: "disabled", reason: Some(reason) }
+    } else if failing.is_empty() {
+        DependencyCheck { status: "healthy", reason: None }
+    } else {
+        let reason = format!("last run failed: {} (see `healthcore jobs list`)", failing.join(", "));
+        DependencyCheck { status: "degraded", reason: Some(reason) }
+    }
 }
