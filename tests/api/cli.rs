@@ -240,3 +240,22 @@ on_both_backends!(
     jobs_are_listed_and_run_on_demand,
     the_first_start_creates_an_admin_with_a_generated_password_once,
 );
+
+#[test]
+fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
+    // `openapi | head -1`: the reader closes the pipe after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_healthcore"))
+        .arg("openapi")
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    use std::io::Read;
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
