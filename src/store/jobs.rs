@@ -92,11 +92,6 @@ pub async fn last_run(conn: &impl ConnectionTrait, job: &str) -> Result<Option<R
     }))
 }
 
-/// Removes run records older than `cutoff` (the history is for operators, not an archive).
-pub async fn delete_runs_before(conn: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(job_run::Entity::delete_many().filter(job_run::Column::StartedAt.lt(cutoff)).exec(conn).await?.rows_affected)
-}
-
 /// Booked appointments starting in (`from`, `to`] that have not had a reminder for that start.
 pub async fn reminders_due(
     conn: &impl ConnectionTrait,
