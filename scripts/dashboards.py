@@ -96,6 +96,8 @@ DASHBOARDS = {
               (f'healthcore_process_open_fds{{{I}}}', "{{instance}}")),
         panel("Uptime", "Seconds since each process started.", "s",
               (f'time() - healthcore_process_start_time_seconds{{{I}}}', "{{instance}}")),
+        panel("Log lines dropped", "Lines the log file writer dropped rather than make requests wait (always 0 without a log file).", "short",
+              (f'increase(healthcore_log_lines_dropped_total{{{I}}}[{R}])', "{{instance}}")),
         panel("Build", "The running version and revision of each process.", "short",
               (f'healthcore_build_info{{{I}}}', "{{version}} {{revision}}")),
     ]),

@@ -89,6 +89,30 @@ pub const SETTINGS: &[Setting] = &[
         description: "`json` (one object per line) or `pretty`",
     },
     Setting {
+        name: "HEALTHCORE_LOG_FILE",
+        default: "(none: stdout only)",
+        secret: false,
+        description: "also write the JSON log lines to this file, rotated; lines are dropped (and counted) rather than slow requests",
+    },
+    Setting {
+        name: "HEALTHCORE_LOG_FILE_MAX_BYTES",
+        default: "104857600",
+        secret: false,
+        description: "rotate the log file at this size (1024–10737418240)",
+    },
+    Setting {
+        name: "HEALTHCORE_LOG_FILE_ROTATION",
+        default: "daily",
+        secret: false,
+        description: "also rotate the log file at each new `hourly` or `daily` period (UTC), or `never`",
+    },
+    Setting {
+        name: "HEALTHCORE_LOG_FILE_KEEP",
+        default: "7",
+        secret: false,
+        description: "rotated log files kept; older ones are deleted (1–1000)",
+    },
+    Setting {
         name: "RUST_LOG",
         default: "info",
         secret: false,
@@ -277,6 +301,7 @@ pub struct Config {
     pub audit_batch_max: usize,
     pub log_format: LogFormat,
     pub log_filter: String,
+    pub log_file: Option<crate::telemetry::log_file::LogFileConfig>,
     pub shutdown_grace_seconds: u64,
     /// Where `/metrics` is served when not on the API address.
     pub metrics_addr: Option<SocketAddr>,
@@ -398,6 +423,21 @@ fn notification_webhook(source: &Source) -> Result<Option<(String, Secret)>, Con
         }
         (Some(url), Some(secret)) => Ok(Some((url.to_owned(), Secret(secret.to_owned())))),
     }
+}
+
+fn log_file(source: &Source) -> Result<Option<crate::telemetry::log_file::LogFileConfig>, ConfigError> {
+    use crate::telemetry::log_file::{LogFileConfig, Rotation};
+    let Some(path) = source.get("HEALTHCORE_LOG_FILE") else { return Ok(None) };
+    let rotation = source.get("HEALTHCORE_LOG_FILE_ROTATION").unwrap_or("daily").trim();
+    let rotation = Rotation::parse(rotation).ok_or_else(|| {
+        invalid("HEALTHCORE_LOG_FILE_ROTATION", format!("'{rotation}' is not hourly, daily or never"))
+    })?;
+    Ok(Some(LogFileConfig {
+        path: PathBuf::from(path.trim()),
+        max_bytes: source.number("HEALTHCORE_LOG_FILE_MAX_BYTES", 104_857_600, 1024..=10_737_418_240)?,
+        rotation,
+        keep: source.number("HEALTHCORE_LOG_FILE_KEEP", 7, 1..=1000)?,
+    }))
 }
 
 impl Config {
@@ -523,6 +563,7 @@ impl Config {
             audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX", 512, 1..=10_000)?,
             log_format,
             log_filter: source.get("RUST_LOG").unwrap_or("info").to_owned(),
+            log_file: log_file(&source)?,
             shutdown_grace_seconds: source.number("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", 20, 0..=300)?,
             metrics_addr: match source.get("HEALTHCORE_METRICS_ADDR").map(str::trim) {
                 None => None,
@@ -548,6 +589,16 @@ impl Config {
             ("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds.to_string()),
             ("HEALTHCORE_AUDIT_BATCH_MAX", self.audit_batch_max.to_string()),
             ("HEALTHCORE_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
+            ("HEALTHCORE_LOG_FILE", self.log_file.as_ref().map_or("(none)".into(), |f| f.path.display().to_string())),
+            (
+                "HEALTHCORE_LOG_FILE_MAX_BYTES",
+                self.log_file.as_ref().map_or("104857600".into(), |f| f.max_bytes.to_string()),
+            ),
+            (
+                "HEALTHCORE_LOG_FILE_ROTATION",
+                self.log_file.as_ref().map_or("daily".into(), |f| format!("{:?}", f.rotation).to_lowercase()),
+            ),
+            ("HEALTHCORE_LOG_FILE_KEEP", self.log_file.as_ref().map_or("7".into(), |f| f.keep.to_string())),
             ("RUST_LOG", self.log_filter.clone()),
             ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds.to_string()),
             ("HEALTHCORE_METRICS_ADDR", self.metrics_addr.map_or("(none)".into(), |a| a.to_string())),

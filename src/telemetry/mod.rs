@@ -1,6 +1,7 @@
 //! Logs (and, with the observability work, metrics and traces).
 
 pub mod json;
+pub mod log_file;
 pub mod metrics;
 pub mod process;
 
@@ -13,19 +14,44 @@ use crate::config::{Config, LogFormat};
 /// Lines buffered between the request path and the writer thread before writers wait.
 const LOG_BUFFER_LINES: usize = 64 * 1024;
 
-/// Installs the global subscriber: JSON lines (the default) or human-readable output on stdout.
-/// Fields are real JSON keys; span fields such as `correlation_id` are top-level keys of every line
-/// written inside the span (`json::JsonLines`).
+/// Keeps the log writers' threads alive; dropping it flushes what they hold.
+pub struct LogGuards(#[allow(dead_code)] Vec<WorkerGuard>);
+
+static DROPPED_FILE_LINES: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// Log lines the file writer dropped because it was behind (0 without a log file).
+pub fn dropped_log_lines() -> u64 {
+    DROPPED_FILE_LINES.get().map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
+/// Installs the global subscriber: JSON lines (the default) or human-readable output on stdout, and
+/// JSON lines to the rotated log file when one is configured. Fields are real JSON keys; span fields
+/// such as `correlation_id` are top-level keys of every line written inside the span
+/// (`json::JsonLines`).
 ///
-/// Lines are written to stdout by a dedicated thread: a request never waits on a slow terminal or
-/// log shipper unless the buffer is full, and then it waits rather than dropping a line. Keep the
-/// returned guard alive until exit so the buffer is flushed.
-pub fn init_logging(config: &Config) -> WorkerGuard {
-    let (writer, guard) =
+/// Stdout is written by a dedicated thread: a request never waits on a slow terminal or log shipper
+/// unless the buffer is full, and then it waits rather than dropping a line (stdout is the record of
+/// last resort). The file writer drops instead, and counts what it drops.
+pub fn init_logging(config: &Config) -> anyhow::Result<LogGuards> {
+    let (stdout, stdout_guard) =
         NonBlockingBuilder::default().buffered_lines_limit(LOG_BUFFER_LINES).lossy(false).finish(std::io::stdout());
+    let mut guards = vec![stdout_guard];
+    let file = match &config.log_file {
+        Some(file) => {
+            let rotating = log_file::RotatingFile::open(file.clone())
+                .map_err(|err| anyhow::anyhow!("HEALTHCORE_LOG_FILE: cannot open {}: {err}", file.path.display()))?;
+            let (writer, guard) =
+                NonBlockingBuilder::default().buffered_lines_limit(LOG_BUFFER_LINES).lossy(true).finish(rotating);
+            let _ = DROPPED_FILE_LINES.set(writer.error_counter());
+            guards.push(guard);
+            Some(writer)
+        }
+        None => None,
+    };
     // A subscriber may already be installed (tests); that is fine.
-    let _ = try_init(&config.log_filter, config.log_format, writer);
-    guard
+    let _ = install(&config.log_filter, config.log_format, stdout, file);
+    Ok(LogGuards(guards))
 }
 
 /// Installs the global subscriber writing to `writer` (tests capture the JSON lines this way).
@@ -33,13 +59,24 @@ pub fn try_init<W>(filter: &str, format: LogFormat, writer: W) -> Result<(), tra
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    install(filter, format, writer, None::<fn() -> std::io::Sink>)
+}
+
+fn install<W, F>(
+    filter: &str,
+    format: LogFormat,
+    writer: W,
+    file: Option<F>,
+) -> Result<(), tracing_subscriber::util::TryInitError>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    F: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let file_layer = file.map(|file| fmt::layer().event_format(json::JsonLines).with_writer(file));
+    let registry = tracing_subscriber::registry().with(filter).with(json::SpanFieldsLayer).with(file_layer);
     match format {
-        LogFormat::Json => registry
-            .with(json::SpanFieldsLayer)
-            .with(fmt::layer().event_format(json::JsonLines).with_writer(writer))
-            .try_init(),
+        LogFormat::Json => registry.with(fmt::layer().event_format(json::JsonLines).with_writer(writer)).try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_target(false).with_writer(writer)).try_init(),
     }
 }

@@ -259,3 +259,52 @@ fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
     let stderr = text(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_writes_json_lines_to_a_rotated_log_file() {
+    let folder = std::env::temp_dir().join(format!("hc_logfile_{}", uuid::Uuid::new_v4().simple()));
+    let log = folder.join("logs").join("healthcore.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_healthcore"))
+        .env_clear()
+        .env("HEALTHCORE_DATA_DIR", folder.join("data"))
+        .env("HEALTHCORE_BIND", &bind)
+        .env("HEALTHCORE_ADMIN_PASSWORD", "log-file-test-password")
+        .env("HEALTHCORE_LOG_FILE", &log)
+        .env("HEALTHCORE_LOG_FILE_MAX_BYTES", "1024")
+        .env("HEALTHCORE_LOG_FILE_KEEP", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    crate::helpers::eventually("the server to answer", || async {
+        client.get(format!("http://{bind}/health/live")).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
+    })
+    .await;
+    for _ in 0..40 {
+        client
+            .get(format!("http://{bind}/api/v1/patients"))
+            .header("x-correlation-id", "log-file")
+            .send()
+            .await
+            .unwrap();
+    }
+    let stopped = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    assert!(server.wait().unwrap().success(), "a clean shutdown flushes the log writer");
+    let mut files: Vec<_> = std::fs::read_dir(log.parent().unwrap()).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "the live file and the two newest rotated ones: {files:?}");
+    let mut correlated = 0;
+    for file in &files {
+        assert!(std::fs::metadata(file).unwrap().len() <= 1024, "{file:?} exceeds the limit");
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            correlated += usize::from(value["correlation_id"] == "log-file");
+        }
+    }
+    assert!(correlated > 0, "the request lines are in the files");
+    std::fs::remove_dir_all(&folder).unwrap();
+}
