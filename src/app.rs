@@ -37,10 +37,13 @@ async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
 fn spawn_metrics(
     listener: Option<TcpListener>,
     store: &Store,
+    config: &Config,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let listener = listener?;
-    Some(tokio::spawn(crate::http::metrics::serve_separately(listener, store.metrics().clone(), shutdown)))
+    let token = config.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
+    let exposition = crate::http::metrics::Exposition { metrics: store.metrics().clone(), token };
+    Some(tokio::spawn(crate::http::metrics::serve_separately(listener, exposition, shutdown)))
 }
 
 /// The relay for this configuration, if this process should move events on: to Kafka when it is
@@ -115,7 +118,7 @@ impl Application {
         let store = state.store.clone();
         let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
         let deliveries = deliveries.map(|worker| tokio::spawn(worker.run(relay_stopping.clone())));
-        let metrics_server = spawn_metrics(metrics_listener, &store, relay_stopping.clone());
+        let metrics_server = spawn_metrics(metrics_listener, &store, &state.config, relay_stopping.clone());
         let scheduler = state.config.jobs.enabled.then(|| {
             let scheduler = crate::jobs::Scheduler::new(store.clone(), state.config.clone());
             tokio::spawn(scheduler.run(relay_stopping.clone()))
@@ -229,7 +232,7 @@ pub async fn run_relay(config: Config) -> anyhow::Result<()> {
     )?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
-    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &store, stopping.clone());
+    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &store, &config, stopping.clone());
     let running = tokio::spawn(relay.run(stopping, grace));
     shutdown_signal().await;
     let _ = stop.send(true);
@@ -251,7 +254,7 @@ pub async fn run_consumer(config: Config, group: ConsumerGroup) -> anyhow::Resul
     };
     let store = open_store(&config).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &store, stopping.clone());
+    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &store, &config, stopping.clone());
     let consumers = Consumers::new(store.clone(), config.consumers.clone());
     let deliveries = if group.sends_webhooks() {
         let worker =

@@ -29,6 +29,12 @@ pub const SETTINGS: &[Setting] = &[
         description: "serve `/metrics` on this address instead (and for `consume` and `relay`, which serve no API)",
     },
     Setting {
+        name: "HEALTHCORE_METRICS_TOKEN",
+        default: "(none: /metrics needs no token)",
+        secret: true,
+        description: "require `Authorization: Bearer <token>` on /metrics (at least 16 bytes)",
+    },
+    Setting {
         name: "HEALTHCORE_DATA_DIR",
         default: "./data",
         secret: false,
@@ -305,6 +311,8 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     /// Where `/metrics` is served when not on the API address.
     pub metrics_addr: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<Secret>,
     pub kafka: Option<KafkaConfig>,
     pub relay: RelayConfig,
     pub consumers: ConsumerConfig,
@@ -565,6 +573,12 @@ impl Config {
             log_filter: source.get("RUST_LOG").unwrap_or("info").to_owned(),
             log_file: log_file(&source)?,
             shutdown_grace_seconds: source.number("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", 20, 0..=300)?,
+            metrics_token: match source.get("HEALTHCORE_METRICS_TOKEN") {
+                Some(token) if token.len() < 16 => {
+                    return Err(invalid("HEALTHCORE_METRICS_TOKEN", "must be at least 16 bytes"));
+                }
+                token => token.map(|t| Secret(t.to_owned())),
+            },
             metrics_addr: match source.get("HEALTHCORE_METRICS_ADDR").map(str::trim) {
                 None => None,
                 Some(raw) => Some(raw.parse().map_err(|_| {
@@ -602,6 +616,7 @@ impl Config {
             ("RUST_LOG", self.log_filter.clone()),
             ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds.to_string()),
             ("HEALTHCORE_METRICS_ADDR", self.metrics_addr.map_or("(none)".into(), |a| a.to_string())),
+            ("HEALTHCORE_METRICS_TOKEN", mask(&self.metrics_token, "(none)")),
             ("KAFKA_BOOTSTRAP_SERVERS", self.kafka.as_ref().map_or("(none)".into(), |k| k.bootstrap_servers.clone())),
             ("KAFKA_ENABLED", self.kafka.is_some().to_string()),
             ("KAFKA_TOPIC_PREFIX", self.kafka.as_ref().map_or("healthcore".into(), |k| k.topic_prefix.clone())),

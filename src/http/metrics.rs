@@ -51,9 +51,37 @@ pub async fn middleware(State(metrics): State<Arc<Metrics>>, request: Request, n
     response
 }
 
+/// What `/metrics` serves and whom: the registry, and the bearer token it requires, if any.
+#[derive(Clone)]
+pub struct Exposition {
+    pub metrics: Arc<Metrics>,
+    pub token: Option<Arc<str>>,
+}
+
+/// Whether the request carries the configured token (compared in constant time).
+fn authorized(token: Option<&str>, headers: &axum::http::HeaderMap) -> bool {
+    let Some(expected) = token else { return true };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    presented.len() == expected.len()
+        && presented.bytes().zip(expected.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+}
+
 /// `GET /metrics`: OpenMetrics text (what Prometheus asks for), or the classic Prometheus text
 /// format for clients that do not accept OpenMetrics (`promtool check metrics`, older scrapers).
-pub async fn render(State(metrics): State<Arc<Metrics>>, headers: axum::http::HeaderMap) -> Response {
+pub async fn render(State(exposition): State<Exposition>, headers: axum::http::HeaderMap) -> Response {
+    if !authorized(exposition.token.as_deref(), &headers) {
+        return crate::http::problem::Problem::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "/metrics requires the configured bearer token",
+        )
+        .into_response();
+    }
+    let metrics = exposition.metrics;
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -101,10 +129,10 @@ pub fn classic_text(openmetrics: &str) -> String {
 /// A listener of its own that serves only `/metrics` (`HEALTHCORE_METRICS_ADDR`), until `shutdown`.
 pub async fn serve_separately(
     listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
+    exposition: Exposition,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let app = axum::Router::new().route("/metrics", axum::routing::get(render)).with_state(metrics);
+    let app = axum::Router::new().route("/metrics", axum::routing::get(render)).with_state(exposition);
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };

@@ -13,6 +13,8 @@ pub mod problem;
 pub mod response;
 pub mod routes;
 
+use std::sync::Arc;
+
 use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
@@ -126,7 +128,9 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.store.metrics().clone();
     let mut api = api.route("/api/openapi.json", get(move || std::future::ready(Json(openapi_json.clone()))));
     if state.config.metrics_addr.is_none() {
-        api = api.route("/metrics", get(metrics::render).with_state(metrics.clone()));
+        let token = state.config.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
+        let exposition = metrics::Exposition { metrics: metrics.clone(), token };
+        api = api.route("/metrics", get(metrics::render).with_state(exposition));
     }
     api.route("/api/docs", get(routes::docs::page))
         .fallback(not_found)

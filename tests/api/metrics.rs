@@ -161,3 +161,18 @@ mod separate {
     use super::*;
     on_both_backends!(metrics_move_to_their_own_address_when_one_is_configured);
 }
+
+async fn a_configured_token_is_required_for_metrics(backend: Backend) {
+    let token = "metrics-token-0123456789";
+    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_METRICS_TOKEN", token)]).await;
+    app.call(Method::GET, "/metrics", None, None).await.expect_problem(401, "unauthorized");
+    app.call(Method::GET, "/metrics", Some("metrics-token-9876543210"), None).await.expect(401);
+    let text = app.client.get(app.url("/metrics")).bearer_auth(token).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("healthcore_build_info"), "{text}");
+    app.stop().await;
+}
+
+mod token {
+    use super::*;
+    on_both_backends!(a_configured_token_is_required_for_metrics);
+}
