@@ -118,6 +118,8 @@ DASHBOARDS = {
               f'sum(healthcore_producer_queue_messages{{{I}}})'),
         panel("Consumer handling p99", "Time to handle one event (effect and inbox in one transaction), by group.", "s",
               (f'histogram_quantile(0.99, sum by (le, group) (rate(healthcore_consumer_handling_duration_seconds_bucket{{{I}}}[{R}])))', "{{group}}")),
+        panel("Consumer lag", "Messages each Kafka consumer group is behind, summed over partitions (alert above 1,000). Empty while events are delivered in-process.", "short",
+              (f'sum by (group) (healthcore_consumer_lag_messages{{{I}}})', "{{group}}")),
         panel("Consumer throughput", "Events handled per second by group and outcome.", "ops",
               (f'sum by (group, outcome) (rate(healthcore_consumer_events_total{{{I}}}[{R}]))', "{{group}} {{outcome}}")),
         panel("Dead letters", "Messages consumer groups gave up on. Empty while there are no failures.", "short",

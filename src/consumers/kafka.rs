@@ -8,11 +8,15 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use rdkafka::Message;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
 use tokio::sync::watch;
 
 use super::{ConsumerGroup, Consumers, Rejection, decode};
@@ -31,17 +35,49 @@ pub fn group_id(prefix: &str, group: ConsumerGroup) -> String {
     format!("{prefix}.{}", group.as_str())
 }
 
+/// How often librdkafka reports statistics, from which the lag gauges are set.
+const STATISTICS_INTERVAL_MS: u32 = 5_000;
+
+/// Receives librdkafka's statistics and sets `healthcore_consumer_lag_messages` per partition.
+struct LagReporter {
+    group: ConsumerGroup,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
+}
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, stats) in &stats.partitions {
+                // -1 (unknown) for partitions this member does not consume; the internal
+                // partition -1 is librdkafka's, not the broker's.
+                if *partition < 0 || stats.consumer_lag < 0 {
+                    continue;
+                }
+                let labels = crate::telemetry::metrics::LagLabels {
+                    group: self.group.as_str(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                self.metrics.consumers.lag.get_or_create(&labels).set(stats.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagReporter {}
+
 pub struct KafkaConsumer {
     consumers: Consumers,
     group: ConsumerGroup,
     kafka: KafkaConfig,
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagReporter>,
     dlq: FutureProducer,
 }
 
 impl KafkaConsumer {
     pub fn new(consumers: Consumers, group: ConsumerGroup, kafka: KafkaConfig) -> anyhow::Result<KafkaConsumer> {
-        let consumer: StreamConsumer = ClientConfig::new()
+        let reporter = LagReporter { group, metrics: consumers.store().metrics().clone() };
+        let consumer: StreamConsumer<LagReporter> = ClientConfig::new()
             .set("bootstrap.servers", &kafka.bootstrap_servers)
             .set("group.id", group_id(&kafka.topic_prefix, group))
             .set("client.id", format!("healthcore-{}", group.as_str()))
@@ -49,7 +85,8 @@ impl KafkaConsumer {
             // retained message so it sees the history it was deployed to build.
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create()?;
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string())
+            .create_with_context(reporter)?;
         let dlq = events_kafka::producer(&kafka)?;
         Ok(KafkaConsumer { consumers, group, kafka, consumer, dlq })
     }

@@ -153,7 +153,16 @@ pub struct EventMetrics {
     pub producer_queue: Gauge,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    pub group: &'static str,
+    pub topic: String,
+    pub partition: i32,
+}
+
 pub struct ConsumerMetrics {
+    /// Messages behind the partition's end, per group and partition (Kafka consumers only).
+    pub lag: Family<LagLabels, Gauge>,
     pub processed: Family<ConsumerLabels, Counter>,
     pub duration: Family<GroupLabels, Histogram, fn() -> Histogram>,
     pub dead_lettered: Family<GroupLabels, Counter>,
@@ -291,6 +300,7 @@ impl Metrics {
             events.producer_queue.clone(),
         );
         let consumers = ConsumerMetrics {
+            lag: Family::default(),
             processed: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
             dead_lettered: Family::default(),
@@ -300,6 +310,11 @@ impl Metrics {
             "consumer_events",
             "Events handled by consumer group, event type and outcome (applied, duplicate, failed)",
             consumers.processed.clone(),
+        );
+        registry.register(
+            "consumer_lag_messages",
+            "Messages between a Kafka consumer group's position and the partition's end, per partition (from librdkafka statistics every 5 s)",
+            consumers.lag.clone(),
         );
         registry.register(
             "consumer_handling_duration_seconds",

@@ -129,6 +129,14 @@ async fn the_three_groups_consume_a_booking_flow_from_the_broker(backend: Backen
         (app.get(&path, &token).await.expect(200).body["page"]["total"] == 1).then_some(())
     })
     .await;
+    // librdkafka's statistics (every 5 s) set the lag of each partition the groups consume.
+    eventually("the consumer lag gauges", || async {
+        let text = app.client.get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        text.lines()
+            .any(|l| l.starts_with(r#"healthcore_consumer_lag_messages{group="analytics""#) && l.ends_with(" 0"))
+            .then_some(())
+    })
+    .await;
     stop_groups(stop, tasks).await;
     app.stop().await;
 }
