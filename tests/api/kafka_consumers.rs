@@ -103,7 +103,8 @@ async fn the_three_groups_consume_a_booking_flow_from_the_broker(backend: Backen
         let path = format!("/api/v1/analytics/appointments?from={today}&to={today}&practitioner_id={practitioner}");
         let reply = app.get(&path, &token).await.expect(200);
         let totals = reply.body["totals"].clone();
-        (totals["cancelled"] == 1).then_some(totals)
+        // Topics are consumed in any order: wait for both counts.
+        (totals["cancelled"] == 1 && totals["booked"] == 1).then_some(totals)
     })
     .await;
     assert_eq!(totals, json!({"booked": 1, "cancelled": 1, "completed": 0, "no_show": 0}));
