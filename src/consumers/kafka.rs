@@ -92,7 +92,7 @@ impl KafkaConsumer {
     }
 
     pub fn topics(&self) -> Vec<String> {
-        self.group.event_types().into_iter().map(|t| t.topic(&self.kafka.topic_prefix)).collect()
+        self.group.event_types().iter().map(|t| t.topic(&self.kafka.topic_prefix)).collect()
     }
 
     /// Consumes until `shutdown`; the message in hand is finished (or left uncommitted) first.

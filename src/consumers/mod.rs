@@ -52,11 +52,11 @@ impl ConsumerGroup {
     }
 
     /// The event types this group subscribes to.
-    pub fn event_types(self) -> Vec<EventType> {
+    pub fn event_types(self) -> &'static [EventType] {
         match self {
-            ConsumerGroup::Analytics => analytics::EVENT_TYPES.to_vec(),
-            ConsumerGroup::Notifications => notifications::EVENT_TYPES.to_vec(),
-            ConsumerGroup::Integrations => EventType::ALL.to_vec(),
+            ConsumerGroup::Analytics => &analytics::EVENT_TYPES,
+            ConsumerGroup::Notifications => &notifications::EVENT_TYPES,
+            ConsumerGroup::Integrations => &EventType::ALL,
         }
     }
 
@@ -135,7 +135,7 @@ pub fn decode(payload: &[u8]) -> Result<Envelope, Rejection> {
 
 /// Reads an event's `data` as the shape a handler expects.
 pub(crate) fn data<T: serde::de::DeserializeOwned>(envelope: &Envelope) -> Result<T, HandleError> {
-    serde_json::from_value(envelope.data.clone()).map_err(|e| {
+    T::deserialize(&envelope.data).map_err(|e| {
         HandleError::Failed(format!("{} data does not match its schema: {e}", envelope.event_type.as_str()))
     })
 }

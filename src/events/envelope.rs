@@ -33,8 +33,19 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// An event caused by a request: its caller is the actor.
+    pub fn new(event: NewEvent, ctx: &RequestContext, now: DateTime<Utc>) -> Envelope {
+        let actor = (ctx.principal.user_id, ctx.principal.role.as_str().to_owned());
+        Envelope::build(event, &ctx.correlation_id, Some(actor), now)
+    }
+
     /// An event HealthCore causes by itself (a background job): no actor.
     pub fn system(event: NewEvent, correlation_id: &str, now: DateTime<Utc>) -> Envelope {
+        Envelope::build(event, correlation_id, None, now)
+    }
+
+    fn build(event: NewEvent, correlation_id: &str, actor: Option<(Uuid, String)>, now: DateTime<Utc>) -> Envelope {
+        let (actor_id, actor_role) = actor.unzip();
         Envelope {
             event_type: event.event_type,
             event_id: Uuid::now_v7(),
@@ -43,27 +54,8 @@ impl Envelope {
                 source: SOURCE.to_owned(),
                 schema_version: event.event_type.schema_version(),
                 correlation_id: correlation_id.to_owned(),
-                actor_id: None,
-                actor_role: None,
-                aggregate_type: event.event_type.aggregate_type().to_owned(),
-                aggregate_id: event.aggregate_id,
-                aggregate_version: event.aggregate_version,
-            },
-            data: event.data,
-        }
-    }
-
-    pub fn new(event: NewEvent, ctx: &RequestContext, now: DateTime<Utc>) -> Envelope {
-        Envelope {
-            event_type: event.event_type,
-            event_id: Uuid::now_v7(),
-            timestamp: now,
-            metadata: Metadata {
-                source: SOURCE.to_owned(),
-                schema_version: event.event_type.schema_version(),
-                correlation_id: ctx.correlation_id.clone(),
-                actor_id: Some(ctx.principal.user_id),
-                actor_role: Some(ctx.principal.role.as_str().to_owned()),
+                actor_id,
+                actor_role,
                 aggregate_type: event.event_type.aggregate_type().to_owned(),
                 aggregate_id: event.aggregate_id,
                 aggregate_version: event.aggregate_version,
