@@ -90,7 +90,7 @@ async fn mark_no_shows(
 ) -> anyhow::Result<usize> {
     let mut marked = 0;
     loop {
-        let overdue = store::jobs::overdue_booked(store.db(), cutoff, BATCH).await?;
+        let overdue = store::appointments::overdue_booked(store.db(), cutoff, BATCH).await?;
         let batch = overdue.len();
         for id in overdue {
             let tx = store.begin_write().await?;

@@ -129,6 +129,23 @@ pub async fn future_booked(
     rows.into_iter().map(to_domain).collect()
 }
 
+/// Booked appointments that ended before `cutoff`, oldest first.
+pub async fn overdue_booked(
+    conn: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Uuid>, DbErr> {
+    let rows = Entity::find()
+        .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
+        .filter(Column::StartsAt.lt(cutoff))
+        .filter(Column::EndsAt.lt(cutoff))
+        .order_by_asc(Column::StartsAt)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
+}
+
 fn filtered(filter: &AppointmentFilter) -> Select<Entity> {
     let mut query = Entity::find();
     if let Some(id) = filter.patient_id {

@@ -148,20 +148,3 @@ pub async fn note_reminder(
         .await?;
     Ok(inserted == 1)
 }
-
-/// Booked appointments that ended before `cutoff`, oldest first.
-pub async fn overdue_booked(
-    conn: &impl ConnectionTrait,
-    cutoff: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<Uuid>, DbErr> {
-    let rows = appointment::Entity::find()
-        .filter(appointment::Column::Status.eq(AppointmentStatus::Booked.as_str()))
-        .filter(appointment::Column::StartsAt.lt(cutoff))
-        .filter(appointment::Column::EndsAt.lt(cutoff))
-        .order_by_asc(appointment::Column::StartsAt)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|row| row.id).collect())
-}

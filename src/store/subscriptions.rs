@@ -8,15 +8,18 @@ use uuid::Uuid;
 use super::entities::integration_subscription::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
 
-/// A subscription as stored; the secret is here for signing, and never leaves through the API.
-#[derive(Debug, Clone, PartialEq)]
+/// A subscription as stored and as the API shows it; the secret is here for signing, and is never
+/// serialized.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub id: Uuid,
     /// Event type names; `*` matches every type.
     pub event_types: Vec<String>,
     pub callback_url: String,
+    #[serde(skip)]
     pub secret: String,
     pub active: bool,
+    /// Failed delivery attempts in a row; at the configured limit the subscription is disabled.
     pub consecutive_failures: i32,
     pub disabled_reason: Option<String>,
     pub created_by: Option<Uuid>,

@@ -9,6 +9,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 
 /// When a file is rotated besides reaching its size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +113,23 @@ impl Write for RotatingFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// `healthcore_log_lines_dropped_total`: lines the log file writer dropped because it was behind.
+#[derive(Debug, Default)]
+pub struct DroppedLogLines;
+
+impl Collector for DroppedLogLines {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(super::dropped_log_lines());
+        let metric = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines the file writer dropped rather than make requests wait (0 without a log file)",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }
 

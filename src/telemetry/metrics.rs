@@ -395,7 +395,7 @@ impl Metrics {
             jobs.last_success.clone(),
         );
         registry.register_collector(Box::new(super::process::ProcessCollector::default()));
-        registry.register_collector(Box::new(super::process::DroppedLogLines));
+        registry.register_collector(Box::new(super::log_file::DroppedLogLines));
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {

@@ -1,5 +1,5 @@
-//! Process metrics read at each scrape: from `/proc/self` (Linux; elsewhere they are absent) CPU
-//! seconds, resident memory, open file descriptors, start time; and the log lines dropped.
+//! Process metrics read from `/proc/self` at each scrape (Linux; elsewhere they are absent):
+//! CPU seconds, resident memory, open file descriptors, start time.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -67,22 +67,5 @@ impl Collector for ProcessCollector {
             gauge.encode(metric)?;
         }
         Ok(())
-    }
-}
-
-/// `healthcore_log_lines_dropped_total`: lines the log file writer dropped because it was behind.
-#[derive(Debug, Default)]
-pub struct DroppedLogLines;
-
-impl Collector for DroppedLogLines {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counter = ConstCounter::new(super::dropped_log_lines());
-        let metric = encoder.encode_descriptor(
-            "log_lines_dropped",
-            "Log lines the file writer dropped rather than make requests wait (0 without a log file)",
-            None,
-            counter.metric_type(),
-        )?;
-        counter.encode(metric)
     }
 }

@@ -4,10 +4,8 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::PageInfo;
 use crate::error::AppResult;
@@ -19,40 +17,9 @@ use crate::state::AppState;
 use crate::store::subscriptions::Subscription;
 use crate::store::webhooks::{Delivery, DeliveryStatus};
 
-/// A subscription as the API shows it: never its secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriptionView {
-    pub id: Uuid,
-    pub event_types: Vec<String>,
-    pub callback_url: String,
-    pub active: bool,
-    /// Failed delivery attempts in a row; at the configured limit the subscription is disabled.
-    pub consecutive_failures: i32,
-    pub disabled_reason: Option<String>,
-    pub created_by: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Subscription> for SubscriptionView {
-    fn from(s: Subscription) -> Self {
-        SubscriptionView {
-            id: s.id,
-            event_types: s.event_types,
-            callback_url: s.callback_url,
-            active: s.active,
-            consecutive_failures: s.consecutive_failures,
-            disabled_reason: s.disabled_reason,
-            created_by: s.created_by,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionList {
-    pub items: Vec<SubscriptionView>,
+    pub items: Vec<Subscription>,
     pub page: PageInfo,
 }
 
@@ -65,7 +32,7 @@ pub struct DeliveryList {
 /// Register an external system's callback for the event types it wants (admins). Deliveries are
 /// POSTs of the event envelope signed with the secret (`X-HealthCore-Signature`, see docs/EVENTS.md).
 #[utoipa::path(post, path = "/api/v1/integrations/subscriptions", tag = "integrations", request_body = SubscriptionInput,
-    responses((status = 201, body = SubscriptionView, headers(("Location" = String))),
+    responses((status = 201, body = Subscription, headers(("Location" = String))),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -76,8 +43,7 @@ pub async fn create_subscription(
 ) -> AppResult<Response> {
     let subscription = service::create(&state, &ctx, body.value).await?;
     let location = format!("/api/v1/integrations/subscriptions/{}", subscription.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(SubscriptionView::from(subscription)))
-        .into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(subscription)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations/subscriptions", tag = "integrations",
@@ -93,22 +59,22 @@ pub async fn list_subscriptions(
     let page = params.page();
     params.finish()?;
     let page = service::list(&state, &ctx, page).await?;
-    Ok(Json(SubscriptionList { page: PageInfo::from(&page), items: page.items.into_iter().map(Into::into).collect() }))
+    Ok(Json(SubscriptionList { page: PageInfo::from(&page), items: page.items }))
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations/subscriptions/{id}", tag = "integrations", params(("id" = Uuid, Path)),
-    responses((status = 200, body = SubscriptionView), (status = 404, body = Problem, content_type = "application/problem+json")),
+#[utoipa::path(get, path = "/api/v1/integrations/subscriptions/{id}", tag = "integrations", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Subscription), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn get_subscription(
     State(state): State<AppState>,
     Caller(ctx): Caller,
     IdPath(id): IdPath,
-) -> AppResult<Json<SubscriptionView>> {
-    Ok(Json(service::get(&state, &ctx, id).await?.into()))
+) -> AppResult<Json<Subscription>> {
+    Ok(Json(service::get(&state, &ctx, id).await?))
 }
 
 /// Remove a subscription; its pending deliveries are not sent.
-#[utoipa::path(delete, path = "/api/v1/integrations/subscriptions/{id}", tag = "integrations", params(("id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/integrations/subscriptions/{id}", tag = "integrations", params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn delete_subscription(
@@ -122,20 +88,20 @@ pub async fn delete_subscription(
 
 /// Turn a subscription back on (after it was disabled for repeated failures); deliveries held
 /// while it was off are sent.
-#[utoipa::path(post, path = "/api/v1/integrations/subscriptions/{id}/enable", tag = "integrations", params(("id" = Uuid, Path)),
-    responses((status = 200, body = SubscriptionView), (status = 404, body = Problem, content_type = "application/problem+json")),
+#[utoipa::path(post, path = "/api/v1/integrations/subscriptions/{id}/enable", tag = "integrations", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Subscription), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn enable_subscription(
     State(state): State<AppState>,
     Caller(ctx): Caller,
     IdPath(id): IdPath,
-) -> AppResult<Json<SubscriptionView>> {
-    Ok(Json(service::enable(&state, &ctx, id).await?.into()))
+) -> AppResult<Json<Subscription>> {
+    Ok(Json(service::enable(&state, &ctx, id).await?))
 }
 
 /// A subscription's delivery history, newest first.
 #[utoipa::path(get, path = "/api/v1/integrations/subscriptions/{id}/deliveries", tag = "integrations",
-    params(("id" = Uuid, Path), ("status" = Option<String>, Query, description = "pending, delivered or failed"),
+    params(("id" = uuid::Uuid, Path), ("status" = Option<String>, Query, description = "pending, delivered or failed"),
         ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
     responses((status = 200, body = DeliveryList), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
