@@ -30,6 +30,18 @@ struct Received {
     headers: HashMap<String, String>,
 }
 
+/// A message's headers as text.
+pub fn headers_of(message: &impl Message) -> HashMap<String, String> {
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads every partition of every topic under `prefix` from the beginning until `expected`
 /// distinct event ids were seen (or 30 s pass).
 async fn read_back(servers: &str, prefix: &str, expected: usize) -> Vec<Received> {
@@ -57,14 +69,7 @@ async fn read_back(servers: &str, prefix: &str, expected: usize) -> Vec<Received
     let deadline = Instant::now() + Duration::from_secs(30);
     while ids.len() < expected && Instant::now() < deadline {
         let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await else { continue };
-        let headers = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = headers_of(&message);
         let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
         ids.insert(value["event_id"].as_str().unwrap().to_owned());
         received.push(Received {

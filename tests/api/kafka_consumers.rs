@@ -9,7 +9,7 @@ use healthcore::consumers::kafka::{DLQ_ERROR_HEADER, KafkaConsumer, dlq_topic};
 use healthcore::consumers::{ConsumerGroup, Consumers};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
@@ -159,15 +159,7 @@ async fn read_topic(servers: &str, topic: &str, expected: usize) -> Vec<(Vec<u8>
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while received.len() < expected && tokio::time::Instant::now() < deadline {
         let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await else { continue };
-        let headers = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        received.push((message.payload().unwrap_or_default().to_vec(), headers));
+        received.push((message.payload().unwrap_or_default().to_vec(), crate::kafka::headers_of(&message)));
     }
     assert_eq!(received.len(), expected, "messages on {topic}");
     received
