@@ -17,6 +17,8 @@ enum Ddl {
     Table(sea_orm::sea_query::TableCreateStatement),
     Index(sea_orm::sea_query::IndexCreateStatement),
     Only(DbBackend, &'static str),
+    /// Raw SQL both backends understand as written.
+    Sql(&'static str),
 }
 
 const MIGRATIONS: &[(i64, &str, Step)] = &[
@@ -63,6 +65,9 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
                     tx.execute(&statement).await?;
                 }
                 Ddl::Only(backend, sql) => execute_on(&*tx, backend, sql).await?,
+                Ddl::Sql(sql) => {
+                    tx.execute_unprepared(sql).await?;
+                }
             }
         }
         let backend = tx.get_database_backend();
@@ -294,12 +299,10 @@ fn consumers() -> Vec<Ddl> {
     vec![
         // `healthcore events replay` sets this on events it puts back in the queue; the relay
         // marks their messages as replays.
-        Ddl::Only(DbBackend::Postgres, "ALTER TABLE outbox_events ADD COLUMN replay BOOLEAN NOT NULL DEFAULT FALSE"),
-        Ddl::Only(DbBackend::Sqlite, "ALTER TABLE outbox_events ADD COLUMN replay BOOLEAN NOT NULL DEFAULT FALSE"),
+        Ddl::Sql("ALTER TABLE outbox_events ADD COLUMN replay BOOLEAN NOT NULL DEFAULT FALSE"),
         // No query reads the outbox by aggregate, and every index is paid for on the write path of
         // every request (BENCHMARKS.md, the outbox's cost).
-        Ddl::Only(DbBackend::Postgres, "DROP INDEX IF EXISTS ix_outbox_events_aggregate"),
-        Ddl::Only(DbBackend::Sqlite, "DROP INDEX IF EXISTS ix_outbox_events_aggregate"),
+        Ddl::Sql("DROP INDEX IF EXISTS ix_outbox_events_aggregate"),
         // Exactly-once effect: a consumer records (group, event id) in the transaction of its effect.
         Ddl::Table(
             Table::create()
