@@ -327,6 +327,7 @@ fn consumers() -> Vec<Ddl> {
                 .col(timestamp("failed_at"))
                 .take(),
         ),
+        index("ix_consumer_dead_letters_failed_at", "consumer_dead_letters", &["failed_at"]),
         Ddl::Table(
             Table::create()
                 .table("analytics_daily_patients")
