@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
 use crate::auth::{TokenIssuer, password};
+use crate::cache::ReferenceCache;
 use crate::config::Config;
 use crate::consumers::delivery::DeliveryWorker;
 use crate::consumers::kafka::KafkaConsumer;
@@ -28,7 +29,7 @@ pub struct Application {
 
 /// Binds `HEALTHCORE_METRICS_ADDR`, if set.
 async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
-    let Some(addr) = config.metrics_addr else { return Ok(None) };
+    let Some(addr) = config.metrics_addr.filter(|_| config.metrics_enabled) else { return Ok(None) };
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for /metrics"))?;
     Ok(Some(listener))
 }
@@ -66,6 +67,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(config.database_url.expose(), config.db_max_connections)
         .await
         .with_context(|| format!("cannot open the database at {}", store::redact_url(config.database_url.expose())))?;
+    if !config.metrics_enabled {
+        store.metrics().disable_query_timing();
+    }
     let applied = store::migrate(&store).await.context("database migration failed")?;
     if applied > 0 {
         tracing::info!(applied, backend = store.backend().as_str(), "database migrations applied");
@@ -81,7 +85,8 @@ pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(A
     let audit_store = store.dedicated(1).await.context("cannot open the audit writer's connection")?;
     let (audit, audit_writer) = AuditLog::spawn(audit_store, config.audit_batch_max);
     let decoy_password_hash: Arc<str> = password::hash_blocking(password::generate()).await.into();
-    Ok((AppState { store, audit, tokens, config, decoy_password_hash, relay: None }, audit_writer))
+    let cache = ReferenceCache::new(Duration::from_secs(config.cache_ttl_seconds), store.metrics().clone());
+    Ok((AppState { store, audit, tokens, config, decoy_password_hash, cache, relay: None }, audit_writer))
 }
 
 impl Application {

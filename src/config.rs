@@ -6,6 +6,7 @@
 use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf};
 
 use crate::store::{Backend, redact_url};
+use crate::telemetry::traces::TraceExport;
 
 /// One documented setting.
 pub struct Setting {
@@ -33,6 +34,12 @@ pub const SETTINGS: &[Setting] = &[
         default: "(none: /metrics needs no token)",
         secret: true,
         description: "require `Authorization: Bearer <token>` on /metrics (at least 16 bytes)",
+    },
+    Setting {
+        name: "HEALTHCORE_METRICS_ENABLED",
+        default: "true",
+        secret: false,
+        description: "`false` stops timing requests and queries and serves no `/metrics` (for measuring what metrics cost)",
     },
     Setting {
         name: "HEALTHCORE_DATA_DIR",
@@ -123,6 +130,36 @@ pub const SETTINGS: &[Setting] = &[
         default: "info",
         secret: false,
         description: "log filter, e.g. `info,healthcore=debug`",
+    },
+    Setting {
+        name: "HEALTHCORE_ACCESS_LOG",
+        default: "true",
+        secret: false,
+        description: "`false` drops the one-line-per-request access log (other log lines stay)",
+    },
+    Setting {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default: "(none: spans are not exported)",
+        secret: false,
+        description: "OTLP/HTTP collector base URL, e.g. http://otel-collector:4318 (`/v1/traces` is appended); the other standard `OTEL_*` variables apply",
+    },
+    Setting {
+        name: "OTEL_SERVICE_NAME",
+        default: "healthcore",
+        secret: false,
+        description: "`service.name` of the exported spans (tell the API, relay and consumer processes apart)",
+    },
+    Setting {
+        name: "OTEL_SDK_DISABLED",
+        default: "false",
+        secret: false,
+        description: "`true` turns tracing off: no spans, no `trace_id` in log lines",
+    },
+    Setting {
+        name: "HEALTHCORE_CACHE_TTL_SECONDS",
+        default: "30",
+        secret: false,
+        description: "how long a cached practitioner or user is served before it is read again (1–3600); writes through this instance invalidate at once",
     },
     Setting {
         name: "HEALTHCORE_SHUTDOWN_GRACE_SECONDS",
@@ -313,6 +350,11 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// The bearer token `/metrics` requires, if any.
     pub metrics_token: Option<Secret>,
+    /// Off only to measure what instrumentation costs: no request or query timing, no `/metrics`.
+    pub metrics_enabled: bool,
+    pub access_log: bool,
+    pub trace_export: TraceExport,
+    pub cache_ttl_seconds: u64,
     pub kafka: Option<KafkaConfig>,
     pub relay: RelayConfig,
     pub consumers: ConsumerConfig,
@@ -381,6 +423,15 @@ struct Source(HashMap<String, String>);
 impl Source {
     fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if v == "true" => Ok(true),
+            Some(v) if v == "false" => Ok(false),
+            Some(other) => Err(invalid(name, format!("'{other}' is neither true nor false"))),
+        }
     }
 
     fn number<T>(&self, name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
@@ -519,13 +570,7 @@ impl Config {
             }),
         };
         let relay = RelayConfig {
-            enabled: match source.get("HEALTHCORE_RELAY_ENABLED").map(str::trim) {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(other) => {
-                    return Err(invalid("HEALTHCORE_RELAY_ENABLED", format!("'{other}' is neither true nor false")));
-                }
-            },
+            enabled: source.flag("HEALTHCORE_RELAY_ENABLED", true)?,
             batch_size: source.number("HEALTHCORE_RELAY_BATCH_SIZE", 5000, 1..=10_000)?,
             poll_ms: source.number("HEALTHCORE_RELAY_POLL_MS", 500, 10..=60_000)?,
             retention_hours: source.number("HEALTHCORE_OUTBOX_RETENTION_HOURS", 168, 1..=87_600)?,
@@ -542,13 +587,7 @@ impl Config {
             },
         };
         let jobs = JobsConfig {
-            enabled: match source.get("HEALTHCORE_JOBS_ENABLED").map(str::trim) {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(other) => {
-                    return Err(invalid("HEALTHCORE_JOBS_ENABLED", format!("'{other}' is neither true nor false")));
-                }
-            },
+            enabled: source.flag("HEALTHCORE_JOBS_ENABLED", true)?,
             reminder_window_hours: source.number("HEALTHCORE_REMINDER_WINDOW_HOURS", 24, 1..=168)?,
             no_show_after_hours: source.number("HEALTHCORE_NO_SHOW_AFTER_HOURS", 24, 1..=720)?,
             retry_ms: source.number("HEALTHCORE_JOB_RETRY_MS", 1000, 1..=600_000)?,
@@ -579,6 +618,11 @@ impl Config {
                 }
                 token => token.map(|t| Secret(t.to_owned())),
             },
+            metrics_enabled: source.flag("HEALTHCORE_METRICS_ENABLED", true)?,
+            access_log: source.flag("HEALTHCORE_ACCESS_LOG", true)?,
+            trace_export: TraceExport::from_lookup(|name| source.get(name))
+                .map_err(|reason| invalid("OTEL_EXPORTER_OTLP_PROTOCOL", reason))?,
+            cache_ttl_seconds: source.number("HEALTHCORE_CACHE_TTL_SECONDS", 30, 1..=3600)?,
             metrics_addr: match source.get("HEALTHCORE_METRICS_ADDR").map(str::trim) {
                 None => None,
                 Some(raw) => Some(raw.parse().map_err(|_| {
@@ -617,6 +661,14 @@ impl Config {
             ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds.to_string()),
             ("HEALTHCORE_METRICS_ADDR", self.metrics_addr.map_or("(none)".into(), |a| a.to_string())),
             ("HEALTHCORE_METRICS_TOKEN", mask(&self.metrics_token, "(none)")),
+            ("HEALTHCORE_METRICS_ENABLED", self.metrics_enabled.to_string()),
+            ("HEALTHCORE_ACCESS_LOG", self.access_log.to_string()),
+            ("OTEL_SDK_DISABLED", (self.trace_export == TraceExport::Disabled).to_string()),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                if self.trace_export == TraceExport::Otlp { "(set: spans exported)" } else { "(none)" }.into(),
+            ),
+            ("HEALTHCORE_CACHE_TTL_SECONDS", self.cache_ttl_seconds.to_string()),
             ("KAFKA_BOOTSTRAP_SERVERS", self.kafka.as_ref().map_or("(none)".into(), |k| k.bootstrap_servers.clone())),
             ("KAFKA_ENABLED", self.kafka.is_some().to_string()),
             ("KAFKA_TOPIC_PREFIX", self.kafka.as_ref().map_or("healthcore".into(), |k| k.topic_prefix.clone())),

@@ -1,4 +1,4 @@
-//! What the application layer knows about the request it serves: who asks, and how to trace it.
+//! What the application layer knows about the request it serves: who asks, and where from (the trace travels with the `tracing` span, see `telemetry::traces`).
 
 use crate::auth::Principal;
 
@@ -6,8 +6,6 @@ use crate::auth::Principal;
 pub struct RequestContext {
     pub principal: Principal,
     pub correlation_id: String,
-    /// The W3C `traceparent` the request arrived with, if well-formed; stored with its events.
-    pub traceparent: Option<String>,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
 }

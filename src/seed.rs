@@ -52,7 +52,6 @@ pub async fn run(config: Config, patients: u32, practitioners: u32, appointments
     let ctx = RequestContext {
         principal: Principal { user_id: Uuid::nil(), role: Role::Admin, patient_id: None },
         correlation_id: format!("seed-{}", Uuid::new_v4()),
-        traceparent: None,
         client_addr: None,
         user_agent: Some("healthcore seed".into()),
     };

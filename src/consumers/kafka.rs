@@ -18,10 +18,12 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::{ConsumerGroup, Consumers, Rejection, decode};
 use crate::config::KafkaConfig;
 use crate::events::kafka as events_kafka;
+use crate::telemetry::traces;
 
 pub const DLQ_ERROR_HEADER: &str = "x-dlq-error";
 
@@ -140,15 +142,30 @@ impl KafkaConsumer {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let payload = message.payload().unwrap_or_default();
+        let span = tracing::info_span!(
+            "kafka.process",
+            otel.name = %format_args!("{} process", message.topic()),
+            otel.kind = "consumer",
+            group = self.group.as_str(),
+        );
+        let traceparent = message
+            .headers()
+            .and_then(|headers| headers.iter().find(|h| h.key == "traceparent"))
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok());
+        traces::continue_trace(&span, traceparent);
         let rejection = match decode(payload) {
-            Ok(envelope) => match self.consumers.handle_with_retries(self.group, &envelope, shutdown).await {
-                None => return false,
-                Some(Ok(outcome)) => {
-                    tracing::debug!(group = self.group.as_str(), event_id = %envelope.event_id, ?outcome, "handled");
-                    return true;
+            Ok(envelope) => {
+                match self.consumers.handle_with_retries(self.group, &envelope, shutdown).instrument(span.clone()).await
+                {
+                    None => return false,
+                    Some(Ok(outcome)) => {
+                        tracing::debug!(group = self.group.as_str(), event_id = %envelope.event_id, ?outcome, "handled");
+                        return true;
+                    }
+                    Some(Err(rejection)) => rejection,
                 }
-                Some(Err(rejection)) => rejection,
-            },
+            }
             Err(rejection) => rejection,
         };
         tracing::error!(

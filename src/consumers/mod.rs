@@ -21,6 +21,7 @@ use std::time::Duration;
 use sea_orm::DbErr;
 use serde::Deserialize;
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
@@ -169,7 +170,18 @@ impl Consumers {
     /// One attempt, counted by outcome.
     pub async fn handle(&self, group: ConsumerGroup, envelope: &Envelope) -> Result<Outcome, HandleError> {
         let started = std::time::Instant::now();
-        let result = self.apply(group, envelope).await;
+        let span = tracing::info_span!(
+            "consumer.handle",
+            otel.name = %format_args!("{} {}", group.as_str(), envelope.event_type.as_str()),
+            group = group.as_str(),
+            event_type = envelope.event_type.as_str(),
+            event_id = %envelope.event_id,
+            correlation_id = %envelope.metadata.correlation_id,
+        );
+        let result = self.apply(group, envelope).instrument(span.clone()).await;
+        if let Err(HandleError::Failed(_)) = &result {
+            crate::telemetry::traces::mark_error(&span, "handling failed");
+        }
         if !matches!(result, Ok(Outcome::Ignored)) {
             let metrics = &self.store.metrics().consumers;
             metrics

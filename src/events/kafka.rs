@@ -69,9 +69,9 @@ pub fn data_schema(event_type: EventType) -> String {
 /// Set (to `true`) on messages `healthcore events replay` sent again.
 pub const REPLAY_HEADER: &str = "x-healthcore-replay";
 
-/// CloudEvents 1.0 binary-mode headers, the W3C trace context and the correlation ID. Ids and
-/// types only: nothing here identifies a person.
-pub fn headers(event: &OutboxEvent) -> OwnedHeaders {
+/// CloudEvents 1.0 binary-mode headers, the W3C trace context (`traceparent`: the relay's publish
+/// span) and the correlation ID. Ids and types only: nothing here identifies a person.
+pub fn headers(event: &OutboxEvent, traceparent: Option<&str>) -> OwnedHeaders {
     let envelope = &event.envelope;
     let metadata = &envelope.metadata;
     let time = envelope.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
@@ -93,8 +93,8 @@ pub fn headers(event: &OutboxEvent) -> OwnedHeaders {
     if event.replay {
         headers = headers.insert(Header { key: REPLAY_HEADER, value: Some("true") });
     }
-    if let Some(traceparent) = &event.traceparent {
-        headers = headers.insert(Header { key: "traceparent", value: Some(traceparent.as_str()) });
+    if let Some(traceparent) = traceparent {
+        headers = headers.insert(Header { key: "traceparent", value: Some(traceparent) });
     }
     headers
 }

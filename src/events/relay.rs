@@ -17,6 +17,7 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sea_orm::DbErr;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::kafka;
 use crate::config::{KafkaConfig, RelayConfig};
@@ -24,6 +25,7 @@ use crate::consumers::{ConsumerGroup, Consumers};
 use crate::store::outbox::{self, Published};
 use crate::store::{Backend, Store};
 use crate::telemetry::metrics::{PublishLabels, SinkLabels};
+use crate::telemetry::traces;
 
 /// An arbitrary constant naming "the relay leader" among PostgreSQL advisory locks.
 const LEADER_LOCK_KEY: i64 = 0x4843_5245_4c41; // "HCRELA"
@@ -185,8 +187,16 @@ impl Relay {
         let events = outbox::pending(self.store.db(), self.config.batch_size.min(IN_PROCESS_BATCH)).await?;
         let mut delivered = Vec::with_capacity(events.len());
         'events: for event in &events {
+            let span = tracing::info_span!(
+                "outbox.deliver",
+                otel.name = %format_args!("{} deliver", event.envelope.event_type.as_str()),
+                event_type = event.envelope.event_type.as_str(),
+                event_id = %event.envelope.event_id,
+            );
+            traces::continue_trace(&span, event.traceparent.as_deref());
             for group in ConsumerGroup::ALL.into_iter().filter(|g| g.wants(event.envelope.event_type)) {
-                match consumers.handle_with_retries(group, &event.envelope, shutdown).await {
+                let handled = consumers.handle_with_retries(group, &event.envelope, shutdown).instrument(span.clone());
+                match handled.await {
                     Some(Ok(_)) => {}
                     Some(Err(rejection)) => {
                         let event_type = Some(event.envelope.event_type.as_str());
@@ -222,13 +232,19 @@ impl Relay {
         let topics: Vec<String> = events.iter().map(|e| e.envelope.event_type.topic(&kafka.topic_prefix)).collect();
         let keys: Vec<String> = events.iter().map(|e| e.envelope.metadata.aggregate_id.to_string()).collect();
         let mut deliveries = Vec::with_capacity(events.len());
+        let mut spans = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
+            let span = publish_span(event, &topics[index]);
+            let traceparent = traces::traceparent(&span);
             let record = FutureRecord::to(&topics[index])
                 .key(&keys[index])
                 .payload(&event.payload)
-                .headers(kafka::headers(event));
+                .headers(kafka::headers(event, traceparent.as_deref()));
             match producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    spans.push(span);
+                }
                 // The local queue is full: publish what was queued, the rest next round.
                 Err((err, _)) => {
                     tracing::debug!(error = %err, "producer queue full");
@@ -238,18 +254,21 @@ impl Relay {
         }
         let mut published = Vec::with_capacity(deliveries.len());
         let mut failure = None;
-        for (event, delivery) in events.iter().zip(deliveries) {
+        for ((event, delivery), span) in events.iter().zip(deliveries).zip(&spans) {
             match delivery.await {
                 Ok(Ok(ack)) => {
                     published.push(Published { sequence: event.sequence, partition: ack.partition, offset: ack.offset })
                 }
                 Ok(Err((err, _))) => {
+                    traces::mark_error(span, "the broker did not acknowledge the event");
                     failure = Some(err);
                     break;
                 }
                 Err(_) => break,
             }
         }
+        // Each publish span ends here, at the acknowledgement (or the failure) of its batch.
+        drop(spans);
         // Only the acknowledged prefix: a later event of the same aggregate must not be marked
         // before an earlier one that failed.
         outbox::mark_published(self.store.db(), &published, crate::service::now()).await?;
@@ -275,6 +294,22 @@ impl Relay {
             None => Ok(published.len()),
         }
     }
+}
+
+/// The span of one event's publication: a producer span continuing the trace of the request that
+/// recorded it (its stored `traceparent`); consumers continue from this span.
+fn publish_span(event: &outbox::OutboxEvent, topic: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "outbox.publish",
+        otel.name = %format_args!("{topic} publish"),
+        otel.kind = "producer",
+        event_type = event.envelope.event_type.as_str(),
+        event_id = %event.envelope.event_id,
+    );
+    traces::continue_trace(&span, event.traceparent.as_deref());
+    tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(&span, "messaging.system", "kafka");
+    tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(&span, "messaging.destination.name", topic.to_owned());
+    span
 }
 
 async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Receiver<bool>) {

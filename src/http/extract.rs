@@ -207,28 +207,8 @@ impl FromRequestParts<AppState> for Caller {
             let _ = slot.0.set(principal);
         }
         let (correlation_id, client_addr, user_agent) = request_origin(parts);
-        let traceparent = parts
-            .headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| is_traceparent(v))
-            .map(str::to_owned);
-        Ok(Caller(RequestContext { principal, correlation_id, traceparent, client_addr, user_agent }))
+        Ok(Caller(RequestContext { principal, correlation_id, client_addr, user_agent }))
     }
-}
-
-/// W3C trace context, version 00: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`.
-fn is_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex =
-        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    parts.len() == 4
-        && parts[0] == "00"
-        && hex(parts[1], 32)
-        && parts[1] != "0".repeat(32)
-        && hex(parts[2], 16)
-        && parts[2] != "0".repeat(16)
-        && hex(parts[3], 2)
 }
 
 /// A caller that has not authenticated (the login endpoint).

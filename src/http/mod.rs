@@ -127,18 +127,20 @@ pub fn router(state: AppState) -> Router {
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
     let metrics = state.store.metrics().clone();
     let mut api = api.route("/api/openapi.json", get(move || std::future::ready(Json(openapi_json.clone()))));
-    if state.config.metrics_addr.is_none() {
+    let metrics_enabled = state.config.metrics_enabled;
+    if metrics_enabled && state.config.metrics_addr.is_none() {
         let token = state.config.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
         let exposition = metrics::Exposition { metrics: metrics.clone(), token };
         api = api.route("/metrics", get(metrics::render).with_state(exposition));
     }
-    api.route("/api/docs", get(routes::docs::page))
+    let api = api
+        .route("/api/docs", get(routes::docs::page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(access_log::middleware))
-        .layer(middleware::from_fn_with_state(metrics, metrics::middleware))
-        .layer(middleware::from_fn(correlation::middleware))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware));
+    let api =
+        if metrics_enabled { api.layer(middleware::from_fn_with_state(metrics, metrics::middleware)) } else { api };
+    api.layer(middleware::from_fn(correlation::middleware)).with_state(state)
 }

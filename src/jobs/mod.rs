@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::store::jobs::Attempt;
@@ -135,7 +136,8 @@ impl Scheduler {
         let mut pause = Duration::from_millis(self.config.jobs.retry_ms);
         for attempt in 1..=MAX_ATTEMPTS {
             let started = Instant::now();
-            let result = work::perform(job, &self.store, &self.config, at).await;
+            let span = tracing::info_span!("job.run", otel.name = %format_args!("job {}", job.name()), job = job.name(), attempt);
+            let result = work::perform(job, &self.store, &self.config, at).instrument(span).await;
             let metrics = &self.store.metrics().jobs;
             metrics
                 .duration

@@ -79,7 +79,9 @@ pub async fn create(
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Practitioner> {
     authorize(state, ctx, Action::PractitionerRead, "practitioner.read", subject(id)).await?;
-    store::practitioners::find(state.store.db(), id).await?.ok_or(AppError::NotFound("practitioner"))
+    let db = state.store.db();
+    let found = state.cache.practitioners.get_or_load(id, || store::practitioners::find(db, id)).await?;
+    found.ok_or(AppError::NotFound("practitioner"))
 }
 
 pub async fn list(
@@ -120,6 +122,7 @@ pub async fn update(
     store::audit::append(&*tx, &[AuditRecord::new(ctx, "practitioner.update", subject(id), AuditOutcome::Success)])
         .await?;
     tx.commit().await?;
+    state.cache.practitioners.invalidate(id);
     Ok(practitioner)
 }
 
@@ -150,5 +153,6 @@ pub async fn set_active(
     }
     store::audit::append(&*tx, &records).await?;
     tx.commit().await?;
+    state.cache.practitioners.invalidate(id);
     Ok(practitioner)
 }

@@ -160,7 +160,15 @@ impl Store {
             }
         };
         let timed = metrics.clone();
-        db.set_metric_callback(move |info| timed.observe_query(&info.statement.sql, info.elapsed, info.failed));
+        let system = match backend {
+            Backend::Postgres => "postgresql",
+            Backend::Sqlite => "sqlite",
+        };
+        db.set_metric_callback(move |info| {
+            let labels = crate::telemetry::metrics::classify_sql(&info.statement.sql);
+            timed.observe_query(&labels, info.elapsed, info.failed);
+            crate::telemetry::traces::record_query(system, labels.operation, labels.table, info.elapsed, info.failed);
+        });
         Ok(Store {
             db,
             backend,
@@ -211,6 +219,7 @@ impl Store {
     /// front (no deadlock-prone upgrade from a read lock), plain `BEGIN` on PostgreSQL where row
     /// locks (`SELECT … FOR UPDATE`) serialize what must not change concurrently.
     pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
+        let waiting = std::time::Instant::now();
         let gate = match &self.write_gate {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
@@ -223,6 +232,7 @@ impl Store {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             })
             .await?;
+        self.metrics.db.acquire_duration.observe(waiting.elapsed().as_secs_f64());
         Ok(WriteTx {
             tx,
             _gate: gate,

@@ -1,7 +1,8 @@
 //! The JSON log line: one object per event with `timestamp`, `level`, `target`, `message`, the
 //! fields of every enclosing span (so `correlation_id`, set on the request span, is a top-level key
-//! of every line written while serving the request) and the event's own fields, all as real JSON
-//! values. An event field wins over a span field of the same name.
+//! of every line written while serving the request), `trace_id` and `span_id` of the innermost
+//! traced span, and the event's own fields, all as real JSON values. An event field wins over a
+//! span field of the same name. Span fields that only steer OpenTelemetry (`otel.*`) are left out.
 
 use std::fmt;
 
@@ -48,6 +49,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SpanFieldsLayer {
         let Some(span) = ctx.span(id) else { return };
         let mut fields = Map::new();
         attrs.record(&mut JsonVisitor(&mut fields));
+        fields.retain(|name, _| !name.starts_with("otel."));
         span.extensions_mut().insert(SpanFields(fields));
     }
 
@@ -56,6 +58,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SpanFieldsLayer {
         let mut extensions = span.extensions_mut();
         if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
             values.record(&mut JsonVisitor(fields));
+            fields.retain(|name, _| !name.starts_with("otel."));
         }
     }
 }
@@ -75,10 +78,19 @@ where
         line.insert("level".into(), metadata.level().as_str().into());
         line.insert("target".into(), metadata.target().into());
         if let Some(scope) = ctx.event_scope() {
+            let mut trace = None;
             for span in scope.from_root() {
-                if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
+                let extensions = span.extensions();
+                if let Some(SpanFields(fields)) = extensions.get::<SpanFields>() {
                     line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
+                if let Some(otel) = extensions.get::<tracing_opentelemetry::OtelData>() {
+                    trace = otel.trace_id().zip(otel.span_id()).or(trace);
+                }
+            }
+            if let Some((trace_id, span_id)) = trace {
+                line.insert("trace_id".into(), trace_id.to_string().into());
+                line.insert("span_id".into(), span_id.to_string().into());
             }
         }
         let mut fields = Map::new();

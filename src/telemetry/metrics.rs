@@ -175,9 +175,27 @@ pub struct QueryLabels {
     pub table: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub cache: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheEvictionLabels {
+    pub cache: &'static str,
+    pub cause: &'static str,
+}
+
+pub struct CacheMetrics {
+    pub requests: Family<CacheLabels, Counter>,
+    pub evictions: Family<CacheEvictionLabels, Counter>,
+}
+
 pub struct DbMetrics {
     pub query_duration: Histograms<QueryLabels>,
     pub query_errors: Family<QueryLabels, Counter>,
+    pub acquire_duration: Histogram,
     pub connections_in_use: Gauge,
     pub connections_idle: Gauge,
     pub connections_max: Gauge,
@@ -208,6 +226,9 @@ pub struct Metrics {
     pub domain: DomainMetrics,
     pub events: EventMetrics,
     pub consumers: ConsumerMetrics,
+    pub cache: CacheMetrics,
+    /// Off (`HEALTHCORE_METRICS_ENABLED=false`): statements are not timed.
+    query_timing: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Metrics {
@@ -337,6 +358,7 @@ impl Metrics {
             connections_in_use: Gauge::default(),
             connections_idle: Gauge::default(),
             connections_max: Gauge::default(),
+            acquire_duration: latency_histogram(),
         };
         registry.register(
             "db_query_duration_seconds",
@@ -351,6 +373,22 @@ impl Metrics {
         registry.register("db_pool_connections_in_use", "Pool connections checked out", db.connections_in_use.clone());
         registry.register("db_pool_connections_idle", "Pool connections open and idle", db.connections_idle.clone());
         registry.register("db_pool_connections_max", "Pool size limit", db.connections_max.clone());
+        registry.register(
+            "db_pool_acquire_duration_seconds",
+            "Time a write transaction waited to start: a free pool connection (on SQLite also the single writer's turn) and the BEGIN round trip",
+            db.acquire_duration.clone(),
+        );
+        let cache = CacheMetrics { requests: Family::default(), evictions: Family::default() };
+        registry.register(
+            "cache_requests",
+            "Reference-data cache lookups by cache (practitioners, users) and outcome (hit, miss)",
+            cache.requests.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Entries leaving a cache, by cause (expired, size, explicit: invalidated by a write, replaced)",
+            cache.evictions.clone(),
+        );
         let audit = AuditMetrics {
             records_written: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
@@ -404,7 +442,20 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "The running build: version and source revision", build);
-        Metrics { registry, pool_probe: Default::default(), http, db, audit, outbox, jobs, domain, events, consumers }
+        Metrics {
+            registry,
+            pool_probe: Default::default(),
+            http,
+            db,
+            audit,
+            outbox,
+            jobs,
+            domain,
+            events,
+            consumers,
+            cache,
+            query_timing: std::sync::atomic::AtomicBool::new(true),
+        }
     }
 
     /// Counts committed events and the domain actions they stand for.
@@ -430,12 +481,19 @@ impl Metrics {
     }
 
     /// Times one database statement (called by the store for every statement it runs).
-    pub fn observe_query(&self, sql: &str, elapsed: std::time::Duration, failed: bool) {
-        let labels = classify_sql(sql);
-        self.db.query_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
-        if failed {
-            self.db.query_errors.get_or_create(&labels).inc();
+    pub fn observe_query(&self, labels: &QueryLabels, elapsed: std::time::Duration, failed: bool) {
+        if !self.query_timing.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
         }
+        self.db.query_duration.get_or_create(labels).observe(elapsed.as_secs_f64());
+        if failed {
+            self.db.query_errors.get_or_create(labels).inc();
+        }
+    }
+
+    /// `HEALTHCORE_METRICS_ENABLED=false`: stops timing statements (only to measure the cost).
+    pub fn disable_query_timing(&self) {
+        self.query_timing.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The OpenMetrics text exposition of every metric.
@@ -490,13 +548,22 @@ pub fn classify_sql(sql: &str) -> QueryLabels {
     .into_iter()
     .find(|op| keyword.eq_ignore_ascii_case(op))
     .unwrap_or("other");
-    // A statement names its tables quoted ("patients") or bare; the earliest mention wins.
+    // A statement names its tables quoted ("patients") or bare; the earliest mention wins. No
+    // allocation: this runs for every statement.
+    let bytes = sql.as_bytes();
     let table = TABLES
         .iter()
         .filter_map(|table| {
-            let quoted = sql.find(&format!("\"{table}\""));
-            let bare = sql.find(&format!(" {table} ")).or_else(|| sql.find(&format!(" {table}(")));
-            quoted.into_iter().chain(bare).min().map(|at| (at, *table))
+            sql.match_indices(table)
+                .find(|(at, _)| {
+                    let before = at.checked_sub(1).map(|i| bytes[i]);
+                    let after = bytes.get(at + table.len()).copied();
+                    matches!(
+                        (before, after),
+                        (Some(b'"'), Some(b'"')) | (Some(b' '), Some(b' ' | b'(')) | (Some(b' '), None)
+                    )
+                })
+                .map(|(at, _)| (at, *table))
         })
         .min()
         .map_or("other", |(_, table)| table);

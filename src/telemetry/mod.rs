@@ -1,10 +1,12 @@
-//! Logs (and, with the observability work, metrics and traces).
+//! Logs, metrics and traces.
 
 pub mod json;
 pub mod log_file;
 pub mod metrics;
 pub mod process;
+pub mod traces;
 
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -14,8 +16,20 @@ use crate::config::{Config, LogFormat};
 /// Lines buffered between the request path and the writer thread before writers wait.
 const LOG_BUFFER_LINES: usize = 64 * 1024;
 
-/// Keeps the log writers' threads alive; dropping it flushes what they hold.
-pub struct LogGuards(#[allow(dead_code)] Vec<WorkerGuard>);
+/// Keeps the log writers' threads and the span exporter alive; dropping it flushes what they hold.
+pub struct LogGuards {
+    _writers: Vec<WorkerGuard>,
+    tracer_provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for LogGuards {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer_provider.take() {
+            // Sends the spans still batched; an unreachable collector costs at most its timeout.
+            let _ = provider.shutdown();
+        }
+    }
+}
 
 static DROPPED_FILE_LINES: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
     std::sync::OnceLock::new();
@@ -25,7 +39,7 @@ pub fn dropped_log_lines() -> u64 {
     DROPPED_FILE_LINES.get().map_or(0, |counter| counter.dropped_lines() as u64)
 }
 
-/// Installs the global subscriber: JSON lines (the default) or human-readable output on stdout, and
+/// Installs the global subscriber (and the OpenTelemetry tracer, see `traces`): JSON lines (the default) or human-readable output on stdout, and
 /// JSON lines to the rotated log file when one is configured. Fields are real JSON keys; span fields
 /// such as `correlation_id` are top-level keys of every line written inside the span
 /// (`json::JsonLines`).
@@ -49,17 +63,24 @@ pub fn init_logging(config: &Config) -> anyhow::Result<LogGuards> {
         }
         None => None,
     };
+    let tracer_provider = traces::provider(&config.trace_export)?;
     // A subscriber may already be installed (tests); that is fine.
-    let _ = install(&config.log_filter, config.log_format, stdout, file);
-    Ok(LogGuards(guards))
+    let _ = install(&config.log_filter, config.log_format, stdout, file, tracer_provider.as_ref());
+    Ok(LogGuards { _writers: guards, tracer_provider })
 }
 
-/// Installs the global subscriber writing to `writer` (tests capture the JSON lines this way).
-pub fn try_init<W>(filter: &str, format: LogFormat, writer: W) -> Result<(), tracing_subscriber::util::TryInitError>
+/// Installs the global subscriber writing to `writer` (tests capture the JSON lines this way), with
+/// spans going to `tracer_provider` if given.
+pub fn try_init<W>(
+    filter: &str,
+    format: LogFormat,
+    writer: W,
+    tracer_provider: Option<&SdkTracerProvider>,
+) -> Result<(), tracing_subscriber::util::TryInitError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    install(filter, format, writer, None::<fn() -> std::io::Sink>)
+    install(filter, format, writer, None::<fn() -> std::io::Sink>, tracer_provider)
 }
 
 fn install<W, F>(
@@ -67,6 +88,7 @@ fn install<W, F>(
     format: LogFormat,
     writer: W,
     file: Option<F>,
+    tracer_provider: Option<&SdkTracerProvider>,
 ) -> Result<(), tracing_subscriber::util::TryInitError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -74,7 +96,12 @@ where
 {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let file_layer = file.map(|file| fmt::layer().event_format(json::JsonLines).with_writer(file));
-    let registry = tracing_subscriber::registry().with(filter).with(json::SpanFieldsLayer).with(file_layer);
+    // Spans are built for every level the filter lets through; the filter is global, so a span the
+    // log filter hides is not traced either.
+    let otel_layer = tracer_provider
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(traces::tracer(provider)).with_threads(false));
+    let registry =
+        tracing_subscriber::registry().with(filter).with(otel_layer).with(json::SpanFieldsLayer).with(file_layer);
     match format {
         LogFormat::Json => registry.with(fmt::layer().event_format(json::JsonLines).with_writer(writer)).try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_target(false).with_writer(writer)).try_init(),

@@ -217,7 +217,6 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
     let ctx = healthcore::context::RequestContext {
         principal: healthcore::auth::Principal { user_id: Uuid::nil(), role: Role::Admin, patient_id: None },
         correlation_id: "dead-letter-test".into(),
-        traceparent: None,
         client_addr: None,
         user_agent: None,
     };

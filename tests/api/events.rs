@@ -145,7 +145,10 @@ async fn the_envelope_carries_ids_times_and_context_but_no_personal_data(backend
     assert_eq!(metadata["schema_version"], 1);
     assert_eq!(metadata["source"], "healthcore");
     assert_eq!(metadata["actor_role"], "admin");
-    assert_eq!(event.traceparent.as_deref(), Some(traceparent));
+    // The stored traceparent continues the caller's trace from the outbox write's own span.
+    let stored = event.traceparent.as_deref().expect("the event remembers its trace");
+    assert!(stored.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && stored.ends_with("-01"), "{stored}");
+    assert_ne!(stored, traceparent, "the parent is the outbox write, not the caller's span");
 
     let everything: String = events.iter().map(|e| e.payload.as_str()).collect();
     for secret in [
@@ -231,7 +234,6 @@ fn system_context() -> healthcore::context::RequestContext {
             patient_id: None,
         },
         correlation_id: "test".into(),
-        traceparent: None,
         client_addr: None,
         user_agent: None,
     }

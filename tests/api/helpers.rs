@@ -190,16 +190,36 @@ pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
     Config::from_map(values).expect("the test configuration is valid")
 }
 
+/// The subscriber `serve` installs, tracing without an exporter, so spans and stored traceparents
+/// exist as in production. Lines go nowhere unless `HEALTHCORE_TEST_LOG=debug cargo nextest run …
+/// --no-capture` asks to see them. A test that installed its own subscriber first keeps it.
+pub fn install_subscriber() {
+    static TRACER_PROVIDER: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> =
+        std::sync::OnceLock::new();
+    let provider = TRACER_PROVIDER.get_or_init(|| opentelemetry_sdk::trace::SdkTracerProvider::builder().build());
+    let _ = match std::env::var("HEALTHCORE_TEST_LOG") {
+        Ok(filter) => healthcore::telemetry::try_init(
+            &filter,
+            healthcore::config::LogFormat::Pretty,
+            tracing_subscriber::fmt::TestWriter::default(),
+            Some(provider),
+        ),
+        Err(_) => healthcore::telemetry::try_init(
+            "info",
+            healthcore::config::LogFormat::Json,
+            std::io::sink,
+            Some(provider),
+        ),
+    };
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
         TestApp::spawn_with(backend, &[]).await
     }
 
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-        // `HEALTHCORE_TEST_LOG=debug cargo nextest run … --no-capture` shows the server's logs.
-        if let Ok(filter) = std::env::var("HEALTHCORE_TEST_LOG") {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        }
+        install_subscriber();
         let database = TestDatabase::create(backend).await;
         let config = test_config(&database.url, extra);
         let application = Application::build(config).await.expect("the application starts");

@@ -260,7 +260,11 @@ async fn every_event_reaches_its_topic_with_key_headers_and_body_as_specified(ba
         assert_eq!(h["x-correlation-id"], event.envelope.metadata.correlation_id);
     }
     let booked_message = received.iter().find(|m| m.topic.ends_with(".appointment.booked")).unwrap();
-    assert_eq!(booked_message.headers["traceparent"], traceparent);
+    // The message continues the caller's trace from the relay's publish span.
+    let sent = &booked_message.headers["traceparent"];
+    assert!(sent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "{sent}");
+    let recorded_booking = recorded.iter().find(|e| e.envelope.event_type.as_str() == "appointment.booked").unwrap();
+    assert_ne!(Some(sent), recorded_booking.traceparent.as_ref(), "the publish span is the parent, not the write");
     assert_eq!(booked_message.headers["x-correlation-id"], "flow-7");
     // Nothing in keys or headers identifies a person.
     for message in &received {

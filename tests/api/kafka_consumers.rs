@@ -28,7 +28,7 @@ fn broker() -> String {
 }
 
 /// The app (publishing through its relay) and the settings its consumer processes share.
-fn settings<'a>(servers: &'a str, prefix: &'a str, webhook: &'a str) -> Vec<(&'a str, &'a str)> {
+pub fn settings<'a>(servers: &'a str, prefix: &'a str, webhook: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("KAFKA_BOOTSTRAP_SERVERS", servers),
         ("KAFKA_TOPIC_PREFIX", prefix),
@@ -42,7 +42,7 @@ fn settings<'a>(servers: &'a str, prefix: &'a str, webhook: &'a str) -> Vec<(&'a
 }
 
 /// Starts consumer groups the way `healthcore consume` does, with their webhook worker.
-fn start_groups(
+pub fn start_groups(
     app: &TestApp,
     settings: &[(&str, &str)],
     groups: &[ConsumerGroup],
@@ -68,7 +68,7 @@ fn start_groups(
     (stop, tasks)
 }
 
-async fn stop_groups(stop: watch::Sender<bool>, tasks: Vec<tokio::task::JoinHandle<()>>) {
+pub async fn stop_groups(stop: watch::Sender<bool>, tasks: Vec<tokio::task::JoinHandle<()>>) {
     let _ = stop.send(true);
     for task in tasks {
         tokio::time::timeout(Duration::from_secs(15), task).await.expect("a consumer stops").unwrap();

@@ -31,10 +31,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
+const CALLER_TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn is_hex(value: &Value, len: usize) -> bool {
+    value.as_str().is_some_and(|v| v.len() == len && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_flow_logs_correlated_json_lines_without_personal_data() {
     let captured = Captured::default();
-    healthcore::telemetry::try_init("info", LogFormat::Json, captured.clone())
+    // Tracing as `serve` has it without an exporter: spans exist, so lines carry trace ids.
+    let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    healthcore::telemetry::try_init("info", LogFormat::Json, captured.clone(), Some(&tracer_provider))
         .expect("this test process installs the only subscriber");
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.admin_token.clone();
@@ -71,7 +79,15 @@ async fn a_booking_flow_logs_correlated_json_lines_without_personal_data() {
     )
     .await
     .expect(200);
-    call(Method::GET, format!("/api/v1/patients/{patient}?note=Phiworthy"), None, "flow-read").await.expect(200);
+    app.call_with(
+        Method::GET,
+        &format!("/api/v1/patients/{patient}?note=Phiworthy"),
+        Some(&token),
+        None,
+        &[("x-correlation-id", "flow-read"), ("traceparent", CALLER_TRACEPARENT)],
+    )
+    .await
+    .expect(200);
     app.events_settled().await;
     app.stop().await;
 
@@ -85,10 +101,12 @@ async fn a_booking_flow_logs_correlated_json_lines_without_personal_data() {
         for key in ["timestamp", "level", "target", "message"] {
             assert!(line[key].is_string(), "{key} missing in {line}");
         }
-        // A line written inside a request's span carries the request's correlation ID.
+        // A line written inside a request's span carries the request's correlation ID and trace.
         if line.get("route").is_some() {
             assert!(line["correlation_id"].as_str().is_some_and(|c| !c.is_empty()), "{line}");
+            assert!(is_hex(&line["trace_id"], 32) && is_hex(&line["span_id"], 16), "{line}");
         }
+        assert!(line.as_object().unwrap().keys().all(|k| !k.starts_with("otel.")), "{line}");
     }
     let access: Vec<&Value> = lines.iter().filter(|l| l["target"] == "healthcore::access").collect();
     for correlation in ["flow-practitioner", "flow-patient", "flow-book", "flow-cancel", "flow-read"] {
@@ -103,6 +121,9 @@ async fn a_booking_flow_logs_correlated_json_lines_without_personal_data() {
     }
     let read = access.iter().find(|l| l["correlation_id"] == "flow-read").unwrap();
     assert_eq!(read["route"], "/api/v1/patients/{id}", "the template, never the raw path or query");
+    assert_eq!(read["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's trace is continued");
+    let traces: std::collections::HashSet<&Value> = access.iter().map(|l| &l["trace_id"]).collect();
+    assert_eq!(traces.len(), access.len(), "each request without a traceparent starts its own trace");
     for value in ["Philippa", "Phiworthy", "1971-03-04", "philippa.phi", "7946 0958", "private reason"] {
         assert!(!output.contains(value), "'{value}' appears in the logs");
     }

@@ -28,4 +28,5 @@ mod practitioners;
 mod prometheus;
 mod relay;
 mod schemas;
+mod traces;
 mod webhook_receiver;

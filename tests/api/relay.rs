@@ -41,7 +41,6 @@ async fn record_events(app: &TestApp, count: usize) {
             patient_id: None,
         },
         correlation_id: "relay-test".into(),
-        traceparent: None,
         client_addr: None,
         user_agent: None,
     };

@@ -1,0 +1,96 @@
+//! In-memory caches of hot reference data: practitioners by id and users by id (the `/auth/me`
+//! lookup). Patients are never cached: every patient read goes to the database and is audited.
+//!
+//! A write through this instance invalidates the entry when its transaction commits; another
+//! instance's write is seen once the entry expires (`HEALTHCORE_CACHE_TTL_SECONDS`, 30 s by
+//! default). A read that races a write can also put the old row back until it expires. That bound
+//! is the price of not sharing a cache between instances; anything that must not be stale (booking
+//! checks, updates with `If-Match`) reads the row inside its transaction, never from here.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::notification::RemovalCause;
+use sea_orm::DbErr;
+use uuid::Uuid;
+
+use crate::domain::practitioner::Practitioner;
+use crate::store::users::User;
+use crate::telemetry::metrics::{CacheEvictionLabels, CacheLabels, Metrics};
+
+/// Entries per cache: far more than a hospital's practitioners or active users, small in memory.
+const MAX_ENTRIES: u64 = 50_000;
+
+/// One named cache of values by id, counting hits, misses and removals by cause.
+#[derive(Clone)]
+pub struct NamedCache<V: Clone + Send + Sync + 'static> {
+    name: &'static str,
+    entries: moka::sync::Cache<Uuid, V>,
+    metrics: Arc<Metrics>,
+}
+
+impl<V: Clone + Send + Sync + 'static> NamedCache<V> {
+    fn new(name: &'static str, ttl: Duration, metrics: Arc<Metrics>) -> NamedCache<V> {
+        let counted = metrics.clone();
+        let entries = moka::sync::Cache::builder()
+            .name(name)
+            .max_capacity(MAX_ENTRIES)
+            .time_to_live(ttl)
+            .eviction_listener(move |_id, _value, cause| {
+                let cause = match cause {
+                    RemovalCause::Expired => "expired",
+                    RemovalCause::Explicit => "explicit",
+                    RemovalCause::Replaced => "replaced",
+                    RemovalCause::Size => "size",
+                };
+                counted.cache.evictions.get_or_create(&CacheEvictionLabels { cache: name, cause }).inc();
+            })
+            .build();
+        NamedCache { name, entries, metrics }
+    }
+
+    /// The cached value, or what `load` reads (kept when found; a miss is not remembered, so a row
+    /// created a moment later is found at once).
+    pub async fn get_or_load<F, Fut>(&self, id: Uuid, load: F) -> Result<Option<V>, DbErr>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, DbErr>>,
+    {
+        if let Some(value) = self.entries.get(&id) {
+            self.count("hit");
+            return Ok(Some(value));
+        }
+        self.count("miss");
+        let loaded = load().await?;
+        if let Some(value) = &loaded {
+            self.entries.insert(id, value.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Drops the entry (call after the transaction that changed the row committed).
+    pub fn invalidate(&self, id: Uuid) {
+        self.entries.invalidate(&id);
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.metrics.cache.requests.get_or_create(&CacheLabels { cache: self.name, outcome }).inc();
+    }
+}
+
+/// The caches a process keeps, shared by every request it serves.
+#[derive(Clone)]
+pub struct ReferenceCache {
+    pub practitioners: NamedCache<Practitioner>,
+    pub users: NamedCache<User>,
+}
+
+impl ReferenceCache {
+    pub fn new(ttl: Duration, metrics: Arc<Metrics>) -> ReferenceCache {
+        ReferenceCache {
+            practitioners: NamedCache::new("practitioners", ttl, metrics.clone()),
+            users: NamedCache::new("users", ttl, metrics),
+        }
+    }
+}
