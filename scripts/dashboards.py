@@ -45,7 +45,7 @@ DASHBOARDS = {
         panel("SLO error ratio (1 h)", "The availability SLO's error ratio over one hour (recording rule; alert at 1.44 %). Empty while there are no errors.", "percentunit",
               "healthcore:api_error_ratio:rate1h"),
     ]),
-    "healthcore-database": ("HealthCore — Database performance", "Statements, their duration and errors, the pool, and the audit writer.", [
+    "healthcore-database": ("HealthCore — Database performance", "Statements, their duration and errors, the pool, the reference-data caches and the audit writer.", [
         panel("Statements per second", "Database statements by operation.", "ops",
               (f'sum by (operation) (rate(healthcore_db_query_duration_seconds_count{{{I}}}[{R}]))', "{{operation}}")),
         panel("Statement p99 by table", "99th percentile statement duration per table.", "s",
@@ -56,6 +56,14 @@ DASHBOARDS = {
               (f'sum(healthcore_db_pool_connections_in_use{{{I}}})', "in use"),
               (f'sum(healthcore_db_pool_connections_idle{{{I}}})', "idle"),
               (f'sum(healthcore_db_pool_connections_max{{{I}}})', "max")),
+        panel("Write transaction wait p99", "Time a write waited for a pool connection (on SQLite also the single writer's turn) and its BEGIN; rising while the pool is saturated.", "s",
+              f'histogram_quantile(0.99, sum by (le) (rate(healthcore_db_pool_acquire_duration_seconds_bucket{{{I}}}[{R}])))'),
+        panel("Cache hit ratio", "Share of practitioner and user lookups served from the in-memory cache.", "percentunit",
+              (f'sum by (cache) (rate(healthcore_cache_requests_total{{{I},outcome="hit"}}[{R}])) / sum by (cache) (rate(healthcore_cache_requests_total{{{I}}}[{R}]))', "{{cache}}")),
+        panel("Cache lookups", "Cache lookups per second by cache and outcome (hit, miss).", "ops",
+              (f'sum by (cache, outcome) (rate(healthcore_cache_requests_total{{{I}}}[{R}]))', "{{cache}} {{outcome}}")),
+        panel("Cache evictions", "Entries leaving a cache by cause: expired (TTL), size, explicit (invalidated by a write), replaced.", "short",
+              (f'sum by (cache, cause) (increase(healthcore_cache_evictions_total{{{I}}}[{R}]))', "{{cache}} {{cause}}")),
         panel("Audit group commit", "Read-audit records committed per second by the group-commit writer.", "short",
               f'sum(rate(healthcore_audit_group_commit_records_total{{{I}}}[{R}]))'),
         panel("Audit batch size p95", "Records per group commit (95th percentile).", "short",

@@ -801,6 +801,20 @@ mod tests {
     }
 
     #[test]
+    fn switches_and_the_otlp_protocol_are_checked() {
+        let err = config(&[("HEALTHCORE_ACCESS_LOG", "maybe")]).unwrap_err();
+        assert_eq!(err.to_string(), "HEALTHCORE_ACCESS_LOG: 'maybe' is neither true nor false");
+        let grpc = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
+        assert!(
+            config(&grpc).unwrap_err().to_string().starts_with("OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' is not supported")
+        );
+        let exported = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).unwrap();
+        assert_eq!(exported.trace_export, TraceExport::Otlp);
+        assert_eq!(config(&[]).unwrap().trace_export, TraceExport::None);
+        assert_eq!(config(&[("OTEL_SDK_DISABLED", "true")]).unwrap().trace_export, TraceExport::Disabled);
+    }
+
+    #[test]
     fn secrets_are_masked_when_described() {
         let config = config(&[
             ("DATABASE_URL", "postgres://app:hunter2hunter2@db/hc"),

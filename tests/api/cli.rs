@@ -308,3 +308,70 @@ async fn serve_writes_json_lines_to_a_rotated_log_file() {
     assert!(correlated > 0, "the request lines are in the files");
     std::fs::remove_dir_all(&folder).unwrap();
 }
+
+/// What an OTLP/HTTP collector received: each request's content type and body.
+type Exports = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+async fn collect_export(
+    axum::extract::State(exports): axum::extract::State<Exports>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    exports.lock().unwrap().push((content_type, body.to_vec()));
+    axum::http::StatusCode::OK
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_exports_its_spans_to_an_otlp_collector() {
+    let exports = Exports::default();
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
+    let routes =
+        axum::Router::new().route("/v1/traces", axum::routing::post(collect_export)).with_state(exports.clone());
+    tokio::spawn(async move { axum::serve(collector, routes).await.unwrap() });
+
+    let folder = std::env::temp_dir().join(format!("hc_otlp_{}", uuid::Uuid::new_v4().simple()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_healthcore"))
+        .env_clear()
+        .env("HEALTHCORE_DATA_DIR", folder.join("data"))
+        .env("HEALTHCORE_BIND", &bind)
+        .env("HEALTHCORE_ADMIN_PASSWORD", "otlp-test-password")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_SERVICE_NAME", "healthcore-otlp-test")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    crate::helpers::eventually("the server to answer", || async {
+        client.get(format!("http://{bind}/health/live")).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
+    })
+    .await;
+    let trace_id = "5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed";
+    let answered = client
+        .get(format!("http://{bind}/api/v1/practitioners"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 401);
+    // The protobuf body holds the trace id as its 16 raw bytes and the service name as text.
+    let trace_bytes = hex::decode(trace_id).unwrap();
+    let contains = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    let (content_type, body) = crate::helpers::eventually("the request's spans to be exported", || {
+        let found = exports.lock().unwrap().iter().find(|(_, body)| contains(body, &trace_bytes)).cloned();
+        std::future::ready(found)
+    })
+    .await;
+    assert_eq!(content_type, "application/x-protobuf");
+    assert!(contains(&body, b"healthcore-otlp-test"), "the resource names the service");
+    assert!(contains(&body, b"GET /api/v1/practitioners"), "the server span is named by method and route");
+    let stopped = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    assert!(server.wait().unwrap().success());
+    std::fs::remove_dir_all(&folder).unwrap();
+}

@@ -5,7 +5,9 @@
 //! exposes is used by a panel or a rule.
 
 use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
 
+use healthcore::consumers::ConsumerGroup;
 use healthcore::jobs::{Job, Scheduler};
 use serde_json::{Value, json};
 
@@ -84,16 +86,58 @@ fn the_six_dashboards_are_provisioned_with_units_descriptions_and_variables() {
     }
 }
 
+/// `healthcore consume --group NAME` as its own process, serving `/metrics` on its own address;
+/// killed when dropped.
+struct ConsumerProcess {
+    child: Child,
+    metrics_addr: String,
+}
+
+impl ConsumerProcess {
+    fn start(app: &TestApp, group: ConsumerGroup, settings: &[(&str, &str)]) -> ConsumerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let metrics_addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_healthcore"))
+            .args(["consume", "--group", group.as_str()])
+            .env_clear()
+            .envs(settings.iter().copied())
+            .env("DATABASE_URL", app.database_url())
+            .env("HEALTHCORE_METRICS_ADDR", &metrics_addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        ConsumerProcess { child, metrics_addr }
+    }
+}
+
+impl Drop for ConsumerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The deployment the dashboards are for: the API (with the relay) publishing to a real
+/// Kafka-protocol broker, each consumer group in its own `consume` process, Prometheus scraping all
+/// four.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     let receiver = WebhookReceiver::start().await;
     let webhook = receiver.url("/notify");
+    let servers = std::env::var("HEALTHCORE_TEST_KAFKA").expect("./scripts/test starts a broker");
+    let prefix = format!("hc{}", uuid::Uuid::new_v4().simple());
     let settings = [
         ("HEALTHCORE_JOBS_ENABLED", "false"),
         ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL", webhook.as_str()),
         ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET", "dashboard-test-secret-0123"),
+        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
+        ("KAFKA_TOPIC_PREFIX", prefix.as_str()),
+        ("HEALTHCORE_RELAY_POLL_MS", "50"),
     ];
-    let app = TestApp::spawn_with(Backend::Sqlite, &settings).await;
+    let app = TestApp::spawn_with(Backend::Postgres, &settings).await;
+    let consumers: Vec<ConsumerProcess> =
+        ConsumerGroup::ALL.into_iter().map(|group| ConsumerProcess::start(&app, group, &settings)).collect();
     let token = app.admin_token.clone();
     // Every kind of traffic the panels show: reads, writes, lists, each appointment transition,
     // a failed sign-in, an unknown route, events, consumers, webhooks and every job.
@@ -101,6 +145,14 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     let patient = app.create_patient("Dash", "Board").await;
     app.patch(&format!("/api/v1/patients/{patient}"), &token, json!({"phone": "+1 555 0101"})).await.expect(200);
     app.get(&format!("/api/v1/patients/{patient}"), &token).await.expect(200);
+    // The reference-data caches: a miss, a hit, an invalidating write; the user lookup twice.
+    for _ in 0..2 {
+        app.get(&format!("/api/v1/practitioners/{practitioner}"), &token).await.expect(200);
+        app.get("/api/v1/auth/me", &token).await.expect(200);
+    }
+    app.patch(&format!("/api/v1/practitioners/{practitioner}"), &token, json!({"specialty": "cardiology"}))
+        .await
+        .expect(200);
     app.get("/api/v1/patients", &token).await.expect(200);
     let booked = app.post("/api/v1/appointments", &token, booking(patient, practitioner, 2, 30)).await.expect(201).id();
     app.post(&format!("/api/v1/appointments/{booked}/cancel"), &token, json!({"reason": "r"})).await.expect(200);
@@ -126,12 +178,19 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     app.events_settled().await;
     receiver.wait_for("/notify", 3).await;
 
-    let prometheus = RealPrometheus::start(&app, true);
-    // Enough scrapes for rates over the shortest window, and the rules evaluated at least once.
-    eventually("five scrapes and an evaluated recording rule", || async {
+    let targets: Vec<String> = consumers.iter().map(|c| c.metrics_addr.clone()).collect();
+    let prometheus = RealPrometheus::start_scraping(&app, &targets, true);
+    // Enough scrapes for rates over the shortest window, the rules evaluated at least once, and
+    // every consumer process up and reporting its lag (librdkafka's statistics come every 5 s).
+    eventually("five scrapes, an evaluated recording rule and every consumer's lag", || async {
         let scrapes = prometheus.first_value(r#"count_over_time(up{job="healthcore-api"}[1m])"#).await?;
         let evaluated = prometheus.query("healthcore:api_slow_ratio:rate5m").await;
-        (scrapes.parse::<f64>().ok()? >= 5.0 && evaluated["data"]["result"].as_array().is_some_and(|r| !r.is_empty()))
+        let consumers_up = prometheus.first_value(r#"sum(up{job="healthcore-consumers"})"#).await?;
+        let lag_reported = prometheus.first_value("count(count by (group) (healthcore_consumer_lag_messages))").await?;
+        (scrapes.parse::<f64>().ok()? >= 5.0
+            && evaluated["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
+            && consumers_up == "3"
+            && lag_reported == "3")
             .then_some(())
     })
     .await;
@@ -147,8 +206,13 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     }
     assert!(empty.is_empty(), "queries without series:\n{}", empty.join("\n"));
 
-    // Every metric family HealthCore exposes is shown by a panel or watched by a rule.
-    let scrape = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // Every metric family HealthCore exposes, in the API or a consumer process, is shown by a panel
+    // or watched by a rule.
+    let mut scrape = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for consumer in &consumers {
+        let url = format!("http://{}/metrics", consumer.metrics_addr);
+        scrape.push_str(&app.client.get(url).send().await.unwrap().text().await.unwrap());
+    }
     let families: BTreeSet<&str> =
         scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
     let used: String =
@@ -156,5 +220,6 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     let unused: Vec<&&str> = families.iter().filter(|family| !used.contains(**family)).collect();
     assert!(unused.is_empty(), "metrics no panel or rule uses: {unused:?}");
     drop(prometheus);
+    drop(consumers);
     app.stop().await;
 }

@@ -204,12 +204,9 @@ pub fn install_subscriber() {
             tracing_subscriber::fmt::TestWriter::default(),
             Some(provider),
         ),
-        Err(_) => healthcore::telemetry::try_init(
-            "info",
-            healthcore::config::LogFormat::Json,
-            std::io::sink,
-            Some(provider),
-        ),
+        Err(_) => {
+            healthcore::telemetry::try_init("info", healthcore::config::LogFormat::Json, std::io::sink, Some(provider))
+        }
     };
 }
 

@@ -85,6 +85,12 @@ impl Drop for RealPrometheus {
 
 impl RealPrometheus {
     pub fn start(app: &TestApp, with_rules: bool) -> RealPrometheus {
+        RealPrometheus::start_scraping(app, &[], with_rules)
+    }
+
+    /// As `start`, with the shipped consumers job pointed at `consumer_targets` (host:port of each
+    /// `healthcore consume` process's metrics address).
+    pub fn start_scraping(app: &TestApp, consumer_targets: &[String], with_rules: bool) -> RealPrometheus {
         let folder = std::env::temp_dir().join(format!("hc_prometheus_{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&folder).unwrap();
         let mut config = yaml(SHIPPED);
@@ -97,10 +103,17 @@ impl RealPrometheus {
             config.as_object_mut().unwrap().remove("rule_files");
         }
         let jobs = config["scrape_configs"].as_array_mut().unwrap();
-        jobs.retain(|job| job["job_name"] == "healthcore-api");
-        assert_eq!(jobs.len(), 1, "the shipped config has a job for the API");
-        let target = app.base_url.trim_start_matches("http://").to_owned();
-        jobs[0]["static_configs"] = serde_json::json!([{"targets": [target]}]);
+        jobs.retain(|job| {
+            job["job_name"] == "healthcore-api"
+                || (job["job_name"] == "healthcore-consumers" && !consumer_targets.is_empty())
+        });
+        assert_eq!(jobs.len(), 1 + usize::from(!consumer_targets.is_empty()), "the shipped config has these jobs");
+        let api = app.base_url.trim_start_matches("http://").to_owned();
+        for job in jobs.iter_mut() {
+            let targets =
+                if job["job_name"] == "healthcore-api" { vec![api.clone()] } else { consumer_targets.to_vec() };
+            job["static_configs"][0]["targets"] = serde_json::json!(targets);
+        }
         let config_path = folder.join("prometheus.yml");
         std::fs::write(&config_path, serde_norway::to_string(&config).unwrap()).unwrap();
         let port = free_port();
