@@ -107,9 +107,41 @@ async fn random_paths_share_one_route_label_and_add_no_series(backend: Backend) 
     app.stop().await;
 }
 
+/// Practitioners and users come from the cache after the first read; a write through this instance
+/// invalidates the entry, so the next read is fresh, never the cached old version.
+async fn reference_reads_are_cached_counted_and_invalidated_by_writes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.admin_token.clone();
+    let practitioner = app.create_practitioner("LIC-CACHE").await;
+    let path = format!("/api/v1/practitioners/{practitioner}");
+    for _ in 0..3 {
+        assert_eq!(app.get(&path, &token).await.expect(200).header("etag"), Some("\"1\""));
+    }
+    app.get("/api/v1/auth/me", &token).await.expect(200);
+    app.get("/api/v1/auth/me", &token).await.expect(200);
+    let text = scrape(&app).await;
+    let hits = r#"healthcore_cache_requests_total{cache="practitioners",outcome="hit"}"#;
+    assert_eq!(sample(&text, r#"healthcore_cache_requests_total{cache="practitioners",outcome="miss"}"#), Some(1.0));
+    assert_eq!(sample(&text, hits), Some(2.0));
+    assert_eq!(sample(&text, r#"healthcore_cache_requests_total{cache="users",outcome="hit"}"#), Some(1.0));
+
+    app.patch(&path, &token, json!({"specialty": "neurology"})).await.expect(200);
+    let read = app.get(&path, &token).await.expect(200);
+    assert_eq!(read.header("etag"), Some("\"2\""), "the write invalidated the cached version");
+    assert_eq!(read.body["specialty"], "neurology");
+    app.delete(&path, &token).await.expect(200);
+    assert_eq!(app.get(&path, &token).await.expect(200).body["active"], false);
+    let text = scrape(&app).await;
+    let explicit = r#"healthcore_cache_evictions_total{cache="practitioners",cause="explicit"}"#;
+    assert_eq!(sample(&text, explicit), Some(2.0), "one invalidation per write");
+    assert_eq!(sample(&text, hits), Some(2.0), "reads after a write went to the database");
+    app.stop().await;
+}
+
 on_both_backends!(
     metrics_count_requests_domain_actions_events_and_consumers,
     random_paths_share_one_route_label_and_add_no_series,
+    reference_reads_are_cached_counted_and_invalidated_by_writes,
 );
 
 async fn metrics_move_to_their_own_address_when_one_is_configured(backend: Backend) {
