@@ -86,3 +86,17 @@ ensure_prometheus() {
   if command -v promtool >/dev/null && command -v prometheus >/dev/null; then return 0; fi
   apt_install prometheus
 }
+
+# yamllint from PyPI, in a virtual environment of its own in the tools cache, on PATH for the tests
+# (they lint the Compose and Kubernetes files).
+YAMLLINT_VERSION=1.35.1
+
+ensure_yamllint() {
+  export PATH="$HEALTHCORE_TOOLS/bin:$PATH"
+  if yamllint --version 2>/dev/null | grep -q "$YAMLLINT_VERSION"; then return 0; fi
+  log "installing yamllint $YAMLLINT_VERSION into $HEALTHCORE_TOOLS"
+  python3 -m venv "$HEALTHCORE_TOOLS/yamllint"
+  "$HEALTHCORE_TOOLS/yamllint/bin/pip" install --quiet "yamllint==$YAMLLINT_VERSION"
+  mkdir -p "$HEALTHCORE_TOOLS/bin"
+  ln -sf "$HEALTHCORE_TOOLS/yamllint/bin/yamllint" "$HEALTHCORE_TOOLS/bin/yamllint"
+}

@@ -47,6 +47,13 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print the effective configuration, secrets masked.
     Config,
+    /// Exit 0 if this instance answers (for container health checks): `/health/live` on
+    /// HEALTHCORE_BIND, or with `--metrics` (relay and consumer processes) `/metrics` on
+    /// HEALTHCORE_METRICS_ADDR.
+    Healthcheck {
+        #[arg(long)]
+        metrics: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +188,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("last published:       {}", age(status.last_published));
             Ok(())
         }
+        Command::Healthcheck { metrics } => healthcheck(&config, metrics).await,
         Command::Consume(args) => {
             let _log_flush = crate::telemetry::init_logging(&config)?;
             app::run_consumer(config, args.group).await
@@ -286,6 +294,32 @@ pub fn parse_since(
         _ => return Err("has an unknown unit (use s, m, h or d)"),
     };
     Ok(now - age)
+}
+
+/// One GET to this instance's own listener; an address bound to every interface is probed on
+/// loopback.
+async fn healthcheck(config: &Config, metrics: bool) -> anyhow::Result<()> {
+    let (mut addr, path) = if metrics {
+        let addr = config.metrics_addr.ok_or_else(|| anyhow::anyhow!("--metrics needs HEALTHCORE_METRICS_ADDR"))?;
+        (addr, "/metrics")
+    } else {
+        (config.bind, "/health/live")
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let url = format!("http://{addr}{path}");
+    let mut request = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?.get(&url);
+    if let (true, Some(token)) = (metrics, &config.metrics_token) {
+        request = request.bearer_auth(token.expose());
+    }
+    let status = request.send().await.map_err(|err| anyhow::anyhow!("{url}: {err}"))?.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    Ok(())
 }
 
 #[cfg(test)]

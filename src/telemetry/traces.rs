@@ -20,7 +20,7 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const TRACER_NAME: &str = "healthcore";
@@ -74,7 +74,10 @@ pub fn provider(export: &TraceExport) -> anyhow::Result<Option<SdkTracerProvider
     let mut builder = SdkTracerProvider::builder().with_resource(resource());
     match export {
         TraceExport::Disabled => return Ok(None),
-        TraceExport::None => {}
+        // Nothing would read a recorded span: new traces are not sampled, so spans carry ids (for
+        // the logs and the stored traceparent) without recording attributes. A caller's sampled
+        // traceparent is still honoured, so its trace stays whole downstream.
+        TraceExport::None => builder = builder.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff))),
         TraceExport::Otlp => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
@@ -137,8 +140,9 @@ pub fn record_query(
 ) {
     let Some(tracer) = TRACER.get() else { return };
     let parent = tracing::Span::current().context();
-    if !parent.span().span_context().is_valid() {
-        // Work outside any trace (pool upkeep, background polling) makes no orphan spans.
+    if !parent.span().span_context().is_sampled() {
+        // Work outside any trace (pool upkeep, background polling) makes no orphan spans, and an
+        // unsampled trace records none.
         return;
     }
     let end = SystemTime::now();

@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod consumers;
 mod dashboards;
+mod deployment;
 mod errors;
 mod events;
 mod health;
