@@ -354,6 +354,8 @@ pub struct Config {
     pub metrics_enabled: bool,
     pub access_log: bool,
     pub trace_export: TraceExport,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
     pub cache_ttl_seconds: u64,
     pub kafka: Option<KafkaConfig>,
     pub relay: RelayConfig,
@@ -622,6 +624,7 @@ impl Config {
             access_log: source.flag("HEALTHCORE_ACCESS_LOG", true)?,
             trace_export: TraceExport::from_lookup(|name| source.get(name))
                 .map_err(|reason| invalid("OTEL_EXPORTER_OTLP_PROTOCOL", reason))?,
+            service_name: source.get("OTEL_SERVICE_NAME").unwrap_or("healthcore").trim().to_owned(),
             cache_ttl_seconds: source.number("HEALTHCORE_CACHE_TTL_SECONDS", 30, 1..=3600)?,
             metrics_addr: match source.get("HEALTHCORE_METRICS_ADDR").map(str::trim) {
                 None => None,
@@ -663,6 +666,7 @@ impl Config {
             ("HEALTHCORE_METRICS_TOKEN", mask(&self.metrics_token, "(none)")),
             ("HEALTHCORE_METRICS_ENABLED", self.metrics_enabled.to_string()),
             ("HEALTHCORE_ACCESS_LOG", self.access_log.to_string()),
+            ("OTEL_SERVICE_NAME", self.service_name.clone()),
             ("OTEL_SDK_DISABLED", (self.trace_export == TraceExport::Disabled).to_string()),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -63,7 +63,7 @@ pub fn init_logging(config: &Config) -> anyhow::Result<LogGuards> {
         }
         None => None,
     };
-    let tracer_provider = traces::provider(&config.trace_export)?;
+    let tracer_provider = traces::provider(&config.trace_export, &config.service_name)?;
     // A subscriber may already be installed (tests); that is fine.
     let _ = install(&config.log_filter, config.log_format, stdout, file, tracer_provider.as_ref());
     Ok(LogGuards { _writers: guards, tracer_provider })

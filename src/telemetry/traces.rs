@@ -68,10 +68,10 @@ fn is_supported_protocol(protocol: &str) -> bool {
 }
 
 /// The tracer provider for `export` (None when disabled). The SDK itself reads the other standard
-/// variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`,
+/// variables from the environment: `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`,
 /// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`.
-pub fn provider(export: &TraceExport) -> anyhow::Result<Option<SdkTracerProvider>> {
-    let mut builder = SdkTracerProvider::builder().with_resource(resource());
+pub fn provider(export: &TraceExport, service_name: &str) -> anyhow::Result<Option<SdkTracerProvider>> {
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(service_name));
     match export {
         TraceExport::Disabled => return Ok(None),
         // Nothing would read a recorded span: new traces are not sampled, so spans carry ids (for
@@ -89,14 +89,12 @@ pub fn provider(export: &TraceExport) -> anyhow::Result<Option<SdkTracerProvider
     Ok(Some(builder.build()))
 }
 
-fn resource() -> Resource {
-    let mut builder = Resource::builder()
+fn resource(service_name: &str) -> Resource {
+    Resource::builder()
+        .with_service_name(service_name.to_owned())
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-        .with_attribute(KeyValue::new("service.namespace", "healthcore"));
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-        builder = builder.with_service_name("healthcore");
-    }
-    builder.build()
+        .with_attribute(KeyValue::new("service.namespace", "healthcore"))
+        .build()
 }
 
 /// The tracer for the `tracing-opentelemetry` layer; also kept for the database spans.
