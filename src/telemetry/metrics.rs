@@ -548,26 +548,37 @@ pub fn classify_sql(sql: &str) -> QueryLabels {
     .into_iter()
     .find(|op| keyword.eq_ignore_ascii_case(op))
     .unwrap_or("other");
-    // A statement names its tables quoted ("patients") or bare; the earliest mention wins. No
-    // allocation: this runs for every statement.
+    QueryLabels { operation, table: first_table(sql) }
+}
+
+/// The first of HealthCore's tables a statement names, quoted (`"patients"`) or bare: one pass
+/// over the identifiers, no allocation (this runs for every statement, most of whose first
+/// identifier is already the table: `SELECT "patients"."id" …`).
+fn first_table(sql: &str) -> &'static str {
     let bytes = sql.as_bytes();
-    let table = TABLES
-        .iter()
-        .filter_map(|table| {
-            sql.match_indices(table)
-                .find(|(at, _)| {
-                    let before = at.checked_sub(1).map(|i| bytes[i]);
-                    let after = bytes.get(at + table.len()).copied();
-                    matches!(
-                        (before, after),
-                        (Some(b'"'), Some(b'"')) | (Some(b' '), Some(b' ' | b'(')) | (Some(b' '), None)
-                    )
-                })
-                .map(|(at, _)| (at, *table))
-        })
-        .min()
-        .map_or("other", |(_, table)| table);
-    QueryLabels { operation, table }
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        let (start, end) = if byte == b'"' {
+            let start = at + 1;
+            let end = bytes[start..].iter().position(|&b| b == b'"').map_or(bytes.len(), |n| start + n);
+            (start, end)
+        } else if byte.is_ascii_alphabetic() || byte == b'_' {
+            let end = bytes[at..]
+                .iter()
+                .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .map_or(bytes.len(), |n| at + n);
+            (at, end)
+        } else {
+            at += 1;
+            continue;
+        };
+        if let Some(table) = TABLES.iter().find(|table| table.as_bytes() == &bytes[start..end]) {
+            return table;
+        }
+        at = end + 1;
+    }
+    "other"
 }
 
 #[cfg(test)]
@@ -586,5 +597,10 @@ mod tests {
         assert_eq!((labels.operation, labels.table), ("commit", "other"));
         let labels = classify_sql("VACUUM something_else");
         assert_eq!((labels.operation, labels.table), ("other", "other"));
+        // A column or another table's name that merely contains a table's name does not count.
+        let labels = classify_sql(r#"DELETE FROM analytics_daily_patients WHERE patients_total = 0"#);
+        assert_eq!((labels.operation, labels.table), ("delete", "analytics_daily_patients"));
+        let labels = classify_sql(r#"SELECT COUNT(*) FROM "users""#);
+        assert_eq!((labels.operation, labels.table), ("select", "users"));
     }
 }
