@@ -45,13 +45,18 @@ pub async fn middleware(State(log_requests): State<bool>, mut request: Request, 
         route = %route,
     );
     traces::continue_trace(&span, request.headers().get("traceparent").and_then(|v| v.to_str().ok()));
-    span.set_attribute("http.request.method", method.to_string());
-    span.set_attribute("http.route", route.clone());
+    let recorded = traces::is_recorded(&span);
+    if recorded {
+        span.set_attribute("http.request.method", method.to_string());
+        span.set_attribute("http.route", route.clone());
+    }
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    span.set_attribute("http.response.status_code", i64::from(status));
-    if status >= 500 {
-        traces::mark_error(&span, "server error");
+    if recorded {
+        span.set_attribute("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            traces::mark_error(&span, "server error");
+        }
     }
     if !log_requests {
         return response;

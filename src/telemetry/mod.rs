@@ -16,6 +16,9 @@ use crate::config::{Config, LogFormat};
 /// Lines buffered between the request path and the writer thread before writers wait.
 const LOG_BUFFER_LINES: usize = 64 * 1024;
 
+/// Bytes of log lines gathered into one write to stdout.
+const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Keeps the log writers' threads and the span exporter alive; dropping it flushes what they hold.
 pub struct LogGuards {
     _writers: Vec<WorkerGuard>,
@@ -48,8 +51,11 @@ pub fn dropped_log_lines() -> u64 {
 /// unless the buffer is full, and then it waits rather than dropping a line (stdout is the record of
 /// last resort). The file writer drops instead, and counts what it drops.
 pub fn init_logging(config: &Config) -> anyhow::Result<LogGuards> {
+    // The writer thread drains every queued line into this buffer and then flushes it: one write
+    // per burst instead of one per line (stdout alone is line-buffered).
+    let buffered_stdout = std::io::BufWriter::with_capacity(STDOUT_BUFFER_BYTES, std::io::stdout());
     let (stdout, stdout_guard) =
-        NonBlockingBuilder::default().buffered_lines_limit(LOG_BUFFER_LINES).lossy(false).finish(std::io::stdout());
+        NonBlockingBuilder::default().buffered_lines_limit(LOG_BUFFER_LINES).lossy(false).finish(buffered_stdout);
     let mut guards = vec![stdout_guard];
     let file = match &config.log_file {
         Some(file) => {
@@ -98,8 +104,15 @@ where
     let file_layer = file.map(|file| fmt::layer().event_format(json::JsonLines).with_writer(file));
     // Spans are built for every level the filter lets through; the filter is global, so a span the
     // log filter hides is not traced either.
-    let otel_layer = tracer_provider
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(traces::tracer(provider)).with_threads(false));
+    // No thread, source-location or busy/idle-time attributes: they cost allocations and clock
+    // reads on every span (and every poll), and the span names and ids say where work happened.
+    let otel_layer = tracer_provider.map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(traces::tracer(provider))
+            .with_threads(false)
+            .with_location(false)
+            .with_tracked_inactivity(false)
+    });
     let registry =
         tracing_subscriber::registry().with(filter).with(otel_layer).with(json::SpanFieldsLayer).with(file_layer);
     match format {

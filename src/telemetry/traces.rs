@@ -121,6 +121,11 @@ pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
     }
 }
 
+/// Whether `span` is recorded (sampled): attributes set on an unsampled span are dropped unread.
+pub fn is_recorded(span: &tracing::Span) -> bool {
+    span.context().span().span_context().is_sampled()
+}
+
 /// Marks `span` as failed (OpenTelemetry status `Error`) with a description free of personal data.
 pub fn mark_error(span: &tracing::Span, description: impl Into<std::borrow::Cow<'static, str>>) {
     span.set_status(Status::error(description));
@@ -137,7 +142,9 @@ pub fn record_query(
     failed: bool,
 ) {
     let Some(tracer) = TRACER.get() else { return };
-    let parent = tracing::Span::current().context();
+    // The OpenTelemetry context the entered `tracing` span activated: a thread-local read, cheaper
+    // than looking the span up through the subscriber for every statement.
+    let parent = opentelemetry::Context::current();
     if !parent.span().span_context().is_sampled() {
         // Work outside any trace (pool upkeep, background polling) makes no orphan spans, and an
         // unsampled trace records none.
