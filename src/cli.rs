@@ -48,8 +48,8 @@ pub enum Command {
     /// Print the effective configuration, secrets masked.
     Config,
     /// Exit 0 if this instance answers (for container health checks): `/health/live` on
-    /// HEALTHCORE_BIND, or with `--metrics` (relay and consumer processes) `/metrics` on
-    /// HEALTHCORE_METRICS_ADDR.
+    /// HEALTHCORE_BIND or, for processes that serve no API (relay, consume), `/metrics` on
+    /// HEALTHCORE_METRICS_ADDR (`--metrics` asks for that one only).
     Healthcheck {
         #[arg(long)]
         metrics: bool,
@@ -296,15 +296,29 @@ pub fn parse_since(
     Ok(now - age)
 }
 
-/// One GET to this instance's own listener; an address bound to every interface is probed on
-/// loopback.
+/// One GET to this instance's own listener: `/health/live`, or `/metrics` with `--metrics`. Without
+/// `--metrics`, a process that serves no API (`relay`, `consume`) is probed on its metrics address
+/// when the API address refuses, so the image's one HEALTHCHECK fits every role.
 async fn healthcheck(config: &Config, metrics: bool) -> anyhow::Result<()> {
-    let (mut addr, path) = if metrics {
-        let addr = config.metrics_addr.ok_or_else(|| anyhow::anyhow!("--metrics needs HEALTHCORE_METRICS_ADDR"))?;
-        (addr, "/metrics")
-    } else {
-        (config.bind, "/health/live")
-    };
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+    let metrics_addr = || config.metrics_addr.ok_or_else(|| anyhow::anyhow!("--metrics needs HEALTHCORE_METRICS_ADDR"));
+    if metrics {
+        return probe(&client, metrics_addr()?, "/metrics", config).await;
+    }
+    match probe(&client, config.bind, "/health/live", config).await {
+        Err(refused) if config.metrics_addr.is_some() => {
+            probe(&client, metrics_addr()?, "/metrics", config).await.map_err(|_| refused)
+        }
+        result => result,
+    }
+}
+
+async fn probe(
+    client: &reqwest::Client,
+    mut addr: std::net::SocketAddr,
+    path: &str,
+    config: &Config,
+) -> anyhow::Result<()> {
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {
             std::net::Ipv4Addr::LOCALHOST.into()
@@ -313,8 +327,8 @@ async fn healthcheck(config: &Config, metrics: bool) -> anyhow::Result<()> {
         });
     }
     let url = format!("http://{addr}{path}");
-    let mut request = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?.get(&url);
-    if let (true, Some(token)) = (metrics, &config.metrics_token) {
+    let mut request = client.get(&url);
+    if let (Some(token), "/metrics") = (&config.metrics_token, path) {
         request = request.bearer_auth(token.expose());
     }
     let status = request.send().await.map_err(|err| anyhow::anyhow!("{url}: {err}"))?.status();

@@ -357,3 +357,28 @@ async fn the_probed_paths_are_served_and_the_healthcheck_command_passes() {
         .unwrap();
     assert!(!refused.status.success(), "a stopped instance fails the check");
 }
+
+/// A relay or consumer serves only `/metrics`: the image's plain `healthcore healthcheck` finds it
+/// there when nothing listens on the API address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_healthcheck_probes_the_metrics_address_of_a_process_without_an_api() {
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap().to_string();
+    let routes = axum::Router::new().route("/metrics", axum::routing::get(|| async { "# EOF\n" }));
+    tokio::spawn(async move { axum::serve(metrics, routes).await.unwrap() });
+    let unused_api = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let check = |with_metrics: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"));
+        command
+            .arg("healthcheck")
+            .env_clear()
+            .env("HEALTHCORE_BIND", &unused_api)
+            .env("HEALTHCORE_DATA_DIR", std::env::temp_dir().join("hc_healthcheck_unused"));
+        if with_metrics {
+            command.env("HEALTHCORE_METRICS_ADDR", &metrics_addr);
+        }
+        command.output().unwrap().status.success()
+    };
+    assert!(check(true), "found on the metrics address");
+    assert!(!check(false), "nothing answers without one");
+}
