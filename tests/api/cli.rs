@@ -260,20 +260,17 @@ fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_writes_json_lines_to_a_rotated_log_file() {
-    let folder = std::env::temp_dir().join(format!("hc_logfile_{}", uuid::Uuid::new_v4().simple()));
-    let log = folder.join("logs").join("healthcore.log");
+/// `healthcore serve` as its own process on a free loopback port, with its data in `folder` and
+/// these settings, once it answers; returns the process and its address.
+async fn start_serve(folder: &std::path::Path, settings: &[(&str, String)]) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_healthcore"))
+    let server = Command::new(env!("CARGO_BIN_EXE_healthcore"))
         .env_clear()
         .env("HEALTHCORE_DATA_DIR", folder.join("data"))
         .env("HEALTHCORE_BIND", &bind)
-        .env("HEALTHCORE_ADMIN_PASSWORD", "log-file-test-password")
-        .env("HEALTHCORE_LOG_FILE", &log)
-        .env("HEALTHCORE_LOG_FILE_MAX_BYTES", "1024")
-        .env("HEALTHCORE_LOG_FILE_KEEP", "2")
+        .env("HEALTHCORE_ADMIN_PASSWORD", "serve-process-test-password")
+        .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -283,6 +280,20 @@ async fn serve_writes_json_lines_to_a_rotated_log_file() {
         client.get(format!("http://{bind}/health/live")).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
     })
     .await;
+    (server, bind)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_writes_json_lines_to_a_rotated_log_file() {
+    let folder = std::env::temp_dir().join(format!("hc_logfile_{}", uuid::Uuid::new_v4().simple()));
+    let log = folder.join("logs").join("healthcore.log");
+    let settings = [
+        ("HEALTHCORE_LOG_FILE", log.display().to_string()),
+        ("HEALTHCORE_LOG_FILE_MAX_BYTES", "1024".to_owned()),
+        ("HEALTHCORE_LOG_FILE_KEEP", "2".to_owned()),
+    ];
+    let (mut server, bind) = start_serve(&folder, &settings).await;
+    let client = reqwest::Client::new();
     for _ in 0..40 {
         client
             .get(format!("http://{bind}/api/v1/patients"))
@@ -332,25 +343,13 @@ async fn serve_exports_its_spans_to_an_otlp_collector() {
     tokio::spawn(async move { axum::serve(collector, routes).await.unwrap() });
 
     let folder = std::env::temp_dir().join(format!("hc_otlp_{}", uuid::Uuid::new_v4().simple()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let bind = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_healthcore"))
-        .env_clear()
-        .env("HEALTHCORE_DATA_DIR", folder.join("data"))
-        .env("HEALTHCORE_BIND", &bind)
-        .env("HEALTHCORE_ADMIN_PASSWORD", "otlp-test-password")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_SERVICE_NAME", "healthcore-otlp-test")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let settings = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_SERVICE_NAME", "healthcore-otlp-test".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ];
+    let (mut server, bind) = start_serve(&folder, &settings).await;
     let client = reqwest::Client::new();
-    crate::helpers::eventually("the server to answer", || async {
-        client.get(format!("http://{bind}/health/live")).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
-    })
-    .await;
     let trace_id = "5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed";
     let answered = client
         .get(format!("http://{bind}/api/v1/practitioners"))

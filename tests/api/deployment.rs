@@ -347,6 +347,21 @@ fn the_dockerfile_passes_hadolint() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 }
 
+/// Whether `healthcore healthcheck` passes for a process bound to `bind` (and serving metrics on
+/// `metrics_addr`, if given).
+fn healthcheck_passes(bind: &str, metrics_addr: Option<&str>) -> bool {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"));
+    command
+        .arg("healthcheck")
+        .env_clear()
+        .env("HEALTHCORE_BIND", bind)
+        .env("HEALTHCORE_DATA_DIR", std::env::temp_dir().join("hc_healthcheck_unused"));
+    if let Some(metrics_addr) = metrics_addr {
+        command.env("HEALTHCORE_METRICS_ADDR", metrics_addr);
+    }
+    command.output().unwrap().status.success()
+}
+
 /// The paths the manifests probe answer on a running instance, and `healthcore healthcheck` passes
 /// against it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,23 +371,9 @@ async fn the_probed_paths_are_served_and_the_healthcheck_command_passes() {
         app.call(reqwest::Method::GET, path, None, None).await.expect(200);
     }
     let bind = app.base_url.trim_start_matches("http://").to_owned();
-    let passed = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"))
-        .arg("healthcheck")
-        .env_clear()
-        .env("HEALTHCORE_BIND", &bind)
-        .env("HEALTHCORE_DATA_DIR", std::env::temp_dir().join("hc_healthcheck_unused"))
-        .output()
-        .unwrap();
-    assert!(passed.status.success(), "{}", String::from_utf8_lossy(&passed.stderr));
+    assert!(healthcheck_passes(&bind, None), "a serving instance passes the check");
     app.stop().await;
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"))
-        .arg("healthcheck")
-        .env_clear()
-        .env("HEALTHCORE_BIND", &bind)
-        .env("HEALTHCORE_DATA_DIR", std::env::temp_dir().join("hc_healthcheck_unused"))
-        .output()
-        .unwrap();
-    assert!(!refused.status.success(), "a stopped instance fails the check");
+    assert!(!healthcheck_passes(&bind, None), "a stopped instance fails the check");
 }
 
 /// A relay or consumer serves only `/metrics`: the image's plain `healthcore healthcheck` finds it
@@ -384,18 +385,6 @@ async fn the_plain_healthcheck_probes_the_metrics_address_of_a_process_without_a
     let routes = axum::Router::new().route("/metrics", axum::routing::get(|| async { "# EOF\n" }));
     tokio::spawn(async move { axum::serve(metrics, routes).await.unwrap() });
     let unused_api = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let check = |with_metrics: bool| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"));
-        command
-            .arg("healthcheck")
-            .env_clear()
-            .env("HEALTHCORE_BIND", &unused_api)
-            .env("HEALTHCORE_DATA_DIR", std::env::temp_dir().join("hc_healthcheck_unused"));
-        if with_metrics {
-            command.env("HEALTHCORE_METRICS_ADDR", &metrics_addr);
-        }
-        command.output().unwrap().status.success()
-    };
-    assert!(check(true), "found on the metrics address");
-    assert!(!check(false), "nothing answers without one");
+    assert!(healthcheck_passes(&unused_api, Some(&metrics_addr)), "found on the metrics address");
+    assert!(!healthcheck_passes(&unused_api, None), "nothing answers without one");
 }
