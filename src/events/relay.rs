@@ -307,8 +307,14 @@ fn publish_span(event: &outbox::OutboxEvent, topic: &str) -> tracing::Span {
         event_id = %event.envelope.event_id,
     );
     traces::continue_trace(&span, event.traceparent.as_deref());
-    tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(&span, "messaging.system", "kafka");
-    tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(&span, "messaging.destination.name", topic.to_owned());
+    if traces::is_recorded(&span) {
+        tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(&span, "messaging.system", "kafka");
+        tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(
+            &span,
+            "messaging.destination.name",
+            topic.to_owned(),
+        );
+    }
     span
 }
 

@@ -1,6 +1,6 @@
 //! One log line per request — method, route template, status, duration, user and role — inside a
-//! span that carries the correlation ID (and the trace) into every log line written while serving it. Never the
-//! raw path, query string or body: they may hold PHI.
+//! span that carries the correlation ID (and the trace) into every log line written while serving
+//! it. Never the raw path, query string or body: they may hold PHI.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;

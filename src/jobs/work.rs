@@ -71,7 +71,7 @@ async fn send_reminders(
             {
                 continue;
             }
-            store::outbox::append(&*tx, std::slice::from_ref(&envelope), run_traceparent().as_deref()).await?;
+            store::outbox::append(&*tx, std::slice::from_ref(&envelope)).await?;
             tx.note_events_recorded([EventType::AppointmentReminderDue]);
             tx.commit().await.context("committing a reminder")?;
             sent += 1;
@@ -105,8 +105,7 @@ async fn mark_no_shows(
             let subject = Subject::appointment(appointment.id, appointment.patient_id);
             store::audit::append(&*tx, &[AuditRecord::system("appointment.no_show", subject, correlation_id)]).await?;
             let event = events::appointment(EventType::AppointmentNoShow, &appointment);
-            store::outbox::append(&*tx, &[Envelope::system(event, correlation_id, now)], run_traceparent().as_deref())
-                .await?;
+            store::outbox::append(&*tx, &[Envelope::system(event, correlation_id, now)]).await?;
             tx.note_events_recorded([EventType::AppointmentNoShow]);
             tx.commit().await.context("committing a no-show")?;
             marked += 1;
@@ -115,9 +114,4 @@ async fn mark_no_shows(
             return Ok(marked);
         }
     }
-}
-
-/// Events a job records continue the trace of its run (the `job.run` span).
-fn run_traceparent() -> Option<String> {
-    crate::telemetry::traces::traceparent(&tracing::Span::current())
 }

@@ -22,7 +22,6 @@ use crate::error::{AppError, AppResult};
 use crate::events::{Envelope, NewEvent};
 use crate::state::AppState;
 use crate::store::{self, WriteTx};
-use crate::telemetry::traces;
 
 /// The current time at the precision both databases keep (microseconds), so a value read back
 /// equals the value written.
@@ -39,11 +38,9 @@ pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEv
     let now = now();
     let event_types: Vec<_> = events.iter().map(|e| e.event_type).collect();
     let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, ctx, now)).collect();
-    // The span's traceparent is stored with the events: the relay and the consumers continue the
-    // trace from it.
+    // The events carry this span's traceparent: the relay and the consumers continue from it.
     let span = tracing::info_span!("outbox.write", event_count = envelopes.len());
-    let traceparent = traces::traceparent(&span);
-    store::outbox::append(&**tx, &envelopes, traceparent.as_deref()).instrument(span).await?;
+    store::outbox::append(&**tx, &envelopes).instrument(span).await?;
     // The commit wakes this process's relay, and `events::relay::notify_other_processes` tells
     // relays elsewhere; a NOTIFY inside this transaction would serialize every commit on
     // PostgreSQL's notification lock (it halved create-patient throughput).

@@ -24,11 +24,13 @@ pub struct OutboxEvent {
     pub replay: bool,
 }
 
-/// Appends events inside the caller's transaction.
-pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparent: Option<&str>) -> Result<(), DbErr> {
+/// Appends events inside the caller's transaction, with the `traceparent` of the current span (the
+/// request's `outbox.write`, a job's run): the relay and the consumers continue that trace.
+pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope]) -> Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
     }
+    let traceparent = crate::telemetry::traces::traceparent(&tracing::Span::current());
     let rows = events.iter().map(|envelope| {
         let mut row = outbox_event::Model {
             sequence: 0,
@@ -40,7 +42,7 @@ pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparen
             occurred_at: envelope.timestamp,
             payload: serde_json::to_string(envelope).expect("an envelope serializes"),
             correlation_id: envelope.metadata.correlation_id.clone(),
-            traceparent: traceparent.map(str::to_owned),
+            traceparent: traceparent.clone(),
             published_at: None,
             kafka_partition: None,
             kafka_offset: None,
