@@ -47,10 +47,12 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print the effective configuration, secrets masked.
     Config,
-    /// Exit 0 if this instance answers (for container health checks): `/health/live` on
-    /// HEALTHCORE_BIND or, for processes that serve no API (relay, consume), `/metrics` on
-    /// HEALTHCORE_METRICS_ADDR (`--metrics` asks for that one only).
+    /// Exit 0 if this instance answers (for container health checks).
+    ///
+    /// Probes `/health/live` on HEALTHCORE_BIND or, for processes that serve no API (relay,
+    /// consume), `/metrics` on HEALTHCORE_METRICS_ADDR.
     Healthcheck {
+        /// Probe only `/metrics` on HEALTHCORE_METRICS_ADDR.
         #[arg(long)]
         metrics: bool,
     },
