@@ -169,12 +169,12 @@ impl clap::ValueEnum for Role {
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let _log_flush = crate::telemetry::init_logging(&config)?;
+            let _telemetry = crate::telemetry::init(&config)?;
             let application = Application::build(config).await?;
             application.run_until(app::shutdown_signal()).await
         }
         Command::Relay => {
-            let _log_flush = crate::telemetry::init_logging(&config)?;
+            let _telemetry = crate::telemetry::init(&config)?;
             app::run_relay(config).await
         }
         Command::Outbox(OutboxCommand::Status) => {
@@ -192,7 +192,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Healthcheck { metrics } => healthcheck(&config, metrics).await,
         Command::Consume(args) => {
-            let _log_flush = crate::telemetry::init_logging(&config)?;
+            let _telemetry = crate::telemetry::init(&config)?;
             app::run_consumer(config, args.group).await
         }
         Command::Events(EventsCommand::Tail { event_type }) => crate::events::console::run(config, event_type).await,

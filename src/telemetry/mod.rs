@@ -20,12 +20,12 @@ const LOG_BUFFER_LINES: usize = 64 * 1024;
 const STDOUT_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Keeps the log writers' threads and the span exporter alive; dropping it flushes what they hold.
-pub struct LogGuards {
+pub struct TelemetryGuard {
     _writers: Vec<WorkerGuard>,
     tracer_provider: Option<SdkTracerProvider>,
 }
 
-impl Drop for LogGuards {
+impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Some(provider) = self.tracer_provider.take() {
             // Sends the spans still batched; an unreachable collector costs at most its timeout.
@@ -50,7 +50,7 @@ pub fn dropped_log_lines() -> u64 {
 /// Stdout is written by a dedicated thread: a request never waits on a slow terminal or log shipper
 /// unless the buffer is full, and then it waits rather than dropping a line (stdout is the record of
 /// last resort). The file writer drops instead, and counts what it drops.
-pub fn init_logging(config: &Config) -> anyhow::Result<LogGuards> {
+pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
     // The writer thread drains every queued line into this buffer and then flushes it: one write
     // per burst instead of one per line (stdout alone is line-buffered).
     let buffered_stdout = std::io::BufWriter::with_capacity(STDOUT_BUFFER_BYTES, std::io::stdout());
@@ -72,7 +72,7 @@ pub fn init_logging(config: &Config) -> anyhow::Result<LogGuards> {
     let tracer_provider = traces::provider(&config.trace_export, &config.service_name)?;
     // A subscriber may already be installed (tests); that is fine.
     let _ = install(&config.log_filter, config.log_format, stdout, file, tracer_provider.as_ref());
-    Ok(LogGuards { _writers: guards, tracer_provider })
+    Ok(TelemetryGuard { _writers: guards, tracer_provider })
 }
 
 /// Installs the global subscriber writing to `writer` (tests capture the JSON lines this way), with
