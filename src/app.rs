@@ -85,8 +85,16 @@ pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(A
     let audit_store = store.dedicated(1).await.context("cannot open the audit writer's connection")?;
     let (audit, audit_writer) = AuditLog::spawn(audit_store, config.audit_batch_max);
     let decoy_password_hash: Arc<str> = password::hash_blocking(password::generate()).await.into();
+    let passwords = match config.password_hash_concurrency {
+        Some(concurrency) => password::PasswordWork::new(concurrency),
+        None => password::PasswordWork::sized_for(
+            std::thread::available_parallelism().map_or(1, usize::from),
+            password::memory_limit(),
+        ),
+    };
     let cache = ReferenceCache::new(Duration::from_secs(config.cache_ttl_seconds), store.metrics().clone());
-    Ok((AppState { store, audit, tokens, config, decoy_password_hash, cache, relay: None }, audit_writer))
+    let state = AppState { store, audit, tokens, config, decoy_password_hash, passwords, cache, relay: None };
+    Ok((state, audit_writer))
 }
 
 impl Application {

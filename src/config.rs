@@ -78,6 +78,12 @@ pub const SETTINGS: &[Setting] = &[
         description: "password of the `admin` user created on first start",
     },
     Setting {
+        name: "HEALTHCORE_PASSWORD_HASH_CONCURRENCY",
+        default: "auto",
+        secret: false,
+        description: "password verifications run at once, 19 MiB each; beyond it logins wait up to 1 s, then get 503 with Retry-After (1–64; `auto`: the cores, at most a quarter of the memory limit)",
+    },
+    Setting {
         name: "HEALTHCORE_BODY_LIMIT_BYTES",
         default: "65536",
         secret: false,
@@ -339,6 +345,8 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     pub token_ttl_seconds: i64,
     pub admin_password: Option<Secret>,
+    /// Concurrent Argon2 runs; `None`: sized from the cores and the memory limit.
+    pub password_hash_concurrency: Option<usize>,
     pub body_limit_bytes: usize,
     pub idempotency_ttl_seconds: i64,
     pub audit_batch_max: usize,
@@ -607,6 +615,10 @@ impl Config {
             jwt_secret,
             token_ttl_seconds: source.number("HEALTHCORE_TOKEN_TTL_SECONDS", 3600, 60..=86_400)?,
             admin_password,
+            password_hash_concurrency: match source.get("HEALTHCORE_PASSWORD_HASH_CONCURRENCY").map(str::trim) {
+                None | Some("auto") => None,
+                Some(_) => Some(source.number("HEALTHCORE_PASSWORD_HASH_CONCURRENCY", 1, 1..=64)?),
+            },
             body_limit_bytes: source.number("HEALTHCORE_BODY_LIMIT_BYTES", 65_536, 1024..=10_485_760)?,
             idempotency_ttl_seconds: source.number("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", 86_400, 60..=604_800)?,
             audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX", 512, 1..=10_000)?,
@@ -646,6 +658,10 @@ impl Config {
             ("HEALTHCORE_JWT_SECRET", mask(&self.jwt_secret, "(generated, kept in the data folder)")),
             ("HEALTHCORE_TOKEN_TTL_SECONDS", self.token_ttl_seconds.to_string()),
             ("HEALTHCORE_ADMIN_PASSWORD", mask(&self.admin_password, "(generated on first start)")),
+            (
+                "HEALTHCORE_PASSWORD_HASH_CONCURRENCY",
+                self.password_hash_concurrency.map_or("auto".into(), |n| n.to_string()),
+            ),
             ("HEALTHCORE_BODY_LIMIT_BYTES", self.body_limit_bytes.to_string()),
             ("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds.to_string()),
             ("HEALTHCORE_AUDIT_BATCH_MAX", self.audit_batch_max.to_string()),

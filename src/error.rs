@@ -28,6 +28,13 @@ pub enum AppError {
     Unauthorized(&'static str),
     #[error("you are not allowed to {0}")]
     Forbidden(&'static str),
+    /// Too many attempts from this account or address (login throttling): 429 with `Retry-After`.
+    #[error("too many attempts; retry in {retry_after_seconds} s")]
+    TooManyAttempts { retry_after_seconds: u64 },
+    /// The server sheds work it cannot take now without exceeding a bound (concurrent password
+    /// hashes, connections): 503 with `Retry-After`; nothing was done.
+    #[error("{detail}")]
+    Overloaded { detail: &'static str, retry_after_seconds: u64 },
     /// The database could not be reached: 503, the client may retry.
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),

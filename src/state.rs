@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::AuditLog;
 use crate::auth::TokenIssuer;
+use crate::auth::password::PasswordWork;
 use crate::cache::ReferenceCache;
 use crate::config::Config;
 use crate::store::Store;
@@ -17,6 +18,8 @@ pub struct AppState {
     /// A real Argon2 hash of a random password, verified against when a login names an unknown
     /// user, so that the response time does not tell which usernames exist.
     pub decoy_password_hash: Arc<str>,
+    /// The bounded Argon2 runs every login and password change goes through.
+    pub passwords: PasswordWork,
     /// Practitioners and users by id (see `cache` for how stale an entry may be).
     pub cache: ReferenceCache,
     /// The state of this process's relay, when it runs one.

@@ -57,8 +57,20 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Adds `Retry-After` (seconds) to a response.
+pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            AppError::TooManyAttempts { retry_after_seconds } => Some(*retry_after_seconds),
+            AppError::Overloaded { retry_after_seconds, .. } => Some(*retry_after_seconds),
+            AppError::Unavailable(_) => Some(1),
+            _ => None,
+        };
         let problem = match self {
             AppError::Validation(errors) => {
                 let mut problem =
@@ -79,6 +91,10 @@ impl IntoResponse for AppError {
             }
             AppError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail),
             err @ AppError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", err.to_string()),
+            err @ AppError::TooManyAttempts { .. } => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-many-attempts", err.to_string())
+            }
+            AppError::Overloaded { detail, .. } => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail),
             AppError::Unavailable(err) => {
                 tracing::error!(error = format!("{err:#}"), "database unavailable");
                 Problem::new(
@@ -98,7 +114,10 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        problem.into_response()
+        match retry_after {
+            Some(seconds) => with_retry_after(problem.into_response(), seconds),
+            None => problem.into_response(),
+        }
     }
 }
 

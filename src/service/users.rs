@@ -26,7 +26,7 @@ pub enum UserError {
     Database(#[from] sea_orm::DbErr),
 }
 
-fn valid_username(username: &str) -> bool {
+pub(crate) fn valid_username(username: &str) -> bool {
     (3..=64).contains(&username.len()) && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
 }
 

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, ServeProcess, TestApp};
 use crate::on_both_backends;
 
 fn healthcore(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
@@ -260,29 +260,6 @@ fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// `healthcore serve` as its own process on a free loopback port, with its data in `folder` and
-/// these settings, once it answers; returns the process and its address.
-async fn start_serve(folder: &std::path::Path, settings: &[(&str, String)]) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let bind = format!("127.0.0.1:{port}");
-    let server = Command::new(env!("CARGO_BIN_EXE_healthcore"))
-        .env_clear()
-        .env("HEALTHCORE_DATA_DIR", folder.join("data"))
-        .env("HEALTHCORE_BIND", &bind)
-        .env("HEALTHCORE_ADMIN_PASSWORD", "serve-process-test-password")
-        .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    crate::helpers::eventually("the server to answer", || async {
-        client.get(format!("http://{bind}/health/live")).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
-    })
-    .await;
-    (server, bind)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_writes_json_lines_to_a_rotated_log_file() {
     let folder = std::env::temp_dir().join(format!("hc_logfile_{}", uuid::Uuid::new_v4().simple()));
@@ -292,7 +269,8 @@ async fn serve_writes_json_lines_to_a_rotated_log_file() {
         ("HEALTHCORE_LOG_FILE_MAX_BYTES", "1024".to_owned()),
         ("HEALTHCORE_LOG_FILE_KEEP", "2".to_owned()),
     ];
-    let (mut server, bind) = start_serve(&folder, &settings).await;
+    let server = ServeProcess::start(&folder, &settings).await;
+    let bind = server.bind.clone();
     let client = reqwest::Client::new();
     for _ in 0..40 {
         client
@@ -302,9 +280,7 @@ async fn serve_writes_json_lines_to_a_rotated_log_file() {
             .await
             .unwrap();
     }
-    let stopped = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
-    assert!(stopped.success());
-    assert!(server.wait().unwrap().success(), "a clean shutdown flushes the log writer");
+    assert!(server.stop(), "a clean shutdown flushes the log writer");
     let mut files: Vec<_> = std::fs::read_dir(log.parent().unwrap()).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert_eq!(files.len(), 3, "the live file and the two newest rotated ones: {files:?}");
@@ -348,7 +324,8 @@ async fn serve_exports_its_spans_to_an_otlp_collector() {
         ("OTEL_SERVICE_NAME", "healthcore-otlp-test".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
     ];
-    let (mut server, bind) = start_serve(&folder, &settings).await;
+    let server = ServeProcess::start(&folder, &settings).await;
+    let bind = server.bind.clone();
     let client = reqwest::Client::new();
     let trace_id = "5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed";
     let answered = client
@@ -369,8 +346,6 @@ async fn serve_exports_its_spans_to_an_otlp_collector() {
     assert_eq!(content_type, "application/x-protobuf");
     assert!(contains(&body, b"healthcore-otlp-test"), "the resource names the service");
     assert!(contains(&body, b"GET /api/v1/practitioners"), "the server span is named by method and route");
-    let stopped = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
-    assert!(stopped.success());
-    assert!(server.wait().unwrap().success());
+    assert!(server.stop());
     std::fs::remove_dir_all(&folder).unwrap();
 }

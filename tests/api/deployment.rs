@@ -18,12 +18,12 @@ use crate::helpers::{Backend, TestApp};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-fn path(relative: &str) -> PathBuf {
+pub(crate) fn path(relative: &str) -> PathBuf {
     Path::new(ROOT).join(relative)
 }
 
 /// Every YAML document of a file, merge keys (`<<`) applied, as JSON values.
-fn documents(file: &Path) -> Vec<Value> {
+pub(crate) fn documents(file: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     serde_norway::Deserializer::from_str(&text)
         .map(|document| {

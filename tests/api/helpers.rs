@@ -420,3 +420,65 @@ impl TestApp {
         .await
     }
 }
+
+/// `healthcore serve` as its own process (the real binary, as an operator runs it) on a free
+/// loopback port, with its data in `folder/data`; killed when dropped unless stopped.
+pub struct ServeProcess {
+    pub bind: String,
+    child: Option<std::process::Child>,
+}
+
+impl ServeProcess {
+    /// Starts it with these settings and returns once `/health/live` answers.
+    pub async fn start(folder: &std::path::Path, settings: &[(&str, String)]) -> ServeProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bind = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"))
+            .env_clear()
+            .env("HEALTHCORE_DATA_DIR", folder.join("data"))
+            .env("HEALTHCORE_BIND", &bind)
+            .env("HEALTHCORE_ADMIN_PASSWORD", "serve-process-test-password")
+            .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::new();
+        eventually("the server to answer", || async {
+            client.get(format!("http://{bind}/health/live")).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
+        })
+        .await;
+        ServeProcess { bind, child: Some(child) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.bind)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The process's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/<pid>/status");
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    /// SIGTERM, then waits; whether it exited cleanly.
+    pub fn stop(mut self) -> bool {
+        let mut child = self.child.take().expect("running");
+        let signalled = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        signalled.success() && child.wait().unwrap().success()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -20,6 +20,7 @@ mod idempotency;
 mod jobs;
 mod kafka;
 mod kafka_consumers;
+mod limits;
 mod logs;
 mod metrics;
 mod openapi;
