@@ -64,7 +64,7 @@ pub fn relay_for(config: &Config, store: &Store) -> anyhow::Result<(Option<Relay
 
 /// Connects to the database and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(config.database_url.expose(), config.db_max_connections)
+    let store = Store::connect_with_limits(config.database_url.expose(), config.db_max_connections, config.db_limits)
         .await
         .with_context(|| format!("cannot open the database at {}", store::redact_url(config.database_url.expose())))?;
     if !config.metrics_enabled {

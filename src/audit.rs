@@ -135,6 +135,12 @@ struct Pending {
     done: oneshot::Sender<Result<(), BatchFailure>>,
 }
 
+/// What the writer is asked to do: commit records, or show that it could (readiness).
+enum Work {
+    Records(Pending),
+    Probe(oneshot::Sender<Result<(), String>>),
+}
+
 /// Why a batch did not commit, shared by every request in it.
 #[derive(Debug, Clone)]
 struct BatchFailure {
@@ -146,7 +152,7 @@ struct BatchFailure {
 /// dropped, after committing what it was given.
 #[derive(Clone)]
 pub struct AuditLog {
-    sender: mpsc::Sender<Pending>,
+    sender: mpsc::Sender<Work>,
 }
 
 impl AuditLog {
@@ -164,7 +170,7 @@ impl AuditLog {
         }
         let (done, committed) = oneshot::channel();
         self.sender
-            .send(Pending { records, done })
+            .send(Work::Records(Pending { records, done }))
             .await
             .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit writer has stopped")))?;
         match committed.await {
@@ -176,19 +182,42 @@ impl AuditLog {
             Err(_) => Err(AppError::Internal(anyhow::anyhow!("the audit writer stopped before committing"))),
         }
     }
+
+    /// Whether the writer can commit now: the probe waits its turn behind queued batches, then the
+    /// writer pings its own connection. A writer stuck on a batch or a connection does not answer
+    /// within `deadline`, and that is the answer readiness needs.
+    pub async fn probe(&self, deadline: std::time::Duration) -> Result<(), String> {
+        let (done, answered) = oneshot::channel();
+        let asked = async {
+            self.sender.send(Work::Probe(done)).await.map_err(|_| "the audit writer has stopped".to_owned())?;
+            answered.await.map_err(|_| "the audit writer has stopped".to_owned())?
+        };
+        tokio::time::timeout(deadline, asked)
+            .await
+            .unwrap_or_else(|_| Err(format!("the audit writer did not answer within {} ms", deadline.as_millis())))
+    }
 }
 
-async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
+async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Work>, max_batch: usize) {
     while let Some(first) = receiver.recv().await {
+        let first = match first {
+            Work::Records(pending) => pending,
+            Work::Probe(answer) => {
+                let _ = answer.send(store.ping().await.map_err(|err| err.to_string()));
+                continue;
+            }
+        };
         let mut batch = vec![first];
         let mut rows = batch[0].records.len();
+        let mut probes = Vec::new();
         // Take whatever queued up while the previous batch was committing.
         while rows < max_batch {
             match receiver.try_recv() {
-                Ok(next) => {
+                Ok(Work::Records(next)) => {
                     rows += next.records.len();
                     batch.push(next);
                 }
+                Ok(Work::Probe(answer)) => probes.push(answer),
                 Err(_) => break,
             }
         }
@@ -211,11 +240,15 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>, max_
         for pending in batch {
             let _ = pending.done.send(result.clone());
         }
+        // A probe that queued behind this batch is answered by how the batch went.
+        for answer in probes {
+            let _ = answer.send(result.clone().map_err(|failure| failure.reason));
+        }
     }
 }
 
 async fn commit(store: &Store, records: &[AuditRecord]) -> Result<(), sea_orm::DbErr> {
     let tx = store.begin_write().await?;
-    store::audit::append(&*tx, records).await?;
+    store::audit::append(&tx, records).await?;
     tx.commit().await
 }

@@ -29,7 +29,7 @@ pub async fn apply(tx: &WriteTx, envelope: &Envelope) -> Result<(), HandleError>
     let day = envelope.timestamp.date_naive();
     let counter = match envelope.event_type {
         EventType::PatientCreated => {
-            analytics::count_patient_registered(&**tx, day).await?;
+            analytics::count_patient_registered(tx, day).await?;
             return Ok(());
         }
         EventType::AppointmentBooked => AppointmentCounter::Booked,
@@ -39,6 +39,6 @@ pub async fn apply(tx: &WriteTx, envelope: &Envelope) -> Result<(), HandleError>
         _ => return Ok(()),
     };
     let facts: AppointmentFacts = data(envelope)?;
-    analytics::count_appointment(&**tx, day, facts.practitioner_id, counter).await?;
+    analytics::count_appointment(tx, day, facts.practitioner_id, counter).await?;
     Ok(())
 }

@@ -14,7 +14,7 @@ pub async fn apply(tx: &WriteTx, envelope: &Envelope, now: DateTime<Utc>) -> Res
     let event_type = envelope.event_type.as_str();
     let mut recorded = false;
     let mut payload = None;
-    for subscription in subscriptions::active(&**tx).await? {
+    for subscription in subscriptions::active(tx).await? {
         if !subscription.wants(event_type) {
             continue;
         }
@@ -26,7 +26,7 @@ pub async fn apply(tx: &WriteTx, envelope: &Envelope, now: DateTime<Utc>) -> Res
             payload: body.clone(),
             correlation_id: envelope.metadata.correlation_id.clone(),
         };
-        webhooks::enqueue(&**tx, delivery, now).await?;
+        webhooks::enqueue(tx, delivery, now).await?;
         recorded = true;
     }
     Ok(recorded)

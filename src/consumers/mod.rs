@@ -208,7 +208,7 @@ impl Consumers {
         }
         let now = crate::service::now();
         let tx = self.store.begin_write().await?;
-        if !store::consumers::claim(&*tx, group.as_str(), envelope.event_id, now).await? {
+        if !store::consumers::claim(&tx, group.as_str(), envelope.event_id, now).await? {
             return Ok(Outcome::Duplicate);
         }
         let recorded_webhooks = match group {

@@ -93,8 +93,8 @@ pub async fn apply(
             payload: serde_json::to_string(&message).expect("a notification serializes"),
             correlation_id: envelope.metadata.correlation_id.clone(),
         };
-        notification.delivery_id = Some(webhooks::enqueue(&**tx, delivery, now).await?);
+        notification.delivery_id = Some(webhooks::enqueue(tx, delivery, now).await?);
     }
-    notifications::insert(&**tx, &notification).await?;
+    notifications::insert(tx, &notification).await?;
     Ok(notification.delivery_id.is_some())
 }

@@ -66,13 +66,13 @@ pub async fn replay(
     let store = crate::app::open_store(&config).await?;
     let tx = store.begin_write().await?;
     if rebuild_analytics {
-        analytics::reset(&*tx).await?;
-        let forgotten = consumers::forget(&*tx, crate::consumers::ConsumerGroup::Analytics.as_str()).await?;
+        analytics::reset(&tx).await?;
+        let forgotten = consumers::forget(&tx, crate::consumers::ConsumerGroup::Analytics.as_str()).await?;
         println!("analytics emptied; forgot {forgotten} handled events");
     }
     let selection = ReplaySelection { since, event_type: only.map(|t| t.as_str().to_owned()) };
-    let count = outbox::replay(&*tx, &selection).await?;
-    crate::store::outbox::notify_relays(&*tx).await?;
+    let count = outbox::replay(&tx, &selection).await?;
+    crate::store::outbox::notify_relays(&tx).await?;
     tx.commit().await?;
     let destination = if config.kafka.is_some() { "Kafka" } else { "the in-process consumers" };
     println!("{count} events since {} queued for replay to {destination}", since.to_rfc3339());

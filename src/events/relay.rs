@@ -367,34 +367,54 @@ pub async fn notify_other_processes(
     }
 }
 
+/// The options of a connection of the relay's own (its leadership, its listener): the database URL
+/// with the same server-side limits as the pool's.
+fn own_connection_options(store: &Store) -> Option<sea_orm::sqlx::postgres::PgConnectOptions> {
+    let options: sea_orm::sqlx::postgres::PgConnectOptions = store.url().parse().ok()?;
+    Some(crate::store::with_server_limits(options, store.db().limits()))
+}
+
 /// Wake-ups from commits in other processes: PostgreSQL `LISTEN` on the outbox channel. The poll
-/// interval stays as the fallback if the listening connection is lost.
+/// interval stays as the fallback if the listening connection is lost; a listener that may have
+/// gone silent (the pool was replaced after a fault since it connected) is replaced too.
 struct CommitListener {
-    url: Option<String>,
-    listener: Option<sea_orm::sqlx::postgres::PgListener>,
+    db: crate::store::Db,
+    options: Option<sea_orm::sqlx::postgres::PgConnectOptions>,
+    listener: Option<(sea_orm::sqlx::postgres::PgListener, u64)>,
 }
 
 impl CommitListener {
     fn new(store: &Store) -> CommitListener {
-        let url = (store.backend() == Backend::Postgres).then(|| store.url().to_owned());
-        CommitListener { url, listener: None }
+        let options = (store.backend() == Backend::Postgres).then(|| own_connection_options(store)).flatten();
+        CommitListener { db: store.db().clone(), options, listener: None }
     }
 
     /// (Re)connects and listens, if there is something to listen to and it is not listening yet.
     async fn ensure_listening(&mut self) {
-        let Some(url) = &self.url else { return };
-        if self.listener.is_some() {
+        let Some(options) = &self.options else { return };
+        let generation = self.db.generation();
+        if self.listener.as_ref().is_some_and(|(_, since)| *since == generation) {
             return;
         }
-        let Ok(mut listener) = sea_orm::sqlx::postgres::PgListener::connect(url).await else { return };
-        if listener.listen(outbox::NOTIFY_CHANNEL).await.is_ok() {
-            self.listener = Some(listener);
+        self.listener = None;
+        let limits = self.db.limits();
+        let pool = sea_orm::sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(limits.acquire)
+            .connect_lazy_with(options.clone());
+        let connect = async {
+            let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(outbox::NOTIFY_CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        };
+        if let Ok(Ok(listener)) = tokio::time::timeout(limits.acquire + limits.round_trip(), connect).await {
+            self.listener = Some((listener, generation));
         }
     }
 
     /// Resolves on the next notification; never while not listening.
     async fn next(&mut self) {
-        let Some(listener) = self.listener.as_mut() else { return std::future::pending().await };
+        let Some((listener, _)) = self.listener.as_mut() else { return std::future::pending().await };
         if listener.recv().await.is_err() {
             self.listener = None;
         }
@@ -404,35 +424,50 @@ impl CommitListener {
 /// Who may publish: the holder of the PostgreSQL advisory lock, held on a connection of its own.
 enum Leadership {
     Single,
-    Advisory { url: String, connection: Option<sea_orm::sqlx::PgConnection> },
+    Advisory {
+        options: Box<sea_orm::sqlx::postgres::PgConnectOptions>,
+        limits: crate::store::DbLimits,
+        connection: Option<sea_orm::sqlx::PgConnection>,
+    },
 }
 
 impl Leadership {
     fn new(store: &Store) -> Leadership {
-        match store.backend() {
-            Backend::Sqlite => Leadership::Single,
-            Backend::Postgres => Leadership::Advisory { url: store.url().to_owned(), connection: None },
+        match (store.backend(), own_connection_options(store)) {
+            (Backend::Postgres, Some(options)) => {
+                Leadership::Advisory { options: Box::new(options), limits: store.db().limits(), connection: None }
+            }
+            _ => Leadership::Single,
         }
     }
 
-    /// Whether this relay leads now: keeps the lock while its connection lives, else tries to take it.
+    /// Whether this relay leads now: keeps the lock while its connection answers (within the
+    /// round-trip deadline), else tries to take it. A leader whose connection stopped answering
+    /// gives up at once; the server releases the lock when it notices the session is gone (its
+    /// TCP keepalives), and then a relay takes over.
     async fn ensure(&mut self) -> bool {
-        use sea_orm::sqlx::{Connection, Row};
-        let Leadership::Advisory { url, connection } = self else { return true };
+        use sea_orm::sqlx::{ConnectOptions, Connection, Row};
+        let Leadership::Advisory { options, limits, connection } = self else { return true };
         if let Some(held) = connection {
-            if held.ping().await.is_ok() {
+            if matches!(tokio::time::timeout(limits.round_trip(), held.ping()).await, Ok(Ok(()))) {
                 return true;
             }
             tracing::warn!("lost the relay leadership connection");
             *connection = None;
         }
-        let Ok(mut candidate) = sea_orm::sqlx::PgConnection::connect(url).await else { return false };
-        let acquired = sea_orm::sqlx::query("SELECT pg_try_advisory_lock($1)")
-            .bind(LEADER_LOCK_KEY)
-            .fetch_one(&mut candidate)
-            .await
-            .map(|row| row.get::<bool, _>(0))
-            .unwrap_or(false);
+        let attempt = async {
+            let mut candidate = options.connect().await?;
+            let acquired = sea_orm::sqlx::query("SELECT pg_try_advisory_lock($1)")
+                .bind(LEADER_LOCK_KEY)
+                .fetch_one(&mut candidate)
+                .await?
+                .get::<bool, _>(0);
+            Ok::<_, sea_orm::sqlx::Error>((candidate, acquired))
+        };
+        let Ok(Ok((candidate, acquired))) = tokio::time::timeout(limits.acquire + limits.round_trip(), attempt).await
+        else {
+            return false;
+        };
         if acquired {
             tracing::info!("this relay is now the leader");
             *connection = Some(candidate);

@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod correlation;
+pub mod deadline;
 pub mod extract;
 pub mod metrics;
 pub mod params;
@@ -139,6 +140,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(
+            std::time::Duration::from_millis(state.config.request_timeout_ms),
+            deadline::middleware,
+        ))
         .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware));
     let api =
         if metrics_enabled { api.layer(middleware::from_fn_with_state(metrics, metrics::middleware)) } else { api };

@@ -54,14 +54,14 @@ async fn send_reminders(
         for candidate in due {
             let tx = store.begin_write().await?;
             // Re-read under the row lock: it may have been cancelled or moved meanwhile.
-            let Some(appointment) = store::appointments::find_for_update(&*tx, candidate.id).await? else { continue };
+            let Some(appointment) = store::appointments::find_for_update(&tx, candidate.id).await? else { continue };
             if appointment.status != AppointmentStatus::Booked || appointment.start != candidate.start {
                 continue;
             }
             let envelope =
                 Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, crate::service::now());
             if !store::jobs::note_reminder(
-                &*tx,
+                &tx,
                 appointment.id,
                 appointment.start,
                 envelope.event_id,
@@ -71,7 +71,7 @@ async fn send_reminders(
             {
                 continue;
             }
-            store::outbox::append(&*tx, std::slice::from_ref(&envelope)).await?;
+            store::outbox::append(&tx, std::slice::from_ref(&envelope)).await?;
             tx.note_events_recorded([EventType::AppointmentReminderDue]);
             tx.commit().await.context("committing a reminder")?;
             sent += 1;
@@ -94,18 +94,18 @@ async fn mark_no_shows(
         let batch = overdue.len();
         for id in overdue {
             let tx = store.begin_write().await?;
-            let Some(mut appointment) = store::appointments::find_for_update(&*tx, id).await? else { continue };
+            let Some(mut appointment) = store::appointments::find_for_update(&tx, id).await? else { continue };
             if appointment.status != AppointmentStatus::Booked || appointment.end >= cutoff {
                 continue;
             }
             appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;
             appointment.version += 1;
             appointment.updated_at = now;
-            store::appointments::update(&*tx, &appointment).await?;
+            store::appointments::update(&tx, &appointment).await?;
             let subject = Subject::appointment(appointment.id, appointment.patient_id);
-            store::audit::append(&*tx, &[AuditRecord::system("appointment.no_show", subject, correlation_id)]).await?;
+            store::audit::append(&tx, &[AuditRecord::system("appointment.no_show", subject, correlation_id)]).await?;
             let event = events::appointment(EventType::AppointmentNoShow, &appointment);
-            store::outbox::append(&*tx, &[Envelope::system(event, correlation_id, now)]).await?;
+            store::outbox::append(&tx, &[Envelope::system(event, correlation_id, now)]).await?;
             tx.note_events_recorded([EventType::AppointmentNoShow]);
             tx.commit().await.context("committing a no-show")?;
             marked += 1;

@@ -31,10 +31,10 @@ async fn lock_participants_and_check(
     slot: TimeSlot,
     except: Option<Uuid>,
 ) -> AppResult<()> {
-    let practitioner = store::practitioners::find_for_update(&**tx, practitioner_id)
+    let practitioner = store::practitioners::find_for_update(tx, practitioner_id)
         .await?
         .ok_or_else(|| AppError::invalid("practitioner_id", "exists", "no practitioner has this id"))?;
-    let patient = store::patients::find_for_update(&**tx, patient_id)
+    let patient = store::patients::find_for_update(tx, patient_id)
         .await?
         .ok_or_else(|| AppError::invalid("patient_id", "exists", "no patient has this id"))?;
     if !practitioner.active {
@@ -43,7 +43,7 @@ async fn lock_participants_and_check(
     if !patient.active {
         return Err(AppError::conflict("inactive-patient", "the patient is inactive and cannot be booked"));
     }
-    match store::appointments::find_clash(&**tx, practitioner_id, patient_id, slot, except).await? {
+    match store::appointments::find_clash(tx, practitioner_id, patient_id, slot, except).await? {
         Some(Clash::Practitioner) => Err(AppError::conflict(
             "double-booking",
             "the practitioner already has a booked appointment that overlaps this time",
@@ -91,12 +91,12 @@ pub async fn book(
     };
     let tx = state.store.begin_write().await?;
     lock_participants_and_check(&tx, appointment.practitioner_id, appointment.patient_id, draft.slot, None).await?;
-    store::appointments::insert(&*tx, &appointment).await?;
+    store::appointments::insert(&tx, &appointment).await?;
     let subject = Subject::appointment(appointment.id, appointment.patient_id);
-    store::audit::append(&*tx, &[AuditRecord::new(ctx, "appointment.book", subject, AuditOutcome::Success)]).await?;
+    store::audit::append(&tx, &[AuditRecord::new(ctx, "appointment.book", subject, AuditOutcome::Success)]).await?;
     record_events(&tx, ctx, vec![events::appointment(EventType::AppointmentBooked, &appointment)]).await?;
     if let Some(ticket) = &ticket {
-        idempotency::remember(state, &*tx, ticket, location(appointment.id), etag(appointment.version), &appointment)
+        idempotency::remember(state, &tx, ticket, location(appointment.id), etag(appointment.version), &appointment)
             .await?;
     }
     tx.commit().await?;
@@ -186,15 +186,15 @@ pub async fn reschedule(
     let tx = state.store.begin_write().await?;
     lock_participants_and_check(&tx, current.practitioner_id, current.patient_id, slot, Some(id)).await?;
     let mut appointment =
-        store::appointments::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
+        store::appointments::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
     check_version(expected_version, appointment.version)?;
     let (previous_start, previous_end) = (appointment.start, appointment.end);
     appointment.reschedule(slot, now)?;
     appointment.version += 1;
     appointment.updated_at = now;
-    store::appointments::update(&*tx, &appointment).await?;
+    store::appointments::update(&tx, &appointment).await?;
     let subject = Subject::appointment(id, appointment.patient_id);
-    store::audit::append(&*tx, &[AuditRecord::new(ctx, "appointment.reschedule", subject, AuditOutcome::Success)])
+    store::audit::append(&tx, &[AuditRecord::new(ctx, "appointment.reschedule", subject, AuditOutcome::Success)])
         .await?;
     record_events(&tx, ctx, vec![events::appointment_rescheduled(&appointment, previous_start, previous_end)]).await?;
     tx.commit().await?;
@@ -228,7 +228,7 @@ pub async fn transition(
     let now = now();
     let tx = state.store.begin_write().await?;
     let mut appointment =
-        store::appointments::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
+        store::appointments::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
     check_version(expected_version, appointment.version)?;
     match transition {
         Transition::Cancel(_) => appointment.cancel(reason.unwrap_or_default())?,
@@ -237,14 +237,14 @@ pub async fn transition(
     }
     appointment.version += 1;
     appointment.updated_at = now;
-    store::appointments::update(&*tx, &appointment).await?;
+    store::appointments::update(&tx, &appointment).await?;
     let event = match appointment.status {
         AppointmentStatus::Completed => events::appointment(EventType::AppointmentCompleted, &appointment),
         AppointmentStatus::NoShow => events::appointment(EventType::AppointmentNoShow, &appointment),
         _ => events::appointment_cancelled(&appointment, CancellationCause::Requested),
     };
     let subject = Subject::appointment(id, appointment.patient_id);
-    store::audit::append(&*tx, &[AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success)]).await?;
+    store::audit::append(&tx, &[AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success)]).await?;
     record_events(&tx, ctx, vec![event]).await?;
     tx.commit().await?;
     Ok(appointment)
@@ -273,11 +273,11 @@ pub(super) async fn cancel_future_appointments(
     };
     let mut records = Vec::new();
     let mut cancellations = Vec::new();
-    for mut appointment in store::appointments::future_booked(&**tx, patient_id, practitioner_id, now).await? {
+    for mut appointment in store::appointments::future_booked(tx, patient_id, practitioner_id, now).await? {
         appointment.cancel(reason.to_owned())?;
         appointment.version += 1;
         appointment.updated_at = now;
-        store::appointments::update(&**tx, &appointment).await?;
+        store::appointments::update(tx, &appointment).await?;
         let subject = Subject::appointment(appointment.id, appointment.patient_id);
         records.push(AuditRecord::new(ctx, "appointment.cancel", subject, AuditOutcome::Success));
         cancellations.push(events::appointment_cancelled(&appointment, cause));

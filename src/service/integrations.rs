@@ -109,11 +109,11 @@ pub async fn enable(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResu
     allow(state, ctx, "integration.enable", Some(id)).await?;
     let now = super::now();
     let tx = state.store.begin_write().await?;
-    if !subscriptions::set_active(&*tx, id, true, None, now).await? {
+    if !subscriptions::set_active(&tx, id, true, None, now).await? {
         return Err(AppError::NotFound("subscription"));
     }
-    webhooks::resume_subscription(&*tx, id, now).await?;
-    let subscription = subscriptions::find(&*tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
+    webhooks::resume_subscription(&tx, id, now).await?;
+    let subscription = subscriptions::find(&tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
     tx.commit().await?;
     Ok(subscription)
 }

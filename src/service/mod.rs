@@ -40,7 +40,7 @@ pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEv
     let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, ctx, now)).collect();
     // The events carry this span's traceparent: the relay and the consumers continue from it.
     let span = tracing::info_span!("outbox.write", event_count = envelopes.len());
-    store::outbox::append(&**tx, &envelopes).instrument(span).await?;
+    store::outbox::append(tx, &envelopes).instrument(span).await?;
     // The commit wakes this process's relay, and `events::relay::notify_other_processes` tells
     // relays elsewhere; a NOTIFY inside this transaction would serialize every commit on
     // PostgreSQL's notification lock (it halved create-patient throughput).

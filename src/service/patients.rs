@@ -47,18 +47,18 @@ pub async fn register(
             updated_at: now,
         };
         let tx = state.store.begin_write().await?;
-        match store::patients::insert(&*tx, &patient).await {
+        match store::patients::insert(&tx, &patient).await {
             Err(err) if store::is_unique_violation(&err, "patients", "mrn") => continue,
             other => other?,
         }
         store::audit::append(
-            &*tx,
+            &tx,
             &[AuditRecord::new(ctx, "patient.create", Subject::patient(patient.id), AuditOutcome::Success)],
         )
         .await?;
         record_events(&tx, ctx, vec![events::patient(EventType::PatientCreated, &patient)]).await?;
         if let Some(ticket) = &ticket {
-            idempotency::remember(state, &*tx, ticket, location(patient.id), etag(patient.version), &patient).await?;
+            idempotency::remember(state, &tx, ticket, location(patient.id), etag(patient.version), &patient).await?;
         }
         tx.commit().await?;
         return Ok(patient);
@@ -113,16 +113,16 @@ pub async fn update(
     let now = now();
     let patch = PatientPatch::parse(&input, now.date_naive())?;
     let tx = state.store.begin_write().await?;
-    let mut patient = store::patients::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("patient"))?;
+    let mut patient = store::patients::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("patient"))?;
     check_version(expected_version, patient.version)?;
     let changed = patch.apply(&mut patient);
     if !changed.is_empty() {
         patient.version += 1;
         patient.updated_at = now;
-        store::patients::update(&*tx, &patient).await?;
+        store::patients::update(&tx, &patient).await?;
         record_events(&tx, ctx, vec![events::patient_updated(&patient, &changed)]).await?;
     }
-    store::audit::append(&*tx, &[AuditRecord::new(ctx, "patient.update", Subject::patient(id), AuditOutcome::Success)])
+    store::audit::append(&tx, &[AuditRecord::new(ctx, "patient.update", Subject::patient(id), AuditOutcome::Success)])
         .await?;
     tx.commit().await?;
     Ok(patient)
@@ -158,21 +158,21 @@ async fn set_active(
     authorize(state, ctx, Action::PatientDeactivate, action, Subject::patient(id)).await?;
     let now = now();
     let tx = state.store.begin_write().await?;
-    let mut patient = store::patients::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("patient"))?;
+    let mut patient = store::patients::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("patient"))?;
     check_version(expected_version, patient.version)?;
     let mut records = vec![AuditRecord::new(ctx, action, Subject::patient(id), AuditOutcome::Success)];
     if patient.active != active {
         patient.active = active;
         patient.version += 1;
         patient.updated_at = now;
-        store::patients::update(&*tx, &patient).await?;
+        store::patients::update(&tx, &patient).await?;
         let event_type = if active { EventType::PatientReactivated } else { EventType::PatientDeleted };
         record_events(&tx, ctx, vec![events::patient(event_type, &patient)]).await?;
         if !active {
             records.extend(cancel_future_appointments(&tx, ctx, Participant::Patient(id)).await?);
         }
     }
-    store::audit::append(&*tx, &records).await?;
+    store::audit::append(&tx, &records).await?;
     tx.commit().await?;
     Ok(patient)
 }

@@ -55,23 +55,16 @@ pub async fn create(
         updated_at: now,
     };
     let tx = state.store.begin_write().await?;
-    store::practitioners::insert(&*tx, &practitioner).await.map_err(duplicate_licence)?;
+    store::practitioners::insert(&tx, &practitioner).await.map_err(duplicate_licence)?;
     store::audit::append(
-        &*tx,
+        &tx,
         &[AuditRecord::new(ctx, "practitioner.create", subject(practitioner.id), AuditOutcome::Success)],
     )
     .await?;
     record_events(&tx, ctx, vec![events::practitioner(EventType::PractitionerCreated, &practitioner, None)]).await?;
     if let Some(ticket) = &ticket {
-        idempotency::remember(
-            state,
-            &*tx,
-            ticket,
-            location(practitioner.id),
-            etag(practitioner.version),
-            &practitioner,
-        )
-        .await?;
+        idempotency::remember(state, &tx, ticket, location(practitioner.id), etag(practitioner.version), &practitioner)
+            .await?;
     }
     tx.commit().await?;
     Ok(practitioner)
@@ -105,13 +98,13 @@ pub async fn update(
     let patch = PractitionerPatch::parse(&input)?;
     let tx = state.store.begin_write().await?;
     let mut practitioner =
-        store::practitioners::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
+        store::practitioners::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
     check_version(expected_version, practitioner.version)?;
     let changed = patch.apply(&mut practitioner);
     if !changed.is_empty() {
         practitioner.version += 1;
         practitioner.updated_at = now();
-        store::practitioners::update(&*tx, &practitioner).await.map_err(duplicate_licence)?;
+        store::practitioners::update(&tx, &practitioner).await.map_err(duplicate_licence)?;
         record_events(
             &tx,
             ctx,
@@ -119,7 +112,7 @@ pub async fn update(
         )
         .await?;
     }
-    store::audit::append(&*tx, &[AuditRecord::new(ctx, "practitioner.update", subject(id), AuditOutcome::Success)])
+    store::audit::append(&tx, &[AuditRecord::new(ctx, "practitioner.update", subject(id), AuditOutcome::Success)])
         .await?;
     tx.commit().await?;
     state.cache.practitioners.invalidate(id);
@@ -137,21 +130,21 @@ pub async fn set_active(
     authorize(state, ctx, Action::PractitionerWrite, action, subject(id)).await?;
     let tx = state.store.begin_write().await?;
     let mut practitioner =
-        store::practitioners::find_for_update(&*tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
+        store::practitioners::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
     check_version(expected_version, practitioner.version)?;
     let mut records = vec![AuditRecord::new(ctx, action, subject(id), AuditOutcome::Success)];
     if practitioner.active != active {
         practitioner.active = active;
         practitioner.version += 1;
         practitioner.updated_at = now();
-        store::practitioners::update(&*tx, &practitioner).await?;
+        store::practitioners::update(&tx, &practitioner).await?;
         let event_type = if active { EventType::PractitionerReactivated } else { EventType::PractitionerDeleted };
         record_events(&tx, ctx, vec![events::practitioner(event_type, &practitioner, None)]).await?;
         if !active {
             records.extend(cancel_future_appointments(&tx, ctx, Participant::Practitioner(id)).await?);
         }
     }
-    store::audit::append(&*tx, &records).await?;
+    store::audit::append(&tx, &records).await?;
     tx.commit().await?;
     state.cache.practitioners.invalidate(id);
     Ok(practitioner)

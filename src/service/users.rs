@@ -61,7 +61,7 @@ pub async fn create(
         created_at: now(),
     };
     let tx = store.begin_write().await?;
-    if let Err(err) = store::users::insert(&*tx, &user).await {
+    if let Err(err) = store::users::insert(&tx, &user).await {
         return Err(if store::is_unique_violation(&err, "users", "username") {
             UserError::Duplicate(username.to_owned())
         } else {

@@ -33,6 +33,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x4843_4d49_4752; // "HCMIGR"
 
 /// Applies pending migrations; returns how many were applied.
 pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
+    // Building an index on a large table rightly takes longer than any request's statement.
+    let store = &store.unbounded();
     let db = store.db();
     db.execute_unprepared(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
@@ -41,7 +43,8 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
     let mut applied = 0;
     for (version, name, step) in MIGRATIONS {
         let tx = store.begin_write().await?;
-        execute_on(&*tx, DbBackend::Postgres, &format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")).await?;
+        execute_on(&tx, DbBackend::Postgres, "SET LOCAL statement_timeout = 0").await?;
+        execute_on(&tx, DbBackend::Postgres, &format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")).await?;
         let done = tx
             .query_one_raw(Statement::from_sql_and_values(
                 tx.get_database_backend(),
@@ -64,7 +67,7 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
                 Ddl::Index(statement) => {
                     tx.execute(&statement).await?;
                 }
-                Ddl::Only(backend, sql) => execute_on(&*tx, backend, sql).await?,
+                Ddl::Only(backend, sql) => execute_on(&tx, backend, sql).await?,
                 Ddl::Sql(sql) => {
                     tx.execute_unprepared(sql).await?;
                 }

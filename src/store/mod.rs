@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod appointments;
 pub mod audit;
 pub mod consumers;
+mod db;
 pub mod entities;
 pub mod idempotency;
 pub mod jobs;
@@ -20,17 +21,18 @@ pub mod subscriptions;
 pub mod users;
 pub mod webhooks;
 
-use std::{ops::Deref, path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc};
 
 use sea_orm::{
-    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::telemetry::metrics::Metrics;
 
+pub use db::{Db, DbLimits, with_server_limits};
 pub use migrations::migrate;
 
 /// Which database the URL points at.
@@ -61,7 +63,7 @@ impl Backend {
 
 #[derive(Clone)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: Db,
     backend: Backend,
     url: Arc<str>,
     /// SQLite has one writer at a time. Queuing writers here, in order, instead of letting them
@@ -73,29 +75,49 @@ pub struct Store {
     metrics: Arc<Metrics>,
 }
 
-/// A write transaction. On SQLite it also holds the writer's place in the queue until it ends.
+/// A write transaction; every statement in it is bounded like one on the pool. On SQLite it also
+/// holds the writer's place in the queue until it ends.
 pub struct WriteTx {
     tx: DatabaseTransaction,
+    db: Db,
     _gate: Option<OwnedMutexGuard<()>>,
     recorded_events: std::sync::Mutex<Vec<crate::events::EventType>>,
     events_committed: Arc<watch::Sender<u64>>,
     metrics: Arc<Metrics>,
 }
 
-impl Deref for WriteTx {
-    type Target = DatabaseTransaction;
-    fn deref(&self) -> &DatabaseTransaction {
-        &self.tx
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTx {
+    fn get_database_backend(&self) -> DbBackend {
+        self.tx.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.db.bounded(self.tx.execute_raw(stmt)).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.db.bounded(self.tx.execute_unprepared(sql)).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.db.bounded(self.tx.query_one_raw(stmt)).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.db.bounded(self.tx.query_all_raw(stmt)).await
     }
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.tx.commit().await?;
-        let recorded = std::mem::take(&mut *self.recorded_events.lock().unwrap_or_else(|e| e.into_inner()));
+        let WriteTx { tx, db, _gate, recorded_events, events_committed, metrics } = self;
+        db.bounded(tx.commit()).await?;
+        drop(_gate);
+        let recorded = recorded_events.into_inner().unwrap_or_else(|e| e.into_inner());
         if !recorded.is_empty() {
-            self.metrics.events_committed(&recorded);
-            self.events_committed.send_modify(|commits| *commits = commits.wrapping_add(1));
+            metrics.events_committed(&recorded);
+            events_committed.send_modify(|commits| *commits = commits.wrapping_add(1));
         }
         Ok(())
     }
@@ -109,15 +131,20 @@ impl WriteTx {
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, DbErr> {
-        Store::connect_with(url, max_connections, false, None).await
+        Store::connect_with_limits(url, max_connections, DbLimits::default()).await
     }
 
-    /// `ping_on_checkout` tests every connection before use: one round trip more per checkout, and
-    /// no statement ever runs on a connection that was cut while idle.
-    async fn connect_with(
+    pub async fn connect_with_limits(url: &str, max_connections: u32, limits: DbLimits) -> Result<Store, DbErr> {
+        Store::open(url, max_connections, limits, false, None).await
+    }
+
+    /// `test_every_checkout` pings every connection before use: one round trip more per checkout,
+    /// and no statement ever runs on a connection that was cut while idle.
+    async fn open(
         url: &str,
         max_connections: u32,
-        ping_on_checkout: bool,
+        limits: DbLimits,
+        test_every_checkout: bool,
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Store, DbErr> {
         let backend = Backend::from_url(url)
@@ -125,50 +152,23 @@ impl Store {
         if backend == Backend::Sqlite {
             ensure_sqlite_folder(url)?;
         }
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .max_connections(max_connections)
-            .min_connections(1)
-            .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5))
-            .sqlx_logging(false);
-        if ping_on_checkout {
-            options.test_before_acquire(true);
-        } else {
-            // A ping before every checkout would double the round trips of a one-query request;
-            // only connections that sat idle long enough to have been cut are tested.
-            options.test_before_acquire_if_idle_for(Duration::from_secs(30));
-        }
-        options.map_sqlx_sqlite_opts(|opts| {
-            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-            // WAL lets readers proceed while the single writer commits; NORMAL is durable
-            // across application crashes and loses at most the last commits on power loss.
-            opts.create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-        });
-        let mut db = Database::connect(options).await?;
         // A pool of its own (the audit writer's) is timed into the same registry, but the pool
         // gauges describe the request pool.
-        let metrics = match metrics {
-            Some(shared) => shared,
-            None => {
-                let metrics = Arc::new(Metrics::new());
-                metrics.set_pool_probe(max_connections, pool_probe(&db, backend));
-                metrics
-            }
+        let shared_metrics = metrics.is_some();
+        let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
+        let recipe = db::PoolRecipe {
+            url: url.to_owned(),
+            backend,
+            max_connections,
+            limits,
+            test_every_checkout,
+            metrics: metrics.clone(),
         };
-        let timed = metrics.clone();
-        let system = match backend {
-            Backend::Postgres => "postgresql",
-            Backend::Sqlite => "sqlite",
-        };
-        db.set_metric_callback(move |info| {
-            let labels = crate::telemetry::metrics::classify_sql(&info.statement.sql);
-            timed.observe_query(&labels, info.elapsed, info.failed);
-            crate::telemetry::traces::record_query(system, labels.operation, labels.table, info.elapsed, info.failed);
-        });
+        let db = Db::open(recipe).await?;
+        if !shared_metrics {
+            let probed = db.clone();
+            metrics.set_pool_probe(max_connections, Box::new(move || probed.pool_size()));
+        }
         Ok(Store {
             db,
             backend,
@@ -186,10 +186,16 @@ impl Store {
     /// work into one statement, so the extra round trip is cheap, and a batch never fails on a
     /// connection cut during a database restart.
     pub async fn dedicated(&self, max_connections: u32) -> Result<Store, DbErr> {
-        let mut store = Store::connect_with(&self.url, max_connections, true, Some(self.metrics.clone())).await?;
+        let mut store =
+            Store::open(&self.url, max_connections, self.db.limits(), true, Some(self.metrics.clone())).await?;
         store.write_gate = self.write_gate.clone();
         store.events_committed = self.events_committed.clone();
         Ok(store)
+    }
+
+    /// This store without client-side deadlines, for work that may rightly run long (migrations).
+    pub fn unbounded(&self) -> Store {
+        Store { db: self.db.unbounded(), ..self.clone() }
     }
 
     /// Changes each time a transaction that recorded events commits in this process.
@@ -202,7 +208,7 @@ impl Store {
         &self.metrics
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
+    pub fn db(&self) -> &Db {
         &self.db
     }
 
@@ -217,24 +223,29 @@ impl Store {
 
     /// Starts a read-write transaction: `BEGIN IMMEDIATE` on SQLite so the write lock is taken up
     /// front (no deadlock-prone upgrade from a read lock), plain `BEGIN` on PostgreSQL where row
-    /// locks (`SELECT … FOR UPDATE`) serialize what must not change concurrently.
+    /// locks (`SELECT … FOR UPDATE`) serialize what must not change concurrently. Waiting for the
+    /// SQLite writer's turn is bounded like waiting for a pooled connection.
     pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
         let waiting = std::time::Instant::now();
         let gate = match &self.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
+            Some(gate) => Some(
+                tokio::time::timeout(self.db.limits().acquire, gate.clone().lock_owned())
+                    .await
+                    .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout))?,
+            ),
             None => None,
         };
-        let tx = self
-            .db
-            .begin_with_options(TransactionOptions {
-                isolation_level: None,
-                access_mode: (self.backend == Backend::Postgres).then_some(AccessMode::ReadWrite),
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            })
-            .await?;
+        let options = TransactionOptions {
+            isolation_level: None,
+            access_mode: (self.backend == Backend::Postgres).then_some(AccessMode::ReadWrite),
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        };
+        let connection = self.db.connection();
+        let tx = self.db.bounded(connection.begin_with_options(options)).await?;
         self.metrics.db.acquire_duration.observe(waiting.elapsed().as_secs_f64());
         Ok(WriteTx {
             tx,
+            db: self.db.clone(),
             _gate: gate,
             recorded_events: Default::default(),
             events_committed: self.events_committed.clone(),
@@ -253,25 +264,11 @@ impl Store {
     }
 
     pub async fn close(self) {
-        let _ = self.db.close().await;
+        self.db.close().await;
     }
 }
 
 /// Creates the folder of a `sqlite://path/to/file.db` URL so a first start needs no set-up.
-/// Reads the pool's open and idle connection counts, for the pool gauges.
-fn pool_probe(db: &DatabaseConnection, backend: Backend) -> crate::telemetry::metrics::PoolProbe {
-    match backend {
-        Backend::Postgres => {
-            let pool = db.get_postgres_connection_pool().clone();
-            Box::new(move || (pool.size(), pool.num_idle()))
-        }
-        Backend::Sqlite => {
-            let pool = db.get_sqlite_connection_pool().clone();
-            Box::new(move || (pool.size(), pool.num_idle()))
-        }
-    }
-}
-
 fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
@@ -310,25 +307,47 @@ pub fn is_unique_violation(err: &DbErr, table: &str, column: &str) -> bool {
     }
 }
 
-/// Errors that mean the database is unreachable or overloaded rather than that a query is wrong:
-/// no connection could be had, or the one in use was cut while the statement ran.
+/// Errors that mean the database is unreachable, overloaded or too slow rather than that a query is
+/// wrong: no connection could be had in time, the one in use was cut or stopped answering, or the
+/// server cancelled a statement that ran past `statement_timeout`.
 pub fn is_unavailable(err: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx::Error};
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Query(RuntimeErr::SqlxError(inner)) | DbErr::Exec(RuntimeErr::SqlxError(inner)) => {
-            matches!(
-                inner.as_ref(),
-                Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed | Error::Tls(_)
-            ) || is_admin_shutdown(inner.as_ref())
+            matches!(inner.as_ref(), Error::PoolTimedOut | Error::PoolClosed)
+                || is_connection_lost(err)
+                || sqlstate(inner.as_ref()).is_some_and(|code| code == "57014")
+                || is_sqlite_busy(inner.as_ref())
         }
         _ => false,
     }
 }
 
-/// PostgreSQL's "terminating connection due to administrator command" family (class 57P).
-fn is_admin_shutdown(err: &sea_orm::sqlx::Error) -> bool {
-    err.as_database_error().and_then(|e| e.code()).is_some_and(|code| code.starts_with("57P"))
+/// Errors that mean the connection itself is gone or stuck (not merely that no connection was
+/// free): it did not answer within its deadline, its socket failed, or the server ended the
+/// session (class 57P: administrator command, crash, shutdown).
+pub(crate) fn is_connection_lost(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match err {
+        DbErr::Conn(RuntimeErr::Internal(_)) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(inner))
+        | DbErr::Query(RuntimeErr::SqlxError(inner))
+        | DbErr::Exec(RuntimeErr::SqlxError(inner)) => {
+            matches!(inner.as_ref(), Error::Io(_) | Error::WorkerCrashed | Error::Tls(_))
+                || sqlstate(inner.as_ref()).is_some_and(|code| code.starts_with("57P"))
+        }
+        _ => false,
+    }
+}
+
+fn sqlstate(err: &sea_orm::sqlx::Error) -> Option<String> {
+    err.as_database_error().and_then(|e| e.code()).map(|code| code.into_owned())
+}
+
+/// SQLite's "database is locked" after the busy timeout: another process held the write lock.
+fn is_sqlite_busy(err: &sea_orm::sqlx::Error) -> bool {
+    sqlstate(err).is_some_and(|code| code == "5" || code == "517")
 }
 
 /// Runs `sql` only on the given backend; used for the few backend-specific statements.

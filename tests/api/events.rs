@@ -187,14 +187,14 @@ async fn a_transaction_that_rolls_back_leaves_no_event(backend: Backend) {
 
     // Directly: events written, then the transaction is dropped without commit.
     let tx = app.store.begin_write().await.unwrap();
-    let patient_row = healthcore::store::patients::find(&*tx, patient).await.unwrap().unwrap();
+    let patient_row = healthcore::store::patients::find(&tx, patient).await.unwrap().unwrap();
     let envelope = healthcore::events::Envelope::new(
         healthcore::events::patient(healthcore::events::EventType::PatientUpdated, &patient_row),
         &system_context(),
         chrono::Utc::now(),
     );
-    outbox::append(&*tx, &[envelope]).await.unwrap();
-    assert_eq!(outbox::after(&*tx, 0, 10_000).await.unwrap().len(), recorded + 1, "visible inside the transaction");
+    outbox::append(&tx, &[envelope]).await.unwrap();
+    assert_eq!(outbox::after(&tx, 0, 10_000).await.unwrap().len(), recorded + 1, "visible inside the transaction");
     drop(tx);
     assert_eq!(all_events(&app).await.len(), recorded, "gone with the rollback");
     app.stop().await;

@@ -44,6 +44,18 @@ fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A connection for creating and dropping test databases: on a machine busy with the whole suite,
+/// `CREATE DATABASE` may take longer than a request's statement may.
+pub async fn admin_store() -> Store {
+    let limits = healthcore::store::DbLimits {
+        acquire: std::time::Duration::from_secs(30),
+        statement: std::time::Duration::from_secs(120),
+    };
+    Store::connect_with_limits(&postgres_admin_url(), 1, limits)
+        .await
+        .expect("PostgreSQL must be running for the tests")
+}
+
 /// A database that exists for one test and is removed afterwards.
 pub struct TestDatabase {
     pub url: String,
@@ -69,8 +81,7 @@ impl TestDatabase {
                 }
             }
             Backend::Postgres => {
-                let admin =
-                    Store::connect(&postgres_admin_url(), 1).await.expect("PostgreSQL must be running for the tests");
+                let admin = admin_store().await;
                 admin.db_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
                 admin.close().await;
                 let base = postgres_admin_url();
@@ -94,10 +105,9 @@ impl Drop for TestDatabase {
                 let _ = std::thread::spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                     runtime.block_on(async {
-                        if let Ok(admin) = Store::connect(&postgres_admin_url(), 1).await {
-                            let _ = admin.db_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                            admin.close().await;
-                        }
+                        let admin = admin_store().await;
+                        let _ = admin.db_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                        admin.close().await;
                     });
                 })
                 .join();
@@ -180,6 +190,11 @@ pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
         ("HEALTHCORE_ADMIN_PASSWORD", ADMIN_PASSWORD),
         ("HEALTHCORE_DB_MAX_CONNECTIONS", "8"),
         ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", "5"),
+        // The whole suite shares two cores and one PostgreSQL: production's limits would turn a
+        // busy moment into a spurious 503. Tests of the limits set their own.
+        ("HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS", "20000"),
+        ("HEALTHCORE_DB_STATEMENT_TIMEOUT_MS", "30000"),
+        ("HEALTHCORE_REQUEST_TIMEOUT_MS", "120000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -216,9 +231,22 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-        install_subscriber();
         let database = TestDatabase::create(backend).await;
-        let config = test_config(&database.url, extra);
+        let url = database.url.clone();
+        TestApp::spawn_on(database, &url, extra).await
+    }
+
+    /// A server on a fresh PostgreSQL database that it reaches through `rewrite(url)` (a proxy
+    /// between it and the database, say); `app.store` is the server's own, through the same path.
+    pub async fn spawn_postgres_via(rewrite: impl FnOnce(&str) -> String, extra: &[(&str, &str)]) -> TestApp {
+        let database = TestDatabase::create(Backend::Postgres).await;
+        let url = rewrite(&database.url);
+        TestApp::spawn_on(database, &url, extra).await
+    }
+
+    async fn spawn_on(database: TestDatabase, url: &str, extra: &[(&str, &str)]) -> TestApp {
+        install_subscriber();
+        let config = test_config(url, extra);
         let application = Application::build(config).await.expect("the application starts");
         let base_url = format!("http://{}", application.local_addr());
         let store = application.state().store.clone();

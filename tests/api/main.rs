@@ -8,6 +8,7 @@ mod asyncapi;
 mod audit;
 mod auth;
 mod authorization;
+mod chaos;
 mod cli;
 mod concurrency;
 mod consumers;

@@ -8,13 +8,7 @@ use crate::helpers::{Backend, TestApp};
 
 async fn set_reachable(app: &TestApp, reachable: bool) {
     let name = app.store.url().rsplit('/').next().unwrap().to_owned();
-    let admin = healthcore::store::Store::connect(
-        &std::env::var("HEALTHCORE_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        1,
-    )
-    .await
-    .unwrap();
+    let admin = crate::helpers::admin_store().await;
     admin.db_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}")).await.unwrap();
     if !reachable {
         admin

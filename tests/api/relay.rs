@@ -53,7 +53,7 @@ async fn record_events(app: &TestApp, count: usize) {
                 healthcore::events::Envelope::new(event, &ctx, chrono::Utc::now())
             })
             .collect();
-        outbox::append(&*tx, &envelopes).await.unwrap();
+        outbox::append(&tx, &envelopes).await.unwrap();
         tx.commit().await.unwrap();
     }
 }

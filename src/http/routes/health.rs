@@ -1,6 +1,6 @@
-//! Liveness (the process answers) and readiness (it can serve requests: the database answers;
-//! Kafka, the outbox backlog, the in-process consumers and the jobs are reported, and never make the
-//! instance unready).
+//! Liveness (the process answers) and readiness (it can serve requests: the database answers, and
+//! so does the audit writer every read of patient data waits for; Kafka, the outbox backlog, the
+//! in-process consumers and the jobs are reported, and never make the instance unready).
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
@@ -37,6 +37,9 @@ pub struct Readiness {
     /// `ready` or `unavailable`.
     pub status: &'static str,
     pub database: DependencyCheck,
+    /// The audit writer (its own connection): `healthy` or `unhealthy`. Reads of patient data and
+    /// logins wait for it, so an instance whose writer cannot commit is not ready.
+    pub audit: DependencyCheck,
     /// `healthy`, `degraded` (publishing fails; requests are unaffected, events wait) or
     /// `disabled` (no brokers configured: events go to the consumers in this process).
     pub kafka: DependencyCheck,
@@ -49,6 +52,10 @@ pub struct Readiness {
     pub jobs: DependencyCheck,
 }
 
+/// How long each of the database and audit-writer checks may take: a probe must answer well within
+/// an orchestrator's probe timeout, also while the database does not.
+const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Events older than this in the outbox mean publishing is not keeping up.
 const BACKLOG_AGE_LIMIT_SECONDS: i64 = 60;
 
@@ -60,7 +67,9 @@ pub async fn live() -> Json<Liveness> {
 /// 503 only when this instance cannot serve requests.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+    let (database, audit) =
+        tokio::join!(tokio::time::timeout(PROBE_DEADLINE, state.store.ping()), state.audit.probe(PROBE_DEADLINE));
+    let database = match database {
         Ok(Ok(())) => DependencyCheck { status: "healthy", reason: None },
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database check failed");
@@ -70,7 +79,14 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
             DependencyCheck { status: "unhealthy", reason: Some("the database did not answer within 2 s".into()) }
         }
     };
-    let ready = database.status == "healthy";
+    let audit = match audit {
+        Ok(()) => DependencyCheck { status: "healthy", reason: None },
+        Err(reason) => {
+            tracing::warn!(error = %reason, "readiness: audit writer check failed");
+            DependencyCheck { status: "unhealthy", reason: Some("the audit writer cannot commit".into()) }
+        }
+    };
+    let ready = database.status == "healthy" && audit.status == "healthy";
     let backlog = if ready {
         crate::store::outbox::backlog(state.store.db()).await.unwrap_or_default()
     } else {
@@ -105,7 +121,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
     let jobs = jobs_check(&state, ready).await;
     let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status = if ready { "ready" } else { "unavailable" };
-    (code, Json(Readiness { status, database, kafka, outbox, consumers, jobs }))
+    (code, Json(Readiness { status, database, audit, kafka, outbox, consumers, jobs }))
 }
 
 async fn consumers_check(state: &AppState, database_up: bool) -> DependencyCheck {

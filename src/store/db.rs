@@ -1,0 +1,323 @@
+//! The connection pool, with every round trip bounded and a stuck pool replaced, not waited on.
+//!
+//! sqlx bounds waiting for a pooled connection (and connecting), but nothing else: a statement on a
+//! connection whose network stopped answering waits forever, and so does the ping sqlx sends when a
+//! connection goes back to the pool. A pool of one connection (the audit writer's) was wedged that
+//! way for good by one database partition. So:
+//!
+//! - every round trip through `Db` (and `WriteTx`) has a client-side deadline: the server's own
+//!   `statement_timeout` plus a margin, so a slow statement ends with the server's clean
+//!   cancellation and only a database that does not answer at all trips it;
+//! - on PostgreSQL, every connection going back to the pool answers a ping within a short deadline
+//!   or is closed, so a cancelled round trip can never hold a pool slot;
+//! - on PostgreSQL, a round trip that trips its deadline or finds its connection dead replaces the
+//!   whole pool with a new, empty one (at most once a second): connections that sat idle through
+//!   the fault are not handed out again, new ones are opened as they are needed, and the old pool
+//!   is closed in the background;
+//! - the server is told to give up too (session startup options, no extra round trip):
+//!   `statement_timeout`, `idle_in_transaction_session_timeout` (a transaction whose client vanished
+//!   releases its row locks) and TCP keepalives on the server's side of the connection (a vanished
+//!   relay leader releases its advisory lock);
+//! - a connection idle for a while is pinged, with a short deadline, before it is handed out.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
+    RuntimeErr, Statement,
+};
+
+use super::Backend;
+use crate::telemetry::metrics::Metrics;
+
+/// The time limits of the database round trips (`HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS`,
+/// `HEALTHCORE_DB_STATEMENT_TIMEOUT_MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbLimits {
+    /// Waiting for a pooled connection, connecting included; on SQLite also for the writer's turn.
+    pub acquire: Duration,
+    /// PostgreSQL's `statement_timeout`; SQLite's busy timeout.
+    pub statement: Duration,
+}
+
+impl Default for DbLimits {
+    fn default() -> Self {
+        DbLimits { acquire: Duration::from_secs(2), statement: Duration::from_secs(2) }
+    }
+}
+
+impl DbLimits {
+    /// How long the client waits for one round trip before it gives up on the connection.
+    pub fn round_trip(&self) -> Duration {
+        self.statement + (self.statement / 2).min(Duration::from_secs(1))
+    }
+
+    /// How long a ping of an idle connection may take before the connection is discarded.
+    fn ping(&self) -> Duration {
+        (self.acquire / 4).clamp(Duration::from_millis(50), Duration::from_millis(500))
+    }
+}
+
+/// A connection sitting idle longer than this is pinged before use: network devices drop idle
+/// connections silently. A ping before every checkout would double the round trips of a
+/// one-statement request.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+/// Replacing the pool again sooner than this would only churn connections during one fault.
+const REPLACE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+/// How to open a pool: kept, so that a replacement is opened the same way.
+pub(super) struct PoolRecipe {
+    pub url: String,
+    pub backend: Backend,
+    pub max_connections: u32,
+    pub limits: DbLimits,
+    /// Ping every connection before use (the audit writer: a batch is worth the round trip).
+    pub test_every_checkout: bool,
+    pub metrics: Arc<Metrics>,
+}
+
+impl PoolRecipe {
+    async fn open(&self, lazy: bool) -> Result<DatabaseConnection, DbErr> {
+        let limits = self.limits;
+        let mut options = ConnectOptions::new(self.url.clone());
+        options
+            .max_connections(self.max_connections)
+            .min_connections(if lazy { 0 } else { 1 })
+            .connect_timeout(limits.acquire)
+            .acquire_timeout(limits.acquire)
+            .connect_lazy(lazy)
+            .sqlx_logging(false)
+            .test_before_acquire(false);
+        let ping_after = if self.test_every_checkout { Duration::ZERO } else { PING_IF_IDLE_FOR };
+        options.map_sqlx_postgres_opts(move |opts| with_server_limits(opts, limits));
+        options.map_sqlx_postgres_before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < ping_after {
+                    return Ok(true);
+                }
+                let pinged = tokio::time::timeout(limits.ping(), sea_orm::sqlx::Connection::ping(conn)).await;
+                Ok(matches!(pinged, Ok(Ok(()))))
+            })
+        });
+        // Every connection going back to the pool is pinged first, within a deadline. sqlx pings it
+        // too, but without one: after a statement was cancelled (by its own deadline, the request's,
+        // a readiness probe's, a client that went away) on a network that stopped answering, that
+        // ping would hold the connection's pool slot forever. One more round trip per release, off
+        // the request's path, is the price of a pool that cannot be wedged.
+        options.map_sqlx_postgres_pool_opts(move |pool| {
+            pool.after_release(move |conn, _meta| {
+                Box::pin(async move {
+                    match tokio::time::timeout(limits.ping(), sea_orm::sqlx::Connection::ping(conn)).await {
+                        Ok(Ok(())) => Ok(true),
+                        Ok(Err(_)) => Ok(false),
+                        // Closed without a goodbye: nothing more is written to a socket that does
+                        // not answer.
+                        Err(_) => Err(sea_orm::sqlx::Error::PoolTimedOut),
+                    }
+                })
+            })
+        });
+        options.map_sqlx_sqlite_opts(move |opts| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            // WAL lets readers proceed while the single writer commits; NORMAL is durable
+            // across application crashes and loses at most the last commits on power loss.
+            opts.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(limits.statement)
+        });
+        let mut db = Database::connect(options).await?;
+        let timed = self.metrics.clone();
+        let system = match self.backend {
+            Backend::Postgres => "postgresql",
+            Backend::Sqlite => "sqlite",
+        };
+        db.set_metric_callback(move |info| {
+            let labels = crate::telemetry::metrics::classify_sql(&info.statement.sql);
+            timed.observe_query(&labels, info.elapsed, info.failed);
+            crate::telemetry::traces::record_query(system, labels.operation, labels.table, info.elapsed, info.failed);
+        });
+        Ok(db)
+    }
+}
+
+/// PostgreSQL session settings sent with the startup message: the server cancels a statement that
+/// runs too long, ends a session left idle inside a transaction, and probes the client's side of
+/// the connection so a vanished client's locks are released within about half a minute.
+pub fn with_server_limits(
+    options: sea_orm::sqlx::postgres::PgConnectOptions,
+    limits: DbLimits,
+) -> sea_orm::sqlx::postgres::PgConnectOptions {
+    let idle_in_transaction = (limits.round_trip() * 4).max(Duration::from_secs(10));
+    options.options([
+        ("statement_timeout", limits.statement.as_millis().to_string()),
+        ("idle_in_transaction_session_timeout", idle_in_transaction.as_millis().to_string()),
+        ("tcp_keepalives_idle", "15".to_owned()),
+        ("tcp_keepalives_interval", "5".to_owned()),
+        ("tcp_keepalives_count", "3".to_owned()),
+    ])
+}
+
+struct Shared {
+    current: RwLock<DatabaseConnection>,
+    recipe: PoolRecipe,
+    last_replaced: Mutex<Option<Instant>>,
+    /// Incremented with every replacement: holders of connections of their own (the relay's
+    /// leader and listener) reconnect when it changes.
+    generation: AtomicU64,
+}
+
+/// The pool every repository function runs on (it implements `ConnectionTrait`). Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    shared: Arc<Shared>,
+    /// The client-side deadline of each round trip; `None` for maintenance (migrations).
+    round_trip: Option<Duration>,
+}
+
+impl Db {
+    pub(super) async fn open(recipe: PoolRecipe) -> Result<Db, DbErr> {
+        let round_trip = Some(recipe.limits.round_trip());
+        let connection = recipe.open(false).await?;
+        let shared = Shared {
+            current: RwLock::new(connection),
+            recipe,
+            last_replaced: Mutex::new(None),
+            generation: AtomicU64::new(0),
+        };
+        Ok(Db { shared: Arc::new(shared), round_trip })
+    }
+
+    /// The same pool without client-side deadlines, for statements that may rightly run long.
+    pub(super) fn unbounded(&self) -> Db {
+        Db { shared: self.shared.clone(), round_trip: None }
+    }
+
+    /// The pool in use now.
+    pub fn connection(&self) -> DatabaseConnection {
+        self.shared.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn limits(&self) -> DbLimits {
+        self.shared.recipe.limits
+    }
+
+    /// Changes whenever the pool was replaced after a fault.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Relaxed)
+    }
+
+    /// Open and idle connections of the pool in use now, for the pool gauges.
+    pub(super) fn pool_size(&self) -> (u32, usize) {
+        let connection = self.connection();
+        match self.shared.recipe.backend {
+            Backend::Postgres => {
+                let pool = connection.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            Backend::Sqlite => {
+                let pool = connection.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        }
+    }
+
+    /// Runs one round trip within the deadline; a connection found stuck or dead replaces the pool.
+    pub(super) async fn bounded<T>(&self, round_trip: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
+        let outcome = match self.round_trip {
+            Some(limit) => tokio::time::timeout(limit, round_trip).await.unwrap_or_else(|_| Err(timed_out(limit))),
+            None => round_trip.await,
+        };
+        if let Err(err) = &outcome
+            && super::is_connection_lost(err)
+        {
+            self.replace_pool().await;
+        }
+        outcome
+    }
+
+    async fn replace_pool(&self) {
+        if self.shared.recipe.backend != Backend::Postgres {
+            return;
+        }
+        {
+            let mut last = self.shared.last_replaced.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < REPLACE_AT_MOST_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        // Lazy: opening it does no I/O, so it cannot fail on the network it replaces a pool for.
+        let fresh = match self.shared.recipe.open(true).await {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                tracing::error!(error = %err, "could not open a replacement database pool");
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut *self.shared.current.write().unwrap_or_else(|e| e.into_inner()), fresh);
+        self.shared.generation.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("a database connection stopped answering; the pool was replaced");
+        // Connections still checked out of the old pool are returned (or fail) within their own
+        // deadlines; the close is bounded anyway so that nothing waits on a dead socket.
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(30), old.close()).await;
+        });
+    }
+
+    pub async fn close(&self) {
+        let _ = self.connection().close().await;
+    }
+}
+
+/// The error of a round trip that did not answer within its deadline: the database is unavailable.
+fn timed_out(limit: Duration) -> DbErr {
+    DbErr::Conn(RuntimeErr::Internal(format!("the database did not answer within {} ms", limit.as_millis())))
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DbBackend {
+        match self.shared.recipe.backend {
+            Backend::Postgres => DbBackend::Postgres,
+            Backend::Sqlite => DbBackend::Sqlite,
+        }
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let connection = self.connection();
+        self.bounded(connection.execute_raw(stmt)).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let connection = self.connection();
+        self.bounded(connection.execute_unprepared(sql)).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let connection = self.connection();
+        self.bounded(connection.query_one_raw(stmt)).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let connection = self.connection();
+        self.bounded(connection.query_all_raw(stmt)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_waits_a_margin_longer_than_the_server() {
+        let limits = DbLimits { acquire: Duration::from_secs(2), statement: Duration::from_secs(2) };
+        assert_eq!(limits.round_trip(), Duration::from_secs(3));
+        let short = DbLimits { acquire: Duration::from_millis(100), statement: Duration::from_millis(200) };
+        assert_eq!(short.round_trip(), Duration::from_millis(300));
+        assert_eq!(short.ping(), Duration::from_millis(50));
+    }
+}
