@@ -13,7 +13,8 @@
 //! - on PostgreSQL, a round trip that trips its deadline or finds its connection dead replaces the
 //!   whole pool with a new, empty one (at most once a second): connections that sat idle through
 //!   the fault are not handed out again, new ones are opened as they are needed, and the old pool
-//!   is closed in the background;
+//!   is closed in the background. A pool that lived through a fault and then cannot hand out a
+//!   connection in time is replaced too (see `Db::bounded`);
 //! - the server is told to give up too (session startup options, no extra round trip):
 //!   `statement_timeout`, `idle_in_transaction_session_timeout` (a transaction whose client vanished
 //!   releases its row locks) and TCP keepalives on the server's side of the connection (a vanished
@@ -70,6 +71,9 @@ const REPLACE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// How to open a pool: kept, so that a replacement is opened the same way.
 pub(super) struct PoolRecipe {
+    /// Connection faults seen by this pool and the pools opened beside it (the audit writer's):
+    /// counted by the hooks and the round trips that meet a dead or silent connection.
+    pub faults: Arc<AtomicU64>,
     pub url: String,
     pub backend: Backend,
     pub max_connections: u32,
@@ -85,7 +89,9 @@ impl PoolRecipe {
         let mut options = ConnectOptions::new(self.url.clone());
         options
             .max_connections(self.max_connections)
-            .min_connections(if lazy { 0 } else { 1 })
+            // No background connecting: sqlx keeps `min_connections` by connecting with a deadline of
+            // five minutes, holding a pool slot all the while.
+            .min_connections(0)
             .connect_timeout(limits.acquire)
             .acquire_timeout(limits.acquire)
             .connect_lazy(lazy)
@@ -93,13 +99,19 @@ impl PoolRecipe {
             .test_before_acquire(false);
         let ping_after = if self.test_every_checkout { Duration::ZERO } else { PING_IF_IDLE_FOR };
         options.map_sqlx_postgres_opts(move |opts| with_server_limits(opts, limits));
+        let faults = self.faults.clone();
         options.map_sqlx_postgres_before_acquire(move |conn, meta| {
+            let faults = faults.clone();
             Box::pin(async move {
                 if meta.idle_for < ping_after {
                     return Ok(true);
                 }
                 let pinged = tokio::time::timeout(limits.ping(), sea_orm::sqlx::Connection::ping(conn)).await;
-                Ok(matches!(pinged, Ok(Ok(()))))
+                let alive = matches!(pinged, Ok(Ok(())));
+                if !alive {
+                    faults.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(alive)
             })
         });
         // Every connection going back to the pool is pinged first, within a deadline. sqlx pings it
@@ -107,10 +119,17 @@ impl PoolRecipe {
         // a readiness probe's, a client that went away) on a network that stopped answering, that
         // ping would hold the connection's pool slot forever. One more round trip per release, off
         // the request's path, is the price of a pool that cannot be wedged.
+        let faults = self.faults.clone();
         options.map_sqlx_postgres_pool_opts(move |pool| {
+            let faults = faults.clone();
             pool.after_release(move |conn, _meta| {
+                let faults = faults.clone();
                 Box::pin(async move {
-                    match tokio::time::timeout(limits.ping(), sea_orm::sqlx::Connection::ping(conn)).await {
+                    let pinged = tokio::time::timeout(limits.ping(), sea_orm::sqlx::Connection::ping(conn)).await;
+                    if !matches!(pinged, Ok(Ok(()))) {
+                        faults.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match pinged {
                         Ok(Ok(())) => Ok(true),
                         Ok(Err(_)) => Ok(false),
                         // Closed without a goodbye: nothing more is written to a socket that does
@@ -163,6 +182,8 @@ pub fn with_server_limits(
 
 struct Shared {
     current: RwLock<DatabaseConnection>,
+    /// `recipe.faults` when the pool in use was opened.
+    faults_at_open: AtomicU64,
     recipe: PoolRecipe,
     last_replaced: Mutex<Option<Instant>>,
     /// Incremented with every replacement: holders of connections of their own (the relay's
@@ -184,6 +205,7 @@ impl Db {
         let connection = recipe.open(false).await?;
         let shared = Shared {
             current: RwLock::new(connection),
+            faults_at_open: AtomicU64::new(recipe.faults.load(Ordering::Relaxed)),
             recipe,
             last_replaced: Mutex::new(None),
             generation: AtomicU64::new(0),
@@ -203,6 +225,10 @@ impl Db {
 
     pub fn limits(&self) -> DbLimits {
         self.shared.recipe.limits
+    }
+
+    pub(super) fn faults(&self) -> Arc<AtomicU64> {
+        self.shared.recipe.faults.clone()
     }
 
     /// Changes whenever the pool was replaced after a fault.
@@ -225,16 +251,26 @@ impl Db {
         }
     }
 
-    /// Runs one round trip within the deadline; a connection found stuck or dead replaces the pool.
+    /// Runs one round trip within the deadline. A connection found stuck or dead replaces the pool;
+    /// so does a pool that lived through such a fault and now cannot hand out a connection: one of
+    /// its connections may be held by sqlx's own release ping, which has no deadline and can have
+    /// been caught by the fault in the instant after the bounded one answered. (Without a fault
+    /// seen, a pool that cannot hand out a connection is merely busy, and is kept.)
     pub(super) async fn bounded<T>(&self, round_trip: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
         let outcome = match self.round_trip {
             Some(limit) => tokio::time::timeout(limit, round_trip).await.unwrap_or_else(|_| Err(timed_out(limit))),
             None => round_trip.await,
         };
-        if let Err(err) = &outcome
-            && super::is_connection_lost(err)
-        {
-            self.replace_pool().await;
+        if let Err(err) = &outcome {
+            let faults = &self.shared.recipe.faults;
+            if super::is_connection_lost(err) {
+                faults.fetch_add(1, Ordering::Relaxed);
+                self.replace_pool().await;
+            } else if super::is_acquire_timeout(err)
+                && faults.load(Ordering::Relaxed) > self.shared.faults_at_open.load(Ordering::Relaxed)
+            {
+                self.replace_pool().await;
+            }
         }
         outcome
     }
@@ -258,7 +294,9 @@ impl Db {
                 return;
             }
         };
+        let faults_now = self.shared.recipe.faults.load(Ordering::Relaxed);
         let old = std::mem::replace(&mut *self.shared.current.write().unwrap_or_else(|e| e.into_inner()), fresh);
+        self.shared.faults_at_open.store(faults_now, Ordering::Relaxed);
         self.shared.generation.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("a database connection stopped answering; the pool was replaced");
         // Connections still checked out of the old pool are returned (or fail) within their own

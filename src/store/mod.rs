@@ -145,8 +145,9 @@ impl Store {
         max_connections: u32,
         limits: DbLimits,
         test_every_checkout: bool,
-        metrics: Option<Arc<Metrics>>,
+        beside: Option<&Store>,
     ) -> Result<Store, DbErr> {
+        let metrics = beside.map(|store| store.metrics.clone());
         let backend = Backend::from_url(url)
             .ok_or_else(|| DbErr::Custom(format!("unsupported database URL scheme in '{}'", redact_url(url))))?;
         if backend == Backend::Sqlite {
@@ -157,6 +158,7 @@ impl Store {
         let shared_metrics = metrics.is_some();
         let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
         let recipe = db::PoolRecipe {
+            faults: beside.map_or_else(Default::default, |store| store.db.faults()),
             url: url.to_owned(),
             backend,
             max_connections,
@@ -186,8 +188,7 @@ impl Store {
     /// work into one statement, so the extra round trip is cheap, and a batch never fails on a
     /// connection cut during a database restart.
     pub async fn dedicated(&self, max_connections: u32) -> Result<Store, DbErr> {
-        let mut store =
-            Store::open(&self.url, max_connections, self.db.limits(), true, Some(self.metrics.clone())).await?;
+        let mut store = Store::open(&self.url, max_connections, self.db.limits(), true, Some(self)).await?;
         store.write_gate = self.write_gate.clone();
         store.events_committed = self.events_committed.clone();
         Ok(store)
@@ -343,6 +344,18 @@ pub(crate) fn is_connection_lost(err: &DbErr) -> bool {
 
 fn sqlstate(err: &sea_orm::sqlx::Error) -> Option<String> {
     err.as_database_error().and_then(|e| e.code()).map(|code| code.into_owned())
+}
+
+/// No pooled connection could be had in time.
+pub(crate) fn is_acquire_timeout(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match err {
+        DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(inner))
+        | DbErr::Query(RuntimeErr::SqlxError(inner))
+        | DbErr::Exec(RuntimeErr::SqlxError(inner)) => matches!(inner.as_ref(), Error::PoolTimedOut),
+        _ => false,
+    }
 }
 
 /// SQLite's "database is locked" after the busy timeout: another process held the write lock.

@@ -241,9 +241,10 @@ async fn drill(fault: Network) {
         }
         assert!(
             returned.elapsed() < RECOVER_WITHIN,
-            "not recovered {:?} after the network returned: ready {}, read {} {:#}",
+            "not recovered {:?} after the network returned: ready {} {:#}, read {} {:#}",
             returned.elapsed(),
             ready.status,
+            ready.body,
             read_back.status,
             read_back.body
         );
