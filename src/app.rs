@@ -44,7 +44,8 @@ fn spawn_metrics(
     let listener = listener?;
     let token = config.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
     let exposition = crate::http::metrics::Exposition { metrics: store.metrics().clone(), token };
-    Some(tokio::spawn(crate::http::metrics::serve_separately(listener, exposition, shutdown)))
+    let limits = config.http.connections();
+    Some(tokio::spawn(crate::http::metrics::serve_separately(listener, exposition, limits, shutdown)))
 }
 
 /// The relay for this configuration, if this process should move events on: to Kafka when it is
@@ -143,19 +144,18 @@ impl Application {
             relay_stopping.clone(),
         ));
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stopping, grace)));
+        let limits = state.config.http.connections();
         let app = crate::http::router(state);
         tracing::info!(address = %listener.local_addr()?, backend = store.backend().as_str(), "HealthCore is serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutdown requested; finishing in-flight requests");
-                let _ = stopping_tx.send(());
-            });
-        let serve = tokio::spawn(async move { serve.await });
-        let mut serve = serve;
+        let serve = crate::http::server::serve(listener, app, limits, store.metrics().clone(), async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        });
+        let mut serve = tokio::spawn(serve);
         tokio::select! {
-            result = &mut serve => result??,
+            result = &mut serve => result?,
             _ = async { let _ = stopping_rx.await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period");
                 serve.abort();

@@ -96,6 +96,30 @@ pub const SETTINGS: &[Setting] = &[
         description: "password of the `admin` user created on first start",
     },
     Setting {
+        name: "HEALTHCORE_HTTP_MAX_CONNECTIONS",
+        default: "1024",
+        secret: false,
+        description: "open client connections at most; one more is answered 503 and closed (1–100000)",
+    },
+    Setting {
+        name: "HEALTHCORE_HTTP_HEADER_TIMEOUT_MS",
+        default: "10000",
+        secret: false,
+        description: "a request's line and headers must arrive within this of its first byte, else the connection is closed (100–300000)",
+    },
+    Setting {
+        name: "HEALTHCORE_HTTP_BODY_TIMEOUT_MS",
+        default: "10000",
+        secret: false,
+        description: "a request's body must arrive within this, else 408 (100–300000)",
+    },
+    Setting {
+        name: "HEALTHCORE_HTTP_IDLE_TIMEOUT_MS",
+        default: "60000",
+        secret: false,
+        description: "a connection that sends nothing (before its first request, between requests) for this long is closed (100–3600000)",
+    },
+    Setting {
         name: "HEALTHCORE_PASSWORD_HASH_CONCURRENCY",
         default: "auto",
         secret: false,
@@ -368,6 +392,8 @@ pub struct Config {
     /// Concurrent Argon2 runs; `None`: sized from the cores and the memory limit.
     pub password_hash_concurrency: Option<usize>,
     pub body_limit_bytes: usize,
+    /// `HEALTHCORE_HTTP_*`: connections and how long a client may take to send a request.
+    pub http: HttpLimits,
     pub idempotency_ttl_seconds: i64,
     pub audit_batch_max: usize,
     pub log_format: LogFormat,
@@ -389,6 +415,15 @@ pub struct Config {
     pub relay: RelayConfig,
     pub consumers: ConsumerConfig,
     pub jobs: JobsConfig,
+}
+
+/// What a client may make the HTTP server spend (`HEALTHCORE_HTTP_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
 }
 
 /// The background jobs (`jobs`).
@@ -529,6 +564,16 @@ fn log_file(source: &Source) -> Result<Option<crate::telemetry::log_file::LogFil
     }))
 }
 
+impl HttpLimits {
+    pub fn connections(&self) -> crate::http::server::ConnectionLimits {
+        crate::http::server::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read: std::time::Duration::from_millis(self.header_timeout_ms),
+            idle: std::time::Duration::from_millis(self.idle_timeout_ms),
+        }
+    }
+}
+
 impl Config {
     /// Reads the process environment (and the config file it names).
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -653,6 +698,12 @@ impl Config {
                 Some(_) => Some(source.number("HEALTHCORE_PASSWORD_HASH_CONCURRENCY", 1, 1..=64)?),
             },
             body_limit_bytes: source.number("HEALTHCORE_BODY_LIMIT_BYTES", 65_536, 1024..=10_485_760)?,
+            http: HttpLimits {
+                max_connections: source.number("HEALTHCORE_HTTP_MAX_CONNECTIONS", 1024, 1..=100_000)?,
+                header_timeout_ms: source.number("HEALTHCORE_HTTP_HEADER_TIMEOUT_MS", 10_000, 100..=300_000)?,
+                body_timeout_ms: source.number("HEALTHCORE_HTTP_BODY_TIMEOUT_MS", 10_000, 100..=300_000)?,
+                idle_timeout_ms: source.number("HEALTHCORE_HTTP_IDLE_TIMEOUT_MS", 60_000, 100..=3_600_000)?,
+            },
             idempotency_ttl_seconds: source.number("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", 86_400, 60..=604_800)?,
             audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX", 512, 1..=10_000)?,
             log_format,
@@ -694,6 +745,10 @@ impl Config {
             ("HEALTHCORE_JWT_SECRET", mask(&self.jwt_secret, "(generated, kept in the data folder)")),
             ("HEALTHCORE_TOKEN_TTL_SECONDS", self.token_ttl_seconds.to_string()),
             ("HEALTHCORE_ADMIN_PASSWORD", mask(&self.admin_password, "(generated on first start)")),
+            ("HEALTHCORE_HTTP_MAX_CONNECTIONS", self.http.max_connections.to_string()),
+            ("HEALTHCORE_HTTP_HEADER_TIMEOUT_MS", self.http.header_timeout_ms.to_string()),
+            ("HEALTHCORE_HTTP_BODY_TIMEOUT_MS", self.http.body_timeout_ms.to_string()),
+            ("HEALTHCORE_HTTP_IDLE_TIMEOUT_MS", self.http.idle_timeout_ms.to_string()),
             (
                 "HEALTHCORE_PASSWORD_HASH_CONCURRENCY",
                 self.password_hash_concurrency.map_or("auto".into(), |n| n.to_string()),

@@ -126,17 +126,18 @@ pub fn classic_text(openmetrics: &str) -> String {
     out
 }
 
-/// A listener of its own that serves only `/metrics` (`HEALTHCORE_METRICS_ADDR`), until `shutdown`.
+/// A listener of its own that serves only `/metrics` (`HEALTHCORE_METRICS_ADDR`), until `shutdown`,
+/// with the API's connection limits.
 pub async fn serve_separately(
     listener: tokio::net::TcpListener,
     exposition: Exposition,
+    limits: super::server::ConnectionLimits,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let metrics = exposition.metrics.clone();
     let app = axum::Router::new().route("/metrics", axum::routing::get(render)).with_state(exposition);
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-        tracing::warn!(error = %err, "the metrics listener failed");
-    }
+    super::server::serve(listener, app, limits, metrics, stopped).await;
 }

@@ -5,6 +5,7 @@
 //! the two cannot disagree about which operations exist.
 
 pub mod access_log;
+pub mod body;
 pub mod correlation;
 pub mod deadline;
 pub mod extract;
@@ -13,6 +14,7 @@ pub mod params;
 pub mod problem;
 pub mod response;
 pub mod routes;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -143,6 +145,13 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             std::time::Duration::from_millis(state.config.request_timeout_ms),
             deadline::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            body::BodyLimits {
+                max_bytes: state.config.body_limit_bytes,
+                read_within: std::time::Duration::from_millis(state.config.http.body_timeout_ms),
+            },
+            body::middleware,
         ))
         .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware));
     let api =

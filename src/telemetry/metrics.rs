@@ -119,8 +119,26 @@ fn size_histogram() -> Histogram {
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// `header` (the request head came too slowly) or `idle` (nothing came).
+    pub phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: u16,
+}
+
 pub struct HttpMetrics {
     pub requests: Family<RequestLabels, Counter>,
+    /// Open client connections, and those refused at the cap or closed for a timeout.
+    pub connections: Gauge,
+    pub connections_refused: Counter,
+    pub connection_timeouts: Family<PhaseLabels, Counter>,
+    /// Requests the HTTP parser refused before any route saw them (bad request line, headers too
+    /// large, duplicate Content-Length), by the status they were answered with.
+    pub malformed_requests: Family<StatusLabels, Counter>,
     pub duration: Histograms<RequestLabels>,
     /// The seed's `api_request_duration_seconds`, for `/api/…` routes.
     pub api_duration: Histograms<RouteLabels>,
@@ -245,6 +263,10 @@ impl Metrics {
             duration: Family::new_with_constructor(latency_histogram),
             api_duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
+            connections: Gauge::default(),
+            connections_refused: Counter::default(),
+            connection_timeouts: Family::default(),
+            malformed_requests: Family::default(),
             request_size: Family::new_with_constructor(size_histogram),
             response_size: Family::new_with_constructor(size_histogram),
         };
@@ -260,6 +282,22 @@ impl Metrics {
             http.api_duration.clone(),
         );
         registry.register("http_requests_in_flight", "HTTP requests being served", http.in_flight.clone());
+        registry.register("http_connections", "Open client connections", http.connections.clone());
+        registry.register(
+            "http_connections_refused",
+            "Connections refused because HEALTHCORE_HTTP_MAX_CONNECTIONS were open",
+            http.connections_refused.clone(),
+        );
+        registry.register(
+            "http_connection_timeouts",
+            "Connections closed for sending a request head too slowly (phase header) or nothing at all (phase idle)",
+            http.connection_timeouts.clone(),
+        );
+        registry.register(
+            "http_malformed_requests",
+            "Requests the HTTP parser refused before routing, by status",
+            http.malformed_requests.clone(),
+        );
         registry.register(
             "http_request_size_bytes",
             "HTTP request body size (Content-Length) by method and route template",
