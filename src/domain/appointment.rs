@@ -19,6 +19,9 @@ use super::validation::{self, FieldErrors, RuleResult, required};
 pub const MAX_DURATION_HOURS: i64 = 8;
 pub const REASON_MAX: usize = 500;
 pub const NOTES_MAX: usize = 4000;
+/// How far ahead an appointment may be booked: beyond it a date is a typing error (year 262142 was
+/// accepted, and on SQLite years past 9999 sort wrongly, which let an overlap through).
+pub const BOOKING_HORIZON_DAYS: i64 = 730;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -184,10 +187,18 @@ pub fn parse_slot(
     end: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Option<TimeSlot> {
+    let horizon = now + Duration::days(BOOKING_HORIZON_DAYS);
     let start = errors.check(
         "start",
-        present(start)
-            .and_then(|s| if s <= now { Err(("in_future", "must be in the future".into())) } else { Ok(truncate(s)) }),
+        present(start).and_then(|s| {
+            if s <= now {
+                Err(("in_future", "must be in the future".into()))
+            } else if s > horizon {
+                Err(("within_horizon", format!("must be at most {BOOKING_HORIZON_DAYS} days ahead")))
+            } else {
+                Ok(truncate(s))
+            }
+        }),
     );
     let end = errors.check("end", present(end).map(truncate));
     match (start, end) {

@@ -95,9 +95,9 @@ impl PatientDraft {
     pub fn parse(input: &PatientInput, today: NaiveDate) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let given_name = errors
-            .check("given_name", required(&input.given_name).and_then(|v| validation::required_text(v, NAME_MAX)));
+            .check("given_name", required(&input.given_name).and_then(|v| validation::required_line(v, NAME_MAX)));
         let family_name = errors
-            .check("family_name", required(&input.family_name).and_then(|v| validation::required_text(v, NAME_MAX)));
+            .check("family_name", required(&input.family_name).and_then(|v| validation::required_line(v, NAME_MAX)));
         let birth_date =
             errors.check("birth_date", required(&input.birth_date).and_then(|v| parse_birth_date(v, today)));
         let sex = errors.check("sex", required(&input.sex).and_then(Sex::parse));
@@ -154,11 +154,11 @@ impl PatientPatch {
             given_name: input
                 .given_name
                 .as_deref()
-                .and_then(|v| errors.check("given_name", validation::required_text(v, NAME_MAX))),
+                .and_then(|v| errors.check("given_name", validation::required_line(v, NAME_MAX))),
             family_name: input
                 .family_name
                 .as_deref()
-                .and_then(|v| errors.check("family_name", validation::required_text(v, NAME_MAX))),
+                .and_then(|v| errors.check("family_name", validation::required_line(v, NAME_MAX))),
             birth_date: input
                 .birth_date
                 .as_deref()

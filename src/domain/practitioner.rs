@@ -81,7 +81,7 @@ pub struct PractitionerDraft {
 
 /// Licence numbers: letters, digits and `-`, `/`, `.`; stored upper-case so uniqueness ignores case.
 pub fn parse_licence_number(value: &str) -> RuleResult<String> {
-    let text = validation::required_text(value, LICENCE_MAX)?;
+    let text = validation::required_line(value, LICENCE_MAX)?;
     if text.chars().all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c)) {
         Ok(text.to_ascii_uppercase())
     } else {
@@ -96,14 +96,14 @@ impl PractitionerDraft {
             errors.check("licence_number", required(&input.licence_number).and_then(parse_licence_number));
         let given_name = errors.check(
             "given_name",
-            required(&input.given_name).and_then(|v| validation::required_text(v, super::patient::NAME_MAX)),
+            required(&input.given_name).and_then(|v| validation::required_line(v, super::patient::NAME_MAX)),
         );
         let family_name = errors.check(
             "family_name",
-            required(&input.family_name).and_then(|v| validation::required_text(v, super::patient::NAME_MAX)),
+            required(&input.family_name).and_then(|v| validation::required_line(v, super::patient::NAME_MAX)),
         );
         let role = errors.check("role", required(&input.role).and_then(PractitionerRole::parse));
-        let specialty = errors.check("specialty", validation::optional_text(input.specialty.as_deref(), SPECIALTY_MAX));
+        let specialty = errors.check("specialty", validation::optional_line(input.specialty.as_deref(), SPECIALTY_MAX));
         errors.into_result(|| PractitionerDraft {
             licence_number: licence_number.unwrap(),
             given_name: given_name.unwrap(),
@@ -138,7 +138,7 @@ pub struct PractitionerPatch {
 impl PractitionerPatch {
     pub fn parse(input: &PractitionerPatchInput) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = |v: &str| validation::required_text(v, super::patient::NAME_MAX);
+        let name = |v: &str| validation::required_line(v, super::patient::NAME_MAX);
         let patch = PractitionerPatch {
             licence_number: input
                 .licence_number
@@ -150,7 +150,7 @@ impl PractitionerPatch {
             specialty: input
                 .specialty
                 .as_ref()
-                .and_then(|v| errors.check("specialty", validation::optional_text(v.as_deref(), SPECIALTY_MAX))),
+                .and_then(|v| errors.check("specialty", validation::optional_line(v.as_deref(), SPECIALTY_MAX))),
         };
         errors.into_result(|| patch)
     }

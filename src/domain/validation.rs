@@ -66,36 +66,113 @@ pub fn optional(value: &Option<String>, rule: fn(&str) -> RuleResult<String>) ->
     }
 }
 
-/// Trims a required text and bounds its length in characters.
+/// Whether a text may span lines: free text (reasons, notes, addresses) may, a name may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    One,
+    Many,
+}
+
+/// Trims a required single-line text (a name, a number) and bounds its length in characters.
+pub fn required_line(value: &str, max_chars: usize) -> RuleResult<String> {
+    required_trimmed(value, max_chars, Lines::One)
+}
+
+/// Trims a required free text and bounds its length in characters.
 pub fn required_text(value: &str, max_chars: usize) -> RuleResult<String> {
+    required_trimmed(value, max_chars, Lines::Many)
+}
+
+fn required_trimmed(value: &str, max_chars: usize, lines: Lines) -> RuleResult<String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(("required", "must not be empty".into()));
     }
-    bounded(trimmed, max_chars)
+    bounded(trimmed, max_chars, lines)
 }
 
-/// Trims an optional text; an empty string counts as absent.
+/// Trims an optional single-line text; an empty string counts as absent.
+pub fn optional_line(value: Option<&str>, max_chars: usize) -> RuleResult<Option<String>> {
+    optional_trimmed(value, max_chars, Lines::One)
+}
+
+/// Trims an optional free text; an empty string counts as absent.
 pub fn optional_text(value: Option<&str>, max_chars: usize) -> RuleResult<Option<String>> {
+    optional_trimmed(value, max_chars, Lines::Many)
+}
+
+fn optional_trimmed(value: Option<&str>, max_chars: usize, lines: Lines) -> RuleResult<Option<String>> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(text) => bounded(text, max_chars).map(Some),
+        Some(text) => bounded(text, max_chars, lines).map(Some),
     }
 }
 
-fn bounded(text: &str, max_chars: usize) -> RuleResult<String> {
+/// The rule every text HealthCore accepts keeps, in bodies and query strings alike: its characters
+/// (see `check_characters`), in Unicode normalization form C, so that a name typed with a composed
+/// `é` and one with `e` plus a combining accent are the same name, stored and searched alike.
+pub fn clean(text: &str, lines: Lines) -> RuleResult<String> {
+    check_characters(text, lines)?;
+    Ok(unicode_normalization::UnicodeNormalization::nfc(text).collect())
+}
+
+fn bounded(text: &str, max_chars: usize, lines: Lines) -> RuleResult<String> {
+    let text = clean(text, lines)?;
     if text.chars().count() > max_chars {
         return Err(("max_length", format!("must be at most {max_chars} characters")));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(("no_control_characters", "must not contain control characters".into()));
+    Ok(text)
+}
+
+/// Refuses control characters (NUL included: PostgreSQL cannot store it in text, and SQLite would)
+/// — line breaks and tabs only where `lines` allows them — and invisible format characters:
+/// bidirectional overrides and isolates, zero-width spaces, the byte-order mark and the like, with
+/// which a name can be made to display as another. A zero-width (non-)joiner between two non-ASCII
+/// characters is kept: Persian and the Indic scripts need it, as do emoji sequences.
+pub fn check_characters(text: &str, lines: Lines) -> RuleResult<()> {
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let line_break = matches!(c, '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}');
+        if line_break {
+            if lines == Lines::One {
+                return Err(("single_line", "must be one line, without line breaks or tabs".into()));
+            }
+            continue;
+        }
+        if c.is_control() {
+            return Err(("no_control_characters", "must not contain control characters".into()));
+        }
+        if is_invisible_format(c) {
+            let joins = |n: Option<&char>| n.is_some_and(|n| !n.is_ascii() && !n.is_whitespace());
+            let joiner = matches!(c, '\u{200C}' | '\u{200D}');
+            if !(joiner && i > 0 && joins(chars.get(i - 1)) && joins(chars.get(i + 1))) {
+                return Err(("no_invisible_characters", "must not contain invisible formatting characters".into()));
+            }
+        }
     }
-    Ok(text.to_owned())
+    Ok(())
+}
+
+/// Unicode's format characters (general category Cf, as of Unicode 15.1).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2 | 0x180E
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF
+        | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
+/// The key a name is searched by: case folded and in NFC, the same on both databases (SQLite's own
+/// `lower()` and `LIKE` fold ASCII letters only, so `élo` never found Élodie there).
+pub fn search_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = name.nfc().flat_map(char::to_lowercase).collect();
+    folded.nfc().collect()
 }
 
 /// A deliberately permissive e-mail check: one `@`, something on both sides, a dot in the domain.
 pub fn email(value: &str) -> RuleResult<String> {
-    let text = bounded(value.trim(), 254)?;
+    let text = bounded(value.trim(), 254, Lines::One)?;
     let valid = match text.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
@@ -145,6 +222,32 @@ mod tests {
     fn text_longer_than_the_limit_is_rejected() {
         assert_eq!(required_text("abcdef", 5).unwrap_err().0, "max_length");
         assert_eq!(required_text("abcde", 5).unwrap(), "abcde");
+    }
+
+    #[test]
+    fn control_and_invisible_characters_are_refused_and_joiners_between_letters_kept() {
+        assert_eq!(required_line("Ada\u{0}", 10).unwrap_err().0, "no_control_characters");
+        assert_eq!(required_line("Ada\nLovelace", 20).unwrap_err().0, "single_line");
+        assert!(required_text("first line\nsecond", 40).is_ok());
+        for invisible in ["\u{202E}ecalevol", "Ada\u{200B}", "\u{FEFF}Ada", "A\u{2066}da", "Ad\u{00AD}a"] {
+            assert_eq!(required_line(invisible, 20).unwrap_err().0, "no_invisible_characters", "{invisible:?}");
+        }
+        assert!(required_line("می\u{200C}خواهم", 20).is_ok(), "ZWNJ between Persian letters");
+        assert_eq!(required_line("a\u{200D}b", 20).unwrap_err().0, "no_invisible_characters");
+    }
+
+    #[test]
+    fn text_is_stored_in_normalization_form_c() {
+        assert_eq!(required_line("E\u{301}lodie", 20).unwrap(), "\u{C9}lodie");
+    }
+
+    #[test]
+    fn search_keys_fold_case_beyond_ascii() {
+        for (name, prefix) in [("Élodie", "élo"), ("Łukasz", "łu"), ("Øyvind", "ØY"), ("Иванова", "иван")]
+        {
+            assert!(search_key(name).starts_with(&search_key(prefix)), "{name} / {prefix}");
+        }
+        assert_eq!(search_key("E\u{301}LODIE"), search_key("élodie"));
     }
 
     #[test]

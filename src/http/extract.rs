@@ -70,7 +70,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 .into_response());
         }
         let deserializer = &mut serde_json::Deserializer::from_slice(&raw);
-        match serde_path_to_error::deserialize::<_, T>(deserializer) {
+        match serde_path_to_error::deserialize::<_, T>(&mut *deserializer) {
+            // One JSON value is the body: `{…} garbage` or `{…}{…}` is not a JSON document.
+            Ok(_) if deserializer.end().is_err() => Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-json",
+                "the body is not valid JSON: there is more after the JSON value",
+            )
+            .into_response()),
             Ok(value) => Ok(JsonBody { value, raw }),
             Err(err) => {
                 let path = err.path().to_string();
@@ -98,14 +105,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// The name of an unknown field, when it looks like a field name; anything else (a value put where
+/// a name goes, control characters, a long string) is not repeated back.
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_owned())
+    let name = rest.split('`').next()?;
+    let plain = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    Some(if plain { name.to_owned() } else { "body".to_owned() })
 }
 
-/// serde's message without the " at line X column Y" suffix.
+/// What was wrong with a field of the wrong shape, in words of our own: serde's messages quote the
+/// value sent (`invalid type: string "Ada …"`), and a value may be patient data.
 fn type_message(message: &str) -> String {
-    message.split(" at line ").next().unwrap_or(message).to_owned()
+    let kinds = [
+        ("invalid type", "has the wrong type"),
+        ("unknown variant", "is not one of the allowed values"),
+        ("invalid value", "has an invalid value"),
+        ("invalid length", "has the wrong number of items"),
+        ("missing field", "is missing a required field"),
+        ("unknown field", "is not a field of this body"),
+        ("duplicate field", "is given twice"),
+    ];
+    kinds
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("does not have the expected form", |(_, words)| words)
+        .to_owned()
 }
 
 /// A UUID path segment; anything else is a 400, never a 500.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::FieldErrors;
+use crate::domain::validation::{self, Lines};
 use crate::store::PageRequest;
 
 pub const DEFAULT_LIMIT: u64 = 20;
@@ -22,8 +23,17 @@ impl<'a> Params<'a> {
         Params { values, errors: FieldErrors::new() }
     }
 
-    fn raw(&self, name: &str) -> Option<&'a str> {
-        self.values.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    /// The parameter's value, if given and free of control and invisible characters (those are
+    /// refused here for every parameter, before any is parsed or reaches the database).
+    fn raw(&mut self, name: &str) -> Option<&'a str> {
+        let value = self.values.get(name).map(String::as_str).filter(|v| !v.is_empty())?;
+        match validation::check_characters(value, Lines::One) {
+            Ok(()) => Some(value),
+            Err((rule, message)) => {
+                self.errors.add(name, rule, message);
+                None
+            }
+        }
     }
 
     pub fn page(&mut self) -> PageRequest {
@@ -44,12 +54,14 @@ impl<'a> Params<'a> {
     }
 
     pub fn text(&mut self, name: &str, max_chars: usize) -> Option<String> {
-        let value = self.raw(name)?.trim();
-        if value.chars().count() > max_chars {
-            self.errors.add(name, "max_length", format!("must be at most {max_chars} characters"));
-            return None;
+        let raw = self.raw(name)?;
+        match validation::optional_line(Some(raw), max_chars) {
+            Ok(value) => value,
+            Err((rule, message)) => {
+                self.errors.add(name, rule, message);
+                None
+            }
         }
-        (!value.is_empty()).then(|| value.to_owned())
     }
 
     pub fn boolean(&mut self, name: &str) -> Option<bool> {
@@ -77,10 +89,15 @@ impl<'a> Params<'a> {
     }
 
     pub fn date(&mut self, name: &str) -> Option<chrono::NaiveDate> {
+        use chrono::Datelike;
         let raw = self.raw(name)?;
         chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-            .map_err(|_| self.errors.add(name, "date", "must be a date such as 2030-01-31"))
             .ok()
+            .filter(|date| (1900..=9999).contains(&date.year()))
+            .or_else(|| {
+                self.errors.add(name, "date", "must be a date from 1900-01-01 to 9999-12-31, such as 2030-01-31");
+                None
+            })
     }
 
     /// A value from a closed set, parsed by the domain's own parser.

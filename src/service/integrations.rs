@@ -10,7 +10,7 @@ use crate::audit::Subject;
 use crate::auth::Action;
 use crate::config::check_webhook_url;
 use crate::context::RequestContext;
-use crate::domain::validation::FieldErrors;
+use crate::domain::validation::{self, FieldErrors, Lines};
 use crate::error::{AppError, AppResult};
 use crate::events::EventType;
 use crate::state::AppState;
@@ -40,22 +40,22 @@ fn validate(input: SubscriptionInput) -> Result<(Vec<String>, String, String), F
     }
     for name in &input.event_types {
         if name != "*" && EventType::parse(name).is_none() {
-            errors.add(
-                "event_types",
-                "one_of",
-                format!("'{}' is not an event type", name.chars().take(64).collect::<String>()),
-            );
+            errors.add("event_types", "one_of", "names an event type that does not exist (see docs/EVENTS.md)");
         } else if !event_types.contains(name) {
             event_types.push(name.clone());
         }
     }
     let callback_url = input.callback_url.trim().to_owned();
-    if let Err(rule) = check_webhook_url(&callback_url) {
+    if let Err((rule, message)) = validation::check_characters(&callback_url, Lines::One) {
+        errors.add("callback_url", rule, message);
+    } else if let Err(rule) = check_webhook_url(&callback_url) {
         errors.add("callback_url", "url", rule);
     }
     let secret_length = input.secret.chars().count();
     if !(SECRET_MIN..=SECRET_MAX).contains(&secret_length) {
         errors.add("secret", "length", format!("must be {SECRET_MIN}–{SECRET_MAX} characters"));
+    } else if let Err((rule, message)) = validation::check_characters(&input.secret, Lines::One) {
+        errors.add("secret", rule, message);
     }
     errors.into_result(|| (event_types, callback_url, input.secret))
 }

@@ -18,6 +18,7 @@ mod errors;
 mod events;
 mod health;
 mod idempotency;
+mod input;
 mod jobs;
 mod kafka;
 mod kafka_consumers;
