@@ -73,9 +73,16 @@ pub struct AuditRecord {
     pub correlation_id: String,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+    /// Why a refusal or an error happened (see `store::audit::AuditEvent::reason`).
+    pub reason: Option<String>,
 }
 
 impl AuditRecord {
+    pub fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
     /// A change HealthCore makes by itself (a background job): no actor, no client.
     pub fn system(action: &'static str, subject: Subject, correlation_id: &str) -> Self {
         AuditRecord {
@@ -91,6 +98,7 @@ impl AuditRecord {
             correlation_id: correlation_id.to_owned(),
             client_addr: None,
             user_agent: Some("healthcore jobs".to_owned()),
+            reason: None,
         }
     }
 
@@ -108,6 +116,7 @@ impl AuditRecord {
             correlation_id: ctx.correlation_id.clone(),
             client_addr: ctx.client_addr.clone(),
             user_agent: ctx.user_agent.clone(),
+            reason: None,
         }
     }
 
@@ -126,6 +135,7 @@ impl AuditRecord {
             correlation_id: ctx.correlation_id.clone(),
             client_addr: ctx.client_addr.clone(),
             user_agent: ctx.user_agent.clone(),
+            reason: None,
         }
     }
 }

@@ -59,6 +59,7 @@ pub async fn create(
         patient_id,
         active: true,
         created_at: now(),
+        token_version: 0,
     };
     let tx = store.begin_write().await?;
     if let Err(err) = store::users::insert(&tx, &user).await {

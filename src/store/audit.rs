@@ -33,6 +33,7 @@ fn to_row(record: &AuditRecord) -> audit_event::Model {
         correlation_id: record.correlation_id.clone(),
         client_addr: record.client_addr.clone(),
         user_agent: record.user_agent.clone(),
+        reason: record.reason.clone(),
     }
 }
 
@@ -64,6 +65,10 @@ pub struct AuditEvent {
     pub correlation_id: String,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+    /// Why the attempt ended as it did, for refusals and errors: a problem type (`validation`,
+    /// `not-found`, `stale-version`…) or a reason of the sign-in (`invalid_credentials`,
+    /// `throttled`…).
+    pub reason: Option<String>,
 }
 
 fn to_event(row: audit_event::Model) -> Result<AuditEvent, DbErr> {
@@ -81,6 +86,7 @@ fn to_event(row: audit_event::Model) -> Result<AuditEvent, DbErr> {
         correlation_id: row.correlation_id,
         client_addr: row.client_addr,
         user_agent: row.user_agent,
+        reason: row.reason,
     })
 }
 

@@ -19,6 +19,14 @@ enum Ddl {
     Only(DbBackend, &'static str),
     /// Raw SQL both backends understand as written.
     Sql(&'static str),
+    /// Rows rewritten by code, for what SQL cannot compute the same way on both backends.
+    Backfill(Backfill),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Backfill {
+    /// The case-folded name search keys of patients and practitioners (`validation::search_key`).
+    NameSearchKeys,
 }
 
 const MIGRATIONS: &[(i64, &str, Step)] = &[
@@ -26,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (2, "transactional outbox", outbox),
     (3, "event consumers", consumers),
     (4, "background jobs", background_jobs),
+    (5, "trust: audit reasons, token versions, name search keys, no truncating the audit trail", trust),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -70,6 +79,10 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
                 Ddl::Only(backend, sql) => execute_on(&tx, backend, sql).await?,
                 Ddl::Sql(sql) => {
                     tx.execute_unprepared(sql).await?;
+                }
+                Ddl::Backfill(Backfill::NameSearchKeys) => {
+                    super::patients::fill_search_keys(&tx).await?;
+                    super::practitioners::fill_search_keys(&tx).await?;
                 }
             }
         }
@@ -438,6 +451,52 @@ fn background_jobs() -> Vec<Ddl> {
                 .col(timestamp("created_at"))
                 .primary_key(Index::create().col("appointment_id").col("starts_at"))
                 .take(),
+        ),
+    ]
+}
+
+fn trust() -> Vec<Ddl> {
+    vec![
+        // Why an attempt ended as it did (`invalid_credentials`, `throttled`, a problem type…).
+        Ddl::Sql("ALTER TABLE audit_events ADD COLUMN reason TEXT"),
+        // Incremented by every change to an account (role, activation, password): a token carries
+        // the version it was issued at, so the change takes effect on the next request.
+        Ddl::Sql("ALTER TABLE users ADD COLUMN token_version BIGINT NOT NULL DEFAULT 0"),
+        // Names as they are searched: case-folded and in NFC, the same on both databases.
+        Ddl::Sql("ALTER TABLE patients ADD COLUMN family_name_key TEXT NOT NULL DEFAULT ''"),
+        Ddl::Sql("ALTER TABLE patients ADD COLUMN given_name_key TEXT NOT NULL DEFAULT ''"),
+        Ddl::Sql("ALTER TABLE practitioners ADD COLUMN family_name_key TEXT NOT NULL DEFAULT ''"),
+        Ddl::Sql("ALTER TABLE practitioners ADD COLUMN given_name_key TEXT NOT NULL DEFAULT ''"),
+        Ddl::Backfill(Backfill::NameSearchKeys),
+        // A prefix `LIKE` uses a B-tree index on PostgreSQL only with the pattern operator class.
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE INDEX ix_patients_family_name_key ON patients (family_name_key text_pattern_ops)",
+        ),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE INDEX ix_patients_given_name_key ON patients (given_name_key text_pattern_ops)",
+        ),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE INDEX ix_practitioners_family_name_key ON practitioners (family_name_key text_pattern_ops)",
+        ),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE INDEX ix_practitioners_given_name_key ON practitioners (given_name_key text_pattern_ops)",
+        ),
+        Ddl::Only(DbBackend::Sqlite, "CREATE INDEX ix_patients_family_name_key ON patients (family_name_key)"),
+        Ddl::Only(DbBackend::Sqlite, "CREATE INDEX ix_patients_given_name_key ON patients (given_name_key)"),
+        Ddl::Only(
+            DbBackend::Sqlite,
+            "CREATE INDEX ix_practitioners_family_name_key ON practitioners (family_name_key)",
+        ),
+        Ddl::Only(DbBackend::Sqlite, "CREATE INDEX ix_practitioners_given_name_key ON practitioners (given_name_key)"),
+        // TRUNCATE fires no row triggers: without this, it emptied the append-only audit trail.
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events \
+             FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
         ),
     ]
 }

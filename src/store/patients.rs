@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::entities::patient::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
+use crate::domain::validation::search_key;
 use crate::domain::{Patient, Sex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +56,8 @@ fn to_row(patient: &Patient) -> patient::Model {
         mrn: patient.mrn.clone(),
         given_name: patient.given_name.clone(),
         family_name: patient.family_name.clone(),
+        family_name_key: search_key(&patient.family_name),
+        given_name_key: search_key(&patient.given_name),
         birth_date: patient.birth_date,
         sex: patient.sex.as_str().to_owned(),
         email: patient.email.clone(),
@@ -87,12 +90,23 @@ pub async fn update(conn: &impl ConnectionTrait, patient: &Patient) -> Result<()
     Ok(())
 }
 
-/// Case-insensitive: the family or the given name starts with `prefix`.
-pub(super) fn name_starts_with(family: impl ColumnTrait, given: impl ColumnTrait, prefix: &str) -> Expr {
-    let pattern = prefix_pattern(prefix);
-    Expr::expr(Func::lower(Expr::col(family)))
-        .like(pattern.clone())
-        .or(Expr::expr(Func::lower(Expr::col(given))).like(pattern))
+/// The family or the given name starts with `prefix`, compared by their search keys (case-folded,
+/// NFC), so that `élo` finds Élodie on SQLite as on PostgreSQL.
+pub(super) fn name_starts_with(family_key: impl ColumnTrait, given_key: impl ColumnTrait, prefix: &str) -> Expr {
+    let pattern = prefix_pattern(&search_key(prefix));
+    Expr::col(family_key).like(pattern.clone()).or(Expr::col(given_key).like(pattern))
+}
+
+/// Rewrites every row's name search keys (the migration that added them).
+pub(super) async fn fill_search_keys(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    for row in Entity::find().all(conn).await? {
+        let mut row = row.into_active_model();
+        let (family, given) = (row.family_name.clone().unwrap(), row.given_name.clone().unwrap());
+        row.family_name_key = sea_orm::ActiveValue::Set(search_key(&family));
+        row.given_name_key = sea_orm::ActiveValue::Set(search_key(&given));
+        row.update(conn).await?;
+    }
+    Ok(())
 }
 
 /// `LIKE` pattern for a prefix, with the wildcards of the input escaped.
@@ -111,7 +125,7 @@ pub(super) fn prefix_pattern(prefix: &str) -> LikeExpr {
 fn filtered(filter: &PatientFilter) -> Select<Entity> {
     let mut query = Entity::find();
     if let Some(prefix) = &filter.name_prefix {
-        query = query.filter(name_starts_with(Column::FamilyName, Column::GivenName, prefix));
+        query = query.filter(name_starts_with(Column::FamilyNameKey, Column::GivenNameKey, prefix));
     }
     if let Some(prefix) = &filter.mrn_prefix {
         query = query.filter(Expr::expr(Func::lower(Expr::col(Column::Mrn))).like(prefix_pattern(prefix)));

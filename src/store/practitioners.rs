@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::entities::practitioner::{self, Column, Entity};
 use super::patients::{name_starts_with, prefix_pattern};
 use super::{Page, PageRequest, fetch_page};
+use crate::domain::validation::search_key;
 use crate::domain::{Practitioner, PractitionerRole};
 
 #[derive(Debug, Clone, Default)]
@@ -42,6 +43,8 @@ fn to_row(practitioner: &Practitioner) -> practitioner::Model {
         licence_number: practitioner.licence_number.clone(),
         given_name: practitioner.given_name.clone(),
         family_name: practitioner.family_name.clone(),
+        family_name_key: search_key(&practitioner.family_name),
+        given_name_key: search_key(&practitioner.given_name),
         role: practitioner.role.as_str().to_owned(),
         specialty: practitioner.specialty.clone(),
         active: practitioner.active,
@@ -49,6 +52,19 @@ fn to_row(practitioner: &Practitioner) -> practitioner::Model {
         created_at: practitioner.created_at,
         updated_at: practitioner.updated_at,
     }
+}
+
+/// Rewrites every row's name search keys (the migration that added them).
+pub(super) async fn fill_search_keys(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    use sea_orm::ActiveModelTrait;
+    for row in Entity::find().all(conn).await? {
+        let mut row = row.into_active_model();
+        let (family, given) = (row.family_name.clone().unwrap(), row.given_name.clone().unwrap());
+        row.family_name_key = sea_orm::ActiveValue::Set(search_key(&family));
+        row.given_name_key = sea_orm::ActiveValue::Set(search_key(&given));
+        row.update(conn).await?;
+    }
+    Ok(())
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, practitioner: &Practitioner) -> Result<(), DbErr> {
@@ -72,7 +88,7 @@ pub async fn update(conn: &impl ConnectionTrait, practitioner: &Practitioner) ->
 fn filtered(filter: &PractitionerFilter) -> Select<Entity> {
     let mut query = Entity::find();
     if let Some(prefix) = &filter.name_prefix {
-        query = query.filter(name_starts_with(Column::FamilyName, Column::GivenName, prefix));
+        query = query.filter(name_starts_with(Column::FamilyNameKey, Column::GivenNameKey, prefix));
     }
     if let Some(prefix) = &filter.licence_prefix {
         query = query.filter(Expr::expr(Func::lower(Expr::col(Column::LicenceNumber))).like(prefix_pattern(prefix)));

@@ -16,6 +16,8 @@ pub struct User {
     pub patient_id: Option<Uuid>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
+    /// Incremented by every change to the account; tokens issued before it are no longer valid.
+    pub token_version: i64,
 }
 
 fn to_domain(row: user::Model) -> Result<User, DbErr> {
@@ -27,6 +29,7 @@ fn to_domain(row: user::Model) -> Result<User, DbErr> {
         patient_id: row.patient_id,
         active: row.active,
         created_at: row.created_at,
+        token_version: row.token_version,
     })
 }
 
@@ -39,6 +42,7 @@ pub async fn insert(conn: &impl ConnectionTrait, user: &User) -> Result<(), DbEr
         patient_id: user.patient_id,
         active: user.active,
         created_at: user.created_at,
+        token_version: user.token_version,
     };
     Entity::insert(row.into_active_model()).exec_without_returning(conn).await?;
     Ok(())

@@ -176,7 +176,54 @@ async fn dates_beyond_the_booking_horizon_and_year_9999_are_refused(backend: Bac
     app.stop().await;
 }
 
+async fn names_beyond_ascii_are_found_by_any_case_of_their_prefix(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (given, family) in [("Élodie", "Durand"), ("Łukasz", "Nowak"), ("Øyvind", "Hansen"), ("Мария", "Иванова")]
+    {
+        app.create_patient(given, family).await;
+    }
+    app.post(
+        "/api/v1/practitioners",
+        &app.admin_token,
+        json!({"licence_number": "MD-9", "given_name": "Ærøskøbing", "family_name": "Ødegård", "role": "nurse"}),
+    )
+    .await
+    .expect(201);
+    for (prefix, expected) in [
+        ("élo", "Élodie"),
+        ("ÉLO", "Élodie"),
+        ("E\u{301}lo", "Élodie"),
+        ("łu", "Łukasz"),
+        ("ŁUK", "Łukasz"),
+        ("øy", "Øyvind"),
+        ("иван", "Иванова"),
+        ("ИВАН", "Иванова"),
+    ] {
+        let path = format!("/api/v1/patients?name={}", urlencode(prefix));
+        let found = app.get(&path, &app.admin_token).await.expect(200);
+        let names: Vec<String> = found.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{} {}", p["given_name"].as_str().unwrap(), p["family_name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names.len(), 1, "{prefix}: {names:?}");
+        assert!(names[0].contains(expected), "{prefix}: {names:?}");
+    }
+    let found =
+        app.get(&format!("/api/v1/practitioners?name={}", urlencode("øde")), &app.admin_token).await.expect(200);
+    assert_eq!(found.body["page"]["total"], 1);
+    app.stop().await;
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
 on_both_backends!(
+    names_beyond_ascii_are_found_by_any_case_of_their_prefix,
     a_nul_in_the_login_username_is_a_401_and_audited,
     control_characters_in_list_filters_are_422_naming_the_parameter,
     control_characters_in_subscriptions_are_refused_and_nothing_is_stored,

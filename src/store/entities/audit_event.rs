@@ -17,6 +17,7 @@ pub struct Model {
     pub correlation_id: String,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+    pub reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

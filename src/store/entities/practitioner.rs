@@ -8,6 +8,9 @@ pub struct Model {
     pub licence_number: String,
     pub given_name: String,
     pub family_name: String,
+    /// `validation::search_key` of the family name: what a name filter matches.
+    pub family_name_key: String,
+    pub given_name_key: String,
     pub role: String,
     pub specialty: Option<String>,
     pub active: bool,

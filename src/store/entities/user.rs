@@ -11,6 +11,7 @@ pub struct Model {
     pub patient_id: Option<Uuid>,
     pub active: bool,
     pub created_at: DateTimeUtc,
+    pub token_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
