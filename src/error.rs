@@ -24,6 +24,9 @@ pub enum AppError {
     /// An idempotency key was reused for a different request.
     #[error("{0}")]
     IdempotencyMismatch(String),
+    /// This request's claim on its idempotency key was taken over (it outlived its lease): 409.
+    #[error("another request with this Idempotency-Key took it over; retry it")]
+    IdempotencyKeyInUse,
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("you are not allowed to {0}")]

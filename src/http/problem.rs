@@ -86,6 +86,9 @@ impl IntoResponse for AppError {
             err @ AppError::PreconditionFailed { .. } => {
                 Problem::new(StatusCode::PRECONDITION_FAILED, "stale-version", err.to_string())
             }
+            err @ AppError::IdempotencyKeyInUse => {
+                Problem::new(StatusCode::CONFLICT, "idempotency-key-in-use", err.to_string())
+            }
             AppError::IdempotencyMismatch(detail) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", detail)
             }

@@ -10,9 +10,9 @@ use axum::{
 use serde::Serialize;
 
 use crate::context::RequestContext;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::service::etag;
-use crate::service::idempotency::{self, IdempotencyTicket};
+use crate::service::idempotency::{self, Claim, Disclosure, IdempotencyTicket};
 use crate::state::AppState;
 use crate::store::idempotency::StoredResponse;
 
@@ -67,8 +67,10 @@ fn replayed(stored: StoredResponse) -> Response {
     response
 }
 
-/// Runs a creating POST under its `Idempotency-Key`, if any: a repeated request gets the stored
-/// response, a different request with the same key gets 422.
+/// Runs a creating POST under its `Idempotency-Key`, if any: the key is claimed first, so a repeat
+/// of the request (also one sent while the first still runs) gets the stored response, audited as
+/// a read of what it shows; a different request with the same key gets 422.
+#[allow(clippy::too_many_arguments)]
 pub async fn create_idempotently<T, F, Fut>(
     state: &AppState,
     ctx: &RequestContext,
@@ -76,6 +78,7 @@ pub async fn create_idempotently<T, F, Fut>(
     route: &str,
     raw_body: &Bytes,
     location: fn(uuid::Uuid) -> String,
+    disclosure: Disclosure,
     run: F,
 ) -> AppResult<Response>
 where
@@ -85,8 +88,9 @@ where
 {
     let ticket = key.map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, route, raw_body)).transpose()?;
     if let Some(ticket) = &ticket
-        && let Some(stored) = idempotency::replay(state, ticket).await?
+        && let Claim::Replay(stored) = idempotency::claim(state, ticket).await?
     {
+        idempotency::audit_replay(state, ctx, disclosure, &stored).await?;
         return Ok(replayed(stored));
     }
     match run(ticket.clone()).await {
@@ -94,14 +98,11 @@ where
             let location = location(value.id());
             Ok(created(value, location))
         }
-        // A concurrent request with the same key committed first: answer as it did.
-        Err(AppError::Conflict { code: "idempotency-key-in-use", detail }) => match &ticket {
-            Some(ticket) => match idempotency::replay(state, ticket).await? {
-                Some(stored) => Ok(replayed(stored)),
-                None => Err(AppError::conflict("idempotency-key-in-use", detail)),
-            },
-            None => Err(AppError::conflict("idempotency-key-in-use", detail)),
-        },
-        Err(err) => Err(err),
+        Err(err) => {
+            if let Some(ticket) = &ticket {
+                idempotency::release(state, ticket).await;
+            }
+            Err(err)
+        }
     }
 }

@@ -1,10 +1,14 @@
-//! The `idempotency_keys` table: the stored outcome of each creating POST that carried a key.
+//! The `idempotency_keys` table: each creating POST that carried a key claims it first (a row with
+//! status 0, held for a lease), and its transaction turns the claim into the stored response.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, sea_query::Expr};
 use uuid::Uuid;
 
 use super::entities::idempotency_key::{self, Column, Entity};
+
+/// The status of a key claimed by a request still running.
+const IN_PROGRESS: i32 = 0;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -15,37 +19,52 @@ pub struct StoredResponse {
     pub body: String,
 }
 
-/// The stored response for (user, key), unless it has expired.
+/// What a key's row says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    /// A request with this fingerprint holds the key and has not finished.
+    InProgress {
+        fingerprint: String,
+    },
+    Completed(StoredResponse),
+}
+
+/// The key's state for (user, key), unless its row has expired (a finished response past its
+/// time, or a claim whose holder never finished).
 pub async fn find(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     key: &str,
     now: DateTime<Utc>,
-) -> Result<Option<StoredResponse>, DbErr> {
+) -> Result<Option<KeyState>, DbErr> {
     let row = Entity::find()
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Key.eq(key))
         .filter(Column::ExpiresAt.gt(now))
         .one(conn)
         .await?;
-    Ok(row.map(|row| StoredResponse {
-        fingerprint: row.fingerprint,
-        status: u16::try_from(row.status).unwrap_or(200),
-        location: row.location,
-        etag: row.etag,
-        body: row.body,
+    Ok(row.map(|row| match row.status {
+        IN_PROGRESS => KeyState::InProgress { fingerprint: row.fingerprint },
+        status => KeyState::Completed(StoredResponse {
+            fingerprint: row.fingerprint,
+            status: u16::try_from(status).unwrap_or(200),
+            location: row.location,
+            etag: row.etag,
+            body: row.body,
+        }),
     }))
 }
 
-/// Stores a response. An expired row with the same key is replaced: keys are reusable after expiry.
-pub async fn save(
+/// Claims (user, key) for a request until `lease_until`; `false` if another request holds it or
+/// finished with it. An expired row gives its key up: keys are reusable after their time.
+pub async fn claim(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     key: &str,
-    response: &StoredResponse,
+    fingerprint: &str,
     now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+    lease_until: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     Entity::delete_many()
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Key.eq(key))
@@ -55,15 +74,55 @@ pub async fn save(
     let row = idempotency_key::Model {
         user_id,
         key: key.to_owned(),
-        fingerprint: response.fingerprint.clone(),
-        status: i32::from(response.status),
-        location: response.location.clone(),
-        etag: response.etag.clone(),
-        body: response.body.clone(),
+        fingerprint: fingerprint.to_owned(),
+        status: IN_PROGRESS,
+        location: None,
+        etag: None,
+        body: String::new(),
         created_at: now,
-        expires_at,
+        expires_at: lease_until,
     };
-    Entity::insert(row.into_active_model()).exec_without_returning(conn).await?;
+    match Entity::insert(row.into_active_model()).exec_without_returning(conn).await {
+        Ok(_) => Ok(true),
+        // (user_id, key) is the table's only unique key.
+        Err(err) if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Turns this request's claim into its stored response (inside the transaction of the resource);
+/// `false` if the claim is no longer this request's (its lease ran out and another took the key).
+pub async fn complete(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    key: &str,
+    response: &StoredResponse,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let updated = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(i32::from(response.status)))
+        .col_expr(Column::Location, Expr::value(response.location.clone()))
+        .col_expr(Column::Etag, Expr::value(response.etag.clone()))
+        .col_expr(Column::Body, Expr::value(response.body.clone()))
+        .col_expr(Column::ExpiresAt, Expr::value(expires_at))
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Key.eq(key))
+        .filter(Column::Fingerprint.eq(response.fingerprint.as_str()))
+        .filter(Column::Status.eq(IN_PROGRESS))
+        .exec(conn)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Gives up this request's claim (it failed: the key may be used again at once).
+pub async fn release(conn: &impl ConnectionTrait, user_id: Uuid, key: &str, fingerprint: &str) -> Result<(), DbErr> {
+    Entity::delete_many()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Key.eq(key))
+        .filter(Column::Fingerprint.eq(fingerprint))
+        .filter(Column::Status.eq(IN_PROGRESS))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 

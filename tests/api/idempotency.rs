@@ -15,6 +15,10 @@ async fn the_same_key_and_body_replays_the_first_response(backend: Backend) {
     assert_eq!(second.body, first.body);
     assert_eq!(second.header("location"), first.header("location"));
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    // The replay showed the patient again: audited as a read.
+    let reads = app.audit_events(&format!("patient_id={}&action=patient.read", first.id())).await;
+    assert_eq!(reads.len(), 1, "{reads:#?}");
+    assert_eq!(reads[0]["reason"], "idempotent_replay");
     let list = app.get("/api/v1/patients", &app.admin_token).await.expect(200);
     assert_eq!(list.body["page"]["total"], 1);
     app.stop().await;
@@ -87,16 +91,19 @@ async fn an_expired_key_may_be_used_for_a_new_request(backend: Backend) {
         etag: None,
         body: "{}".into(),
     };
-    healthcore::store::idempotency::save(
-        app.store.db(),
-        user_id,
-        "old-key",
-        &stored,
-        long_ago,
-        long_ago + chrono::Duration::days(1),
-    )
-    .await
-    .unwrap();
+    let db = app.store.db();
+    let expired = long_ago + chrono::Duration::days(1);
+    assert!(
+        healthcore::store::idempotency::claim(db, user_id, "old-key", &stored.fingerprint, long_ago, expired)
+            .await
+            .unwrap()
+    );
+    assert!(healthcore::store::idempotency::complete(db, user_id, "old-key", &stored, expired).await.unwrap());
+    // A claim whose holder never finished (its process died) is given up when its lease ends.
+    assert!(
+        healthcore::store::idempotency::claim(db, user_id, "abandoned", "another", long_ago, expired).await.unwrap()
+    );
+    post_with_key(&app, &app.admin_token, "abandoned", patient_body("Alan", "Turing")).await.expect(201);
     let reply = post_with_key(&app, &app.admin_token, "old-key", patient_body("Ada", "Lovelace")).await.expect(201);
     assert_eq!(reply.header("idempotent-replayed"), None);
     let again = post_with_key(&app, &app.admin_token, "old-key", patient_body("Ada", "Lovelace")).await.expect(201);
@@ -104,7 +111,33 @@ async fn an_expired_key_may_be_used_for_a_new_request(backend: Backend) {
     app.stop().await;
 }
 
+async fn concurrent_retries_of_one_booking_all_get_the_stored_201(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let practitioner = app.create_practitioner("MD-1").await;
+    let body = crate::helpers::booking(patient, practitioner, 48, 30);
+    let mut retries = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (client, url, token, body) =
+            (app.client.clone(), app.url("/api/v1/appointments"), app.admin_token.clone(), body.clone());
+        retries.spawn(async move {
+            let sent = client.post(url).bearer_auth(token).header("idempotency-key", "booking-retry-1").json(&body);
+            crate::helpers::Reply::from(sent.send().await.unwrap()).await
+        });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(reply) = retries.join_next().await {
+        let reply = reply.unwrap().expect(201);
+        ids.insert(reply.id());
+    }
+    assert_eq!(ids.len(), 1, "every retry answers with the one appointment: {ids:?}");
+    let listed = app.get(&format!("/api/v1/appointments?patient_id={patient}"), &app.admin_token).await.expect(200);
+    assert_eq!(listed.body["page"]["total"], 1);
+    app.stop().await;
+}
+
 on_both_backends!(
+    concurrent_retries_of_one_booking_all_get_the_stored_201,
     the_same_key_and_body_replays_the_first_response,
     the_same_key_with_another_body_is_422,
     keys_belong_to_their_user,

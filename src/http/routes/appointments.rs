@@ -11,6 +11,7 @@ use crate::http::params::Params;
 use crate::http::problem::Problem;
 use crate::http::response::{create_idempotently, resource};
 use crate::service::appointments::{self as service, Transition};
+use crate::service::idempotency::Disclosure;
 use crate::state::AppState;
 use crate::store::appointments::AppointmentFilter;
 
@@ -36,9 +37,16 @@ pub async fn book_appointment(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<BookingInput>,
 ) -> AppResult<Response> {
-    create_idempotently(&state, &ctx, key, "POST /api/v1/appointments", &body.raw, service::location, |ticket| {
-        service::book(&state, &ctx, body.value, ticket)
-    })
+    create_idempotently(
+        &state,
+        &ctx,
+        key,
+        "POST /api/v1/appointments",
+        &body.raw,
+        service::location,
+        Disclosure::Appointment,
+        |ticket| service::book(&state, &ctx, body.value, ticket),
+    )
     .await
 }
 

@@ -10,6 +10,7 @@ use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, Qu
 use crate::http::params::Params;
 use crate::http::problem::Problem;
 use crate::http::response::{create_idempotently, resource};
+use crate::service::idempotency::Disclosure;
 use crate::service::patients as service;
 use crate::state::AppState;
 use crate::store::patients::{PatientFilter, PatientSort};
@@ -35,9 +36,16 @@ pub async fn create_patient(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<PatientInput>,
 ) -> AppResult<Response> {
-    create_idempotently(&state, &ctx, key, "POST /api/v1/patients", &body.raw, service::location, |ticket| {
-        service::register(&state, &ctx, body.value, ticket)
-    })
+    create_idempotently(
+        &state,
+        &ctx,
+        key,
+        "POST /api/v1/patients",
+        &body.raw,
+        service::location,
+        Disclosure::Patient,
+        |ticket| service::register(&state, &ctx, body.value, ticket),
+    )
     .await
 }
 

@@ -10,6 +10,7 @@ use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, Qu
 use crate::http::params::Params;
 use crate::http::problem::Problem;
 use crate::http::response::{create_idempotently, resource};
+use crate::service::idempotency::Disclosure;
 use crate::service::practitioners as service;
 use crate::state::AppState;
 use crate::store::practitioners::PractitionerFilter;
@@ -35,9 +36,16 @@ pub async fn create_practitioner(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<PractitionerInput>,
 ) -> AppResult<Response> {
-    create_idempotently(&state, &ctx, key, "POST /api/v1/practitioners", &body.raw, service::location, |ticket| {
-        service::create(&state, &ctx, body.value, ticket)
-    })
+    create_idempotently(
+        &state,
+        &ctx,
+        key,
+        "POST /api/v1/practitioners",
+        &body.raw,
+        service::location,
+        Disclosure::Nothing,
+        |ticket| service::create(&state, &ctx, body.value, ticket),
+    )
     .await
 }
 
