@@ -120,6 +120,31 @@ impl AuditRecord {
         }
     }
 
+    /// An attempt the HTTP edge audits: by whoever authenticated, if anyone did.
+    pub fn attempt(
+        origin: &AnonymousContext,
+        actor: Option<(Uuid, Role)>,
+        action: &'static str,
+        subject: Subject,
+        outcome: AuditOutcome,
+    ) -> Self {
+        AuditRecord {
+            id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            actor_id: actor.map(|a| a.0),
+            actor_role: actor.map(|a| a.1),
+            action,
+            resource_type: subject.resource_type,
+            resource_id: subject.resource_id,
+            patient_id: subject.patient_id,
+            outcome,
+            correlation_id: origin.correlation_id.clone(),
+            client_addr: origin.client_addr.clone(),
+            user_agent: origin.user_agent.clone(),
+            reason: None,
+        }
+    }
+
     /// A login attempt: the actor is known only when the credentials named an existing user.
     pub fn login(ctx: &AnonymousContext, user: Option<(Uuid, Role)>, outcome: AuditOutcome) -> Self {
         AuditRecord {

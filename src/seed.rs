@@ -54,6 +54,7 @@ pub async fn run(config: Config, patients: u32, practitioners: u32, appointments
         correlation_id: format!("seed-{}", Uuid::new_v4()),
         client_addr: None,
         user_agent: Some("healthcore seed".into()),
+        attempt: Default::default(),
     };
     let mut rng = rand::rng();
 

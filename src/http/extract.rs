@@ -232,7 +232,8 @@ impl FromRequestParts<AppState> for Caller {
             let _ = slot.0.set(principal);
         }
         let (correlation_id, client_addr, user_agent) = request_origin(parts);
-        Ok(Caller(RequestContext { principal, correlation_id, client_addr, user_agent }))
+        let attempt = parts.extensions.get::<crate::context::Attempt>().cloned().unwrap_or_default();
+        Ok(Caller(RequestContext { principal, correlation_id, client_addr, user_agent, attempt }))
     }
 }
 

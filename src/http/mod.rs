@@ -5,6 +5,7 @@
 //! the two cannot disagree about which operations exist.
 
 pub mod access_log;
+pub mod attempts;
 pub mod body;
 pub mod correlation;
 pub mod deadline;
@@ -153,6 +154,7 @@ pub fn router(state: AppState) -> Router {
             },
             body::middleware,
         ))
+        .layer(middleware::from_fn_with_state(state.audit.clone(), attempts::middleware))
         .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware));
     let api =
         if metrics_enabled { api.layer(middleware::from_fn_with_state(metrics, metrics::middleware)) } else { api };

@@ -44,11 +44,17 @@ impl Problem {
     }
 }
 
+/// The `type` slug of a problem response, kept in its extensions for the middleware that audits it.
+#[derive(Debug, Clone)]
+pub struct ProblemType(pub String);
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
+        let slug = self.problem_type.strip_prefix(TYPE_BASE).unwrap_or(&self.problem_type).to_owned();
         let mut response = (status, body).into_response();
+        response.extensions_mut().insert(ProblemType(slug));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -66,6 +66,7 @@ pub async fn book(
     if !ctx.principal.may_at_all(Action::AppointmentBook) {
         authorize(state, ctx, Action::AppointmentBook, "appointment.book", Subject::none("appointment")).await?;
     }
+    ctx.concerns(None, input.patient_id);
     let draft = BookingDraft::parse(&input, now)?;
     authorize(
         state,
@@ -123,6 +124,7 @@ async fn load_authorized(
     }
     let appointment =
         store::appointments::find(state.store.db(), id).await?.ok_or(AppError::NotFound("appointment"))?;
+    ctx.concerns(Some(id), Some(appointment.patient_id));
     authorize(state, ctx, action, audit_action, Subject::appointment(id, appointment.patient_id)).await?;
     Ok(appointment)
 }
@@ -140,6 +142,7 @@ pub async fn list(
     mut filter: AppointmentFilter,
     page: PageRequest,
 ) -> AppResult<Page<Appointment>> {
+    ctx.concerns(None, filter.patient_id);
     if !ctx.principal.may(Action::AppointmentRead, None) {
         match (ctx.principal.may_at_all(Action::AppointmentRead), filter.patient_id) {
             // A patient user lists its own appointments, whether or not it names itself.

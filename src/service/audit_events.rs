@@ -1,7 +1,7 @@
 //! Reading the audit trail: admins and auditors only.
 
 use super::authorize;
-use crate::audit::Subject;
+use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::error::AppResult;
@@ -15,13 +15,11 @@ pub async fn list(
     filter: AuditFilter,
     page: PageRequest,
 ) -> AppResult<Page<AuditEvent>> {
-    authorize(
-        state,
-        ctx,
-        Action::AuditRead,
-        "audit.list",
-        Subject { resource_type: "audit_event", resource_id: None, patient_id: filter.patient_id },
-    )
-    .await?;
-    Ok(store::audit::list(state.store.db(), &filter, page).await?)
+    let subject = Subject { resource_type: "audit_event", resource_id: None, patient_id: filter.patient_id };
+    ctx.concerns(None, filter.patient_id);
+    authorize(state, ctx, Action::AuditRead, "audit.list", subject).await?;
+    let page = store::audit::list(state.store.db(), &filter, page).await?;
+    // Who read whose access history is itself part of the trail.
+    state.audit.record(vec![AuditRecord::new(ctx, "audit.list", subject, AuditOutcome::Success)]).await?;
+    Ok(page)
 }

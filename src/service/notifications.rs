@@ -20,6 +20,7 @@ pub async fn list(
     page: PageRequest,
 ) -> AppResult<(Page<Notification>, HashMap<uuid::Uuid, Delivery>)> {
     let subject = Subject { resource_type: "notification", resource_id: None, patient_id: filter.patient_id };
+    ctx.concerns(None, filter.patient_id);
     authorize(state, ctx, Action::NotificationRead, "notification.list", subject).await?;
     let db = state.store.db();
     let page = notifications::list(db, &filter, page).await?;

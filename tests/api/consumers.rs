@@ -219,6 +219,7 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
         correlation_id: "dead-letter-test".into(),
         client_addr: None,
         user_agent: None,
+        attempt: Default::default(),
     };
     let poison = Envelope::new(
         healthcore::events::NewEvent {

@@ -236,6 +236,7 @@ fn system_context() -> healthcore::context::RequestContext {
         correlation_id: "test".into(),
         client_addr: None,
         user_agent: None,
+        attempt: Default::default(),
     }
 }
 

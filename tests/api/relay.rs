@@ -43,6 +43,7 @@ async fn record_events(app: &TestApp, count: usize) {
         correlation_id: "relay-test".into(),
         client_addr: None,
         user_agent: None,
+        attempt: Default::default(),
     };
     for chunk in 0..count / 100 {
         let tx = app.store.begin_write().await.unwrap();

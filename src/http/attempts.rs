@@ -1,0 +1,144 @@
+//! Every attempt on patient data leaves an audit record, whatever its outcome. The use cases record
+//! what succeeds (a write inside its transaction, a read before it is answered) and what the
+//! policy refuses (403, `service::authorize`); this middleware records everything else that ends a
+//! request to a patient-data route: 401, 400, 404, 408, 409, 412, 413, 422, 5xx — outcome `denied`
+//! for a caller who did not authenticate, `error` otherwise, with the problem type as the reason.
+//! The subject is what the use case learnt before it failed (a booking's patient, an appointment's)
+//! or else what the path names. The record is committed before the response leaves, like any other.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, MatchedPath, Request, State},
+    http::{Method, StatusCode, header},
+    middleware::Next,
+    response::Response,
+};
+use uuid::Uuid;
+
+use super::access_log::CallerSlot;
+use super::correlation::CorrelationId;
+use super::problem::ProblemType;
+use crate::audit::{AuditLog, AuditOutcome, AuditRecord, Subject};
+use crate::context::{AnonymousContext, Attempt};
+
+/// What the `{id}` of a route's path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathId {
+    None,
+    Patient,
+    Appointment,
+}
+
+/// The routes that touch patient data or the audit trail: method, route template, the action
+/// attempted (as the use case audits it), the resource type, and what the path id names.
+const ROUTES: &[(Method, &str, &str, &str, PathId)] = &[
+    (Method::POST, "/api/v1/patients", "patient.create", "patient", PathId::None),
+    (Method::GET, "/api/v1/patients", "patient.list", "patient", PathId::None),
+    (Method::GET, "/api/v1/patients/{id}", "patient.read", "patient", PathId::Patient),
+    (Method::PATCH, "/api/v1/patients/{id}", "patient.update", "patient", PathId::Patient),
+    (Method::DELETE, "/api/v1/patients/{id}", "patient.deactivate", "patient", PathId::Patient),
+    (Method::POST, "/api/v1/patients/{id}/reactivate", "patient.reactivate", "patient", PathId::Patient),
+    (Method::POST, "/api/v1/appointments", "appointment.book", "appointment", PathId::None),
+    (Method::GET, "/api/v1/appointments", "appointment.list", "appointment", PathId::None),
+    (Method::GET, "/api/v1/appointments/{id}", "appointment.read", "appointment", PathId::Appointment),
+    (
+        Method::POST,
+        "/api/v1/appointments/{id}/reschedule",
+        "appointment.reschedule",
+        "appointment",
+        PathId::Appointment,
+    ),
+    (Method::POST, "/api/v1/appointments/{id}/cancel", "appointment.cancel", "appointment", PathId::Appointment),
+    (Method::POST, "/api/v1/appointments/{id}/complete", "appointment.complete", "appointment", PathId::Appointment),
+    (Method::POST, "/api/v1/appointments/{id}/no-show", "appointment.no_show", "appointment", PathId::Appointment),
+    (Method::GET, "/api/v1/audit-events", "audit.list", "audit_event", PathId::None),
+    (Method::GET, "/api/v1/notifications", "notification.list", "notification", PathId::None),
+];
+
+/// The id in the path, where the route template has `{id}`.
+fn path_id(template: &str, path: &str) -> Option<Uuid> {
+    let position = template.split('/').position(|segment| segment == "{id}")?;
+    path.split('/').nth(position)?.parse().ok()
+}
+
+pub async fn middleware(State(audit): State<AuditLog>, mut request: Request, next: Next) -> Response {
+    let Some(template) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
+        return next.run(request).await;
+    };
+    let Some(&(_, _, action, resource_type, names)) =
+        ROUTES.iter().find(|(method, route, ..)| method == request.method() && *route == template)
+    else {
+        return next.run(request).await;
+    };
+    let attempt = Attempt::default();
+    request.extensions_mut().insert(attempt.clone());
+    let id = path_id(&template, request.uri().path());
+    let origin = AnonymousContext {
+        correlation_id: request.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default(),
+        client_addr: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    };
+    let caller = request.extensions().get::<CallerSlot>().cloned();
+    let response = next.run(request).await;
+    let status = response.status();
+    // Successes and policy refusals are the use cases' own records.
+    if !(status.is_client_error() || status.is_server_error()) || status == StatusCode::FORBIDDEN {
+        return response;
+    }
+    let (resource_id, patient_id) = match attempt.concern() {
+        Some(concern) => (concern.resource_id, concern.patient_id),
+        None => match names {
+            PathId::Patient => (id, id),
+            PathId::Appointment => (id, None),
+            PathId::None => (None, None),
+        },
+    };
+    let principal = caller.and_then(|slot| slot.0.get().copied());
+    let outcome = if principal.is_none() { AuditOutcome::Denied } else { AuditOutcome::Error };
+    let reason =
+        response.extensions().get::<ProblemType>().map_or_else(|| status.as_u16().to_string(), |t| t.0.clone());
+    let subject = Subject { resource_type, resource_id, patient_id };
+    let record =
+        AuditRecord::attempt(&origin, principal.map(|p| (p.user_id, p.role)), action, subject, outcome).because(reason);
+    if let Err(err) = audit.record(vec![record]).await {
+        // Only when the database itself is unavailable, which is what the response says too.
+        tracing::error!(error = %err, action, "the audit record of a failed attempt could not be written");
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_id_is_read_where_the_template_has_it() {
+        let id = Uuid::now_v7();
+        assert_eq!(path_id("/api/v1/patients/{id}", &format!("/api/v1/patients/{id}")), Some(id));
+        let cancel = format!("/api/v1/appointments/{id}/cancel");
+        assert_eq!(path_id("/api/v1/appointments/{id}/cancel", &cancel), Some(id));
+        assert_eq!(path_id("/api/v1/patients/{id}", "/api/v1/patients/not-a-uuid"), None);
+        assert_eq!(path_id("/api/v1/patients", "/api/v1/patients"), None);
+    }
+
+    #[test]
+    fn every_audited_route_exists() {
+        let (_, openapi) = crate::http::api();
+        for (method, route, ..) in ROUTES {
+            let item = openapi.paths.paths.get(*route).unwrap_or_else(|| panic!("{route} is not a route"));
+            let operation = match *method {
+                Method::GET => item.get.as_ref(),
+                Method::POST => item.post.as_ref(),
+                Method::PATCH => item.patch.as_ref(),
+                Method::DELETE => item.delete.as_ref(),
+                _ => None,
+            };
+            assert!(operation.is_some(), "{method} {route} is not an operation");
+        }
+    }
+}
