@@ -94,7 +94,9 @@ pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(A
         ),
     };
     let cache = ReferenceCache::new(Duration::from_secs(config.cache_ttl_seconds), store.metrics().clone());
-    let state = AppState { store, audit, tokens, config, decoy_password_hash, passwords, cache, relay: None };
+    let account_changes = crate::cache::AccountChanges::default();
+    let state =
+        AppState { store, audit, tokens, config, decoy_password_hash, passwords, cache, account_changes, relay: None };
     Ok((state, audit_writer))
 }
 
@@ -137,6 +139,12 @@ impl Application {
             let scheduler = crate::jobs::Scheduler::new(store.clone(), state.config.clone());
             tokio::spawn(scheduler.run(relay_stopping.clone()))
         });
+        let accounts = tokio::spawn(crate::cache::follow_account_changes(
+            store.clone(),
+            state.cache.users.clone(),
+            state.account_changes.clone(),
+            relay_stopping.clone(),
+        ));
         let notifier = tokio::spawn(crate::events::relay::notify_other_processes(
             store.clone(),
             store.events_committed(),
@@ -172,6 +180,7 @@ impl Application {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), deliveries).await;
         }
         let _ = notifier.await;
+        let _ = accounts.await;
         if let Some(scheduler) = scheduler {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), scheduler).await;
         }

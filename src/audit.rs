@@ -83,6 +83,14 @@ impl AuditRecord {
         self
     }
 
+    /// A change an operator makes with the command line (`healthcore user …`): no account of
+    /// HealthCore's, no client address.
+    pub fn operator(action: &'static str, subject: Subject) -> Self {
+        let mut record = AuditRecord::system(action, subject, &format!("cli-{}", Uuid::new_v4()));
+        record.user_agent = Some("healthcore cli".to_owned());
+        record
+    }
+
     /// A change HealthCore makes by itself (a background job): no actor, no client.
     pub fn system(action: &'static str, subject: Subject, correlation_id: &str) -> Self {
         AuditRecord {

@@ -94,3 +94,82 @@ impl ReferenceCache {
         }
     }
 }
+
+/// Whether this instance hears of every change to user accounts, made by any process (another
+/// instance, `healthcore user …`): on PostgreSQL while its `LISTEN` connection is up (each change
+/// `NOTIFY`s the account's id). Only then may a cached account authenticate a request; otherwise
+/// accounts are read for each request (always on SQLite, whose commands run in other processes
+/// with no channel to this one — and where the read is a local one).
+#[derive(Clone, Default)]
+pub struct AccountChanges {
+    heard: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AccountChanges {
+    pub fn heard(&self) -> bool {
+        self.heard.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set(&self, heard: bool) {
+        self.heard.store(heard, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// How often the listener checks that its connection is still the one to trust: after the
+/// database pool was replaced (a fault), a listener connection may be silently dead.
+const RECHECK_LISTENER: Duration = Duration::from_secs(5);
+
+/// Follows account changes until `shutdown` (PostgreSQL only): invalidates the changed account's
+/// cache entry at once, and forgets every entry whenever it (re)starts listening, since changes
+/// made while it was not listening were not heard.
+pub async fn follow_account_changes(
+    store: crate::store::Store,
+    users: NamedCache<User>,
+    changes: AccountChanges,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
+    if store.backend() != crate::store::Backend::Postgres {
+        return;
+    }
+    let Ok(options) = store.url().parse::<sea_orm::sqlx::postgres::PgConnectOptions>() else { return };
+    let limits = store.db().limits();
+    let options = crate::store::with_server_limits(options, limits);
+    while !*shutdown.borrow() {
+        let generation = store.db().generation();
+        let pool =
+            PgPoolOptions::new().max_connections(1).acquire_timeout(limits.acquire).connect_lazy_with(options.clone());
+        let connect = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(crate::store::users::CHANGES_CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        };
+        if let Ok(Ok(mut listener)) = tokio::time::timeout(limits.acquire + limits.round_trip(), connect).await {
+            users.entries.invalidate_all();
+            changes.set(true);
+            loop {
+                tokio::select! {
+                    notification = listener.recv() => match notification {
+                        Ok(notification) => {
+                            if let Ok(id) = notification.payload().parse::<Uuid>() {
+                                users.invalidate(id);
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    () = tokio::time::sleep(RECHECK_LISTENER) => {
+                        if store.db().generation() != generation {
+                            break;
+                        }
+                    }
+                    _ = shutdown.changed() => break,
+                }
+            }
+            changes.set(false);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

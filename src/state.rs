@@ -22,6 +22,9 @@ pub struct AppState {
     pub passwords: PasswordWork,
     /// Practitioners and users by id (see `cache` for how stale an entry may be).
     pub cache: ReferenceCache,
+    /// Whether this instance hears of every change to user accounts, so that cached accounts can
+    /// authenticate requests.
+    pub account_changes: crate::cache::AccountChanges,
     /// The state of this process's relay, when it runs one.
     pub relay: Option<tokio::sync::watch::Receiver<crate::events::relay::RelayState>>,
 }

@@ -21,6 +21,7 @@ pub enum Action {
     AnalyticsRead,
     NotificationRead,
     IntegrationManage,
+    UserManage,
 }
 
 impl Action {
@@ -42,6 +43,7 @@ impl Action {
             Action::AnalyticsRead => "read analytics",
             Action::NotificationRead => "read patient notifications",
             Action::IntegrationManage => "manage integration subscriptions",
+            Action::UserManage => "manage user accounts",
         }
     }
 }

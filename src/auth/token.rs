@@ -16,6 +16,9 @@ struct Claims {
     role: Role,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pid: Option<Uuid>,
+    /// The account's token version when issued: any later change to the account ends the token.
+    #[serde(default)]
+    ver: i64,
     iss: String,
     iat: i64,
     exp: i64,
@@ -34,6 +37,13 @@ pub struct IssuedToken {
     pub expires_in: i64,
 }
 
+/// What a valid token says: who, with which role, issued at which version of the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimed {
+    pub principal: Principal,
+    pub token_version: i64,
+}
+
 impl TokenIssuer {
     pub fn new(secret: &[u8], lifetime_seconds: i64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
@@ -48,12 +58,13 @@ impl TokenIssuer {
         }
     }
 
-    pub fn issue(&self, principal: &Principal) -> IssuedToken {
+    pub fn issue(&self, principal: &Principal, token_version: i64) -> IssuedToken {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: principal.user_id,
             role: principal.role,
             pid: principal.patient_id,
+            ver: token_version,
             iss: ISSUER.into(),
             iat: now,
             exp: now + self.lifetime_seconds,
@@ -63,11 +74,13 @@ impl TokenIssuer {
         IssuedToken { token, expires_in: self.lifetime_seconds }
     }
 
-    /// Returns the principal of a valid, unexpired token signed by us; `None` for anything else.
-    pub fn verify(&self, token: &str) -> Option<Principal> {
+    /// What a valid, unexpired token signed by us claims; `None` for anything else. Whether the
+    /// account still agrees is for `service::auth::authenticate` to check.
+    pub fn verify(&self, token: &str) -> Option<Claimed> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let claims = data.claims;
-        Some(Principal { user_id: claims.sub, role: claims.role, patient_id: claims.pid })
+        let principal = Principal { user_id: claims.sub, role: claims.role, patient_id: claims.pid };
+        Some(Claimed { principal, token_version: claims.ver })
     }
 }
 
@@ -83,26 +96,27 @@ mod tests {
     fn an_issued_token_verifies_to_the_same_principal() {
         let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", 60);
         let principal = principal();
-        assert_eq!(issuer.verify(&issuer.issue(&principal).token), Some(principal));
+        let claimed = issuer.verify(&issuer.issue(&principal, 3).token).unwrap();
+        assert_eq!((claimed.principal, claimed.token_version), (principal, 3));
     }
 
     #[test]
     fn a_token_signed_with_another_key_is_rejected() {
         let ours = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", 60);
         let theirs = TokenIssuer::new(b"fedcba9876543210fedcba9876543210", 60);
-        assert_eq!(ours.verify(&theirs.issue(&principal()).token), None);
+        assert_eq!(ours.verify(&theirs.issue(&principal(), 0).token), None);
     }
 
     #[test]
     fn an_expired_token_is_rejected() {
         let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", -60);
-        assert_eq!(issuer.verify(&issuer.issue(&principal()).token), None);
+        assert_eq!(issuer.verify(&issuer.issue(&principal(), 0).token), None);
     }
 
     #[test]
     fn an_unsigned_token_is_rejected() {
         let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", 60);
-        let token = issuer.issue(&principal()).token;
+        let token = issuer.issue(&principal(), 0).token;
         let mut parts: Vec<&str> = token.split('.').collect();
         // {"alg":"none","typ":"JWT"}
         parts[0] = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";

@@ -224,10 +224,8 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 AppError::Unauthorized("a bearer token is required (POST /api/v1/auth/token)").into_response()
             })?;
-        let principal = state
-            .tokens
-            .verify(token.trim())
-            .ok_or_else(|| AppError::Unauthorized("the bearer token is invalid or expired").into_response())?;
+        let (principal, _account) =
+            crate::service::auth::authenticate(state, token.trim()).await.map_err(IntoResponse::into_response)?;
         if let Some(slot) = parts.extensions.get::<CallerSlot>() {
             let _ = slot.0.set(principal);
         }

@@ -34,7 +34,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 use problem::Problem;
-use routes::{analytics, appointments, audit, auth, health, integrations, notifications, patients, practitioners};
+use routes::{
+    analytics, appointments, audit, auth, health, integrations, notifications, patients, practitioners, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +52,7 @@ use routes::{analytics, appointments, audit, auth, health, integrations, notific
         (name = "analytics", description = "Daily aggregates kept by the analytics consumer (admins)"),
         (name = "notifications", description = "Patient notifications prepared by the notifications consumer"),
         (name = "integrations", description = "Subscriptions of external systems to domain events (admins)"),
+        (name = "users", description = "User accounts (admins): a change takes effect on the account's next request"),
         (name = "health", description = "Probes"),
     )
 )]
@@ -69,6 +72,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::issue_token))
         .routes(routes!(auth::me))
+        .routes(routes!(users::change_own_password))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(users::reset_password))
         .routes(routes!(patients::create_patient, patients::list_patients))
         .routes(routes!(patients::get_patient, patients::update_patient, patients::deactivate_patient))
         .routes(routes!(patients::reactivate_patient))

@@ -1,12 +1,12 @@
-//! Logging in: username and password in, access token out. Every attempt whose credentials were
-//! checked is audited.
+//! Logging in (username and password in, access token out) and authenticating each request. Every
+//! attempt whose credentials were checked is audited.
 
 use crate::audit::{AuditOutcome, AuditRecord};
 use crate::auth::{Principal, token::IssuedToken};
 use crate::context::AnonymousContext;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store;
+use crate::store::{self, users::User};
 
 /// A username that can name an account: what `users::valid_username` allows to be created. Anything
 /// else (control characters, NUL, overlong) names no account and never reaches the database.
@@ -39,15 +39,56 @@ pub async fn login(
             retry_after_seconds: 1,
         });
     };
-    let outcome = match &user {
-        Some(user) if verified && user.active => {
-            Ok(Principal { user_id: user.id, role: user.role, patient_id: user.patient_id })
-        }
-        _ => Err(AppError::Unauthorized("invalid username or password")),
+    let (outcome, reason) = match &user {
+        Some(user) if verified && user.active => (Ok(user), None),
+        Some(_) if verified => (Err(AppError::Unauthorized("invalid username or password")), Some("inactive_user")),
+        Some(_) => (Err(AppError::Unauthorized("invalid username or password")), Some("invalid_credentials")),
+        None => (Err(AppError::Unauthorized("invalid username or password")), Some("unknown_user")),
     };
     let audit_outcome = if outcome.is_ok() { AuditOutcome::Success } else { AuditOutcome::Denied };
-    state.audit.record(vec![AuditRecord::login(ctx, user.as_ref().map(|u| (u.id, u.role)), audit_outcome)]).await?;
+    let mut record = AuditRecord::login(ctx, user.as_ref().map(|u| (u.id, u.role)), audit_outcome);
+    record.reason = reason.map(str::to_owned);
+    state.audit.record(vec![record]).await?;
     count(if outcome.is_ok() { "success" } else { "failure" });
-    let principal = outcome?;
-    Ok((state.tokens.issue(&principal), principal))
+    let user = outcome?;
+    let principal = Principal { user_id: user.id, role: user.role, patient_id: user.patient_id };
+    Ok((state.tokens.issue(&principal, user.token_version), principal))
+}
+
+/// The account behind a bearer token, if the token is valid and the account still agrees with it:
+/// it exists, is active, and has not changed since the token was issued (role, linked patient,
+/// password: any change increments its token version). A deactivated, demoted or deleted user's
+/// token stops working on the next request, not when it expires.
+pub async fn authenticate(state: &AppState, token: &str) -> AppResult<(Principal, User)> {
+    let claimed = state.tokens.verify(token).ok_or(AppError::Unauthorized("the bearer token is invalid or expired"))?;
+    let user = account(state, claimed.principal.user_id).await?;
+    match user {
+        Some(user)
+            if user.active
+                && user.token_version == claimed.token_version
+                && user.role == claimed.principal.role
+                && user.patient_id == claimed.principal.patient_id =>
+        {
+            Ok((claimed.principal, user))
+        }
+        _ => Err(AppError::Unauthorized("the bearer token is no longer valid; sign in again")),
+    }
+}
+
+/// The account as it is now: from the cache while this instance hears of every change to accounts
+/// (`cache::follow_account_changes`), from the database otherwise.
+async fn account(state: &AppState, id: uuid::Uuid) -> AppResult<Option<User>> {
+    let db = state.store.db();
+    if state.account_changes.heard() {
+        Ok(state.cache.users.get_or_load(id, || store::users::find(db, id)).await?)
+    } else {
+        Ok(store::users::find(db, id).await?)
+    }
+}
+
+/// The signed-in account (`/auth/me`): the one the token was just checked against.
+pub async fn me(state: &AppState, ctx: &crate::context::RequestContext) -> AppResult<User> {
+    account(state, ctx.principal.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized("the user of this token no longer exists"))
 }

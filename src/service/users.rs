@@ -1,12 +1,17 @@
-//! User accounts: created from the command line (`healthcore user create`) and, on first start,
-//! the initial administrator.
+//! User accounts: created and changed by administrators over the API or by an operator on the
+//! command line (`healthcore user …`), and, on first start, the initial administrator. Every change
+//! is audited and increments the account's token version, so that tokens issued before it stop
+//! working on the next request; the last active administrator cannot be removed.
 
 use uuid::Uuid;
 
 use super::now;
-use crate::auth::password;
+use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::auth::password::{self, PasswordWork};
+use crate::context::RequestContext;
 use crate::domain::Role;
-use crate::store::{self, Store, users::User};
+use crate::error::AppError;
+use crate::store::{self, Page, PageRequest, Store, WriteTx, users::User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -22,12 +27,81 @@ pub enum UserError {
     PatientNotAllowed,
     #[error("no patient has id {0}")]
     UnknownPatient(Uuid),
+    #[error("no such user")]
+    NotFound,
+    #[error("this is the last active administrator; make another one first")]
+    LastAdmin,
+    #[error("every password-hashing slot is busy; retry shortly")]
+    Busy,
     #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
 }
 
+impl From<UserError> for AppError {
+    fn from(err: UserError) -> AppError {
+        match err {
+            UserError::InvalidUsername => AppError::invalid("username", "username", err.to_string()),
+            UserError::WeakPassword(_) => AppError::invalid("password", "password", err.to_string()),
+            UserError::Duplicate(_) => AppError::conflict("duplicate-username", "another user has this username"),
+            UserError::PatientRequired => {
+                AppError::invalid("patient_id", "required", "a patient user is linked to a patient")
+            }
+            UserError::PatientNotAllowed => {
+                AppError::invalid("patient_id", "not_allowed", "only patient users are linked to a patient")
+            }
+            UserError::UnknownPatient(_) => AppError::invalid("patient_id", "exists", "no patient has this id"),
+            UserError::NotFound => AppError::NotFound("user"),
+            UserError::LastAdmin => AppError::conflict("last-admin", err.to_string()),
+            UserError::Busy => {
+                AppError::Overloaded { detail: "every password-hashing slot is busy", retry_after_seconds: 1 }
+            }
+            UserError::Database(err) => err.into(),
+        }
+    }
+}
+
 pub(crate) fn valid_username(username: &str) -> bool {
     (3..=64).contains(&username.len()) && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+}
+
+/// Who changes an account: an administrator over the API, or an operator with the command line
+/// (who reaches the database directly, so is not an account of HealthCore's).
+#[derive(Clone, Copy)]
+pub enum Changer<'a> {
+    Admin(&'a RequestContext),
+    Operator,
+}
+
+impl Changer<'_> {
+    fn record(&self, action: &'static str, user_id: Option<Uuid>) -> AuditRecord {
+        let subject = Subject { resource_type: "user", resource_id: user_id, patient_id: None };
+        match self {
+            Changer::Admin(ctx) => AuditRecord::new(ctx, action, subject, AuditOutcome::Success),
+            Changer::Operator => AuditRecord::operator(action, subject),
+        }
+    }
+}
+
+/// Hashes a new password: bounded like every login when a request asks (`PasswordWork`), directly
+/// on the command line.
+async fn hash(passwords: Option<&PasswordWork>, text: &str) -> Result<String, UserError> {
+    password::validate_new_password(text).map_err(UserError::WeakPassword)?;
+    match passwords {
+        Some(work) => work.hash(text.to_owned()).await.map_err(|_| UserError::Busy),
+        None => Ok(password::hash_blocking(text.to_owned()).await),
+    }
+}
+
+async fn check_link(tx: &WriteTx, role: Role, patient_id: Option<Uuid>) -> Result<(), UserError> {
+    match (role, patient_id) {
+        (Role::Patient, None) => Err(UserError::PatientRequired),
+        (Role::Patient, Some(id)) if store::patients::find(tx, id).await?.is_none() => {
+            Err(UserError::UnknownPatient(id))
+        }
+        (Role::Patient, Some(_)) => Ok(()),
+        (_, Some(_)) => Err(UserError::PatientNotAllowed),
+        (_, None) => Ok(()),
+    }
 }
 
 pub async fn create(
@@ -37,24 +111,26 @@ pub async fn create(
     patient_id: Option<Uuid>,
     password_text: &str,
 ) -> Result<User, UserError> {
+    create_by(store, None, Changer::Operator, username, role, patient_id, password_text).await
+}
+
+pub async fn create_by(
+    store: &Store,
+    passwords: Option<&PasswordWork>,
+    by: Changer<'_>,
+    username: &str,
+    role: Role,
+    patient_id: Option<Uuid>,
+    password_text: &str,
+) -> Result<User, UserError> {
     if !valid_username(username) {
         return Err(UserError::InvalidUsername);
     }
-    password::validate_new_password(password_text).map_err(UserError::WeakPassword)?;
-    match (role, patient_id) {
-        (Role::Patient, None) => return Err(UserError::PatientRequired),
-        (Role::Patient, Some(id)) => {
-            if store::patients::find(store.db(), id).await?.is_none() {
-                return Err(UserError::UnknownPatient(id));
-            }
-        }
-        (_, Some(_)) => return Err(UserError::PatientNotAllowed),
-        (_, None) => {}
-    }
+    let password_hash = hash(passwords, password_text).await?;
     let user = User {
         id: Uuid::now_v7(),
         username: username.to_owned(),
-        password_hash: password::hash_blocking(password_text.to_owned()).await,
+        password_hash,
         role,
         patient_id,
         active: true,
@@ -62,6 +138,7 @@ pub async fn create(
         token_version: 0,
     };
     let tx = store.begin_write().await?;
+    check_link(&tx, role, patient_id).await?;
     if let Err(err) = store::users::insert(&tx, &user).await {
         return Err(if store::is_unique_violation(&err, "users", "username") {
             UserError::Duplicate(username.to_owned())
@@ -69,8 +146,73 @@ pub async fn create(
             err.into()
         });
     }
+    store::audit::append(&tx, &[by.record("user.create", Some(user.id))]).await?;
     tx.commit().await?;
     Ok(user)
+}
+
+/// A change to an existing account.
+#[derive(Debug, Clone)]
+pub enum AccountChange {
+    Role { role: Role, patient_id: Option<Uuid> },
+    Active(bool),
+    Password(String),
+}
+
+impl AccountChange {
+    fn action(&self) -> &'static str {
+        match self {
+            AccountChange::Role { .. } => "user.role_change",
+            AccountChange::Active(true) => "user.activate",
+            AccountChange::Active(false) => "user.deactivate",
+            AccountChange::Password(_) => "user.password_reset",
+        }
+    }
+}
+
+/// Applies a change and increments the token version; every instance hears of it and stops
+/// accepting the account's older tokens on its next request.
+pub async fn change(
+    store: &Store,
+    passwords: Option<&PasswordWork>,
+    by: Changer<'_>,
+    id: Uuid,
+    change: AccountChange,
+) -> Result<User, UserError> {
+    let new_hash = match &change {
+        AccountChange::Password(text) => Some(hash(passwords, text).await?),
+        _ => None,
+    };
+    let tx = store.begin_write().await?;
+    let mut user = store::users::find_for_update(&tx, id).await?.ok_or(UserError::NotFound)?;
+    let was_active_admin = user.active && user.role == Role::Admin;
+    match &change {
+        AccountChange::Role { role, patient_id } => {
+            check_link(&tx, *role, *patient_id).await?;
+            (user.role, user.patient_id) = (*role, *patient_id);
+        }
+        AccountChange::Active(active) => user.active = *active,
+        AccountChange::Password(_) => user.password_hash = new_hash.unwrap_or_default(),
+    }
+    let still_active_admin = user.active && user.role == Role::Admin;
+    if was_active_admin && !still_active_admin && store::users::other_active_admins(&tx, id).await? == 0 {
+        return Err(UserError::LastAdmin);
+    }
+    user.token_version += 1;
+    store::users::update(&tx, &user).await?;
+    // The commit also tells every instance (a trigger on `users` notifies on PostgreSQL).
+    store::audit::append(&tx, &[by.record(change.action(), Some(id))]).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// The account named `username`, for the command line.
+pub async fn find_by_username(store: &Store, username: &str) -> Result<User, UserError> {
+    store::users::find_by_username(store.db(), username).await?.ok_or(UserError::NotFound)
+}
+
+pub async fn list(store: &Store, page: PageRequest) -> Result<Page<User>, UserError> {
+    Ok(store::users::list(store.db(), page).await?)
 }
 
 /// What happened to the initial administrator at start-up.
@@ -99,5 +241,79 @@ pub async fn ensure_first_admin(store: &Store, configured_password: Option<&str>
         // Another instance created it between our count and our insert.
         Err(UserError::Duplicate(_)) => Ok(FirstAdmin::NotNeeded),
         Err(err) => Err(err),
+    }
+}
+
+/// The administrator's use cases over the API: authorized (admins only; a refusal is audited),
+/// audited, and the instance's cached account dropped at once.
+pub mod admin {
+    use super::*;
+    use crate::auth::Action;
+    use crate::error::AppResult;
+    use crate::state::AppState;
+
+    fn subject(id: Option<Uuid>) -> Subject {
+        Subject { resource_type: "user", resource_id: id, patient_id: None }
+    }
+
+    pub async fn create(
+        state: &AppState,
+        ctx: &RequestContext,
+        username: &str,
+        role: Role,
+        patient_id: Option<Uuid>,
+        password_text: &str,
+    ) -> AppResult<User> {
+        super::super::authorize(state, ctx, Action::UserManage, "user.create", subject(None)).await?;
+        let by = Changer::Admin(ctx);
+        Ok(create_by(&state.store, Some(&state.passwords), by, username, role, patient_id, password_text).await?)
+    }
+
+    pub async fn change(state: &AppState, ctx: &RequestContext, id: Uuid, change: AccountChange) -> AppResult<User> {
+        super::super::authorize(state, ctx, Action::UserManage, change.action(), subject(Some(id))).await?;
+        let user = super::change(&state.store, Some(&state.passwords), Changer::Admin(ctx), id, change).await?;
+        state.cache.users.invalidate(id);
+        Ok(user)
+    }
+
+    pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<User> {
+        super::super::authorize(state, ctx, Action::UserManage, "user.read", subject(Some(id))).await?;
+        let user = store::users::find(state.store.db(), id).await?.ok_or(AppError::NotFound("user"))?;
+        state.audit.record(vec![Changer::Admin(ctx).record("user.read", Some(id))]).await?;
+        Ok(user)
+    }
+
+    pub async fn list(state: &AppState, ctx: &RequestContext, page: PageRequest) -> AppResult<Page<User>> {
+        super::super::authorize(state, ctx, Action::UserManage, "user.list", subject(None)).await?;
+        let page = super::list(&state.store, page).await?;
+        state.audit.record(vec![Changer::Admin(ctx).record("user.list", None)]).await?;
+        Ok(page)
+    }
+
+    /// Any signed-in user changes their own password, proving the current one; their other tokens
+    /// (another device, a stolen one) stop working.
+    pub async fn change_own_password(
+        state: &AppState,
+        ctx: &RequestContext,
+        current: &str,
+        new: &str,
+    ) -> AppResult<User> {
+        let id = ctx.principal.user_id;
+        let user = store::users::find(state.store.db(), id).await?.ok_or(AppError::NotFound("user"))?;
+        let verified = state
+            .passwords
+            .verify(current.to_owned(), user.password_hash.clone())
+            .await
+            .map_err(|_| AppError::from(UserError::Busy))?;
+        if !verified {
+            let record = Changer::Admin(ctx).record("user.password_change", Some(id));
+            let record = AuditRecord { outcome: AuditOutcome::Denied, ..record }.because("invalid_credentials");
+            state.audit.record(vec![record]).await?;
+            return Err(AppError::invalid("current_password", "matches", "is not the current password"));
+        }
+        let changed = AccountChange::Password(new.to_owned());
+        let user = super::change(&state.store, Some(&state.passwords), Changer::Admin(ctx), id, changed).await?;
+        state.cache.users.invalidate(id);
+        Ok(user)
     }
 }

@@ -492,6 +492,17 @@ fn trust() -> Vec<Ddl> {
             "CREATE INDEX ix_practitioners_family_name_key ON practitioners (family_name_key)",
         ),
         Ddl::Only(DbBackend::Sqlite, "CREATE INDEX ix_practitioners_given_name_key ON practitioners (given_name_key)"),
+        // Every change to an account, by any path (the API, the command line, SQL), tells every
+        // instance at commit, so that a cached account never authenticates a request after it.
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE FUNCTION users_changed() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN PERFORM pg_notify('healthcore_users', OLD.id::text); RETURN NULL; END $$",
+        ),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE TRIGGER users_changed AFTER UPDATE OR DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_changed()",
+        ),
         // TRUNCATE fires no row triggers: without this, it emptied the append-only audit trail.
         Ddl::Only(
             DbBackend::Postgres,

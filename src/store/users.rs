@@ -33,8 +33,43 @@ fn to_domain(row: user::Model) -> Result<User, DbErr> {
     })
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
-    let row = user::Model {
+/// The PostgreSQL channel on which every change to an account names its id: a trigger on `users`
+/// notifies it for each row updated or deleted, by whatever path (see
+/// `cache::follow_account_changes`).
+pub const CHANGES_CHANNEL: &str = "healthcore_users";
+
+/// Writes the account's role, link, activation, password hash and token version.
+pub async fn update(conn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
+    use sea_orm::ActiveModelTrait;
+    to_row(user).into_active_model().reset_all().update(conn).await?;
+    Ok(())
+}
+
+/// Reads the account and, on PostgreSQL, locks it until the transaction ends.
+pub async fn find_for_update(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, DbErr> {
+    use sea_orm::QuerySelect;
+    Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
+}
+
+/// Active administrators other than `except`: the last one may not be removed.
+pub async fn other_active_admins(conn: &impl ConnectionTrait, except: Uuid) -> Result<u64, DbErr> {
+    Entity::find()
+        .filter(Column::Role.eq(Role::Admin.as_str()))
+        .filter(Column::Active.eq(true))
+        .filter(Column::Id.ne(except))
+        .count(conn)
+        .await
+}
+
+/// Every account, by username, a page at a time.
+pub async fn list(conn: &impl ConnectionTrait, page: super::PageRequest) -> Result<super::Page<User>, DbErr> {
+    use sea_orm::QueryOrder;
+    let order = |query: sea_orm::Select<Entity>| query.order_by_asc(Column::Username).order_by_asc(Column::Id);
+    super::fetch_page(conn, Entity::find(), order, page, to_domain).await
+}
+
+fn to_row(user: &User) -> user::Model {
+    user::Model {
         id: user.id,
         username: user.username.clone(),
         password_hash: user.password_hash.clone(),
@@ -43,8 +78,11 @@ pub async fn insert(conn: &impl ConnectionTrait, user: &User) -> Result<(), DbEr
         active: user.active,
         created_at: user.created_at,
         token_version: user.token_version,
-    };
-    Entity::insert(row.into_active_model()).exec_without_returning(conn).await?;
+    }
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
+    Entity::insert(to_row(user).into_active_model()).exec_without_returning(conn).await?;
     Ok(())
 }
 

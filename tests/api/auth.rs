@@ -1,7 +1,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_PASSWORD, Backend, TestApp};
+use healthcore::domain::Role;
+
+use crate::helpers::{ADMIN_PASSWORD, Backend, Reply, TestApp, USER_PASSWORD};
 use crate::on_both_backends;
 
 async fn a_valid_login_returns_a_bearer_token_for_me(backend: Backend) {
@@ -73,6 +75,7 @@ async fn missing_malformed_and_foreign_tokens_get_401(backend: Backend) {
             role: healthcore::domain::Role::Admin,
             patient_id: None,
         },
+        0,
     );
     app.get("/api/v1/patients", &foreign.token).await.expect_problem(401, "unauthorized");
     app.stop().await;
@@ -86,7 +89,140 @@ async fn login_requires_both_fields(backend: Backend) {
     app.stop().await;
 }
 
+/// An admin, a nurse account and the nurse's token.
+async fn with_a_nurse(app: &TestApp) -> (uuid::Uuid, String) {
+    let user =
+        healthcore::service::users::create(&app.store, "night-nurse", Role::Nurse, None, USER_PASSWORD).await.unwrap();
+    (user.id, app.login("night-nurse", USER_PASSWORD).await)
+}
+
+#[track_caller]
+fn refused(reply: Reply) {
+    reply.expect_problem(401, "unauthorized");
+}
+
+async fn a_change_to_an_account_ends_its_tokens_on_the_next_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (nurse, token) = with_a_nurse(&app).await;
+    let user_path = format!("/api/v1/users/{nurse}");
+    assert_eq!(app.get("/api/v1/auth/me", &token).await.expect(200).body["role"], "nurse");
+
+    // Demoted: the old token (which says nurse) stops working; a new one says receptionist, as does /auth/me.
+    app.patch(&user_path, &app.admin_token, json!({"role": "receptionist"})).await.expect(200);
+    refused(app.get("/api/v1/auth/me", &token).await);
+    refused(app.get("/api/v1/patients", &token).await);
+    let token = app.login("night-nurse", USER_PASSWORD).await;
+    assert_eq!(app.get("/api/v1/auth/me", &token).await.expect(200).body["role"], "receptionist");
+
+    // Deactivated: the token stops working and signing in is refused; reactivated, it signs in again.
+    app.patch(&user_path, &app.admin_token, json!({"active": false})).await.expect(200);
+    refused(app.get("/api/v1/patients", &token).await);
+    let login = json!({"username": "night-nurse", "password": USER_PASSWORD});
+    refused(app.call(Method::POST, "/api/v1/auth/token", None, Some(login.clone())).await);
+    app.patch(&user_path, &app.admin_token, json!({"active": true})).await.expect(200);
+    let token = app.login("night-nurse", USER_PASSWORD).await;
+
+    // A new password from an admin: the old token and the old password stop working.
+    let reset = json!({"password": "a-brand-new-password"});
+    app.post(&format!("{user_path}/password"), &app.admin_token, reset).await.expect(200);
+    refused(app.get("/api/v1/patients", &token).await);
+    refused(app.call(Method::POST, "/api/v1/auth/token", None, Some(login)).await);
+    let token = app.login("night-nurse", "a-brand-new-password").await;
+
+    // Changing one's own password ends one's other tokens too.
+    let other_device = app.login("night-nurse", "a-brand-new-password").await;
+    let change = json!({"current_password": "a-brand-new-password", "new_password": "my-own-new-password"});
+    app.call(Method::POST, "/api/v1/auth/password", Some(&token), Some(change)).await.expect(204);
+    refused(app.get("/api/v1/patients", &other_device).await);
+    let token = app.login("night-nurse", "my-own-new-password").await;
+
+    // Deleted outright, by SQL behind HealthCore's back: the token is refused, not served from a
+    // cache (on PostgreSQL a trigger tells every instance as the delete commits).
+    use sea_orm::EntityTrait;
+    healthcore::store::entities::user::Entity::delete_by_id(nurse).exec(app.store.db()).await.unwrap();
+    crate::helpers::eventually("the deleted user's token to be refused", || async {
+        (app.get("/api/v1/patients", &token).await.status == 401).then_some(())
+    })
+    .await;
+
+    let actions: Vec<String> = app
+        .audit_events(&format!(
+            "actor_id={}&limit=100",
+            app.get("/api/v1/auth/me", &app.admin_token).await.body["user_id"].as_str().unwrap()
+        ))
+        .await
+        .iter()
+        .filter(|e| e["resource_type"] == "user")
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["user.password_reset", "user.activate", "user.deactivate", "user.role_change"],
+        "newest first"
+    );
+    app.stop().await;
+}
+
+async fn the_last_active_admin_cannot_be_removed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.get("/api/v1/auth/me", &app.admin_token).await.expect(200);
+    let admin = format!("/api/v1/users/{}", me.body["user_id"].as_str().unwrap());
+    app.patch(&admin, &app.admin_token, json!({"active": false})).await.expect_problem(409, "last-admin");
+    app.patch(&admin, &app.admin_token, json!({"role": "auditor"})).await.expect_problem(409, "last-admin");
+    app.get("/api/v1/auth/me", &app.admin_token).await.expect(200);
+    let listed = app.get("/api/v1/users", &app.admin_token).await.expect(200);
+    assert_eq!(listed.body["items"][0]["username"], "admin");
+    assert!(listed.body["items"][0].get("password_hash").is_none());
+    app.stop().await;
+}
+
+async fn a_command_line_change_takes_effect_on_the_running_server(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, token) = with_a_nurse(&app).await;
+    app.get("/api/v1/patients", &token).await.expect(200);
+    let url = app.database_url();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"));
+        command.args(args).env_clear().env("DATABASE_URL", &url).stdin(std::process::Stdio::piped());
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(run(&["user", "list"], None).contains("night-nurse\tnurse\tactive"));
+    run(&["user", "deactivate", "--username", "night-nurse"], None);
+    // Another process changed it: on PostgreSQL this instance hears it (NOTIFY) within moments; on
+    // SQLite accounts are never served from the cache.
+    crate::helpers::eventually("the token to be refused", || async {
+        (app.get("/api/v1/patients", &token).await.status == 401).then_some(())
+    })
+    .await;
+    run(&["user", "activate", "--username", "night-nurse"], None);
+    run(
+        &["user", "reset-password", "--username", "night-nurse", "--password-stdin"],
+        Some("reset-on-the-command-line\n"),
+    );
+    let token = app.login("night-nurse", "reset-on-the-command-line").await;
+    run(&["user", "set-role", "--username", "night-nurse", "--role", "auditor"], None);
+    crate::helpers::eventually("the demoted token to be refused", || async {
+        (app.get("/api/v1/audit-events", &token).await.status == 401).then_some(())
+    })
+    .await;
+    let operators = app.audit_events("action=user.deactivate").await;
+    assert_eq!(operators[0]["user_agent"], "healthcore cli");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_change_to_an_account_ends_its_tokens_on_the_next_request,
+    the_last_active_admin_cannot_be_removed,
+    a_command_line_change_takes_effect_on_the_running_server,
     a_valid_login_returns_a_bearer_token_for_me,
     wrong_password_and_unknown_user_get_the_same_401,
     logins_are_audited_with_their_outcome,

@@ -46,6 +46,13 @@ const MATRIX: &[(&str, &str)] = &[
     ("POST /integrations/subscriptions", "YNNNNN"),
     ("GET /integrations/subscriptions", "YNNNNN"),
     ("DELETE /integrations/subscriptions/{id}", "YNNNNN"),
+    ("GET /users", "YNNNNN"),
+    ("POST /users", "YNNNNN"),
+    ("GET /users/{id}", "YNNNNN"),
+    ("PATCH /users/{id}", "YNNNNN"),
+    ("POST /users/{id}/password", "YNNNNN"),
+    // Last: it ends the token that made it.
+    ("POST /auth/password", "YYYYYY"),
 ];
 
 fn subscription_body() -> Value {
@@ -68,6 +75,14 @@ impl Fixture {
             .await
             .expect(201)
             .id()
+    }
+
+    /// A fresh nurse account to look at or change.
+    async fn someone(&self) -> Uuid {
+        let username = format!("n-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let user =
+            healthcore::service::users::create(&self.app.store, &username, Role::Nurse, None, "a-long-enough-password");
+        user.await.unwrap().id
     }
 
     async fn started(&self) -> Uuid {
@@ -171,6 +186,30 @@ impl Fixture {
                     .id();
                 (Method::DELETE, format!("/api/v1/integrations/subscriptions/{id}"), None)
             }
+            "GET /users" => (Method::GET, "/api/v1/users".into(), None),
+            "POST /users" => (
+                Method::POST,
+                "/api/v1/users".into(),
+                Some(
+                    json!({"username": format!("u-{}", &Uuid::new_v4().simple().to_string()[..8]), "role": "nurse", "password": "a-long-enough-password"}),
+                ),
+            ),
+            "GET /users/{id}" => (Method::GET, format!("/api/v1/users/{}", self.someone().await), None),
+            "PATCH /users/{id}" => (
+                Method::PATCH,
+                format!("/api/v1/users/{}", self.someone().await),
+                Some(json!({"role": "receptionist"})),
+            ),
+            "POST /users/{id}/password" => (
+                Method::POST,
+                format!("/api/v1/users/{}/password", self.someone().await),
+                Some(json!({"password": "another-long-password"})),
+            ),
+            "POST /auth/password" => (
+                Method::POST,
+                "/api/v1/auth/password".into(),
+                Some(json!({"current_password": crate::helpers::USER_PASSWORD, "new_password": "a-new-long-password"})),
+            ),
             other => panic!("no request for operation {other}"),
         };
         app.call(method, &path, Some(token), body).await

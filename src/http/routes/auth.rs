@@ -63,12 +63,6 @@ pub async fn issue_token(
     responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, Caller(ctx): Caller) -> AppResult<Json<Me>> {
-    let (db, id) = (state.store.db(), ctx.principal.user_id);
-    let user = state
-        .cache
-        .users
-        .get_or_load(id, || crate::store::users::find(db, id))
-        .await?
-        .ok_or(crate::error::AppError::Unauthorized("the user of this token no longer exists"))?;
+    let user = service::me(&state, &ctx).await?;
     Ok(Json(Me { user_id: user.id, username: user.username, role: user.role, patient_id: user.patient_id }))
 }

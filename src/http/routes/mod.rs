@@ -10,6 +10,7 @@ pub mod integrations;
 pub mod notifications;
 pub mod patients;
 pub mod practitioners;
+pub mod users;
 
 use serde::Serialize;
 use utoipa::ToSchema;
