@@ -95,8 +95,19 @@ pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(A
     };
     let cache = ReferenceCache::new(Duration::from_secs(config.cache_ttl_seconds), store.metrics().clone());
     let account_changes = crate::cache::AccountChanges::default();
-    let state =
-        AppState { store, audit, tokens, config, decoy_password_hash, passwords, cache, account_changes, relay: None };
+    let login_throttle = crate::auth::throttle::LoginThrottle::new(config.login_throttle);
+    let state = AppState {
+        store,
+        audit,
+        tokens,
+        config,
+        decoy_password_hash,
+        passwords,
+        login_throttle,
+        cache,
+        account_changes,
+        relay: None,
+    };
     Ok((state, audit_writer))
 }
 

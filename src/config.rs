@@ -126,6 +126,36 @@ pub const SETTINGS: &[Setting] = &[
         description: "password verifications run at once, 19 MiB each; beyond it logins wait up to 1 s, then get 503 with Retry-After (1–64; `auto`: the cores, at most a quarter of the memory limit)",
     },
     Setting {
+        name: "HEALTHCORE_LOGIN_FREE_ATTEMPTS",
+        default: "5",
+        secret: false,
+        description: "failed sign-ins for one account name before each further failure locks it out, for 1 s doubling (1–1000)",
+    },
+    Setting {
+        name: "HEALTHCORE_LOGIN_LOCKOUT_MAX_SECONDS",
+        default: "60",
+        secret: false,
+        description: "longest lockout of an account name: short, so an attacker cannot keep its real user out for long (1–86400)",
+    },
+    Setting {
+        name: "HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS",
+        default: "20",
+        secret: false,
+        description: "failed sign-ins from one client address, whatever the names, before it is locked out the same way (1–1000000)",
+    },
+    Setting {
+        name: "HEALTHCORE_LOGIN_ADDRESS_LOCKOUT_MAX_SECONDS",
+        default: "900",
+        secret: false,
+        description: "longest lockout of a client address (1–86400)",
+    },
+    Setting {
+        name: "HEALTHCORE_TRUSTED_PROXIES",
+        default: "(none: the peer address is the client's)",
+        secret: false,
+        description: "comma-separated addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For` names the client (for audit records and sign-in throttling)",
+    },
+    Setting {
         name: "HEALTHCORE_BODY_LIMIT_BYTES",
         default: "65536",
         secret: false,
@@ -389,6 +419,8 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     pub token_ttl_seconds: i64,
     pub admin_password: Option<Secret>,
+    pub login_throttle: crate::auth::throttle::ThrottlePolicy,
+    pub trusted_proxies: crate::http::origin::TrustedProxies,
     /// Concurrent Argon2 runs; `None`: sized from the cores and the memory limit.
     pub password_hash_concurrency: Option<usize>,
     pub body_limit_bytes: usize,
@@ -693,6 +725,24 @@ impl Config {
             jwt_secret,
             token_ttl_seconds: source.number("HEALTHCORE_TOKEN_TTL_SECONDS", 3600, 60..=86_400)?,
             admin_password,
+            login_throttle: crate::auth::throttle::ThrottlePolicy {
+                account_free_attempts: source.number("HEALTHCORE_LOGIN_FREE_ATTEMPTS", 5, 1..=1000)?,
+                account_max_lockout: std::time::Duration::from_secs(source.number(
+                    "HEALTHCORE_LOGIN_LOCKOUT_MAX_SECONDS",
+                    60,
+                    1..=86_400,
+                )?),
+                address_free_attempts: source.number("HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS", 20, 1..=1_000_000)?,
+                address_max_lockout: std::time::Duration::from_secs(source.number(
+                    "HEALTHCORE_LOGIN_ADDRESS_LOCKOUT_MAX_SECONDS",
+                    900,
+                    1..=86_400,
+                )?),
+            },
+            trusted_proxies: crate::http::origin::TrustedProxies::parse(
+                source.get("HEALTHCORE_TRUSTED_PROXIES").unwrap_or_default(),
+            )
+            .map_err(|reason| invalid("HEALTHCORE_TRUSTED_PROXIES", reason))?,
             password_hash_concurrency: match source.get("HEALTHCORE_PASSWORD_HASH_CONCURRENCY").map(str::trim) {
                 None | Some("auto") => None,
                 Some(_) => Some(source.number("HEALTHCORE_PASSWORD_HASH_CONCURRENCY", 1, 1..=64)?),
@@ -745,6 +795,17 @@ impl Config {
             ("HEALTHCORE_JWT_SECRET", mask(&self.jwt_secret, "(generated, kept in the data folder)")),
             ("HEALTHCORE_TOKEN_TTL_SECONDS", self.token_ttl_seconds.to_string()),
             ("HEALTHCORE_ADMIN_PASSWORD", mask(&self.admin_password, "(generated on first start)")),
+            ("HEALTHCORE_LOGIN_FREE_ATTEMPTS", self.login_throttle.account_free_attempts.to_string()),
+            ("HEALTHCORE_LOGIN_LOCKOUT_MAX_SECONDS", self.login_throttle.account_max_lockout.as_secs().to_string()),
+            ("HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS", self.login_throttle.address_free_attempts.to_string()),
+            (
+                "HEALTHCORE_LOGIN_ADDRESS_LOCKOUT_MAX_SECONDS",
+                self.login_throttle.address_max_lockout.as_secs().to_string(),
+            ),
+            (
+                "HEALTHCORE_TRUSTED_PROXIES",
+                if self.trusted_proxies.is_empty() { "(none)".into() } else { self.trusted_proxies.to_string() },
+            ),
             ("HEALTHCORE_HTTP_MAX_CONNECTIONS", self.http.max_connections.to_string()),
             ("HEALTHCORE_HTTP_HEADER_TIMEOUT_MS", self.http.header_timeout_ms.to_string()),
             ("HEALTHCORE_HTTP_BODY_TIMEOUT_MS", self.http.body_timeout_ms.to_string()),

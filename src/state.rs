@@ -20,6 +20,8 @@ pub struct AppState {
     pub decoy_password_hash: Arc<str>,
     /// The bounded Argon2 runs every login and password change goes through.
     pub passwords: PasswordWork,
+    /// Failed sign-ins per account name and client address (this instance's).
+    pub login_throttle: crate::auth::throttle::LoginThrottle,
     /// Practitioners and users by id (see `cache` for how stale an entry may be).
     pub cache: ReferenceCache,
     /// Whether this instance hears of every change to user accounts, so that cached accounts can

@@ -2,6 +2,7 @@
 
 pub mod password;
 pub mod policy;
+pub mod throttle;
 pub mod token;
 
 use serde::{Deserialize, Serialize};

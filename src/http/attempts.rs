@@ -6,21 +6,18 @@
 //! The subject is what the use case learnt before it failed (a booking's patient, an appointment's)
 //! or else what the path names. The record is committed before the response leaves, like any other.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
-    http::{Method, StatusCode, header},
+    extract::{MatchedPath, Request, State},
+    http::{Method, StatusCode},
     middleware::Next,
     response::Response,
 };
 use uuid::Uuid;
 
 use super::access_log::CallerSlot;
-use super::correlation::CorrelationId;
 use super::problem::ProblemType;
 use crate::audit::{AuditLog, AuditOutcome, AuditRecord, Subject};
-use crate::context::{AnonymousContext, Attempt};
+use crate::context::Attempt;
 
 /// What the `{id}` of a route's path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,15 +71,7 @@ pub async fn middleware(State(audit): State<AuditLog>, mut request: Request, nex
     let attempt = Attempt::default();
     request.extensions_mut().insert(attempt.clone());
     let id = path_id(&template, request.uri().path());
-    let origin = AnonymousContext {
-        correlation_id: request.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default(),
-        client_addr: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
-        user_agent: request
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect()),
-    };
+    let origin = super::origin::origin(request.extensions(), request.headers());
     let caller = request.extensions().get::<CallerSlot>().cloned();
     let response = next.run(request).await;
     let status = response.status();

@@ -2,11 +2,10 @@
 //! text rejections: bodies, path ids, query parameters, and the caller's identity.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use axum::{
     body::Bytes,
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, rejection::BytesRejection},
+    extract::{FromRequest, FromRequestParts, Path, Query, Request, rejection::BytesRejection},
     http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -14,7 +13,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::access_log::CallerSlot;
-use super::correlation::CorrelationId;
+use super::origin::origin;
 use super::problem::Problem;
 use crate::context::{AnonymousContext, RequestContext};
 use crate::domain::FieldErrors;
@@ -201,14 +200,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-fn request_origin(parts: &Parts) -> (String, Option<String>, Option<String>) {
-    let correlation_id = parts.extensions.get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
-    let client_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    let user_agent =
-        parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(256).collect());
-    (correlation_id, client_addr, user_agent)
-}
-
 /// The authenticated caller: a valid bearer token is required.
 pub struct Caller(pub RequestContext);
 
@@ -229,7 +220,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(slot) = parts.extensions.get::<CallerSlot>() {
             let _ = slot.0.set(principal);
         }
-        let (correlation_id, client_addr, user_agent) = request_origin(parts);
+        let AnonymousContext { correlation_id, client_addr, user_agent } = origin(&parts.extensions, &parts.headers);
         let attempt = parts.extensions.get::<crate::context::Attempt>().cloned().unwrap_or_default();
         Ok(Caller(RequestContext { principal, correlation_id, client_addr, user_agent, attempt }))
     }
@@ -242,7 +233,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Anonymous {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let (correlation_id, client_addr, user_agent) = request_origin(parts);
-        Ok(Anonymous(AnonymousContext { correlation_id, client_addr, user_agent }))
+        Ok(Anonymous(origin(&parts.extensions, &parts.headers)))
     }
 }

@@ -11,6 +11,7 @@ pub mod correlation;
 pub mod deadline;
 pub mod extract;
 pub mod metrics;
+pub mod origin;
 pub mod params;
 pub mod problem;
 pub mod response;
@@ -162,7 +163,8 @@ pub fn router(state: AppState) -> Router {
             body::middleware,
         ))
         .layer(middleware::from_fn_with_state(state.audit.clone(), attempts::middleware))
-        .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware));
+        .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware))
+        .layer(middleware::from_fn_with_state(Arc::new(state.config.trusted_proxies.clone()), origin::middleware));
     let api =
         if metrics_enabled { api.layer(middleware::from_fn_with_state(metrics, metrics::middleware)) } else { api };
     api.layer(middleware::from_fn(correlation::middleware)).with_state(state)

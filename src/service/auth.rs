@@ -2,6 +2,7 @@
 //! attempt whose credentials were checked is audited.
 
 use crate::audit::{AuditOutcome, AuditRecord};
+use crate::auth::throttle::Scope;
 use crate::auth::{Principal, token::IssuedToken};
 use crate::context::AnonymousContext;
 use crate::error::{AppError, AppResult};
@@ -20,6 +21,23 @@ pub async fn login(
     username: &str,
     password_attempt: &str,
 ) -> AppResult<(IssuedToken, Principal)> {
+    let metrics = state.store.metrics();
+    let count = |outcome: &'static str| {
+        metrics.domain.logins.get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome }).inc();
+    };
+    let address = ctx.client_addr.as_deref();
+    if let Err(locked) = state.login_throttle.check(username, address) {
+        count("throttled");
+        let retry_after_seconds = locked.retry_after.as_secs_f64().ceil() as u64;
+        if locked.first_refusal {
+            let record = AuditRecord::login(ctx, None, AuditOutcome::Denied).because(match locked.scope {
+                Scope::Account => "throttled_account",
+                Scope::Address => "throttled_address",
+            });
+            state.audit.record(vec![record]).await?;
+        }
+        return Err(AppError::TooManyAttempts { retry_after_seconds });
+    }
     let user = if could_be_username(username) {
         store::users::find_by_username(state.store.db(), username).await?
     } else {
@@ -27,10 +45,6 @@ pub async fn login(
     };
     // Verify against a decoy hash when the user does not exist, so both paths cost one Argon2 run.
     let stored_hash = user.as_ref().map_or_else(|| state.decoy_password_hash.to_string(), |u| u.password_hash.clone());
-    let count = |outcome: &'static str| {
-        let labels = crate::telemetry::metrics::OutcomeLabels { outcome };
-        state.store.metrics().domain.logins.get_or_create(&labels).inc();
-    };
     let Ok(verified) = state.passwords.verify(password_attempt.to_owned(), stored_hash).await else {
         // Shed, not checked: no authentication attempt took place, so nothing to audit.
         count("busy");
@@ -45,6 +59,15 @@ pub async fn login(
         Some(_) => (Err(AppError::Unauthorized("invalid username or password")), Some("invalid_credentials")),
         None => (Err(AppError::Unauthorized("invalid username or password")), Some("unknown_user")),
     };
+    match &outcome {
+        Ok(_) => state.login_throttle.succeeded(username),
+        Err(_) => {
+            for (scope, _) in state.login_throttle.failed(username, address) {
+                let labels = crate::telemetry::metrics::ScopeLabels { scope: scope.as_str() };
+                metrics.domain.login_lockouts.get_or_create(&labels).inc();
+            }
+        }
+    }
     let audit_outcome = if outcome.is_ok() { AuditOutcome::Success } else { AuditOutcome::Denied };
     let mut record = AuditRecord::login(ctx, user.as_ref().map(|u| (u.id, u.role)), audit_outcome);
     record.reason = reason.map(str::to_owned);

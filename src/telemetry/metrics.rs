@@ -154,6 +154,13 @@ pub struct DomainMetrics {
     pub appointments_completed: Counter,
     pub appointments_no_show: Counter,
     pub logins: Family<OutcomeLabels, Counter>,
+    /// Lockouts started by failed sign-ins, by what was locked (`account`, `address`).
+    pub login_lockouts: Family<ScopeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub scope: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -315,6 +322,7 @@ impl Metrics {
             appointments_completed: Counter::default(),
             appointments_no_show: Counter::default(),
             logins: Family::default(),
+            login_lockouts: Family::default(),
         };
         registry.register(
             "patients_created",
@@ -325,7 +333,16 @@ impl Metrics {
         registry.register("appointments_cancelled", "Appointments cancelled", domain.appointments_cancelled.clone());
         registry.register("appointments_completed", "Appointments completed", domain.appointments_completed.clone());
         registry.register("appointments_no_show", "Appointments marked no-show", domain.appointments_no_show.clone());
-        registry.register("logins", "Sign-in attempts by outcome (success, failure)", domain.logins.clone());
+        registry.register(
+            "logins",
+            "Sign-in attempts by outcome (success, failure, throttled, busy)",
+            domain.logins.clone(),
+        );
+        registry.register(
+            "login_lockouts",
+            "Sign-in lockouts started by repeated failures, by scope (account, address)",
+            domain.login_lockouts.clone(),
+        );
         let events = EventMetrics {
             outbox_written: Family::default(),
             published: Family::default(),

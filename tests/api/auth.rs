@@ -219,7 +219,76 @@ async fn a_command_line_change_takes_effect_on_the_running_server(backend: Backe
     app.stop().await;
 }
 
+async fn sign_in(app: &TestApp, username: &str, password: &str, forwarded_for: Option<&str>) -> Reply {
+    let body = json!({"username": username, "password": password});
+    let headers: Vec<(&str, &str)> = forwarded_for.map(|f| ("x-forwarded-for", f)).into_iter().collect();
+    app.call_with(Method::POST, "/api/v1/auth/token", None, Some(body), &headers).await
+}
+
+async fn repeated_wrong_passwords_lock_the_account_out_briefly(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_LOGIN_LOCKOUT_MAX_SECONDS", "2")]).await;
+    let (_, _) = with_a_nurse(&app).await;
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..50 {
+        *statuses.entry(sign_in(&app, "night-nurse", "not-the-password", None).await.status.as_u16()).or_insert(0) += 1;
+    }
+    // The five free attempts and the one that starts the lockout are checked; from then on they are
+    // refused unchecked (a slow machine may see a lockout end and one more check start the next).
+    let (checked, unchecked) = (statuses.get(&401).copied().unwrap_or(0), statuses.get(&429).copied().unwrap_or(0));
+    assert!((6..=8).contains(&checked) && checked + unchecked == 50, "{statuses:?}");
+    // The right password during the lockout is refused too, with when to come back.
+    let refused = sign_in(&app, "night-nurse", USER_PASSWORD, None).await.expect_problem(429, "too-many-attempts");
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // The lockout is short: the real user gets in once it ends.
+    crate::helpers::eventually("the lockout to end", || async {
+        (sign_in(&app, "night-nurse", USER_PASSWORD, None).await.status == 200).then_some(())
+    })
+    .await;
+    // The refusals are audited once per lockout, not once per attempt; lockouts are counted.
+    let throttled = app.audit_events("action=auth.login&outcome=denied").await;
+    let reasons: Vec<&str> = throttled.iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(reasons.iter().filter(|r| **r == "throttled_account").count() <= 3, "{reasons:?}");
+    assert_eq!(reasons.iter().filter(|r| **r == "invalid_credentials").count(), checked, "{reasons:?}");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("healthcore_login_lockouts_total{scope=\"account\"}"), "lockouts are counted");
+    let throttled: usize = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("healthcore_logins_total{outcome=\"throttled\"} "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    // The unchecked wrong ones, the right one during the lockout, and any tried while waiting.
+    assert!(throttled > unchecked, "{throttled} throttled sign-ins counted");
+    app.stop().await;
+}
+
+async fn a_client_address_trying_many_names_is_locked_out(backend: Backend) {
+    let settings = [("HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS", "10"), ("HEALTHCORE_TRUSTED_PROXIES", "127.0.0.1/32")];
+    let app = TestApp::spawn_with(backend, &settings).await;
+    for n in 0..10 {
+        sign_in(&app, &format!("guess-{n}"), "not-the-password", Some("203.0.113.5")).await.expect(401);
+    }
+    sign_in(&app, "guess-10", "not-the-password", Some("203.0.113.5")).await.expect(401);
+    // The address is locked, whatever name it tries next, the admin's included...
+    sign_in(&app, "admin", crate::helpers::ADMIN_PASSWORD, Some("203.0.113.5"))
+        .await
+        .expect_problem(429, "too-many-attempts");
+    // ...while the same admin from another address (as the trusted proxy reports it) signs in.
+    sign_in(&app, "admin", crate::helpers::ADMIN_PASSWORD, Some("198.51.100.7")).await.expect(200);
+    let events = app.audit_events("action=auth.login&outcome=success").await;
+    assert_eq!(events[0]["client_addr"], "198.51.100.7", "audit records name the forwarded client");
+    // An untrusted peer cannot choose its own address: without the setting the peer counts.
+    app.stop().await;
+    let app = TestApp::spawn(backend).await;
+    sign_in(&app, "admin", crate::helpers::ADMIN_PASSWORD, Some("198.51.100.7")).await.expect(200);
+    let events = app.audit_events("action=auth.login&outcome=success").await;
+    assert_eq!(events[0]["client_addr"], "127.0.0.1");
+    app.stop().await;
+}
+
 on_both_backends!(
+    repeated_wrong_passwords_lock_the_account_out_briefly,
+    a_client_address_trying_many_names_is_locked_out,
     a_change_to_an_account_ends_its_tokens_on_the_next_request,
     the_last_active_admin_cannot_be_removed,
     a_command_line_change_takes_effect_on_the_running_server,
