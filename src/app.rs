@@ -65,9 +65,12 @@ pub fn relay_for(config: &Config, store: &Store) -> anyhow::Result<(Option<Relay
 
 /// Connects to the database and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect_with_limits(config.database_url.expose(), config.db_max_connections, config.db_limits)
-        .await
-        .with_context(|| format!("cannot open the database at {}", store::redact_url(config.database_url.expose())))?;
+    let url = config.database_url.expose();
+    let store = Store::connect_with_limits(url, config.db_max_connections, config.db_limits).await.map_err(|err| {
+        // The driver's message may quote a value of the URL it could not use.
+        let reason = store::redact_secrets_in(&err.to_string(), url);
+        anyhow::anyhow!("cannot open the database at {}: {reason}", store::redact_url(url))
+    })?;
     if !config.metrics_enabled {
         store.metrics().disable_query_timing();
     }

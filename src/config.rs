@@ -864,7 +864,7 @@ impl Config {
             ("HEALTHCORE_CONSUMER_RETRY_MS", self.consumers.retry_ms.to_string()),
             (
                 "HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL",
-                self.consumers.webhook.notifications.as_ref().map_or("(none)".into(), |(url, _)| url.clone()),
+                self.consumers.webhook.notifications.as_ref().map_or("(none)".into(), |(url, _)| redact_url(url)),
             ),
             (
                 "HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET",

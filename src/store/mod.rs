@@ -283,18 +283,98 @@ fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Hides the password of a database URL for logs and `healthcore config`.
+/// A query parameter whose name (decoded, any case) says its value is a secret: libpq's and sqlx's
+/// `password` and `sslpassword`, and the usual names of tokens and keys in webhook URLs.
+fn is_secret_parameter(name: &str) -> bool {
+    let name = percent_decode(name).to_ascii_lowercase();
+    ["pass", "secret", "token", "key", "auth", "signature", "sig", "credential"].iter().any(|word| name.contains(word))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(high), Some(low)) =
+                (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex))
+        {
+            out.push((high * 16 + low) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The parts of a URL that are secrets: the password of its user info, and the values of its
+/// secret query parameters (as written, for masking them in text).
+fn url_secrets(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else { return Vec::new() };
+    let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut secrets = Vec::new();
+    // The user info ends at the last `@` before the query: a password may itself hold an `@`.
+    if let Some((credentials, _)) = address.rsplit_once('@')
+        && let Some((_, password)) = credentials.split_once(':')
+        && !password.is_empty()
+    {
+        secrets.push(password.to_owned());
+    }
+    for pair in query.split(['&', '#']) {
+        if let Some((name, value)) = pair.split_once('=')
+            && is_secret_parameter(name)
+            && !value.is_empty()
+        {
+            secrets.push(value.to_owned());
+        }
+    }
+    secrets
+}
+
+/// Hides every secret a URL can carry — the user info's password and secret query parameters
+/// (`?password=`, `sslpassword`, percent-encoded names…) — for `healthcore config` and messages.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
+    let (address, query) = match rest.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (rest, None),
     };
-    match credentials.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:****@{host}"),
-        None => url.to_owned(),
+    let address = match address.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{user}:****@{host}"),
+            None => address.to_owned(),
+        },
+        None => address.to_owned(),
+    };
+    let Some(query) = query else { return redact_secrets_in(&format!("{scheme}://{address}"), url) };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_parameter(name) => format!("{name}=****"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    // A secret's value given a second time, under a name that does not say so, is masked too.
+    redact_secrets_in(&format!("{scheme}://{address}?{}", query.join("&")), url)
+}
+
+/// `message` with every secret of `url` in it masked: for errors from the database driver, which
+/// may quote a value of the URL it could not use.
+pub fn redact_secrets_in(message: &str, url: &str) -> String {
+    let mut message = message.to_owned();
+    for secret in url_secrets(url) {
+        for form in [secret.clone(), percent_decode(&secret)] {
+            if form.len() >= 2 {
+                message = message.replace(&form, "****");
+            }
+        }
     }
+    message
 }
 
 /// Whether a database error is a violation of a unique constraint on `column` of `table`.
@@ -416,6 +496,18 @@ mod tests {
         assert_eq!(redact_url("postgres://app:s3cret@db:5432/hc"), "postgres://app:****@db:5432/hc");
         assert_eq!(redact_url("postgres://app@db/hc"), "postgres://app@db/hc");
         assert_eq!(redact_url("sqlite://./data/healthcore.db"), "sqlite://./data/healthcore.db");
+        assert_eq!(
+            redact_url("postgres://app@db/hc?sslmode=require&password=s3cret"),
+            "postgres://app@db/hc?sslmode=require&password=****"
+        );
+        assert_eq!(redact_url("postgres://a:p@ss@db/hc?user=x@y"), "postgres://a:****@db/hc?user=x@y");
+        assert_eq!(redact_url("postgres://db/hc?%70assword=s3cret"), "postgres://db/hc?%70assword=****");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_driver_messages() {
+        let url = "postgres://app:p%40ss@db/hc?password=s3cret";
+        assert_eq!(redact_secrets_in("bad value s3cret and p@ss", url), "bad value **** and ****");
     }
 
     #[test]

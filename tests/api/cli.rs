@@ -56,6 +56,61 @@ fn config_prints_every_setting_with_secrets_masked() {
 }
 
 #[test]
+fn secrets_are_masked_in_every_form_a_url_can_carry_them() {
+    let forms = [
+        "postgres://app@db:5432/hc?password=hunter2-query",
+        "postgres://app@db:5432/hc?sslmode=prefer&password=hunter2-query&application_name=x",
+        "postgres://app@db:5432/hc?sslpassword=hunter2-query",
+        "postgres://app@db:5432/hc?%70assword=hunter2-query",
+        "postgres://app@db:5432/hc?PASSWORD=hunter2-query",
+        "postgresql://app:hunter2-userinfo@db/hc",
+        "postgres://app:hunter2@userinfo@db/hc?user=me@example",
+    ];
+    for url in forms {
+        let output = healthcore(&["config"], &[("DATABASE_URL", url)], None);
+        let stdout = text(&output.stdout);
+        assert!(output.status.success(), "{url}: {}", text(&output.stderr));
+        assert!(
+            !stdout.contains("hunter2"),
+            "{url} printed as:\n{}",
+            stdout.lines().find(|l| l.starts_with("DATABASE_URL")).unwrap_or_default()
+        );
+    }
+    let webhook = [
+        ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL", "https://hooks:hunter2-basic@example.org/notify?token=hunter2-token"),
+        ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET", "a-webhook-secret-of-16+"),
+    ];
+    let stdout = text(&healthcore(&["config"], &webhook, None).stdout);
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    assert!(
+        stdout.contains("HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL=https://hooks:****@example.org/notify?token=****"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn start_up_errors_never_print_the_database_password() {
+    for url in [
+        "postgres://app@127.0.0.1:1/hc?password=hunter2-query",
+        "postgres://app:hunter2-userinfo@127.0.0.1:1/hc",
+        // The driver quotes the sslmode value it refuses: here the same string as the password.
+        "postgres://app@127.0.0.1:1/hc?password=hunter2-query&sslmode=hunter2-query",
+    ] {
+        for command in [["migrate"].as_slice(), &["user", "list"], &["serve"]] {
+            let env = [
+                ("DATABASE_URL", url),
+                ("HEALTHCORE_JWT_SECRET", "0123456789abcdef0123456789abcdef-jwt"),
+                ("HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS", "200"),
+            ];
+            let output = healthcore(command, &env, None);
+            assert!(!output.status.success(), "{command:?} with {url} succeeded");
+            let printed = format!("{}{}", text(&output.stdout), text(&output.stderr));
+            assert!(!printed.contains("hunter2"), "{command:?} with {url} printed: {printed}");
+        }
+    }
+}
+
+#[test]
 fn a_config_file_is_read_and_the_environment_wins() {
     let folder = std::env::temp_dir().join(format!("hc_cfg_{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&folder).unwrap();
