@@ -905,7 +905,7 @@ impl Config {
             );
             return Ok(key.as_bytes().to_vec());
         }
-        std::fs::create_dir_all(&self.data_dir)?;
+        crate::store::create_private_dir(&self.data_dir)?;
         let key = hex::encode(rand::random::<[u8; 32]>());
         write_private_file(&path, &key)?;
         Ok(key.into_bytes())

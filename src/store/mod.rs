@@ -269,16 +269,45 @@ impl Store {
     }
 }
 
-/// Creates the folder of a `sqlite://path/to/file.db` URL so a first start needs no set-up.
+/// Creates a folder (and its missing parents) readable by its owner only: the embedded database
+/// holds all patient data, password hashes and integration secrets.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Creates the folder of a `sqlite://path/to/file.db` URL so a first start needs no set-up, and
+/// the database file, owner-only (SQLite gives its write-ahead log and index the mode of the
+/// database file); a database file left readable by others is made private.
 fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+    let path = Path::new(path);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent).map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(metadata) = std::fs::metadata(&file)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| DbErr::Custom(format!("cannot make {} private: {e}", file.display())))?;
+            tracing::warn!(file = %file.display(), "the database file was readable by others; it is now owner-only");
+        }
     }
     Ok(())
 }

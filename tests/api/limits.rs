@@ -230,3 +230,28 @@ fn counter(scrape: &str, series: &str) -> f64 {
 async fn scrape(app: &TestApp) -> String {
     app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap()
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_database_and_its_folder_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = temp_folder("hc_private");
+    let server = ServeProcess::start(&folder, &[]).await;
+    // A write, so that the write-ahead log and its index exist too.
+    let client = reqwest::Client::new();
+    let login = json!({"username": "admin", "password": "serve-process-test-password"});
+    assert_eq!(client.post(server.url("/api/v1/auth/token")).json(&login).send().await.unwrap().status(), 200);
+    let data = folder.join("data");
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data folder");
+    for file in ["healthcore.db", "healthcore.db-wal", "healthcore.db-shm", "jwt-signing-key"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    assert!(server.stop());
+    // A database left readable by others (by an earlier version) is made private on the next start.
+    std::fs::set_permissions(data.join("healthcore.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = ServeProcess::start(&folder, &[]).await;
+    assert_eq!(mode(&data.join("healthcore.db")), 0o600);
+    assert!(server.stop());
+    std::fs::remove_dir_all(&folder).unwrap();
+}
