@@ -300,6 +300,12 @@ pub const SETTINGS: &[Setting] = &[
         description: "how often the relay looks for events written by other processes (10–60000)",
     },
     Setting {
+        name: "HEALTHCORE_OUTBOX_MAX_AGE_SECONDS",
+        default: "30",
+        secret: false,
+        description: "events waiting longer than this to be acknowledged (a broker down, or up and not answering) make readiness report the outbox and Kafka degraded, still 200 (1–86400)",
+    },
+    Setting {
         name: "HEALTHCORE_OUTBOX_RETENTION_HOURS",
         default: "168",
         secret: false,
@@ -480,6 +486,8 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
     pub enabled: bool,
+    /// Pending events older than this mean publishing is not keeping up (readiness: degraded).
+    pub max_age_seconds: i64,
     pub batch_size: u64,
     pub poll_ms: u64,
     pub retention_hours: i64,
@@ -678,6 +686,7 @@ impl Config {
         };
         let relay = RelayConfig {
             enabled: source.flag("HEALTHCORE_RELAY_ENABLED", true)?,
+            max_age_seconds: source.number("HEALTHCORE_OUTBOX_MAX_AGE_SECONDS", 30, 1..=86_400)?,
             batch_size: source.number("HEALTHCORE_RELAY_BATCH_SIZE", 5000, 1..=10_000)?,
             poll_ms: source.number("HEALTHCORE_RELAY_POLL_MS", 500, 10..=60_000)?,
             retention_hours: source.number("HEALTHCORE_OUTBOX_RETENTION_HOURS", 168, 1..=87_600)?,
@@ -859,6 +868,7 @@ impl Config {
             ("HEALTHCORE_RELAY_ENABLED", self.relay.enabled.to_string()),
             ("HEALTHCORE_RELAY_BATCH_SIZE", self.relay.batch_size.to_string()),
             ("HEALTHCORE_RELAY_POLL_MS", self.relay.poll_ms.to_string()),
+            ("HEALTHCORE_OUTBOX_MAX_AGE_SECONDS", self.relay.max_age_seconds.to_string()),
             ("HEALTHCORE_OUTBOX_RETENTION_HOURS", self.relay.retention_hours.to_string()),
             ("HEALTHCORE_CONSUMER_MAX_ATTEMPTS", self.consumers.max_attempts.to_string()),
             ("HEALTHCORE_CONSUMER_RETRY_MS", self.consumers.retry_ms.to_string()),

@@ -33,4 +33,42 @@ async fn a_well_formed_correlation_id_is_echoed_and_a_bad_one_replaced(backend: 
     app.stop().await;
 }
 
-on_both_backends!(live_and_ready_answer_without_a_token, a_well_formed_correlation_id_is_echoed_and_a_bad_one_replaced);
+on_both_backends!(
+    a_hung_broker_is_reported_degraded,
+    live_and_ready_answer_without_a_token,
+    a_well_formed_correlation_id_is_echoed_and_a_bad_one_replaced
+);
+
+/// A broker that accepts connections and never answers: events are not acknowledged, so readiness
+/// must say degraded once they wait longer than HEALTHCORE_OUTBOX_MAX_AGE_SECONDS — still 200,
+/// since requests are served and no event is lost.
+async fn a_hung_broker_is_reported_degraded(backend: Backend) {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broker = hung.local_addr().unwrap().to_string();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = hung.accept().await {
+            connections.push(connection);
+        }
+    });
+    let settings = [
+        ("KAFKA_BOOTSTRAP_SERVERS", broker.as_str()),
+        ("HEALTHCORE_OUTBOX_MAX_AGE_SECONDS", "2"),
+        ("HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS", "120000"),
+    ];
+    let app = TestApp::spawn_with(backend, &settings).await;
+    app.create_patient("Ada", "Lovelace").await;
+    let ready = crate::helpers::eventually("readiness to report the hung broker", || async {
+        let ready = app.call(reqwest::Method::GET, "/health/ready", None, None).await;
+        (ready.body["outbox"]["status"] == "degraded").then_some(ready)
+    })
+    .await;
+    let ready = ready.expect(200);
+    assert_eq!(ready.body["kafka"]["status"], "degraded", "{:#}", ready.body);
+    assert!(ready.body["outbox"]["oldest_pending_age_seconds"].as_i64().unwrap() >= 2);
+    held.abort();
+    // The events are still pending: nothing was lost, the next relay publishes them.
+    let backlog = healthcore::store::outbox::backlog(app.store.db()).await.unwrap();
+    assert!(backlog.pending >= 1);
+    app.shutdown_without_event_checks().await;
+}

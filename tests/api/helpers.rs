@@ -285,6 +285,17 @@ impl TestApp {
         }
     }
 
+    /// Stops the server without checking the events (for a test whose events never left the
+    /// outbox, by design).
+    pub async fn shutdown_without_event_checks(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), server).await;
+        }
+    }
+
     pub fn database_url(&self) -> String {
         self._database.url.clone()
     }

@@ -71,7 +71,7 @@ async fn wait_until(what: &str, within: Duration, mut condition: impl AsyncFnMut
 async fn of_two_relays_one_leads_and_the_other_takes_over_when_it_stops() {
     let prefix = format!("hc{}", Uuid::new_v4().simple());
     let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_RELAY_ENABLED", "false")]).await;
-    let config = RelayConfig { enabled: true, batch_size: 200, poll_ms: 50, retention_hours: 168 };
+    let config = RelayConfig { enabled: true, max_age_seconds: 30, batch_size: 200, poll_ms: 50, retention_hours: 168 };
     let mut relays = Vec::new();
     for _ in 0..2 {
         let store = Store::connect(app.store.url(), 2).await.unwrap();

@@ -23,8 +23,8 @@ pub struct DependencyCheck {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxCheck {
-    /// `healthy`, or `degraded` when events wait longer than a minute to be published (or, without
-    /// Kafka, delivered to the in-process consumers).
+    /// `healthy`, or `degraded` when events wait longer than `HEALTHCORE_OUTBOX_MAX_AGE_SECONDS` to
+    /// be acknowledged by Kafka (or, without it, handled by the in-process consumers).
     pub status: &'static str,
     /// Events recorded but not yet acknowledged by Kafka (or handled in-process).
     pub pending: u64,
@@ -55,9 +55,6 @@ pub struct Readiness {
 /// How long each of the database and audit-writer checks may take: a probe must answer well within
 /// an orchestrator's probe timeout, also while the database does not.
 const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Events older than this in the outbox mean publishing is not keeping up.
-const BACKLOG_AGE_LIMIT_SECONDS: i64 = 60;
 
 #[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Liveness)))]
 pub async fn live() -> Json<Liveness> {
@@ -96,7 +93,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
     // Events wait when publishing (or in-process delivery) is not keeping up. Without Kafka and with
     // the relay turned off nothing moves them, by configuration: that is not a fault.
     let moving = state.config.kafka.is_some() || state.relay.is_some();
-    let stale = moving && age.is_some_and(|a| a > BACKLOG_AGE_LIMIT_SECONDS);
+    let stale = moving && age.is_some_and(|a| a > state.config.relay.max_age_seconds);
     let outbox = OutboxCheck {
         status: if stale { "degraded" } else { "healthy" },
         pending: backlog.pending,
@@ -112,9 +109,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
             status: "degraded",
             reason: Some(format!("publishing fails, events wait in the outbox: {error}")),
         },
-        (Some(_), None) if stale => {
-            DependencyCheck { status: "degraded", reason: Some("events are not being published".into()) }
-        }
+        (Some(_), None) if stale => DependencyCheck {
+            status: "degraded",
+            reason: Some("events are not being acknowledged by the brokers (down, or up and not answering)".into()),
+        },
         (Some(_), None) => DependencyCheck { status: "healthy", reason: None },
     };
     let consumers = consumers_check(&state, ready).await;
