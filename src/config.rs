@@ -162,6 +162,12 @@ pub const SETTINGS: &[Setting] = &[
         description: "largest accepted request body (1024–10485760)",
     },
     Setting {
+        name: "HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX",
+        default: "10",
+        secret: false,
+        description: "future booked appointments a patient user may hold when booking for themselves (staff bookings are not limited but count) (1–1000)",
+    },
+    Setting {
         name: "HEALTHCORE_IDEMPOTENCY_TTL_SECONDS",
         default: "86400",
         secret: false,
@@ -433,6 +439,8 @@ pub struct Config {
     /// `HEALTHCORE_HTTP_*`: connections and how long a client may take to send a request.
     pub http: HttpLimits,
     pub idempotency_ttl_seconds: i64,
+    /// Future bookings a patient user may hold when booking for themselves.
+    pub patient_future_bookings_max: u64,
     pub audit_batch_max: usize,
     pub log_format: LogFormat,
     pub log_filter: String,
@@ -764,6 +772,7 @@ impl Config {
                 idle_timeout_ms: source.number("HEALTHCORE_HTTP_IDLE_TIMEOUT_MS", 60_000, 100..=3_600_000)?,
             },
             idempotency_ttl_seconds: source.number("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", 86_400, 60..=604_800)?,
+            patient_future_bookings_max: source.number("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX", 10, 1..=1000)?,
             audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX", 512, 1..=10_000)?,
             log_format,
             log_filter: source.get("RUST_LOG").unwrap_or("info").to_owned(),
@@ -824,6 +833,7 @@ impl Config {
                 self.password_hash_concurrency.map_or("auto".into(), |n| n.to_string()),
             ),
             ("HEALTHCORE_BODY_LIMIT_BYTES", self.body_limit_bytes.to_string()),
+            ("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX", self.patient_future_bookings_max.to_string()),
             ("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds.to_string()),
             ("HEALTHCORE_AUDIT_BATCH_MAX", self.audit_batch_max.to_string()),
             ("HEALTHCORE_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),

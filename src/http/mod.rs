@@ -10,6 +10,7 @@ pub mod body;
 pub mod correlation;
 pub mod deadline;
 pub mod extract;
+pub mod headers;
 pub mod metrics;
 pub mod origin;
 pub mod params;
@@ -167,5 +168,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(Arc::new(state.config.trusted_proxies.clone()), origin::middleware));
     let api =
         if metrics_enabled { api.layer(middleware::from_fn_with_state(metrics, metrics::middleware)) } else { api };
-    api.layer(middleware::from_fn(correlation::middleware)).with_state(state)
+    api.layer(middleware::from_fn(correlation::middleware))
+        .layer(middleware::from_fn(headers::middleware))
+        .with_state(state)
 }

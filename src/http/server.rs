@@ -354,7 +354,8 @@ fn problem_response(status: StatusCode, slug: &str, detail: &str, headers: &[(&s
     problem.correlation_id = Some(correlation_id.clone());
     let body = serde_json::to_string(&problem).unwrap_or_default();
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\nx-correlation-id: {correlation_id}\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\nx-correlation-id: {correlation_id}\r\n\
+         cache-control: no-store\r\nx-content-type-options: nosniff\r\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or("Error"),
         super::problem::CONTENT_TYPE,

@@ -92,6 +92,18 @@ pub async fn book(
     };
     let tx = state.store.begin_write().await?;
     lock_participants_and_check(&tx, appointment.practitioner_id, appointment.patient_id, draft.slot, None).await?;
+    // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
+    // bookings are not limited (a course of therapy is booked ahead), but count. The patient's row
+    // is locked, so concurrent bookings count each other.
+    let limit = state.config.patient_future_bookings_max;
+    if ctx.principal.role == crate::domain::Role::Patient
+        && store::appointments::count_future_booked(&tx, appointment.patient_id, now).await? >= limit
+    {
+        return Err(AppError::conflict(
+            "booking-limit",
+            format!("a patient may hold at most {limit} future appointments booked by themselves; cancel one first"),
+        ));
+    }
     store::appointments::insert(&tx, &appointment).await?;
     let subject = Subject::appointment(appointment.id, appointment.patient_id);
     store::audit::append(&tx, &[AuditRecord::new(ctx, "appointment.book", subject, AuditOutcome::Success)]).await?;

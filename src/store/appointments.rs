@@ -129,6 +129,21 @@ pub async fn future_booked(
     rows.into_iter().map(to_domain).collect()
 }
 
+/// How many booked appointments of this patient start after `now`.
+pub async fn count_future_booked(
+    conn: &impl ConnectionTrait,
+    patient_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Entity::find()
+        .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
+        .filter(Column::PatientId.eq(patient_id))
+        .filter(Column::StartsAt.gt(now))
+        .count(conn)
+        .await
+}
+
 /// Booked appointments that ended before `cutoff`, oldest first.
 pub async fn overdue_booked(
     conn: &impl ConnectionTrait,

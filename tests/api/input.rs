@@ -216,6 +216,38 @@ async fn names_beyond_ascii_are_found_by_any_case_of_their_prefix(backend: Backe
     app.stop().await;
 }
 
+async fn a_patient_user_cannot_fill_a_calendar_with_bookings(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX", "3")]).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let practitioner = app.create_practitioner("MD-1").await;
+    let token = app.user_token(healthcore::domain::Role::Patient, Some(patient)).await;
+    for hours in [24, 48, 72] {
+        app.post("/api/v1/appointments", &token, booking(patient, practitioner, hours, 480)).await.expect(201);
+    }
+    app.post("/api/v1/appointments", &token, booking(patient, practitioner, 96, 30))
+        .await
+        .expect_problem(409, "booking-limit");
+    // Staff may book a course of appointments ahead for the same patient.
+    app.post("/api/v1/appointments", &app.admin_token, booking(patient, practitioner, 96, 30)).await.expect(201);
+    app.stop().await;
+}
+
+async fn api_responses_are_never_cached_or_sniffed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    for (path, token) in [
+        (format!("/api/v1/patients/{patient}"), Some(app.admin_token.as_str())),
+        ("/api/v1/patients?name=ada".to_owned(), Some(app.admin_token.as_str())),
+        (format!("/api/v1/patients/{patient}"), None),
+        ("/api/v1/no-such-route".to_owned(), None),
+    ] {
+        let reply = app.call(Method::GET, &path, token, None).await;
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{path}");
+    }
+    app.stop().await;
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
@@ -223,6 +255,8 @@ fn urlencode(text: &str) -> String {
 }
 
 on_both_backends!(
+    a_patient_user_cannot_fill_a_calendar_with_bookings,
+    api_responses_are_never_cached_or_sniffed,
     names_beyond_ascii_are_found_by_any_case_of_their_prefix,
     a_nul_in_the_login_username_is_a_401_and_audited,
     control_characters_in_list_filters_are_422_naming_the_parameter,
