@@ -110,3 +110,19 @@ ensure_linters() {
   ln -sf "$HEALTHCORE_TOOLS/linters/bin/hadolint" "$HEALTHCORE_TOOLS/bin/hadolint"
   ln -sf "$HEALTHCORE_TOOLS/linters/bin/kubernetes-validate" "$HEALTHCORE_TOOLS/bin/kubernetes-validate"
 }
+
+# schemathesis (PyPI), which fuzzes the served OpenAPI document, in a virtual environment of its
+# own in the tools cache, on PATH as `st` for the tests.
+SCHEMATHESIS_VERSION=4.32.5
+
+ensure_fuzzers() {
+  export PATH="$HEALTHCORE_TOOLS/bin:$PATH"
+  if st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    return 0
+  fi
+  log "installing schemathesis into $HEALTHCORE_TOOLS"
+  python3 -m venv "$HEALTHCORE_TOOLS/fuzzers"
+  "$HEALTHCORE_TOOLS/fuzzers/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+  mkdir -p "$HEALTHCORE_TOOLS/bin"
+  ln -sf "$HEALTHCORE_TOOLS/fuzzers/bin/st" "$HEALTHCORE_TOOLS/bin/st"
+}

@@ -270,3 +270,91 @@ mod tests {
         assert!(phone("123").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::patient::{PatientInput, PatientPatch, PatientPatchInput};
+    use crate::domain::{PatientDraft, appointment};
+
+    fn any_text() -> impl Strategy<Value = String> {
+        // Any Unicode, with the characters that matter here made frequent.
+        proptest::collection::vec(
+            prop_oneof![
+                any::<char>(),
+                Just('\u{0}'),
+                Just('\n'),
+                Just('\u{202E}'),
+                Just('\u{200B}'),
+                Just('\u{200D}'),
+                Just('\u{FEFF}'),
+                Just('e'),
+                Just('\u{301}'),
+                Just('É'),
+            ],
+            0..40,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_text_holds_no_control_or_invisible_character(text in any_text()) {
+            if let Ok(clean) = required_line(&text, 100) {
+                let joiner = |c: char| matches!(c, '\u{200C}' | '\u{200D}');
+                let hidden = clean.chars().any(|c| c.is_control() || (is_invisible_format(c) && !joiner(c)));
+                prop_assert!(!hidden, "{:?}", clean);
+                prop_assert!(!clean.is_empty() && clean.chars().count() <= 100);
+                let again: String = unicode_normalization::UnicodeNormalization::nfc(clean.as_str()).collect();
+                prop_assert_eq!(&again, &clean, "stored in NFC");
+            }
+        }
+
+        #[test]
+        fn search_keys_are_stable_and_case_blind(text in any_text()) {
+            let key = search_key(&text);
+            prop_assert_eq!(search_key(&key), key.clone());
+            prop_assert_eq!(search_key(&text.to_uppercase()), search_key(&text.to_lowercase()));
+        }
+
+        #[test]
+        fn patient_input_of_any_text_is_parsed_or_refused_field_by_field(
+            given in proptest::option::of(any_text()),
+            family in proptest::option::of(any_text()),
+            birth in proptest::option::of(any_text()),
+            sex in proptest::option::of(any_text()),
+            email in proptest::option::of(any_text()),
+            phone in proptest::option::of(any_text()),
+            address in proptest::option::of(any_text()),
+        ) {
+            let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+            let input = PatientInput { given_name: given, family_name: family, birth_date: birth, sex, email, phone, address };
+            match PatientDraft::parse(&input, today) {
+                Ok(draft) => {
+                    prop_assert!(draft.birth_date <= today);
+                    prop_assert!(check_characters(&draft.given_name, Lines::One).is_ok());
+                }
+                Err(errors) => prop_assert!(errors.0.iter().all(|e| !e.field.is_empty() && !e.rule.is_empty())),
+            }
+            let patch = PatientPatchInput { given_name: input.given_name.clone(), ..Default::default() };
+            let _ = PatientPatch::parse(&patch, today);
+        }
+
+        #[test]
+        fn any_slot_is_a_valid_one_or_refused(start in -1_000_000_000_000i64..1_000_000_000_000, length in -100_000i64..100_000) {
+            let now = chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap();
+            let start = chrono::DateTime::from_timestamp(start, 0);
+            let end = start.map(|s| s + chrono::Duration::seconds(length));
+            let mut errors = FieldErrors::new();
+            if let Some(slot) = appointment::parse_slot(&mut errors, start, end, now) {
+                prop_assert!(errors.is_empty());
+                prop_assert!(slot.start() > now && slot.end() > slot.start());
+                prop_assert!(slot.start() <= now + chrono::Duration::days(appointment::BOOKING_HORIZON_DAYS));
+            } else {
+                prop_assert!(!errors.is_empty());
+            }
+        }
+    }
+}

@@ -236,3 +236,49 @@ impl<S: Send + Sync> FromRequestParts<S> for Anonymous {
         Ok(Anonymous(origin(&parts.extensions, &parts.headers)))
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use axum::body::Body;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::appointment::BookingInput;
+    use crate::domain::patient::PatientInput;
+
+    /// Runs the extractor on a body as a request would carry it.
+    fn extract<T: DeserializeOwned>(body: Vec<u8>) -> Result<(), u16> {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(JsonBody::<T>::from_request(request, &())).map(|_| ()).map_err(|r| r.status().as_u16())
+    }
+
+    fn json_like() -> impl Strategy<Value = Vec<u8>> {
+        // Random bytes, and JSON-shaped text with random pieces in it.
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            "[\\{\\}\\[\\]\",:0-9a-z \\\\u]{0,120}".prop_map(String::into_bytes),
+            (".{0,40}", ".{0,40}").prop_map(|(k, v)| format!("{{\"{k}\": \"{v}\", \"given_name\": 1}}").into_bytes()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_is_parsed_or_refused_with_a_4xx(body in json_like()) {
+            for status in [extract::<PatientInput>(body.clone()), extract::<BookingInput>(body)].into_iter().filter_map(Result::err) {
+                prop_assert!((400..500).contains(&status), "{status}");
+            }
+        }
+
+        #[test]
+        fn a_valid_body_followed_by_anything_but_whitespace_is_refused(tail in "[^ \\t\\r\\n]{1,20}") {
+            let body = format!("{{\"given_name\": \"Ada\"}}{tail}");
+            prop_assert_eq!(extract::<PatientInput>(body.into_bytes()), Err(400));
+        }
+    }
+}

@@ -185,6 +185,15 @@ pub async fn change(
     };
     let tx = store.begin_write().await?;
     let mut user = store::users::find_for_update(&tx, id).await?.ok_or(UserError::NotFound)?;
+    let unchanged = match &change {
+        AccountChange::Role { role, patient_id } => user.role == *role && user.patient_id == *patient_id,
+        AccountChange::Active(active) => user.active == *active,
+        AccountChange::Password(_) => false,
+    };
+    if unchanged {
+        // Nothing changes, so nothing ends: the account's tokens stay valid.
+        return Ok(user);
+    }
     let was_active_admin = user.active && user.role == Role::Admin;
     match &change {
         AccountChange::Role { role, patient_id } => {

@@ -16,6 +16,7 @@ mod dashboards;
 mod deployment;
 mod errors;
 mod events;
+mod fuzz;
 mod health;
 mod idempotency;
 mod input;

@@ -1,0 +1,44 @@
+//! A bounded fuzzing run of schemathesis (PyPI, installed by `scripts/test`) against the OpenAPI
+//! document the server serves, as an admin, on each backend: generated requests — valid ones and
+//! ones that break the schema — must never get a 5xx, and every response must conform to the
+//! document (its status's schema and content type). The three operations that change the signed-in
+//! account (a new password, a role, one's own password) are left out: the fuzzer would end its own
+//! token and test nothing more; `tests/api/auth.rs` covers them.
+
+use std::process::Command;
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+
+async fn generated_requests_never_get_a_5xx_and_responses_conform(backend: Backend) {
+    // Fuzzing signs nothing in, but the throttle would otherwise refuse the fuzzer's login checks.
+    let settings = [("HEALTHCORE_LOGIN_FREE_ATTEMPTS", "1000"), ("HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS", "1000000")];
+    let app = TestApp::spawn_with(backend, &settings).await;
+    let report = std::env::temp_dir().join(format!("hc_schemathesis_{}", uuid::Uuid::new_v4().simple()));
+    let schema = app.url("/api/openapi.json");
+    let authorization = format!("Authorization: Bearer {}", app.admin_token);
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("st")
+            .args(["run", &schema, "-H", &authorization])
+            .args(["--checks", "not_a_server_error,response_schema_conformance,content_type_conformance"])
+            .args(["--phases", "coverage,fuzzing", "--max-examples", "25", "--max-time", "60", "--seed", "20261202"])
+            .args(["--workers", "2", "--request-timeout", "10"])
+            .args(["--exclude-operation-id", "update_user"])
+            .args(["--exclude-operation-id", "reset_password"])
+            .args(["--exclude-operation-id", "change_own_password"])
+            .args(["--report-dir", &report.display().to_string()])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("schemathesis (st) is installed: run scripts/test, or source scripts/services.sh && ensure_fuzzers")
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&run.stdout);
+    let summary: String = printed.lines().skip_while(|l| !l.contains("SUMMARY")).collect::<Vec<_>>().join("\n");
+    eprintln!("{summary}");
+    assert!(run.status.success(), "schemathesis found failures:\n{printed}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(printed.contains("generated"), "schemathesis ran no test cases:\n{printed}");
+    app.stop().await;
+}
+
+on_both_backends!(generated_requests_never_get_a_5xx_and_responses_conform);
