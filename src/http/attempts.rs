@@ -5,6 +5,10 @@
 //! for a caller who did not authenticate, `error` otherwise, with the problem type as the reason.
 //! The subject is what the use case learnt before it failed (a booking's patient, an appointment's)
 //! or else what the path names. The record is committed before the response leaves, like any other.
+//!
+//! A request without a valid token is audited once per client address per minute: each record is a
+//! database write, and an unauthenticated flood must not be able to fill the disk with them (the
+//! rest are counted in `healthcore_http_requests_total{status="401"}`).
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -59,7 +63,32 @@ fn path_id(template: &str, path: &str) -> Option<Uuid> {
     path.split('/').nth(position)?.parse().ok()
 }
 
-pub async fn middleware(State(audit): State<AuditLog>, mut request: Request, next: Next) -> Response {
+/// Client addresses whose unauthenticated attempt was audited in the last minute.
+#[derive(Clone)]
+pub struct Unauthenticated(moka::sync::Cache<String, ()>);
+
+impl Default for Unauthenticated {
+    fn default() -> Self {
+        let cache =
+            moka::sync::Cache::builder().max_capacity(100_000).time_to_live(std::time::Duration::from_secs(60)).build();
+        Unauthenticated(cache)
+    }
+}
+
+impl Unauthenticated {
+    /// Whether this address's unauthenticated attempt is the first in its minute.
+    fn first(&self, address: Option<&str>) -> bool {
+        let key = address.unwrap_or("unknown").to_owned();
+        let entry = self.0.entry(key).or_insert(());
+        entry.is_fresh()
+    }
+}
+
+pub async fn middleware(
+    State((audit, unauthenticated)): State<(AuditLog, Unauthenticated)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(template) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
         return next.run(request).await;
     };
@@ -88,6 +117,9 @@ pub async fn middleware(State(audit): State<AuditLog>, mut request: Request, nex
         },
     };
     let principal = caller.and_then(|slot| slot.0.get().copied());
+    if principal.is_none() && !unauthenticated.first(origin.client_addr.as_deref()) {
+        return response;
+    }
     let outcome = if principal.is_none() { AuditOutcome::Denied } else { AuditOutcome::Error };
     let reason =
         response.extensions().get::<ProblemType>().map_or_else(|| status.as_u16().to_string(), |t| t.0.clone());

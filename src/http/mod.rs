@@ -163,7 +163,10 @@ pub fn router(state: AppState) -> Router {
             },
             body::middleware,
         ))
-        .layer(middleware::from_fn_with_state(state.audit.clone(), attempts::middleware))
+        .layer(middleware::from_fn_with_state(
+            (state.audit.clone(), attempts::Unauthenticated::default()),
+            attempts::middleware,
+        ))
         .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware))
         .layer(middleware::from_fn_with_state(Arc::new(state.config.trusted_proxies.clone()), origin::middleware));
     let api =

@@ -188,8 +188,11 @@ async fn failed_attempts_on_patient_data_are_audited_with_their_outcome(backend:
     let errors = app.audit_events("action=patient.read&outcome=error").await;
     let reasons: Vec<&str> = errors.iter().filter_map(|e| e["reason"].as_str()).collect();
     assert_eq!(reasons, ["invalid-id", "not-found"], "newest first");
-    // 401: no token at all; nobody to name, but the attempt and its origin are recorded.
+    // 401: no token at all; nobody to name, but the attempt and its origin are recorded — once a
+    // minute per client address, so that an unauthenticated flood cannot fill the disk.
     app.call(Method::GET, &path, None, None).await.expect(401);
+    app.call(Method::GET, &path, None, None).await.expect(401);
+    app.call(Method::GET, &path, Some("not-a-token"), None).await.expect(401);
     let record = the_record(&app, &format!("patient_id={patient}&action=patient.read&outcome=denied")).await;
     assert_eq!(record["actor_id"], serde_json::Value::Null);
     assert_eq!(record["reason"], "unauthorized");
