@@ -81,8 +81,9 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
                     tx.execute_unprepared(sql).await?;
                 }
                 Ddl::Backfill(Backfill::NameSearchKeys) => {
-                    super::patients::fill_search_keys(&tx).await?;
-                    super::practitioners::fill_search_keys(&tx).await?;
+                    for table in ["patients", "practitioners"] {
+                        fill_name_search_keys(&tx, table).await?;
+                    }
                 }
             }
         }
@@ -100,6 +101,25 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
         applied += 1;
     }
     Ok(applied)
+}
+
+/// Writes the search keys of every row of a table with `family_name` and `given_name`.
+async fn fill_name_search_keys(tx: &super::WriteTx, table: &str) -> Result<(), DbErr> {
+    use crate::domain::validation::search_key;
+    let backend = tx.get_database_backend();
+    let select = format!("SELECT id, family_name, given_name FROM {table}");
+    let update = match backend {
+        DbBackend::Postgres => format!("UPDATE {table} SET family_name_key = $1, given_name_key = $2 WHERE id = $3"),
+        _ => format!("UPDATE {table} SET family_name_key = ?, given_name_key = ? WHERE id = ?"),
+    };
+    for row in tx.query_all_raw(Statement::from_string(backend, select)).await? {
+        let id: uuid::Uuid = row.try_get("", "id")?;
+        let family: String = row.try_get("", "family_name")?;
+        let given: String = row.try_get("", "given_name")?;
+        let values = [search_key(&family).into(), search_key(&given).into(), id.into()];
+        tx.execute_raw(Statement::from_sql_and_values(backend, &update, values)).await?;
+    }
+    Ok(())
 }
 
 fn id() -> ColumnDef {
@@ -510,4 +530,41 @@ fn trust() -> Vec<Ddl> {
              FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_backfill_writes_case_folded_keys_for_rows_that_predate_them() {
+        let folder = std::env::temp_dir().join(format!("hc_backfill_{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::connect(&format!("sqlite://{}/hc.db", folder.display()), 2).await.unwrap();
+        migrate(&store).await.unwrap();
+        // A row as migration 5 found it: names, no keys.
+        store
+            .db_execute(
+                "INSERT INTO practitioners (id, licence_number, given_name, family_name, role, active, version, \
+                 created_at, updated_at) VALUES (X'0193ca1e4d9a7bb38d7a1a2b3c4d5e6f', 'L-1', 'Łukasz', 'ÉLODIE', \
+                 'nurse', 1, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            )
+            .await
+            .unwrap();
+        let tx = store.begin_write().await.unwrap();
+        fill_name_search_keys(&tx, "practitioners").await.unwrap();
+        tx.commit().await.unwrap();
+        let row = store
+            .db()
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT family_name_key, given_name_key FROM practitioners",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<String>("", "family_name_key").unwrap(), "élodie");
+        assert_eq!(row.try_get::<String>("", "given_name_key").unwrap(), "łukasz");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(folder);
+    }
 }

@@ -97,18 +97,6 @@ pub(super) fn name_starts_with(family_key: impl ColumnTrait, given_key: impl Col
     Expr::col(family_key).like(pattern.clone()).or(Expr::col(given_key).like(pattern))
 }
 
-/// Rewrites every row's name search keys (the migration that added them).
-pub(super) async fn fill_search_keys(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    for row in Entity::find().all(conn).await? {
-        let mut row = row.into_active_model();
-        let (family, given) = (row.family_name.clone().unwrap(), row.given_name.clone().unwrap());
-        row.family_name_key = sea_orm::ActiveValue::Set(search_key(&family));
-        row.given_name_key = sea_orm::ActiveValue::Set(search_key(&given));
-        row.update(conn).await?;
-    }
-    Ok(())
-}
-
 /// `LIKE` pattern for a prefix, with the wildcards of the input escaped.
 pub(super) fn prefix_pattern(prefix: &str) -> LikeExpr {
     let escaped: String = prefix

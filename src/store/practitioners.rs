@@ -54,19 +54,6 @@ fn to_row(practitioner: &Practitioner) -> practitioner::Model {
     }
 }
 
-/// Rewrites every row's name search keys (the migration that added them).
-pub(super) async fn fill_search_keys(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    use sea_orm::ActiveModelTrait;
-    for row in Entity::find().all(conn).await? {
-        let mut row = row.into_active_model();
-        let (family, given) = (row.family_name.clone().unwrap(), row.given_name.clone().unwrap());
-        row.family_name_key = sea_orm::ActiveValue::Set(search_key(&family));
-        row.given_name_key = sea_orm::ActiveValue::Set(search_key(&given));
-        row.update(conn).await?;
-    }
-    Ok(())
-}
-
 pub async fn insert(conn: &impl ConnectionTrait, practitioner: &Practitioner) -> Result<(), DbErr> {
     Entity::insert(to_row(practitioner).into_active_model()).exec_without_returning(conn).await?;
     Ok(())
