@@ -162,6 +162,12 @@ pub const SETTINGS: &[Setting] = &[
         description: "largest accepted request body (1024–10485760)",
     },
     Setting {
+        name: "HEALTHCORE_BOOKING_HORIZON_DAYS",
+        default: "1826",
+        secret: false,
+        description: "how far ahead an appointment may start; later dates are refused as typing errors (1–3660)",
+    },
+    Setting {
         name: "HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX",
         default: "10",
         secret: false,
@@ -439,6 +445,8 @@ pub struct Config {
     /// `HEALTHCORE_HTTP_*`: connections and how long a client may take to send a request.
     pub http: HttpLimits,
     pub idempotency_ttl_seconds: i64,
+    /// How far ahead an appointment may start, in days.
+    pub booking_horizon_days: i64,
     /// Future bookings a patient user may hold when booking for themselves.
     pub patient_future_bookings_max: u64,
     pub audit_batch_max: usize,
@@ -772,6 +780,7 @@ impl Config {
                 idle_timeout_ms: source.number("HEALTHCORE_HTTP_IDLE_TIMEOUT_MS", 60_000, 100..=3_600_000)?,
             },
             idempotency_ttl_seconds: source.number("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", 86_400, 60..=604_800)?,
+            booking_horizon_days: source.number("HEALTHCORE_BOOKING_HORIZON_DAYS", 1826, 1..=3660)?,
             patient_future_bookings_max: source.number("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX", 10, 1..=1000)?,
             audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX", 512, 1..=10_000)?,
             log_format,
@@ -833,6 +842,7 @@ impl Config {
                 self.password_hash_concurrency.map_or("auto".into(), |n| n.to_string()),
             ),
             ("HEALTHCORE_BODY_LIMIT_BYTES", self.body_limit_bytes.to_string()),
+            ("HEALTHCORE_BOOKING_HORIZON_DAYS", self.booking_horizon_days.to_string()),
             ("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX", self.patient_future_bookings_max.to_string()),
             ("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds.to_string()),
             ("HEALTHCORE_AUDIT_BATCH_MAX", self.audit_batch_max.to_string()),

@@ -19,9 +19,14 @@ use super::validation::{self, FieldErrors, RuleResult, required};
 pub const MAX_DURATION_HOURS: i64 = 8;
 pub const REASON_MAX: usize = 500;
 pub const NOTES_MAX: usize = 4000;
-/// How far ahead an appointment may be booked: beyond it a date is a typing error (year 262142 was
-/// accepted, and on SQLite years past 9999 sort wrongly, which let an overlap through).
-pub const BOOKING_HORIZON_DAYS: i64 = 730;
+/// When a new or moved appointment may start: after `now`, and at most `horizon_days` ahead
+/// (`HEALTHCORE_BOOKING_HORIZON_DAYS`). Beyond it a date is a typing error: year 262142 was
+/// accepted, and on SQLite years past 9999 sort wrongly, which let an overlap through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingWindow {
+    pub now: DateTime<Utc>,
+    pub horizon_days: i64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -185,16 +190,17 @@ pub fn parse_slot(
     errors: &mut FieldErrors,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
+    window: BookingWindow,
 ) -> Option<TimeSlot> {
-    let horizon = now + Duration::days(BOOKING_HORIZON_DAYS);
+    let (now, horizon_days) = (window.now, window.horizon_days);
+    let horizon = now + Duration::days(horizon_days);
     let start = errors.check(
         "start",
         present(start).and_then(|s| {
             if s <= now {
                 Err(("in_future", "must be in the future".into()))
             } else if s > horizon {
-                Err(("within_horizon", format!("must be at most {BOOKING_HORIZON_DAYS} days ahead")))
+                Err(("within_horizon", format!("must be at most {horizon_days} days ahead")))
             } else {
                 Ok(truncate(s))
             }
@@ -214,11 +220,11 @@ fn truncate(time: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl BookingDraft {
-    pub fn parse(input: &BookingInput, now: DateTime<Utc>) -> Result<Self, FieldErrors> {
+    pub fn parse(input: &BookingInput, window: BookingWindow) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let patient_id = errors.check("patient_id", present(input.patient_id));
         let practitioner_id = errors.check("practitioner_id", present(input.practitioner_id));
-        let slot = parse_slot(&mut errors, input.start, input.end, now);
+        let slot = parse_slot(&mut errors, input.start, input.end, window);
         let reason =
             errors.check("reason", required(&input.reason).and_then(|v| validation::required_text(v, REASON_MAX)));
         let notes = errors.check("notes", validation::optional_text(input.notes.as_deref(), NOTES_MAX));
@@ -307,7 +313,7 @@ mod tests {
             reason: Some("x".into()),
             notes: None,
         };
-        let errors = BookingDraft::parse(&input, at(12)).unwrap_err();
+        let errors = BookingDraft::parse(&input, BookingWindow { now: at(12), horizon_days: 30 }).unwrap_err();
         assert_eq!(errors.0[0].field, "start");
         assert_eq!(errors.0[0].rule, "in_future");
     }

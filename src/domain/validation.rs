@@ -163,10 +163,12 @@ fn is_invisible_format(c: char) -> bool {
 }
 
 /// The key a name is searched by: case folded and in NFC, the same on both databases (SQLite's own
-/// `lower()` and `LIKE` fold ASCII letters only, so `élo` never found Élodie there).
+/// `lower()` and `LIKE` fold ASCII letters only, so `élo` never found Élodie there). Folding goes
+/// through the upper case and back, as Unicode case folding does for the letters whose lower case
+/// alone is not enough: the micro sign and the Greek mu are one letter, and so are `ß` and `SS`.
 pub fn search_key(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    let folded: String = name.nfc().flat_map(char::to_lowercase).collect();
+    let folded: String = name.nfc().flat_map(char::to_uppercase).flat_map(char::to_lowercase).collect();
     folded.nfc().collect()
 }
 
@@ -248,6 +250,8 @@ mod tests {
             assert!(search_key(name).starts_with(&search_key(prefix)), "{name} / {prefix}");
         }
         assert_eq!(search_key("E\u{301}LODIE"), search_key("élodie"));
+        assert_eq!(search_key("\u{B5}"), search_key("\u{3BC}"), "micro sign and mu");
+        assert_eq!(search_key("Straße"), search_key("STRASSE"));
     }
 
     #[test]
@@ -348,10 +352,11 @@ mod properties {
             let start = chrono::DateTime::from_timestamp(start, 0);
             let end = start.map(|s| s + chrono::Duration::seconds(length));
             let mut errors = FieldErrors::new();
-            if let Some(slot) = appointment::parse_slot(&mut errors, start, end, now) {
+            let window = appointment::BookingWindow { now, horizon_days: 730 };
+            if let Some(slot) = appointment::parse_slot(&mut errors, start, end, window) {
                 prop_assert!(errors.is_empty());
                 prop_assert!(slot.start() > now && slot.end() > slot.start());
-                prop_assert!(slot.start() <= now + chrono::Duration::days(appointment::BOOKING_HORIZON_DAYS));
+                prop_assert!(slot.start() <= now + chrono::Duration::days(window.horizon_days));
             } else {
                 prop_assert!(!errors.is_empty());
             }

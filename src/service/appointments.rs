@@ -10,7 +10,7 @@ use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::domain::appointment::{
-    BookingDraft, BookingInput, CancelInput, RescheduleInput, parse_cancellation_reason, parse_slot,
+    BookingDraft, BookingInput, BookingWindow, CancelInput, RescheduleInput, parse_cancellation_reason, parse_slot,
 };
 use crate::domain::{Appointment, AppointmentStatus, FieldErrors, TimeSlot};
 use crate::error::{AppError, AppResult};
@@ -18,6 +18,10 @@ use crate::events::{self, CancellationCause, EventType};
 use crate::state::AppState;
 use crate::store::appointments::{AppointmentFilter, Clash};
 use crate::store::{self, Page, PageRequest, WriteTx};
+
+fn window(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> BookingWindow {
+    BookingWindow { now, horizon_days: state.config.booking_horizon_days }
+}
 
 pub fn location(id: Uuid) -> String {
     format!("/api/v1/appointments/{id}")
@@ -67,7 +71,7 @@ pub async fn book(
         authorize(state, ctx, Action::AppointmentBook, "appointment.book", Subject::none("appointment")).await?;
     }
     ctx.concerns(None, input.patient_id);
-    let draft = BookingDraft::parse(&input, now)?;
+    let draft = BookingDraft::parse(&input, window(state, now))?;
     authorize(
         state,
         ctx,
@@ -196,7 +200,7 @@ pub async fn reschedule(
     let current = load_authorized(state, ctx, id, Action::AppointmentReschedule, "appointment.reschedule").await?;
     let now = now();
     let mut errors = FieldErrors::new();
-    let slot = parse_slot(&mut errors, input.start, input.end, now);
+    let slot = parse_slot(&mut errors, input.start, input.end, window(state, now));
     let slot = errors.into_result(|| slot)?.expect("a slot exists when no field error was reported");
     let tx = state.store.begin_write().await?;
     lock_participants_and_check(&tx, current.practitioner_id, current.patient_id, slot, Some(id)).await?;
