@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::consumers::delivery::DeliveryWorker;
 use crate::consumers::kafka::KafkaConsumer;
 use crate::consumers::{ConsumerGroup, Consumers};
-use crate::events::relay::Relay;
+use crate::relay::Relay;
 use crate::service::users::{self, FirstAdmin};
 use crate::state::AppState;
 use crate::store::{self, Store};
@@ -44,7 +44,7 @@ fn spawn_metrics(
     let listener = listener?;
     let token = config.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
     let exposition = crate::http::metrics::Exposition { metrics: store.metrics().clone(), token };
-    let limits = config.http.connections();
+    let limits = crate::http::server::ConnectionLimits::from(&config.http);
     Some(tokio::spawn(crate::http::metrics::serve_separately(listener, exposition, limits, shutdown)))
 }
 
@@ -60,10 +60,27 @@ pub fn relay_for(config: &Config, store: &Store) -> anyhow::Result<(Option<Relay
     }
     let consumers = Consumers::new(store.clone(), config.consumers.clone());
     let worker = DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), consumers.deliveries_recorded())?;
-    Ok((Some(Relay::in_process(store.clone(), consumers, config.relay.clone(), wake)), Some(worker)))
+    Ok((
+        Some(Relay::in_process(store.clone(), Box::new(InProcessConsumers(consumers)), config.relay.clone(), wake)),
+        Some(worker),
+    ))
 }
 
 /// Connects to the database and applies pending migrations.
+/// Without Kafka, the relay's sink: this process's consumer groups.
+struct InProcessConsumers(Consumers);
+
+#[async_trait::async_trait]
+impl crate::relay::LocalConsumers for InProcessConsumers {
+    async fn deliver(
+        &self,
+        event: &store::outbox::OutboxEvent,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<bool, sea_orm::DbErr> {
+        self.0.deliver(event, shutdown).await
+    }
+}
+
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let url = config.database_url.expose();
     let store = Store::connect_with_limits(url, config.db_max_connections, config.db_limits).await.map_err(|err| {
@@ -159,14 +176,14 @@ impl Application {
             state.account_changes.clone(),
             relay_stopping.clone(),
         ));
-        let notifier = tokio::spawn(crate::events::relay::notify_other_processes(
+        let notifier = tokio::spawn(crate::relay::notify_other_processes(
             store.clone(),
             store.events_committed(),
             relay.as_ref().map(Relay::state),
             relay_stopping.clone(),
         ));
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stopping, grace)));
-        let limits = state.config.http.connections();
+        let limits = crate::http::server::ConnectionLimits::from(&state.config.http);
         let app = crate::http::router(state);
         tracing::info!(address = %listener.local_addr()?, backend = store.backend().as_str(), "HealthCore is serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();

@@ -4,85 +4,18 @@
 //! `AuditLog` batcher, which commits the records of many concurrent requests in one transaction
 //! (group commit) and answers each request only once its records are durable.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::context::{AnonymousContext, RequestContext};
 use crate::domain::Role;
+pub use crate::domain::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::error::{AppError, AppResult};
 use crate::store::{self, Store};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditOutcome {
-    Success,
-    Denied,
-    Error,
-}
-
-impl AuditOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditOutcome::Success => "success",
-            AuditOutcome::Denied => "denied",
-            AuditOutcome::Error => "error",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [AuditOutcome::Success, AuditOutcome::Denied, AuditOutcome::Error].into_iter().find(|o| o.as_str() == value)
-    }
-}
-
-/// What was touched: a resource type and, when known, its id and the patient it belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subject {
-    pub resource_type: &'static str,
-    pub resource_id: Option<Uuid>,
-    pub patient_id: Option<Uuid>,
-}
-
-impl Subject {
-    pub fn patient(id: Uuid) -> Self {
-        Subject { resource_type: "patient", resource_id: Some(id), patient_id: Some(id) }
-    }
-
-    pub fn appointment(id: Uuid, patient_id: Uuid) -> Self {
-        Subject { resource_type: "appointment", resource_id: Some(id), patient_id: Some(patient_id) }
-    }
-
-    pub fn none(resource_type: &'static str) -> Self {
-        Subject { resource_type, resource_id: None, patient_id: None }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditRecord {
-    pub id: Uuid,
-    pub occurred_at: DateTime<Utc>,
-    pub actor_id: Option<Uuid>,
-    pub actor_role: Option<Role>,
-    /// From a closed set such as `patient.read`, `appointment.book`, `auth.login`.
-    pub action: &'static str,
-    pub resource_type: &'static str,
-    pub resource_id: Option<Uuid>,
-    pub patient_id: Option<Uuid>,
-    pub outcome: AuditOutcome,
-    pub correlation_id: String,
-    pub client_addr: Option<String>,
-    pub user_agent: Option<String>,
-    /// Why a refusal or an error happened (see `store::audit::AuditEvent::reason`).
-    pub reason: Option<String>,
-}
-
+/// Records built from what HealthCore knows of a request, an operator or a job.
 impl AuditRecord {
-    pub fn because(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
-        self
-    }
-
     /// A change an operator makes with the command line (`healthcore user …`): no account of
     /// HealthCore's, no client address.
     pub fn operator(action: &'static str, subject: Subject) -> Self {

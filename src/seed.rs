@@ -110,10 +110,10 @@ pub async fn run(config: Config, patients: u32, practitioners: u32, appointments
     let progress = bar(u64::from(appointments), "appointments");
     let mut booked = 0;
     if !patient_ids.is_empty() && !practitioner_ids.is_empty() {
-        let base = (service::now() + Duration::days(1))
+        let base = (crate::clock::now() + Duration::days(1))
             .with_minute(0)
             .and_then(|t| t.with_second(0))
-            .unwrap_or_else(service::now);
+            .unwrap_or_else(crate::clock::now);
         let mut attempts = 0;
         while booked < appointments && attempts < appointments.saturating_mul(10) {
             attempts += 1;

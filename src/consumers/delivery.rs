@@ -77,7 +77,7 @@ impl DeliveryWorker {
     /// Claims due deliveries and sends them: one receiver's in the order they were recorded,
     /// different receivers concurrently. Returns how many it attempted.
     pub async fn round(self: &Arc<Self>) -> Result<usize, sea_orm::DbErr> {
-        let now = crate::service::now();
+        let now = crate::clock::now();
         // The lease outlives one attempt, so a worker that dies mid-attempt leaves the row due again.
         let lease_until = now + chrono::Duration::milliseconds(self.config.timeout_ms as i64 + 5_000);
         let claimed = webhooks::claim_due(self.store.db(), now, lease_until, BATCH).await?;
@@ -120,7 +120,7 @@ impl DeliveryWorker {
             None => return self.give_up(delivery, "unknown delivery target").await,
         };
         let result = self.post(&url, secret.as_bytes(), delivery).await;
-        let now = crate::service::now();
+        let now = crate::clock::now();
         let attempt = match &result {
             Ok(status) if (200..300).contains(status) => Attempt {
                 status_code: Some(*status),
@@ -200,13 +200,13 @@ impl DeliveryWorker {
             status: DeliveryStatus::Failed,
             next_attempt_at: None,
         };
-        webhooks::record_attempt(self.store.db(), delivery.id, &attempt, crate::service::now()).await
+        webhooks::record_attempt(self.store.db(), delivery.id, &attempt, crate::clock::now()).await
     }
 
     /// One POST; the receiver's status code, or why there was none.
     async fn post(&self, url: &str, secret: &[u8], delivery: &Delivery) -> Result<i32, String> {
         let body = delivery.payload.as_bytes().to_vec();
-        let signature = signature(secret, crate::service::now().timestamp(), &body);
+        let signature = signature(secret, crate::clock::now().timestamp(), &body);
         let response = self
             .http
             .post(url)

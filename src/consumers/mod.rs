@@ -4,7 +4,7 @@
 //! (group, event id) in the inbox, so a redelivered event is recognised and skipped: delivery is
 //! at-least-once, the effect exactly-once. The same handling runs behind Kafka
 //! (`healthcore consume --group NAME`, see `kafka`) and in-process when Kafka is off (the relay's
-//! in-process sink, see `events::relay`).
+//! in-process sink, see `relay`).
 //!
 //! Webhooks are not sent while handling: the handler records the delivery in the same transaction
 //! and the `delivery` worker sends it afterwards, with retries, so a slow receiver never holds up
@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
 use crate::events::{Envelope, EventType};
+use crate::store::outbox::OutboxEvent;
 use crate::store::{self, Store};
 use crate::telemetry::metrics::{ConsumerLabels, GroupLabels};
 
@@ -206,7 +207,7 @@ impl Consumers {
         if !group.wants(envelope.event_type) {
             return Ok(Outcome::Ignored);
         }
-        let now = crate::service::now();
+        let now = crate::clock::now();
         let tx = self.store.begin_write().await?;
         if !store::consumers::claim(&tx, group.as_str(), envelope.event_id, now).await? {
             return Ok(Outcome::Duplicate);
@@ -224,6 +225,23 @@ impl Consumers {
             self.deliveries.notify_one();
         }
         Ok(Outcome::Applied)
+    }
+
+    /// Hands one outbox event to every group that wants it, in turn; a group that gives up on it
+    /// dead-letters it and the others still get it. `Ok(false)`: stopping before every group had it.
+    pub async fn deliver(&self, event: &OutboxEvent, shutdown: &mut watch::Receiver<bool>) -> Result<bool, DbErr> {
+        let envelope = &event.envelope;
+        for group in ConsumerGroup::ALL.into_iter().filter(|g| g.wants(envelope.event_type)) {
+            match self.handle_with_retries(group, envelope, shutdown).await {
+                Some(Ok(_)) => {}
+                Some(Err(rejection)) => {
+                    let event_type = Some(envelope.event_type.as_str());
+                    self.dead_letter(group, Some(envelope.event_id), event_type, &event.payload, &rejection).await?;
+                }
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Handles an event, retrying failures with a doubling pause. Gives up (for the dead letters)
@@ -293,7 +311,7 @@ impl Consumers {
             event_type: event_type.map(str::to_owned),
             payload: payload.to_owned(),
             error: rejection.to_string(),
-            failed_at: crate::service::now(),
+            failed_at: crate::clock::now(),
         };
         store::consumers::add_dead_letter(self.store.db(), &letter).await
     }

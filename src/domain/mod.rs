@@ -4,6 +4,7 @@
 //! once a value exists it is valid, so the layers above never re-check it.
 
 pub mod appointment;
+pub mod audit;
 pub mod patient;
 pub mod practitioner;
 pub mod role;

@@ -11,9 +11,19 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::Envelope;
 use super::EventType;
-use crate::config::KafkaConfig;
-use crate::store::outbox::OutboxEvent;
+
+/// Where and how events are published (`KAFKA_*` settings; without them, `Config::kafka` is `None`
+/// and events are delivered in-process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub topic_prefix: String,
+    pub message_timeout_ms: u64,
+    pub topic_partitions: i32,
+    pub replication_factor: i32,
+}
 
 /// The idempotent, all-replicas-acknowledged producer the relay publishes with. librdkafka's
 /// defaults would give neither idempotence nor a bounded retry time (300 s), so both are set.
@@ -71,8 +81,7 @@ pub const REPLAY_HEADER: &str = "x-healthcore-replay";
 
 /// CloudEvents 1.0 binary-mode headers, the W3C trace context (`traceparent`: the relay's publish
 /// span) and the correlation ID. Ids and types only: nothing here identifies a person.
-pub fn headers(event: &OutboxEvent, traceparent: Option<&str>) -> OwnedHeaders {
-    let envelope = &event.envelope;
+pub fn headers(envelope: &Envelope, replay: bool, traceparent: Option<&str>) -> OwnedHeaders {
     let metadata = &envelope.metadata;
     let time = envelope.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let subject = format!("{}/{}", metadata.aggregate_type, metadata.aggregate_id);
@@ -90,7 +99,7 @@ pub fn headers(event: &OutboxEvent, traceparent: Option<&str>) -> OwnedHeaders {
         .insert(Header { key: "ce_aggregateversion", value: Some(version.as_str()) })
         .insert(Header { key: "content-type", value: Some("application/json") })
         .insert(Header { key: "x-correlation-id", value: Some(metadata.correlation_id.as_str()) });
-    if event.replay {
+    if replay {
         headers = headers.insert(Header { key: REPLAY_HEADER, value: Some("true") });
     }
     if let Some(traceparent) = traceparent {

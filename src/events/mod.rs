@@ -5,10 +5,8 @@
 //! its change committed. The relay then publishes them in order per aggregate.
 
 pub mod catalogue;
-pub mod console;
 pub mod envelope;
 pub mod kafka;
-pub mod relay;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -46,6 +46,16 @@ pub struct ConnectionLimits {
     pub idle: Duration,
 }
 
+impl From<&crate::config::HttpLimits> for ConnectionLimits {
+    fn from(limits: &crate::config::HttpLimits) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: limits.max_connections,
+            header_read: Duration::from_millis(limits.header_timeout_ms),
+            idle: Duration::from_millis(limits.idle_timeout_ms),
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets requests in
 /// flight finish (idle connections close at once) and returns when every connection has closed.
 pub async fn serve(

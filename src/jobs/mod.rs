@@ -104,7 +104,7 @@ impl Scheduler {
 
     /// Runs every job on its schedule until `shutdown`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let now = crate::service::now();
+        let now = crate::clock::now();
         let mut next: Vec<(Job, DateTime<Utc>)> = Job::ALL.iter().map(|job| (*job, job.next_after(now))).collect();
         loop {
             let Some((index, at)) = next.iter().enumerate().min_by_key(|(_, (_, at))| *at).map(|(i, (_, at))| (i, *at))
@@ -118,13 +118,13 @@ impl Scheduler {
             }
             let job = next[index].0;
             self.run_once(job, at, &mut shutdown).await;
-            next[index].1 = job.next_after(at.max(crate::service::now()));
+            next[index].1 = job.next_after(at.max(crate::clock::now()));
         }
     }
 
     /// Claims the run of `job` scheduled for `at` and performs it, retrying failures.
     pub async fn run_once(&self, job: Job, at: DateTime<Utc>, shutdown: &mut watch::Receiver<bool>) -> RunOutcome {
-        match store::jobs::claim(self.store.db(), job.name(), at, crate::service::now()).await {
+        match store::jobs::claim(self.store.db(), job.name(), at, crate::clock::now()).await {
             Ok(true) => {}
             Ok(false) => return RunOutcome::AlreadyClaimed,
             Err(err) => {
@@ -148,7 +148,7 @@ impl Scheduler {
                     let done = Attempt { status: "succeeded", attempts: attempt, error: None, summary: Some(&summary) };
                     self.record(job, at, done).await;
                     self.count(job, "succeeded");
-                    let now = crate::service::now().timestamp() as f64;
+                    let now = crate::clock::now().timestamp() as f64;
                     metrics.last_success.get_or_create(&JobLabels { job_name: job.name() }).set(now);
                     tracing::info!(job = job.name(), attempt, summary = %summary, "job run succeeded");
                     return RunOutcome::Succeeded(summary);
@@ -189,7 +189,7 @@ impl Scheduler {
 
     /// Keeps the run's row up to date; a failure to write it is logged, the run goes on.
     async fn record(&self, job: Job, at: DateTime<Utc>, attempt: Attempt<'_>) {
-        if let Err(err) = store::jobs::record(self.store.db(), job.name(), at, attempt, crate::service::now()).await {
+        if let Err(err) = store::jobs::record(self.store.db(), job.name(), at, attempt, crate::clock::now()).await {
             tracing::warn!(job = job.name(), error = %err, "could not record a job run");
         }
     }

@@ -17,7 +17,7 @@ const BATCH: u64 = 500;
 
 pub async fn perform(job: Job, store: &Store, config: &Config, at: DateTime<Utc>) -> anyhow::Result<String> {
     let correlation_id = format!("job-{}-{}", job.name(), at.format("%Y%m%dT%H%M%SZ"));
-    let now = crate::service::now();
+    let now = crate::clock::now();
     match job {
         Job::AppointmentReminders => {
             let window = chrono::Duration::hours(config.jobs.reminder_window_hours);
@@ -59,7 +59,7 @@ async fn send_reminders(
                 continue;
             }
             let envelope =
-                Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, crate::service::now());
+                Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, crate::clock::now());
             if !store::jobs::note_reminder(
                 &tx,
                 appointment.id,

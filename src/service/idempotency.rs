@@ -12,8 +12,8 @@ use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::now;
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::clock::now;
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;

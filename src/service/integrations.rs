@@ -71,7 +71,7 @@ async fn allow(state: &AppState, ctx: &RequestContext, audit_action: &'static st
 pub async fn create(state: &AppState, ctx: &RequestContext, input: SubscriptionInput) -> AppResult<Subscription> {
     allow(state, ctx, "integration.create", None).await?;
     let (event_types, callback_url, secret) = validate(input)?;
-    let now = super::now();
+    let now = crate::clock::now();
     let subscription = Subscription {
         id: Uuid::now_v7(),
         event_types,
@@ -107,7 +107,7 @@ pub async fn delete(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResu
 /// Turns a (possibly auto-disabled) subscription back on; its held deliveries become due.
 pub async fn enable(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Subscription> {
     allow(state, ctx, "integration.enable", Some(id)).await?;
-    let now = super::now();
+    let now = crate::clock::now();
     let tx = state.store.begin_write().await?;
     if !subscriptions::set_active(&tx, id, true, None, now).await? {
         return Err(AppError::NotFound("subscription"));

@@ -12,8 +12,9 @@ pub mod patients;
 pub mod practitioners;
 pub mod users;
 
-use chrono::{DateTime, Utc};
 use tracing::Instrument;
+
+use crate::clock::now;
 
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
@@ -22,13 +23,6 @@ use crate::error::{AppError, AppResult};
 use crate::events::{Envelope, NewEvent};
 use crate::state::AppState;
 use crate::store::{self, WriteTx};
-
-/// The current time at the precision both databases keep (microseconds), so a value read back
-/// equals the value written.
-pub fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
-}
 
 /// Records the events of a change in the outbox, inside the change's transaction.
 pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEvent>) -> AppResult<()> {
@@ -41,7 +35,7 @@ pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEv
     // The events carry this span's traceparent: the relay and the consumers continue from it.
     let span = tracing::info_span!("outbox.write", event_count = envelopes.len());
     store::outbox::append(tx, &envelopes).instrument(span).await?;
-    // The commit wakes this process's relay, and `events::relay::notify_other_processes` tells
+    // The commit wakes this process's relay, and `relay::notify_other_processes` tells
     // relays elsewhere; a NOTIFY inside this transaction would serialize every commit on
     // PostgreSQL's notification lock (it halved create-patient throughput).
     tx.note_events_recorded(event_types);

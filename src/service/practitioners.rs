@@ -5,9 +5,10 @@ use uuid::Uuid;
 
 use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
-use super::{authorize, check_version, etag, now, record_events};
+use super::{authorize, check_version, etag, record_events};
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
+use crate::clock::now;
 use crate::context::RequestContext;
 use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
 use crate::domain::{Practitioner, PractitionerDraft, PractitionerPatch};

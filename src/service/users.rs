@@ -5,9 +5,9 @@
 
 use uuid::Uuid;
 
-use super::now;
 use crate::audit::{AuditOutcome, AuditRecord, Subject};
 use crate::auth::password::{self, PasswordWork};
+use crate::clock::now;
 use crate::context::RequestContext;
 use crate::domain::Role;
 use crate::error::AppError;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::entities::audit_event::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
-use crate::audit::{AuditOutcome, AuditRecord};
+use crate::domain::audit::{AuditOutcome, AuditRecord};
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

@@ -61,7 +61,7 @@ pub const NOTIFY_CHANNEL: &str = "healthcore_outbox";
 
 /// On PostgreSQL, `NOTIFY` the relays listening in other processes (delivered when the surrounding
 /// transaction, if any, commits). Request transactions do not call it: see
-/// `events::relay::notify_other_processes`.
+/// `relay::notify_other_processes`.
 pub async fn notify_relays(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     super::execute_on(conn, DbBackend::Postgres, &format!("NOTIFY {NOTIFY_CHANNEL}")).await
 }

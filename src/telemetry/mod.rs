@@ -11,8 +11,6 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::config::{Config, LogFormat};
-
 /// Lines buffered between the request path and the writer thread before writers wait.
 const LOG_BUFFER_LINES: usize = 64 * 1024;
 
@@ -42,6 +40,23 @@ pub fn dropped_log_lines() -> u64 {
     DROPPED_FILE_LINES.get().map_or(0, |counter| counter.dropped_lines() as u64)
 }
 
+/// How log lines are written on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// What `init` needs from the configuration (`Config::telemetry`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub log_file: Option<log_file::LogFileConfig>,
+    pub trace_export: traces::TraceExport,
+    pub service_name: String,
+}
+
 /// Installs the global subscriber (and the OpenTelemetry tracer, see `traces`): JSON lines (the default) or human-readable output on stdout, and
 /// JSON lines to the rotated log file when one is configured. Fields are real JSON keys; span fields
 /// such as `correlation_id` are top-level keys of every line written inside the span
@@ -50,7 +65,7 @@ pub fn dropped_log_lines() -> u64 {
 /// Stdout is written by a dedicated thread: a request never waits on a slow terminal or log shipper
 /// unless the buffer is full, and then it waits rather than dropping a line (stdout is the record of
 /// last resort). The file writer drops instead, and counts what it drops.
-pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
+pub fn init(config: &Settings) -> anyhow::Result<TelemetryGuard> {
     // The writer thread drains every queued line into this buffer and then flushes it: one write
     // per burst instead of one per line (stdout alone is line-buffered).
     let buffered_stdout = std::io::BufWriter::with_capacity(STDOUT_BUFFER_BYTES, std::io::stdout());

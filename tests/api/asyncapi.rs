@@ -63,7 +63,8 @@ fn the_documented_headers_are_the_ones_the_relay_sets() {
         // A replayed event carries every header there is.
         replay: true,
     };
-    let headers = kafka::headers(&event, Some("00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"));
+    let headers =
+        kafka::headers(&event.envelope, event.replay, Some("00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"));
     let set: BTreeSet<String> = headers.iter().map(|h| h.key.to_owned()).collect();
     assert_eq!(set, documented);
 }

@@ -192,14 +192,14 @@ async fn a_replayed_event_has_no_second_effect_unless_the_consumer_is_rebuilt(ba
     let since = Utc::now() - chrono::Duration::hours(1);
 
     // Redelivered to every group: the inbox recognises each event, nothing is counted twice.
-    healthcore::events::console::replay(config.clone(), since, None, false).await.unwrap();
+    healthcore::cli::events::replay(config.clone(), since, None, false).await.unwrap();
     app.events_settled().await;
     assert_eq!(analytics(&app, "patients", "").await["total_registered"], 3);
     let notifications = app.get("/api/v1/notifications", &app.admin_token).await.expect(200);
     assert_eq!(notifications.body["page"]["total"], 0, "no appointment, no notification");
 
     // Rebuilt: analytics forgets what it handled and counts the replay afresh, to the same totals.
-    healthcore::events::console::replay(config, since, Some(EventType::PatientCreated), true).await.unwrap();
+    healthcore::cli::events::replay(config, since, Some(EventType::PatientCreated), true).await.unwrap();
     app.events_settled().await;
     assert_eq!(analytics(&app, "patients", "").await["total_registered"], 3);
     app.stop().await;

@@ -172,7 +172,7 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     let jobs = Scheduler::new(app.store.clone(), std::sync::Arc::new(test_config(&app.database_url(), &settings)));
     let (_stop, mut stopping) = tokio::sync::watch::channel(false);
     for job in Job::ALL {
-        let outcome = jobs.run_once(job, healthcore::service::now(), &mut stopping).await;
+        let outcome = jobs.run_once(job, healthcore::clock::now(), &mut stopping).await;
         assert!(matches!(outcome, healthcore::jobs::RunOutcome::Succeeded(_)), "{job:?}: {outcome:?}");
     }
     app.events_settled().await;

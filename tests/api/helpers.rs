@@ -215,13 +215,16 @@ pub fn install_subscriber() {
     let _ = match std::env::var("HEALTHCORE_TEST_LOG") {
         Ok(filter) => healthcore::telemetry::try_init(
             &filter,
-            healthcore::config::LogFormat::Pretty,
+            healthcore::telemetry::LogFormat::Pretty,
             tracing_subscriber::fmt::TestWriter::default(),
             Some(provider),
         ),
-        Err(_) => {
-            healthcore::telemetry::try_init("info", healthcore::config::LogFormat::Json, std::io::sink, Some(provider))
-        }
+        Err(_) => healthcore::telemetry::try_init(
+            "info",
+            healthcore::telemetry::LogFormat::Json,
+            std::io::sink,
+            Some(provider),
+        ),
     };
 }
 

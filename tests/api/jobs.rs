@@ -24,7 +24,7 @@ fn scheduler(app: &TestApp) -> Scheduler {
 
 async fn run(scheduler: &Scheduler, job: Job) -> RunOutcome {
     let (_stop, mut stopping) = watch::channel(false);
-    scheduler.run_once(job, healthcore::service::now(), &mut stopping).await
+    scheduler.run_once(job, healthcore::clock::now(), &mut stopping).await
 }
 
 async fn events_of(app: &TestApp, event_type: &str) -> Vec<healthcore::events::Envelope> {
@@ -102,7 +102,7 @@ async fn each_run_happens_once_across_instances(backend: Backend) {
     let other_store = healthcore::store::Store::connect(&app.database_url(), 2).await.unwrap();
     let config = Arc::new(test_config(&app.database_url(), &[]));
     let (one, two) = (scheduler(&app), Scheduler::new(other_store.clone(), config));
-    let at = healthcore::service::now();
+    let at = healthcore::clock::now();
     let (_stop, stopping) = watch::channel(false);
     let (mut a, mut b) = (stopping.clone(), stopping.clone());
     let (first, second) =

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use healthcore::config::LogFormat;
+use healthcore::telemetry::LogFormat;
 use reqwest::Method;
 use serde_json::{Value, json};
 

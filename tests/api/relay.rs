@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use healthcore::config::{KafkaConfig, RelayConfig};
-use healthcore::events::relay::Relay;
+use healthcore::relay::Relay;
 use healthcore::store::{Store, outbox};
 use uuid::Uuid;
 

@@ -21,7 +21,7 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 fn capture_spans() -> (SdkTracerProvider, InMemorySpanExporter) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-    healthcore::telemetry::try_init("info", healthcore::config::LogFormat::Json, std::io::sink, Some(&provider))
+    healthcore::telemetry::try_init("info", healthcore::telemetry::LogFormat::Json, std::io::sink, Some(&provider))
         .expect("this test process installs the only subscriber");
     (provider, exporter)
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::EventType;
 use crate::config::Config;
+use crate::events::EventType;
 use crate::store::outbox::{self, OutboxEvent, ReplaySelection};
 use crate::store::{analytics, consumers};
 

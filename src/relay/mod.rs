@@ -19,10 +19,9 @@ use sea_orm::DbErr;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::kafka;
 use crate::config::{KafkaConfig, RelayConfig};
-use crate::consumers::{ConsumerGroup, Consumers};
-use crate::store::outbox::{self, Published};
+use crate::events::kafka;
+use crate::store::outbox::{self, OutboxEvent, Published};
 use crate::store::{Backend, Store};
 use crate::telemetry::metrics::{PublishLabels, SinkLabels};
 use crate::telemetry::traces;
@@ -51,7 +50,16 @@ enum Sink {
         kafka: KafkaConfig,
     },
     /// No broker: straight to this process's consumer groups.
-    InProcess(Consumers),
+    InProcess(Box<dyn LocalConsumers>),
+}
+
+/// The consumer groups of this process, as the relay sees them when there is no broker. `app`
+/// wires `consumers::Consumers` in, so the relay knows nothing of the consumers.
+#[async_trait::async_trait]
+pub trait LocalConsumers: Send + Sync {
+    /// Hands one event to every group that wants it (a group that gives up on it dead-letters it).
+    /// `Ok(false)`: stopping before every group had it, so it stays pending.
+    async fn deliver(&self, event: &OutboxEvent, shutdown: &mut watch::Receiver<bool>) -> Result<bool, DbErr>;
 }
 
 pub struct Relay {
@@ -83,7 +91,12 @@ impl Relay {
     }
 
     /// A relay that delivers to the consumers in this process (Kafka disabled).
-    pub fn in_process(store: Store, consumers: Consumers, config: RelayConfig, wake: watch::Receiver<u64>) -> Relay {
+    pub fn in_process(
+        store: Store,
+        consumers: Box<dyn LocalConsumers>,
+        config: RelayConfig,
+        wake: watch::Receiver<u64>,
+    ) -> Relay {
         let (state, _) = watch::channel(RelayState::default());
         Relay { store, sink: Sink::InProcess(consumers), config, wake, state }
     }
@@ -172,7 +185,7 @@ impl Relay {
     pub async fn round(&self, shutdown: &mut watch::Receiver<bool>) -> Result<usize, RelayError> {
         match &self.sink {
             Sink::Kafka { producer, kafka } => self.publish_round(producer, kafka).await,
-            Sink::InProcess(consumers) => self.deliver_round(consumers, shutdown).await,
+            Sink::InProcess(consumers) => self.deliver_round(consumers.as_ref(), shutdown).await,
         }
     }
 
@@ -181,12 +194,12 @@ impl Relay {
     /// delivered once every group is done with it.
     async fn deliver_round(
         &self,
-        consumers: &Consumers,
+        consumers: &dyn LocalConsumers,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<usize, RelayError> {
         let events = outbox::pending(self.store.db(), self.config.batch_size.min(IN_PROCESS_BATCH)).await?;
         let mut delivered = Vec::with_capacity(events.len());
-        'events: for event in &events {
+        for event in &events {
             let span = tracing::info_span!(
                 "outbox.deliver",
                 otel.name = %format_args!("{} deliver", event.envelope.event_type.as_str()),
@@ -194,23 +207,13 @@ impl Relay {
                 event_id = %event.envelope.event_id,
             );
             traces::continue_trace(&span, event.traceparent.as_deref());
-            for group in ConsumerGroup::ALL.into_iter().filter(|g| g.wants(event.envelope.event_type)) {
-                let handled = consumers.handle_with_retries(group, &event.envelope, shutdown).instrument(span.clone());
-                match handled.await {
-                    Some(Ok(_)) => {}
-                    Some(Err(rejection)) => {
-                        let event_type = Some(event.envelope.event_type.as_str());
-                        consumers
-                            .dead_letter(group, Some(event.envelope.event_id), event_type, &event.payload, &rejection)
-                            .await?;
-                    }
-                    // Shutting down: this event stays pending (groups that handled it skip it next time).
-                    None => break 'events,
-                }
+            // Stopping: this event stays pending (groups that handled it skip it next time).
+            if !consumers.deliver(event, shutdown).instrument(span).await? {
+                break;
             }
             delivered.push(event.sequence);
         }
-        let now = crate::service::now();
+        let now = crate::clock::now();
         outbox::mark_delivered(self.store.db(), &delivered, now).await?;
         let latency =
             self.store.metrics().events.delivery_latency.get_or_create(&SinkLabels { sink: "in_process" }).clone();
@@ -239,7 +242,7 @@ impl Relay {
             let record = FutureRecord::to(&topics[index])
                 .key(&keys[index])
                 .payload(&event.payload)
-                .headers(kafka::headers(event, traceparent.as_deref()));
+                .headers(kafka::headers(&event.envelope, event.replay, traceparent.as_deref()));
             match producer.send_result(record) {
                 Ok(delivery) => {
                     deliveries.push(delivery);
@@ -271,10 +274,10 @@ impl Relay {
         drop(spans);
         // Only the acknowledged prefix: a later event of the same aggregate must not be marked
         // before an earlier one that failed.
-        outbox::mark_published(self.store.db(), &published, crate::service::now()).await?;
+        outbox::mark_published(self.store.db(), &published, crate::clock::now()).await?;
         let metrics = self.store.metrics();
         metrics.events.producer_queue.set(i64::from(producer.in_flight_count()));
-        let now = crate::service::now();
+        let now = crate::clock::now();
         let latency = metrics.events.delivery_latency.get_or_create(&SinkLabels { sink: "kafka" }).clone();
         for event in events.iter().take(published.len()) {
             latency.observe((now - event.envelope.timestamp).as_seconds_f64().max(0.0));

@@ -5,8 +5,15 @@
 
 use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf};
 
+mod proxies;
+
+pub use proxies::TrustedProxies;
+
+pub use crate::events::kafka::KafkaConfig;
+
 use crate::store::{Backend, redact_url};
 use crate::telemetry::traces::TraceExport;
+use crate::telemetry::{self, LogFormat};
 
 /// One documented setting.
 pub struct Setting {
@@ -403,12 +410,6 @@ pub const SETTINGS: &[Setting] = &[
     },
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
 /// A value that must never be printed: `Debug` and `Display` show `****`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -438,7 +439,7 @@ pub struct Config {
     pub token_ttl_seconds: i64,
     pub admin_password: Option<Secret>,
     pub login_throttle: crate::auth::throttle::ThrottlePolicy,
-    pub trusted_proxies: crate::http::origin::TrustedProxies,
+    pub trusted_proxies: TrustedProxies,
     /// Concurrent Argon2 runs; `None`: sized from the cores and the memory limit.
     pub password_hash_concurrency: Option<usize>,
     pub body_limit_bytes: usize,
@@ -487,16 +488,6 @@ pub struct JobsConfig {
     pub reminder_window_hours: i64,
     pub no_show_after_hours: i64,
     pub retry_ms: u64,
-}
-
-/// Where and how events are published; `None` in `Config::kafka` means in-process delivery only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaConfig {
-    pub bootstrap_servers: String,
-    pub topic_prefix: String,
-    pub message_timeout_ms: u64,
-    pub topic_partitions: i32,
-    pub replication_factor: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -620,17 +611,18 @@ fn log_file(source: &Source) -> Result<Option<crate::telemetry::log_file::LogFil
     }))
 }
 
-impl HttpLimits {
-    pub fn connections(&self) -> crate::http::server::ConnectionLimits {
-        crate::http::server::ConnectionLimits {
-            max_connections: self.max_connections,
-            header_read: std::time::Duration::from_millis(self.header_timeout_ms),
-            idle: std::time::Duration::from_millis(self.idle_timeout_ms),
+impl Config {
+    /// What the logging and tracing set-up needs.
+    pub fn telemetry(&self) -> telemetry::Settings {
+        telemetry::Settings {
+            log_filter: self.log_filter.clone(),
+            log_format: self.log_format,
+            log_file: self.log_file.clone(),
+            trace_export: self.trace_export.clone(),
+            service_name: self.service_name.clone(),
         }
     }
-}
 
-impl Config {
     /// Reads the process environment (and the config file it names).
     pub fn from_env() -> Result<Config, ConfigError> {
         let env: HashMap<String, String> = std::env::vars().collect();
@@ -764,10 +756,8 @@ impl Config {
                     1..=86_400,
                 )?),
             },
-            trusted_proxies: crate::http::origin::TrustedProxies::parse(
-                source.get("HEALTHCORE_TRUSTED_PROXIES").unwrap_or_default(),
-            )
-            .map_err(|reason| invalid("HEALTHCORE_TRUSTED_PROXIES", reason))?,
+            trusted_proxies: TrustedProxies::parse(source.get("HEALTHCORE_TRUSTED_PROXIES").unwrap_or_default())
+                .map_err(|reason| invalid("HEALTHCORE_TRUSTED_PROXIES", reason))?,
             password_hash_concurrency: match source.get("HEALTHCORE_PASSWORD_HASH_CONCURRENCY").map(str::trim) {
                 None | Some("auto") => None,
                 Some(_) => Some(source.number("HEALTHCORE_PASSWORD_HASH_CONCURRENCY", 1, 1..=64)?),
@@ -1035,7 +1025,7 @@ mod documentation_tests {
 
     #[test]
     fn the_readme_table_lists_every_setting_and_no_other() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let documented: Vec<&str> = readme
             .lines()
             .filter_map(|line| line.strip_prefix("| `"))

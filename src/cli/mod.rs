@@ -1,5 +1,7 @@
 //! The `healthcore` command line. Every command reads the same configuration (see `config`).
 
+pub mod events;
+
 use std::io::{BufRead, IsTerminal};
 
 use clap::{Args, Parser, Subcommand};
@@ -206,12 +208,12 @@ impl clap::ValueEnum for Role {
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let _telemetry = crate::telemetry::init(&config)?;
+            let _telemetry = crate::telemetry::init(&config.telemetry())?;
             let application = Application::build(config).await?;
             application.run_until(app::shutdown_signal()).await
         }
         Command::Relay => {
-            let _telemetry = crate::telemetry::init(&config)?;
+            let _telemetry = crate::telemetry::init(&config.telemetry())?;
             app::run_relay(config).await
         }
         Command::Outbox(OutboxCommand::Status) => {
@@ -229,18 +231,18 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Healthcheck { metrics } => healthcheck(&config, metrics).await,
         Command::Consume(args) => {
-            let _telemetry = crate::telemetry::init(&config)?;
+            let _telemetry = crate::telemetry::init(&config.telemetry())?;
             app::run_consumer(config, args.group).await
         }
-        Command::Events(EventsCommand::Tail { event_type }) => crate::events::console::run(config, event_type).await,
+        Command::Events(EventsCommand::Tail { event_type }) => events::run(config, event_type).await,
         Command::Events(EventsCommand::Replay { since, event_type, rebuild_analytics }) => {
             let since = parse_since(&since, chrono::Utc::now())
                 .map_err(|reason| anyhow::anyhow!("--since: '{since}' {reason}"))?;
-            crate::events::console::replay(config, since, event_type, rebuild_analytics).await
+            events::replay(config, since, event_type, rebuild_analytics).await
         }
         Command::Jobs(JobsCommand::List) => {
             let store = app::open_store(&config).await?;
-            let now = crate::service::now();
+            let now = crate::clock::now();
             for job in crate::jobs::Job::ALL {
                 let last = crate::store::jobs::last_run(store.db(), job.name()).await?;
                 let last = last.map_or("never".to_owned(), |run| {
@@ -268,7 +270,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let store = app::open_store(&config).await?;
             let scheduler = crate::jobs::Scheduler::new(store.clone(), std::sync::Arc::new(config));
             let (_stop, mut stopping) = tokio::sync::watch::channel(false);
-            let outcome = scheduler.run_once(job, crate::service::now(), &mut stopping).await;
+            let outcome = scheduler.run_once(job, crate::clock::now(), &mut stopping).await;
             store.close().await;
             match outcome {
                 crate::jobs::RunOutcome::Succeeded(summary) => {

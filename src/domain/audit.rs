@@ -1,0 +1,79 @@
+//! The audit record: who did what to which patient's data, when, from where, and how it ended.
+//! The types only; `crate::audit` builds records from a request and writes them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    Success,
+    Denied,
+    Error,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Denied => "denied",
+            AuditOutcome::Error => "error",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [AuditOutcome::Success, AuditOutcome::Denied, AuditOutcome::Error].into_iter().find(|o| o.as_str() == value)
+    }
+}
+
+/// What was touched: a resource type and, when known, its id and the patient it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub resource_type: &'static str,
+    pub resource_id: Option<Uuid>,
+    pub patient_id: Option<Uuid>,
+}
+
+impl Subject {
+    pub fn patient(id: Uuid) -> Self {
+        Subject { resource_type: "patient", resource_id: Some(id), patient_id: Some(id) }
+    }
+
+    pub fn appointment(id: Uuid, patient_id: Uuid) -> Self {
+        Subject { resource_type: "appointment", resource_id: Some(id), patient_id: Some(patient_id) }
+    }
+
+    pub fn none(resource_type: &'static str) -> Self {
+        Subject { resource_type, resource_id: None, patient_id: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<Role>,
+    /// From a closed set such as `patient.read`, `appointment.book`, `auth.login`.
+    pub action: &'static str,
+    pub resource_type: &'static str,
+    pub resource_id: Option<Uuid>,
+    pub patient_id: Option<Uuid>,
+    pub outcome: AuditOutcome,
+    pub correlation_id: String,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+    /// Why a refusal or an error happened (see `store::audit::AuditEvent::reason`).
+    pub reason: Option<String>,
+}
+
+impl AuditRecord {
+    /// The same record, with why a refusal or an error happened.
+    pub fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
