@@ -22,7 +22,10 @@ async fn generated_requests_never_get_a_5xx_and_responses_conform(backend: Backe
             .args(["run", &schema, "-H", &authorization])
             .args(["--checks", "not_a_server_error,response_schema_conformance,content_type_conformance"])
             .args(["--phases", "coverage,fuzzing", "--max-examples", "25", "--max-time", "60", "--seed", "20261202"])
-            .args(["--workers", "2", "--request-timeout", "10"])
+            // One worker: with two, schemathesis' threads parse Python source at the same time and
+            // CPython 3.11 (gh-106905) sometimes fails that with "AST constructor recursion depth
+            // mismatch", a runtime error of the fuzzer that fails the run (seen in CI).
+            .args(["--workers", "1", "--request-timeout", "10"])
             .args(["--exclude-operation-id", "update_user"])
             .args(["--exclude-operation-id", "reset_password"])
             .args(["--exclude-operation-id", "change_own_password"])
