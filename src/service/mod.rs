@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod appointments;
 pub mod audit_events;
 pub mod auth;
+pub mod health;
 pub mod idempotency;
 pub mod integrations;
 pub mod notifications;

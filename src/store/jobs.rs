@@ -92,6 +92,14 @@ pub async fn last_run(conn: &impl ConnectionTrait, job: &str) -> Result<Option<R
     }))
 }
 
+/// The jobs whose latest run failed, by name (readiness reports them).
+pub async fn failing(conn: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
+    let sql = "SELECT job FROM job_runs AS latest WHERE status = 'failed' AND started_at = \
+               (SELECT MAX(started_at) FROM job_runs AS runs WHERE runs.job = latest.job) ORDER BY job";
+    let rows = conn.query_all_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql)).await?;
+    rows.iter().map(|row| row.try_get::<String>("", "job")).collect()
+}
+
 /// Booked appointments starting in (`from`, `to`] that have not had a reminder for that start.
 pub async fn reminders_due(
     conn: &impl ConnectionTrait,
