@@ -28,5 +28,5 @@ pub struct AppState {
     /// authenticate requests.
     pub account_changes: crate::cache::AccountChanges,
     /// The state of this process's relay, when it runs one.
-    pub relay: Option<tokio::sync::watch::Receiver<crate::relay::RelayState>>,
+    pub relay: Option<tokio::sync::watch::Receiver<crate::events::RelayState>>,
 }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::{KafkaConfig, RelayConfig};
-use crate::events::kafka;
+use crate::events::{RelayState, kafka};
 use crate::store::outbox::{self, OutboxEvent, Published};
 use crate::store::{Backend, Store};
 use crate::telemetry::metrics::{PublishLabels, SinkLabels};
@@ -34,14 +34,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// In-process rounds are shorter: each event is a transaction per consumer group.
 const IN_PROCESS_BATCH: u64 = 500;
-
-/// What the relay last saw, for readiness and `outbox status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RelayState {
-    pub leader: bool,
-    /// The last publishing error, cleared by the next success.
-    pub last_error: Option<String>,
-}
 
 /// Where the relay sends events.
 enum Sink {

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod appointments;
+mod architecture;
 mod asyncapi;
 mod audit;
 mod auth;
