@@ -17,6 +17,7 @@ use crate::relay::Relay;
 use crate::service::users::{self, FirstAdmin};
 use crate::state::AppState;
 use crate::store::{self, Store};
+use crate::telemetry::metrics::Metrics;
 
 pub struct Application {
     listener: TcpListener,
@@ -37,36 +38,38 @@ async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
 /// Serves `/metrics` on its own listener until `shutdown`, if there is one.
 fn spawn_metrics(
     listener: Option<TcpListener>,
-    store: &Store,
+    metrics: &Arc<Metrics>,
     config: &Config,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let listener = listener?;
     let token = config.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
-    let exposition = crate::http::metrics::Exposition { metrics: store.metrics().clone(), token };
+    let exposition = crate::http::metrics::Exposition { metrics: metrics.clone(), token };
     let limits = crate::http::server::ConnectionLimits::from(&config.http);
     Some(tokio::spawn(crate::http::metrics::serve_separately(listener, exposition, limits, shutdown)))
 }
 
 /// The relay for this configuration, if this process should move events on: to Kafka when it is
 /// configured, else to the consumer groups in this process (with the webhook worker they need).
-pub fn relay_for(config: &Config, store: &Store) -> anyhow::Result<(Option<Relay>, Option<DeliveryWorker>)> {
+pub fn relay_for(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Option<Relay>, Option<DeliveryWorker>)> {
     if !config.relay.enabled {
         return Ok((None, None));
     }
     let wake = store.events_committed();
     if let Some(kafka) = config.kafka.clone() {
-        return Ok((Some(Relay::new(store.clone(), kafka, config.relay.clone(), wake)?), None));
+        return Ok((Some(Relay::new(store.clone(), kafka, config.relay.clone(), wake, metrics.clone())?), None));
     }
-    let consumers = Consumers::new(store.clone(), config.consumers.clone());
-    let worker = DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), consumers.deliveries_recorded())?;
-    Ok((
-        Some(Relay::in_process(store.clone(), Box::new(InProcessConsumers(consumers)), config.relay.clone(), wake)),
-        Some(worker),
-    ))
+    let consumers = Consumers::new(store.clone(), config.consumers.clone(), metrics.clone());
+    let recorded = consumers.deliveries_recorded();
+    let worker = DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), recorded, metrics.clone())?;
+    let sink = Box::new(InProcessConsumers(consumers));
+    Ok((Some(Relay::in_process(store.clone(), sink, config.relay.clone(), wake, metrics.clone())), Some(worker)))
 }
 
-/// Connects to the database and applies pending migrations.
 /// Without Kafka, the relay's sink: this process's consumer groups.
 struct InProcessConsumers(Consumers);
 
@@ -81,15 +84,17 @@ impl crate::relay::LocalConsumers for InProcessConsumers {
     }
 }
 
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+/// Connects to the database and applies pending migrations; `metrics` count the store's work.
+pub async fn open_store(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Store> {
     let url = config.database_url.expose();
-    let store = Store::connect_with_limits(url, config.db_max_connections, config.db_limits).await.map_err(|err| {
+    let (max, limits) = (config.db_max_connections, config.db_limits);
+    let store = Store::connect_observed(url, max, limits, metrics.clone()).await.map_err(|err| {
         // The driver's message may quote a value of the URL it could not use.
         let reason = store::redact_secrets_in(&err.to_string(), url);
         anyhow::anyhow!("cannot open the database at {}: {reason}", store::redact_url(url))
     })?;
     if !config.metrics_enabled {
-        store.metrics().disable_query_timing();
+        metrics.disable_query_timing();
     }
     let applied = store::migrate(&store).await.context("database migration failed")?;
     if applied > 0 {
@@ -100,11 +105,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 /// Builds the shared state: store, audit writer, token issuer. Returns the writer's task so the
 /// caller can wait for it to drain at shutdown.
-pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
+pub async fn build_state(
+    config: Arc<Config>,
+    store: Store,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
     let signing_key = config.signing_key()?;
     let tokens = TokenIssuer::new(&signing_key, config.token_ttl_seconds);
     let audit_store = store.dedicated(1).await.context("cannot open the audit writer's connection")?;
-    let (audit, audit_writer) = AuditLog::spawn(audit_store, config.audit_batch_max);
+    let (audit, audit_writer) = AuditLog::spawn(audit_store, config.audit_batch_max, metrics.clone());
     let decoy_password_hash: Arc<str> = password::hash_blocking(password::generate()).await.into();
     let passwords = match config.password_hash_concurrency {
         Some(concurrency) => password::PasswordWork::new(concurrency),
@@ -113,11 +122,12 @@ pub async fn build_state(config: Arc<Config>, store: Store) -> anyhow::Result<(A
             password::memory_limit(),
         ),
     };
-    let cache = ReferenceCache::new(Duration::from_secs(config.cache_ttl_seconds), store.metrics().clone());
+    let cache = ReferenceCache::new(Duration::from_secs(config.cache_ttl_seconds), metrics.clone());
     let account_changes = crate::cache::AccountChanges::default();
     let login_throttle = crate::auth::throttle::LoginThrottle::new(config.login_throttle);
     let state = AppState {
         store,
+        metrics,
         audit,
         tokens,
         config,
@@ -136,12 +146,13 @@ impl Application {
         let config = Arc::new(config);
         // Fail on a missing signing key before touching the database.
         config.signing_key()?;
-        let store = open_store(&config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let store = open_store(&config, &metrics).await?;
         announce_first_admin(
             users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose())).await?,
         );
-        let (relay, deliveries) = relay_for(&config, &store)?;
-        let (mut state, audit_writer) = build_state(config.clone(), store).await?;
+        let (relay, deliveries) = relay_for(&config, &store, &metrics)?;
+        let (mut state, audit_writer) = build_state(config.clone(), store, metrics).await?;
         state.relay = relay.as_ref().map(Relay::state);
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -163,11 +174,12 @@ impl Application {
         let Application { listener, state, audit_writer, relay, deliveries, metrics_listener } = self;
         let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
         let store = state.store.clone();
+        let metrics = state.metrics.clone();
         let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
         let deliveries = deliveries.map(|worker| tokio::spawn(worker.run(relay_stopping.clone())));
-        let metrics_server = spawn_metrics(metrics_listener, &store, &state.config, relay_stopping.clone());
+        let metrics_server = spawn_metrics(metrics_listener, &metrics, &state.config, relay_stopping.clone());
         let scheduler = state.config.jobs.enabled.then(|| {
-            let scheduler = crate::jobs::Scheduler::new(store.clone(), state.config.clone());
+            let scheduler = crate::jobs::Scheduler::new(store.clone(), state.config.clone(), metrics.clone());
             tokio::spawn(scheduler.run(relay_stopping.clone()))
         });
         let accounts = tokio::spawn(crate::cache::follow_account_changes(
@@ -187,7 +199,7 @@ impl Application {
         let app = crate::http::router(state);
         tracing::info!(address = %listener.local_addr()?, backend = store.backend().as_str(), "HealthCore is serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = crate::http::server::serve(listener, app, limits, store.metrics().clone(), async move {
+        let serve = crate::http::server::serve(listener, app, limits, metrics, async move {
             shutdown.await;
             tracing::info!("shutdown requested; finishing in-flight requests");
             let _ = stopping_tx.send(());
@@ -273,7 +285,8 @@ pub async fn shutdown_signal() {
 
 /// `healthcore relay`: publish the outbox until SIGTERM, without serving HTTP.
 pub async fn run_relay(config: Config) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let store = open_store(&config, &metrics).await?;
     if config.kafka.is_none() {
         anyhow::bail!("KAFKA_BOOTSTRAP_SERVERS: is required to run the relay (set KAFKA_ENABLED=true with brokers)");
     }
@@ -282,10 +295,11 @@ pub async fn run_relay(config: Config) -> anyhow::Result<()> {
         config.kafka.clone().expect("checked above"),
         config.relay.clone(),
         store.events_committed(),
+        metrics.clone(),
     )?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
-    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &store, &config, stopping.clone());
+    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &metrics, &config, stopping.clone());
     let running = tokio::spawn(relay.run(stopping, grace));
     shutdown_signal().await;
     let _ = stop.send(true);
@@ -305,13 +319,14 @@ pub async fn run_consumer(config: Config, group: ConsumerGroup) -> anyhow::Resul
             "KAFKA_BOOTSTRAP_SERVERS: is required to consume from Kafka (without it `serve` runs every consumer in-process)"
         );
     };
-    let store = open_store(&config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let store = open_store(&config, &metrics).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &store, &config, stopping.clone());
-    let consumers = Consumers::new(store.clone(), config.consumers.clone());
+    let metrics_server = spawn_metrics(bind_metrics(&config).await?, &metrics, &config, stopping.clone());
+    let consumers = Consumers::new(store.clone(), config.consumers.clone(), metrics.clone());
     let deliveries = if group.sends_webhooks() {
-        let worker =
-            DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), consumers.deliveries_recorded())?;
+        let recorded = consumers.deliveries_recorded();
+        let worker = DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), recorded, metrics)?;
         Some(tokio::spawn(worker.run(stopping.clone())))
     } else {
         None

@@ -5,27 +5,30 @@
 //! (group commit) and answers each request only once its records are durable.
 
 use chrono::Utc;
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::context::{AnonymousContext, RequestContext};
 use crate::domain::Role;
-pub use crate::domain::audit::{AuditOutcome, AuditRecord, Subject};
+pub use crate::domain::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::error::{AppError, AppResult};
 use crate::store::{self, Store};
+use crate::telemetry::metrics::Metrics;
 
 /// Records built from what HealthCore knows of a request, an operator or a job.
 impl AuditRecord {
     /// A change an operator makes with the command line (`healthcore user …`): no account of
     /// HealthCore's, no client address.
-    pub fn operator(action: &'static str, subject: Subject) -> Self {
+    pub fn operator(action: AuditAction, subject: Subject) -> Self {
         let mut record = AuditRecord::system(action, subject, &format!("cli-{}", Uuid::new_v4()));
         record.user_agent = Some("healthcore cli".to_owned());
         record
     }
 
     /// A change HealthCore makes by itself (a background job): no actor, no client.
-    pub fn system(action: &'static str, subject: Subject, correlation_id: &str) -> Self {
+    pub fn system(action: AuditAction, subject: Subject, correlation_id: &str) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
             occurred_at: Utc::now(),
@@ -43,7 +46,7 @@ impl AuditRecord {
         }
     }
 
-    pub fn new(ctx: &RequestContext, action: &'static str, subject: Subject, outcome: AuditOutcome) -> Self {
+    pub fn new(ctx: &RequestContext, action: AuditAction, subject: Subject, outcome: AuditOutcome) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
             occurred_at: Utc::now(),
@@ -65,7 +68,7 @@ impl AuditRecord {
     pub fn attempt(
         origin: &AnonymousContext,
         actor: Option<(Uuid, Role)>,
-        action: &'static str,
+        action: AuditAction,
         subject: Subject,
         outcome: AuditOutcome,
     ) -> Self {
@@ -93,7 +96,7 @@ impl AuditRecord {
             occurred_at: Utc::now(),
             actor_id: user.map(|u| u.0),
             actor_role: user.map(|u| u.1),
-            action: "auth.login",
+            action: AuditAction::AuthLogin,
             resource_type: "session",
             resource_id: None,
             patient_id: None,
@@ -132,10 +135,10 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    pub fn spawn(store: Store, max_batch: usize) -> (AuditLog, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Store, max_batch: usize, metrics: Arc<Metrics>) -> (AuditLog, tokio::task::JoinHandle<()>) {
         // The channel bound is back-pressure: when the database falls behind, requests wait here.
         let (sender, receiver) = mpsc::channel(max_batch * 4);
-        let worker = tokio::spawn(write_batches(store, receiver, max_batch));
+        let worker = tokio::spawn(write_batches(store, receiver, max_batch, metrics));
         (AuditLog { sender }, worker)
     }
 
@@ -174,7 +177,7 @@ impl AuditLog {
     }
 }
 
-async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Work>, max_batch: usize) {
+async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Work>, max_batch: usize, metrics: Arc<Metrics>) {
     while let Some(first) = receiver.recv().await {
         let first = match first {
             Work::Records(pending) => pending,
@@ -202,7 +205,7 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Work>, max_bat
         let result = commit(&store, &records)
             .await
             .map_err(|err| BatchFailure { reason: err.to_string(), database_unavailable: store::is_unavailable(&err) });
-        let metrics = &store.metrics().audit;
+        let metrics = &metrics.audit;
         match &result {
             Ok(()) => {
                 metrics.records_written.inc_by(records.len() as u64);

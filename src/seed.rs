@@ -46,8 +46,9 @@ fn bar(length: u64, label: &'static str) -> ProgressBar {
 
 pub async fn run(config: Config, patients: u32, practitioners: u32, appointments: u32) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let store = app::open_store(&config).await?;
-    let (state, audit_writer) = app::build_state(config, store).await?;
+    let metrics: std::sync::Arc<crate::telemetry::metrics::Metrics> = Default::default();
+    let store = app::open_store(&config, &metrics).await?;
+    let (state, audit_writer) = app::build_state(config, store, metrics).await?;
     // The seed acts as a system administrator; its audit records carry the nil actor id.
     let ctx = RequestContext {
         principal: Principal { user_id: Uuid::nil(), role: Role::Admin, patient_id: None },

@@ -8,10 +8,13 @@ use crate::auth::password::PasswordWork;
 use crate::cache::ReferenceCache;
 use crate::config::Config;
 use crate::store::Store;
+use crate::telemetry::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// This process's metrics (one registry: the store, the edges and the jobs all count into it).
+    pub metrics: Arc<Metrics>,
     pub audit: AuditLog,
     pub tokens: TokenIssuer,
     pub config: Arc<Config>,

@@ -33,7 +33,7 @@ pub fn describe(event: &OutboxEvent) -> String {
 
 /// Follows the outbox from its newest event until Ctrl-C or SIGTERM.
 pub async fn run(config: Config, only: Option<EventType>) -> anyhow::Result<()> {
-    let store = crate::app::open_store(&config).await?;
+    let store = crate::app::open_store(&config, &Default::default()).await?;
     let mut last = outbox::last_sequence(store.db()).await?;
     eprintln!("following events after #{last}; Ctrl-C stops");
     let stop = crate::app::shutdown_signal();
@@ -63,7 +63,7 @@ pub async fn replay(
     only: Option<EventType>,
     rebuild_analytics: bool,
 ) -> anyhow::Result<()> {
-    let store = crate::app::open_store(&config).await?;
+    let store = crate::app::open_store(&config, &Default::default()).await?;
     let tx = store.begin_write().await?;
     if rebuild_analytics {
         analytics::reset(&tx).await?;

@@ -217,7 +217,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             app::run_relay(config).await
         }
         Command::Outbox(OutboxCommand::Status) => {
-            let store = app::open_store(&config).await?;
+            let store = app::open_store(&config, &Default::default()).await?;
             let status = crate::store::outbox::status(store.db()).await?;
             let now = chrono::Utc::now();
             let age = |t: Option<chrono::DateTime<chrono::Utc>>| {
@@ -241,7 +241,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             events::replay(config, since, event_type, rebuild_analytics).await
         }
         Command::Jobs(JobsCommand::List) => {
-            let store = app::open_store(&config).await?;
+            let store = app::open_store(&config, &Default::default()).await?;
             let now = crate::clock::now();
             for job in crate::jobs::Job::ALL {
                 let last = crate::store::jobs::last_run(store.db(), job.name()).await?;
@@ -267,8 +267,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 let names: Vec<&str> = crate::jobs::Job::ALL.iter().map(|j| j.name()).collect();
                 anyhow::anyhow!("no job named '{name}' (jobs: {})", names.join(", "))
             })?;
-            let store = app::open_store(&config).await?;
-            let scheduler = crate::jobs::Scheduler::new(store.clone(), std::sync::Arc::new(config));
+            let store = app::open_store(&config, &Default::default()).await?;
+            let scheduler = crate::jobs::Scheduler::new(store.clone(), std::sync::Arc::new(config), Default::default());
             let (_stop, mut stopping) = tokio::sync::watch::channel(false);
             let outcome = scheduler.run_once(job, crate::clock::now(), &mut stopping).await;
             store.close().await;
@@ -281,7 +281,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Migrate => {
-            let store = app::open_store(&config).await?;
+            let store = app::open_store(&config, &Default::default()).await?;
             println!("database is up to date ({})", store.backend().as_str());
             Ok(())
         }
@@ -317,7 +317,7 @@ fn read_password(username: &str, quiet: bool) -> anyhow::Result<String> {
 
 async fn create_user(config: Config, args: CreateUserArgs) -> anyhow::Result<()> {
     let password = read_password(&args.username, args.password_stdin)?;
-    let store = app::open_store(&config).await?;
+    let store = app::open_store(&config, &Default::default()).await?;
     let user = users::create(&store, &args.username, args.role, args.patient_id, &password).await?;
     println!("created user '{}' ({}) with id {}", user.username, user.role, user.id);
     Ok(())
@@ -326,7 +326,7 @@ async fn create_user(config: Config, args: CreateUserArgs) -> anyhow::Result<()>
 /// `user list`, `deactivate`, `activate`, `set-role`, `reset-password`: audited as the command
 /// line's, effective on the user's next request on every instance.
 async fn change_user(config: Config, command: UserCommand) -> anyhow::Result<()> {
-    let store = app::open_store(&config).await?;
+    let store = app::open_store(&config, &Default::default()).await?;
     let (username, change) = match command {
         UserCommand::Create(_) => unreachable!("handled by create_user"),
         UserCommand::List => {

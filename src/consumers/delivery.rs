@@ -40,17 +40,23 @@ pub struct DeliveryWorker {
     config: WebhookConfig,
     http: reqwest::Client,
     wake: Arc<Notify>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 impl DeliveryWorker {
-    pub fn new(store: Store, config: WebhookConfig, wake: Arc<Notify>) -> anyhow::Result<DeliveryWorker> {
+    pub fn new(
+        store: Store,
+        config: WebhookConfig,
+        wake: Arc<Notify>,
+        metrics: Arc<crate::telemetry::metrics::Metrics>,
+    ) -> anyhow::Result<DeliveryWorker> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("HealthCore-Webhooks/", env!("CARGO_PKG_VERSION")))
             // A receiver that redirects is misconfigured; following would send the signed body elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(DeliveryWorker { store, config, http, wake })
+        Ok(DeliveryWorker { store, config, http, wake, metrics })
     }
 
     /// Sends due deliveries until `shutdown`; what is in flight then finishes first.
@@ -157,7 +163,7 @@ impl DeliveryWorker {
             DeliveryStatus::Failed => "failed",
         };
         let labels = crate::telemetry::metrics::DeliveryLabels { target, outcome };
-        self.store.metrics().consumers.webhook_deliveries.get_or_create(&labels).inc();
+        self.metrics.consumers.webhook_deliveries.get_or_create(&labels).inc();
         if let Some(Target::Subscription(id)) = delivery.target {
             self.count_for_subscription(id, attempt.status == DeliveryStatus::Delivered, now).await?;
         }

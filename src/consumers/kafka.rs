@@ -78,7 +78,7 @@ pub struct KafkaConsumer {
 
 impl KafkaConsumer {
     pub fn new(consumers: Consumers, group: ConsumerGroup, kafka: KafkaConfig) -> anyhow::Result<KafkaConsumer> {
-        let reporter = LagReporter { group, metrics: consumers.store().metrics().clone() };
+        let reporter = LagReporter { group, metrics: consumers.metrics().clone() };
         let consumer: StreamConsumer<LagReporter> = ClientConfig::new()
             .set("bootstrap.servers", &kafka.bootstrap_servers)
             .set("group.id", group_id(&kafka.topic_prefix, group))

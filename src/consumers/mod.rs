@@ -28,7 +28,7 @@ use crate::config::ConsumerConfig;
 use crate::events::{Envelope, EventType};
 use crate::store::outbox::OutboxEvent;
 use crate::store::{self, Store};
-use crate::telemetry::metrics::{ConsumerLabels, GroupLabels};
+use crate::telemetry::metrics::{ConsumerLabels, GroupLabels, Metrics};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConsumerGroup {
@@ -147,13 +147,18 @@ pub(crate) fn data<T: serde::de::DeserializeOwned>(envelope: &Envelope) -> Resul
 pub struct Consumers {
     store: Store,
     config: ConsumerConfig,
+    metrics: std::sync::Arc<Metrics>,
     /// Wakes the delivery worker when a handler recorded a webhook.
     deliveries: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Consumers {
-    pub fn new(store: Store, config: ConsumerConfig) -> Consumers {
-        Consumers { store, config, deliveries: Default::default() }
+    pub fn new(store: Store, config: ConsumerConfig, metrics: std::sync::Arc<Metrics>) -> Consumers {
+        Consumers { store, config, metrics, deliveries: Default::default() }
+    }
+
+    pub fn metrics(&self) -> &std::sync::Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Store {
@@ -184,7 +189,7 @@ impl Consumers {
             crate::telemetry::traces::mark_error(&span, "handling failed");
         }
         if !matches!(result, Ok(Outcome::Ignored)) {
-            let metrics = &self.store.metrics().consumers;
+            let metrics = &self.metrics.consumers;
             metrics
                 .duration
                 .get_or_create(&GroupLabels { group: group.as_str() })
@@ -198,7 +203,7 @@ impl Consumers {
             Err(HandleError::Failed(_)) => "failed",
         };
         let labels = ConsumerLabels { group: group.as_str(), event_type: envelope.event_type.as_str(), outcome };
-        self.store.metrics().consumers.processed.get_or_create(&labels).inc();
+        self.metrics.consumers.processed.get_or_create(&labels).inc();
         result
     }
 
@@ -291,7 +296,7 @@ impl Consumers {
     }
 
     pub fn count_dead_letter(&self, group: ConsumerGroup) {
-        self.store.metrics().consumers.dead_lettered.get_or_create(&GroupLabels { group: group.as_str() }).inc();
+        self.metrics.consumers.dead_lettered.get_or_create(&GroupLabels { group: group.as_str() }).inc();
     }
 
     /// Records a message given up on in-process (Kafka mode sends it to the DLQ topic instead).

@@ -29,6 +29,93 @@ impl AuditOutcome {
     }
 }
 
+/// What was done or attempted, from a closed set; `as_str` is its name in the audit trail (the
+/// `action` column and the API's `action` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    PatientCreate,
+    PatientList,
+    PatientRead,
+    PatientUpdate,
+    PatientDeactivate,
+    PatientReactivate,
+    PractitionerCreate,
+    PractitionerList,
+    PractitionerRead,
+    PractitionerUpdate,
+    PractitionerDeactivate,
+    PractitionerReactivate,
+    AppointmentBook,
+    AppointmentList,
+    AppointmentRead,
+    AppointmentReschedule,
+    AppointmentCancel,
+    AppointmentComplete,
+    AppointmentNoShow,
+    NotificationList,
+    AnalyticsRead,
+    AuditList,
+    IntegrationCreate,
+    IntegrationList,
+    IntegrationRead,
+    IntegrationEnable,
+    IntegrationDelete,
+    IntegrationDeliveries,
+    UserCreate,
+    UserList,
+    UserRead,
+    UserActivate,
+    UserDeactivate,
+    UserRoleChange,
+    UserPasswordReset,
+    UserPasswordChange,
+    AuthLogin,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::PatientCreate => "patient.create",
+            AuditAction::PatientList => "patient.list",
+            AuditAction::PatientRead => "patient.read",
+            AuditAction::PatientUpdate => "patient.update",
+            AuditAction::PatientDeactivate => "patient.deactivate",
+            AuditAction::PatientReactivate => "patient.reactivate",
+            AuditAction::PractitionerCreate => "practitioner.create",
+            AuditAction::PractitionerList => "practitioner.list",
+            AuditAction::PractitionerRead => "practitioner.read",
+            AuditAction::PractitionerUpdate => "practitioner.update",
+            AuditAction::PractitionerDeactivate => "practitioner.deactivate",
+            AuditAction::PractitionerReactivate => "practitioner.reactivate",
+            AuditAction::AppointmentBook => "appointment.book",
+            AuditAction::AppointmentList => "appointment.list",
+            AuditAction::AppointmentRead => "appointment.read",
+            AuditAction::AppointmentReschedule => "appointment.reschedule",
+            AuditAction::AppointmentCancel => "appointment.cancel",
+            AuditAction::AppointmentComplete => "appointment.complete",
+            AuditAction::AppointmentNoShow => "appointment.no_show",
+            AuditAction::NotificationList => "notification.list",
+            AuditAction::AnalyticsRead => "analytics.read",
+            AuditAction::AuditList => "audit.list",
+            AuditAction::IntegrationCreate => "integration.create",
+            AuditAction::IntegrationList => "integration.list",
+            AuditAction::IntegrationRead => "integration.read",
+            AuditAction::IntegrationEnable => "integration.enable",
+            AuditAction::IntegrationDelete => "integration.delete",
+            AuditAction::IntegrationDeliveries => "integration.deliveries",
+            AuditAction::UserCreate => "user.create",
+            AuditAction::UserList => "user.list",
+            AuditAction::UserRead => "user.read",
+            AuditAction::UserActivate => "user.activate",
+            AuditAction::UserDeactivate => "user.deactivate",
+            AuditAction::UserRoleChange => "user.role_change",
+            AuditAction::UserPasswordReset => "user.password_reset",
+            AuditAction::UserPasswordChange => "user.password_change",
+            AuditAction::AuthLogin => "auth.login",
+        }
+    }
+}
+
 /// What was touched: a resource type and, when known, its id and the patient it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subject {
@@ -57,8 +144,7 @@ pub struct AuditRecord {
     pub occurred_at: DateTime<Utc>,
     pub actor_id: Option<Uuid>,
     pub actor_role: Option<Role>,
-    /// From a closed set such as `patient.read`, `appointment.book`, `auth.login`.
-    pub action: &'static str,
+    pub action: AuditAction,
     pub resource_type: &'static str,
     pub resource_id: Option<Uuid>,
     pub patient_id: Option<Uuid>,

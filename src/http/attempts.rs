@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::access_log::CallerSlot;
 use super::problem::ProblemType;
-use crate::audit::{AuditLog, AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditLog, AuditOutcome, AuditRecord, Subject};
 use crate::context::Attempt;
 
 /// What the `{id}` of a route's path names.
@@ -33,28 +33,46 @@ enum PathId {
 
 /// The routes that touch patient data or the audit trail: method, route template, the action
 /// attempted (as the use case audits it), the resource type, and what the path id names.
-const ROUTES: &[(Method, &str, &str, &str, PathId)] = &[
-    (Method::POST, "/api/v1/patients", "patient.create", "patient", PathId::None),
-    (Method::GET, "/api/v1/patients", "patient.list", "patient", PathId::None),
-    (Method::GET, "/api/v1/patients/{id}", "patient.read", "patient", PathId::Patient),
-    (Method::PATCH, "/api/v1/patients/{id}", "patient.update", "patient", PathId::Patient),
-    (Method::DELETE, "/api/v1/patients/{id}", "patient.deactivate", "patient", PathId::Patient),
-    (Method::POST, "/api/v1/patients/{id}/reactivate", "patient.reactivate", "patient", PathId::Patient),
-    (Method::POST, "/api/v1/appointments", "appointment.book", "appointment", PathId::None),
-    (Method::GET, "/api/v1/appointments", "appointment.list", "appointment", PathId::None),
-    (Method::GET, "/api/v1/appointments/{id}", "appointment.read", "appointment", PathId::Appointment),
+const ROUTES: &[(Method, &str, AuditAction, &str, PathId)] = &[
+    (Method::POST, "/api/v1/patients", AuditAction::PatientCreate, "patient", PathId::None),
+    (Method::GET, "/api/v1/patients", AuditAction::PatientList, "patient", PathId::None),
+    (Method::GET, "/api/v1/patients/{id}", AuditAction::PatientRead, "patient", PathId::Patient),
+    (Method::PATCH, "/api/v1/patients/{id}", AuditAction::PatientUpdate, "patient", PathId::Patient),
+    (Method::DELETE, "/api/v1/patients/{id}", AuditAction::PatientDeactivate, "patient", PathId::Patient),
+    (Method::POST, "/api/v1/patients/{id}/reactivate", AuditAction::PatientReactivate, "patient", PathId::Patient),
+    (Method::POST, "/api/v1/appointments", AuditAction::AppointmentBook, "appointment", PathId::None),
+    (Method::GET, "/api/v1/appointments", AuditAction::AppointmentList, "appointment", PathId::None),
+    (Method::GET, "/api/v1/appointments/{id}", AuditAction::AppointmentRead, "appointment", PathId::Appointment),
     (
         Method::POST,
         "/api/v1/appointments/{id}/reschedule",
-        "appointment.reschedule",
+        AuditAction::AppointmentReschedule,
         "appointment",
         PathId::Appointment,
     ),
-    (Method::POST, "/api/v1/appointments/{id}/cancel", "appointment.cancel", "appointment", PathId::Appointment),
-    (Method::POST, "/api/v1/appointments/{id}/complete", "appointment.complete", "appointment", PathId::Appointment),
-    (Method::POST, "/api/v1/appointments/{id}/no-show", "appointment.no_show", "appointment", PathId::Appointment),
-    (Method::GET, "/api/v1/audit-events", "audit.list", "audit_event", PathId::None),
-    (Method::GET, "/api/v1/notifications", "notification.list", "notification", PathId::None),
+    (
+        Method::POST,
+        "/api/v1/appointments/{id}/cancel",
+        AuditAction::AppointmentCancel,
+        "appointment",
+        PathId::Appointment,
+    ),
+    (
+        Method::POST,
+        "/api/v1/appointments/{id}/complete",
+        AuditAction::AppointmentComplete,
+        "appointment",
+        PathId::Appointment,
+    ),
+    (
+        Method::POST,
+        "/api/v1/appointments/{id}/no-show",
+        AuditAction::AppointmentNoShow,
+        "appointment",
+        PathId::Appointment,
+    ),
+    (Method::GET, "/api/v1/audit-events", AuditAction::AuditList, "audit_event", PathId::None),
+    (Method::GET, "/api/v1/notifications", AuditAction::NotificationList, "notification", PathId::None),
 ];
 
 /// The id in the path, where the route template has `{id}`.
@@ -128,7 +146,7 @@ pub async fn middleware(
         AuditRecord::attempt(&origin, principal.map(|p| (p.user_id, p.role)), action, subject, outcome).because(reason);
     if let Err(err) = audit.record(vec![record]).await {
         // Only when the database itself is unavailable, which is what the response says too.
-        tracing::error!(error = %err, action, "the audit record of a failed attempt could not be written");
+        tracing::error!(error = %err, action = action.as_str(), "the audit record of a failed attempt could not be written");
     }
     response
 }

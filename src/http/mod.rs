@@ -138,7 +138,7 @@ async fn method_not_allowed() -> Response {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi_json = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
-    let metrics = state.store.metrics().clone();
+    let metrics = state.metrics.clone();
     let mut api = api.route("/api/openapi.json", get(move || std::future::ready(Json(openapi_json.clone()))));
     let metrics_enabled = state.config.metrics_enabled;
     if metrics_enabled && state.config.metrics_addr.is_none() {

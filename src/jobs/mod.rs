@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::store::jobs::Attempt;
 use crate::store::{self, Store};
-use crate::telemetry::metrics::{JobLabels, JobOutcomeLabels};
+use crate::telemetry::metrics::{JobLabels, JobOutcomeLabels, Metrics};
 
 /// Attempts at one run before it is recorded as failed.
 pub const MAX_ATTEMPTS: i32 = 3;
@@ -95,11 +95,12 @@ pub enum RunOutcome {
 pub struct Scheduler {
     store: Store,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
 }
 
 impl Scheduler {
-    pub fn new(store: Store, config: Arc<Config>) -> Scheduler {
-        Scheduler { store, config }
+    pub fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Scheduler {
+        Scheduler { store, config, metrics }
     }
 
     /// Runs every job on its schedule until `shutdown`.
@@ -138,7 +139,7 @@ impl Scheduler {
             let started = Instant::now();
             let span = tracing::info_span!("job.run", otel.name = %format_args!("job {}", job.name()), job = job.name(), attempt);
             let result = work::perform(job, &self.store, &self.config, at).instrument(span).await;
-            let metrics = &self.store.metrics().jobs;
+            let metrics = &self.metrics.jobs;
             metrics
                 .duration
                 .get_or_create(&JobLabels { job_name: job.name() })
@@ -195,7 +196,7 @@ impl Scheduler {
     }
 
     fn count(&self, job: Job, outcome: &'static str) {
-        self.store.metrics().jobs.runs.get_or_create(&JobOutcomeLabels { job_name: job.name(), outcome }).inc();
+        self.metrics.jobs.runs.get_or_create(&JobOutcomeLabels { job_name: job.name(), outcome }).inc();
     }
 }
 

@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::Job;
-use crate::audit::{AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditRecord, Subject};
 use crate::config::Config;
 use crate::domain::AppointmentStatus;
 use crate::events::{self, Envelope, EventType};
@@ -71,7 +71,7 @@ async fn send_reminders(
             {
                 continue;
             }
-            store::outbox::append(&tx, std::slice::from_ref(&envelope)).await?;
+            store::outbox::append(&tx, std::slice::from_ref(&envelope), current_traceparent().as_deref()).await?;
             tx.note_events_recorded([EventType::AppointmentReminderDue]);
             tx.commit().await.context("committing a reminder")?;
             sent += 1;
@@ -103,9 +103,15 @@ async fn mark_no_shows(
             appointment.updated_at = now;
             store::appointments::update(&tx, &appointment).await?;
             let subject = Subject::appointment(appointment.id, appointment.patient_id);
-            store::audit::append(&tx, &[AuditRecord::system("appointment.no_show", subject, correlation_id)]).await?;
+            store::audit::append(&tx, &[AuditRecord::system(AuditAction::AppointmentNoShow, subject, correlation_id)])
+                .await?;
             let event = events::appointment(EventType::AppointmentNoShow, &appointment);
-            store::outbox::append(&tx, &[Envelope::system(event, correlation_id, now)]).await?;
+            store::outbox::append(
+                &tx,
+                &[Envelope::system(event, correlation_id, now)],
+                current_traceparent().as_deref(),
+            )
+            .await?;
             tx.note_events_recorded([EventType::AppointmentNoShow]);
             tx.commit().await.context("committing a no-show")?;
             marked += 1;
@@ -114,4 +120,9 @@ async fn mark_no_shows(
             return Ok(marked);
         }
     }
+}
+
+/// The trace context of the job's run, stored with the events it records.
+fn current_traceparent() -> Option<String> {
+    crate::telemetry::traces::traceparent(&tracing::Span::current())
 }

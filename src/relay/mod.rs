@@ -23,7 +23,7 @@ use crate::config::{KafkaConfig, RelayConfig};
 use crate::events::{RelayState, kafka};
 use crate::store::outbox::{self, OutboxEvent, Published};
 use crate::store::{Backend, Store};
-use crate::telemetry::metrics::{PublishLabels, SinkLabels};
+use crate::telemetry::metrics::{Metrics, PublishLabels, SinkLabels};
 use crate::telemetry::traces;
 
 /// An arbitrary constant naming "the relay leader" among PostgreSQL advisory locks.
@@ -60,6 +60,7 @@ pub struct Relay {
     config: RelayConfig,
     wake: watch::Receiver<u64>,
     state: watch::Sender<RelayState>,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +77,11 @@ impl Relay {
         kafka: KafkaConfig,
         config: RelayConfig,
         wake: watch::Receiver<u64>,
+        metrics: std::sync::Arc<Metrics>,
     ) -> Result<Relay, RelayError> {
         let producer = kafka::producer(&kafka)?;
         let (state, _) = watch::channel(RelayState::default());
-        Ok(Relay { store, sink: Sink::Kafka { producer, kafka }, config, wake, state })
+        Ok(Relay { store, sink: Sink::Kafka { producer, kafka }, config, wake, state, metrics })
     }
 
     /// A relay that delivers to the consumers in this process (Kafka disabled).
@@ -88,9 +90,10 @@ impl Relay {
         consumers: Box<dyn LocalConsumers>,
         config: RelayConfig,
         wake: watch::Receiver<u64>,
+        metrics: std::sync::Arc<Metrics>,
     ) -> Relay {
         let (state, _) = watch::channel(RelayState::default());
-        Relay { store, sink: Sink::InProcess(consumers), config, wake, state }
+        Relay { store, sink: Sink::InProcess(consumers), config, wake, state, metrics }
     }
 
     pub fn state(&self) -> watch::Receiver<RelayState> {
@@ -115,7 +118,7 @@ impl Relay {
         while !*shutdown.borrow() {
             let leader = leadership.ensure().await;
             self.state.send_modify(|s| s.leader = leader);
-            self.store.metrics().events.relay_leader.set(i64::from(leader));
+            self.metrics.events.relay_leader.set(i64::from(leader));
             if !leader {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
@@ -167,7 +170,7 @@ impl Relay {
     /// The backlog as the leader sees it, for the outbox gauges.
     async fn update_backlog_gauges(&self) {
         let Ok(backlog) = outbox::backlog(self.store.db()).await else { return };
-        let gauges = &self.store.metrics().outbox;
+        let gauges = &self.metrics.outbox;
         gauges.pending.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
         let age = backlog.oldest.map_or(0.0, |oldest| (chrono::Utc::now() - oldest).as_seconds_f64().max(0.0));
         gauges.oldest_pending_age.set(age);
@@ -207,14 +210,13 @@ impl Relay {
         }
         let now = crate::clock::now();
         outbox::mark_delivered(self.store.db(), &delivered, now).await?;
-        let latency =
-            self.store.metrics().events.delivery_latency.get_or_create(&SinkLabels { sink: "in_process" }).clone();
+        let latency = self.metrics.events.delivery_latency.get_or_create(&SinkLabels { sink: "in_process" }).clone();
         for event in events.iter().take(delivered.len()) {
             latency.observe((now - event.envelope.timestamp).as_seconds_f64().max(0.0));
         }
         if !delivered.is_empty() {
             let labels = PublishLabels { topic: "in_process".to_owned(), outcome: "delivered" };
-            self.store.metrics().events.published.get_or_create(&labels).inc_by(delivered.len() as u64);
+            self.metrics.events.published.get_or_create(&labels).inc_by(delivered.len() as u64);
         }
         Ok(delivered.len())
     }
@@ -267,7 +269,7 @@ impl Relay {
         // Only the acknowledged prefix: a later event of the same aggregate must not be marked
         // before an earlier one that failed.
         outbox::mark_published(self.store.db(), &published, crate::clock::now()).await?;
-        let metrics = self.store.metrics();
+        let metrics = &self.metrics;
         metrics.events.producer_queue.set(i64::from(producer.in_flight_count()));
         let now = crate::clock::now();
         let latency = metrics.events.delivery_latency.get_or_create(&SinkLabels { sink: "kafka" }).clone();

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::authorize;
-use crate::audit::Subject;
+use crate::audit::{AuditAction, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::domain::validation::FieldErrors;
@@ -43,7 +43,7 @@ pub async fn patients(
     from: NaiveDate,
     to: NaiveDate,
 ) -> AppResult<Vec<DailyPatients>> {
-    authorize(state, ctx, Action::AnalyticsRead, "analytics.read", subject()).await?;
+    authorize(state, ctx, Action::AnalyticsRead, AuditAction::AnalyticsRead, subject()).await?;
     Ok(analytics::daily_patients(state.store.db(), from, to).await?)
 }
 
@@ -54,6 +54,6 @@ pub async fn appointments(
     to: NaiveDate,
     practitioner_id: Option<Uuid>,
 ) -> AppResult<Vec<DailyAppointments>> {
-    authorize(state, ctx, Action::AnalyticsRead, "analytics.read", subject()).await?;
+    authorize(state, ctx, Action::AnalyticsRead, AuditAction::AnalyticsRead, subject()).await?;
     Ok(analytics::daily_appointments(state.store.db(), from, to, practitioner_id).await?)
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, IdempotencyTicket};
 use super::{authorize, check_version, etag, record_events};
-use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::clock::now;
 use crate::context::RequestContext;
@@ -69,7 +69,8 @@ pub async fn book(
 ) -> AppResult<Appointment> {
     let now = now();
     if !ctx.principal.may_at_all(Action::AppointmentBook) {
-        authorize(state, ctx, Action::AppointmentBook, "appointment.book", Subject::none("appointment")).await?;
+        authorize(state, ctx, Action::AppointmentBook, AuditAction::AppointmentBook, Subject::none("appointment"))
+            .await?;
     }
     ctx.concerns(None, input.patient_id);
     let draft = BookingDraft::parse(&input, window(state, now))?;
@@ -77,7 +78,7 @@ pub async fn book(
         state,
         ctx,
         Action::AppointmentBook,
-        "appointment.book",
+        AuditAction::AppointmentBook,
         Subject { resource_type: "appointment", resource_id: None, patient_id: Some(draft.patient_id) },
     )
     .await?;
@@ -111,7 +112,8 @@ pub async fn book(
     }
     store::appointments::insert(&tx, &appointment).await?;
     let subject = Subject::appointment(appointment.id, appointment.patient_id);
-    store::audit::append(&tx, &[AuditRecord::new(ctx, "appointment.book", subject, AuditOutcome::Success)]).await?;
+    store::audit::append(&tx, &[AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success)])
+        .await?;
     record_events(&tx, ctx, vec![events::appointment(EventType::AppointmentBooked, &appointment)]).await?;
     if let Some(ticket) = &ticket {
         idempotency::remember(state, &tx, ticket, location(appointment.id), etag(appointment.version), &appointment)
@@ -127,7 +129,7 @@ async fn load_authorized(
     ctx: &RequestContext,
     id: Uuid,
     action: Action,
-    audit_action: &'static str,
+    audit_action: AuditAction,
 ) -> AppResult<Appointment> {
     if !ctx.principal.may_at_all(action) {
         authorize(
@@ -147,9 +149,12 @@ async fn load_authorized(
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Appointment> {
-    let appointment = load_authorized(state, ctx, id, Action::AppointmentRead, "appointment.read").await?;
+    let appointment = load_authorized(state, ctx, id, Action::AppointmentRead, AuditAction::AppointmentRead).await?;
     let subject = Subject::appointment(id, appointment.patient_id);
-    state.audit.record(vec![AuditRecord::new(ctx, "appointment.read", subject, AuditOutcome::Success)]).await?;
+    state
+        .audit
+        .record(vec![AuditRecord::new(ctx, AuditAction::AppointmentRead, subject, AuditOutcome::Success)])
+        .await?;
     Ok(appointment)
 }
 
@@ -167,7 +172,7 @@ pub async fn list(
             (true, Some(asked)) if ctx.principal.may(Action::AppointmentRead, Some(asked)) => {}
             (_, asked) => {
                 let subject = Subject { resource_type: "appointment", resource_id: None, patient_id: asked };
-                authorize(state, ctx, Action::AppointmentRead, "appointment.list", subject).await?;
+                authorize(state, ctx, Action::AppointmentRead, AuditAction::AppointmentList, subject).await?;
             }
         }
     }
@@ -176,13 +181,18 @@ pub async fn list(
         .items
         .iter()
         .map(|a| {
-            AuditRecord::new(ctx, "appointment.list", Subject::appointment(a.id, a.patient_id), AuditOutcome::Success)
+            AuditRecord::new(
+                ctx,
+                AuditAction::AppointmentList,
+                Subject::appointment(a.id, a.patient_id),
+                AuditOutcome::Success,
+            )
         })
         .collect();
     if records.is_empty() {
         records.push(AuditRecord::new(
             ctx,
-            "appointment.list",
+            AuditAction::AppointmentList,
             Subject { resource_type: "appointment", resource_id: None, patient_id: filter.patient_id },
             AuditOutcome::Success,
         ));
@@ -198,7 +208,8 @@ pub async fn reschedule(
     input: RescheduleInput,
     expected_version: Option<i64>,
 ) -> AppResult<Appointment> {
-    let current = load_authorized(state, ctx, id, Action::AppointmentReschedule, "appointment.reschedule").await?;
+    let current =
+        load_authorized(state, ctx, id, Action::AppointmentReschedule, AuditAction::AppointmentReschedule).await?;
     let now = now();
     let mut errors = FieldErrors::new();
     let slot = parse_slot(&mut errors, input.start, input.end, window(state, now));
@@ -214,8 +225,11 @@ pub async fn reschedule(
     appointment.updated_at = now;
     store::appointments::update(&tx, &appointment).await?;
     let subject = Subject::appointment(id, appointment.patient_id);
-    store::audit::append(&tx, &[AuditRecord::new(ctx, "appointment.reschedule", subject, AuditOutcome::Success)])
-        .await?;
+    store::audit::append(
+        &tx,
+        &[AuditRecord::new(ctx, AuditAction::AppointmentReschedule, subject, AuditOutcome::Success)],
+    )
+    .await?;
     record_events(&tx, ctx, vec![events::appointment_rescheduled(&appointment, previous_start, previous_end)]).await?;
     tx.commit().await?;
     Ok(appointment)
@@ -236,9 +250,9 @@ pub async fn transition(
     expected_version: Option<i64>,
 ) -> AppResult<Appointment> {
     let (action, audit_action) = match &transition {
-        Transition::Cancel(_) => (Action::AppointmentCancel, "appointment.cancel"),
-        Transition::Complete => (Action::AppointmentConclude, "appointment.complete"),
-        Transition::NoShow => (Action::AppointmentConclude, "appointment.no_show"),
+        Transition::Cancel(_) => (Action::AppointmentCancel, AuditAction::AppointmentCancel),
+        Transition::Complete => (Action::AppointmentConclude, AuditAction::AppointmentComplete),
+        Transition::NoShow => (Action::AppointmentConclude, AuditAction::AppointmentNoShow),
     };
     load_authorized(state, ctx, id, action, audit_action).await?;
     let reason = match &transition {
@@ -299,7 +313,7 @@ pub(super) async fn cancel_future_appointments(
         appointment.updated_at = now;
         store::appointments::update(tx, &appointment).await?;
         let subject = Subject::appointment(appointment.id, appointment.patient_id);
-        records.push(AuditRecord::new(ctx, "appointment.cancel", subject, AuditOutcome::Success));
+        records.push(AuditRecord::new(ctx, AuditAction::AppointmentCancel, subject, AuditOutcome::Success));
         cancellations.push(events::appointment_cancelled(&appointment, cause));
     }
     record_events(tx, ctx, cancellations).await?;

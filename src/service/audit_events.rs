@@ -1,7 +1,7 @@
 //! Reading the audit trail: admins and auditors only.
 
 use super::authorize;
-use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::error::AppResult;
@@ -17,9 +17,9 @@ pub async fn list(
 ) -> AppResult<Page<AuditEvent>> {
     let subject = Subject { resource_type: "audit_event", resource_id: None, patient_id: filter.patient_id };
     ctx.concerns(None, filter.patient_id);
-    authorize(state, ctx, Action::AuditRead, "audit.list", subject).await?;
+    authorize(state, ctx, Action::AuditRead, AuditAction::AuditList, subject).await?;
     let page = store::audit::list(state.store.db(), &filter, page).await?;
     // Who read whose access history is itself part of the trail.
-    state.audit.record(vec![AuditRecord::new(ctx, "audit.list", subject, AuditOutcome::Success)]).await?;
+    state.audit.record(vec![AuditRecord::new(ctx, AuditAction::AuditList, subject, AuditOutcome::Success)]).await?;
     Ok(page)
 }

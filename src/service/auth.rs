@@ -21,7 +21,7 @@ pub async fn login(
     username: &str,
     password_attempt: &str,
 ) -> AppResult<(IssuedToken, Principal)> {
-    let metrics = state.store.metrics();
+    let metrics = &state.metrics;
     let count = |outcome: &'static str| {
         metrics.domain.logins.get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome }).inc();
     };

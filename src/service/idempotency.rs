@@ -12,7 +12,7 @@ use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::clock::now;
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
@@ -140,10 +140,10 @@ pub async fn audit_replay(
     let body: serde_json::Value = serde_json::from_str(&stored.body).map_err(|e| AppError::Internal(e.into()))?;
     let id = |field: &str| body[field].as_str().and_then(|v| v.parse::<Uuid>().ok());
     let (action, subject) = match (disclosure, id("id")) {
-        (Disclosure::Patient, Some(patient)) => ("patient.read", Subject::patient(patient)),
+        (Disclosure::Patient, Some(patient)) => (AuditAction::PatientRead, Subject::patient(patient)),
         (Disclosure::Appointment, Some(appointment)) => {
             let patient = id("patient_id").unwrap_or_default();
-            ("appointment.read", Subject::appointment(appointment, patient))
+            (AuditAction::AppointmentRead, Subject::appointment(appointment, patient))
         }
         _ => return Ok(()),
     };

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::authorize;
-use crate::audit::Subject;
+use crate::audit::{AuditAction, Subject};
 use crate::auth::Action;
 use crate::config::check_webhook_url;
 use crate::context::RequestContext;
@@ -64,12 +64,12 @@ fn subject(id: Option<Uuid>) -> Subject {
     Subject { resource_type: "integration_subscription", resource_id: id, patient_id: None }
 }
 
-async fn allow(state: &AppState, ctx: &RequestContext, audit_action: &'static str, id: Option<Uuid>) -> AppResult<()> {
+async fn allow(state: &AppState, ctx: &RequestContext, audit_action: AuditAction, id: Option<Uuid>) -> AppResult<()> {
     authorize(state, ctx, Action::IntegrationManage, audit_action, subject(id)).await
 }
 
 pub async fn create(state: &AppState, ctx: &RequestContext, input: SubscriptionInput) -> AppResult<Subscription> {
-    allow(state, ctx, "integration.create", None).await?;
+    allow(state, ctx, AuditAction::IntegrationCreate, None).await?;
     let (event_types, callback_url, secret) = validate(input)?;
     let now = crate::clock::now();
     let subscription = Subscription {
@@ -90,23 +90,23 @@ pub async fn create(state: &AppState, ctx: &RequestContext, input: SubscriptionI
 }
 
 pub async fn list(state: &AppState, ctx: &RequestContext, page: PageRequest) -> AppResult<Page<Subscription>> {
-    allow(state, ctx, "integration.list", None).await?;
+    allow(state, ctx, AuditAction::IntegrationList, None).await?;
     Ok(subscriptions::list(state.store.db(), page).await?)
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Subscription> {
-    allow(state, ctx, "integration.read", Some(id)).await?;
+    allow(state, ctx, AuditAction::IntegrationRead, Some(id)).await?;
     subscriptions::find(state.store.db(), id).await?.ok_or(AppError::NotFound("subscription"))
 }
 
 pub async fn delete(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<()> {
-    allow(state, ctx, "integration.delete", Some(id)).await?;
+    allow(state, ctx, AuditAction::IntegrationDelete, Some(id)).await?;
     if subscriptions::delete(state.store.db(), id).await? { Ok(()) } else { Err(AppError::NotFound("subscription")) }
 }
 
 /// Turns a (possibly auto-disabled) subscription back on; its held deliveries become due.
 pub async fn enable(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Subscription> {
-    allow(state, ctx, "integration.enable", Some(id)).await?;
+    allow(state, ctx, AuditAction::IntegrationEnable, Some(id)).await?;
     let now = crate::clock::now();
     let tx = state.store.begin_write().await?;
     if !subscriptions::set_active(&tx, id, true, None, now).await? {
@@ -125,7 +125,7 @@ pub async fn deliveries(
     status: Option<DeliveryStatus>,
     page: PageRequest,
 ) -> AppResult<Page<Delivery>> {
-    allow(state, ctx, "integration.deliveries", Some(id)).await?;
+    allow(state, ctx, AuditAction::IntegrationDeliveries, Some(id)).await?;
     let db = state.store.db();
     if subscriptions::find(db, id).await?.is_none() {
         return Err(AppError::NotFound("subscription"));

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::clock::now;
 
-use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
@@ -35,7 +35,8 @@ pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEv
     let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, ctx, now)).collect();
     // The events carry this span's traceparent: the relay and the consumers continue from it.
     let span = tracing::info_span!("outbox.write", event_count = envelopes.len());
-    store::outbox::append(tx, &envelopes).instrument(span).await?;
+    let traceparent = crate::telemetry::traces::traceparent(&span);
+    store::outbox::append(tx, &envelopes, traceparent.as_deref()).instrument(span).await?;
     // The commit wakes this process's relay, and `relay::notify_other_processes` tells
     // relays elsewhere; a NOTIFY inside this transaction would serialize every commit on
     // PostgreSQL's notification lock (it halved create-patient throughput).
@@ -48,7 +49,7 @@ pub async fn authorize(
     state: &AppState,
     ctx: &RequestContext,
     action: Action,
-    audit_action: &'static str,
+    audit_action: AuditAction,
     subject: Subject,
 ) -> AppResult<()> {
     if ctx.principal.may(action, subject.patient_id) {

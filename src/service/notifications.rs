@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::authorize;
-use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::error::AppResult;
@@ -21,7 +21,7 @@ pub async fn list(
 ) -> AppResult<(Page<Notification>, HashMap<uuid::Uuid, Delivery>)> {
     let subject = Subject { resource_type: "notification", resource_id: None, patient_id: filter.patient_id };
     ctx.concerns(None, filter.patient_id);
-    authorize(state, ctx, Action::NotificationRead, "notification.list", subject).await?;
+    authorize(state, ctx, Action::NotificationRead, AuditAction::NotificationList, subject).await?;
     let db = state.store.db();
     let page = notifications::list(db, &filter, page).await?;
     let delivery_ids: Vec<uuid::Uuid> = page.items.iter().filter_map(|n| n.delivery_id).collect();
@@ -31,11 +31,11 @@ pub async fn list(
         .into_iter()
         .map(|patient_id| {
             let subject = Subject { resource_type: "notification", resource_id: None, patient_id: Some(patient_id) };
-            AuditRecord::new(ctx, "notification.list", subject, AuditOutcome::Success)
+            AuditRecord::new(ctx, AuditAction::NotificationList, subject, AuditOutcome::Success)
         })
         .collect();
     if records.is_empty() {
-        records.push(AuditRecord::new(ctx, "notification.list", subject, AuditOutcome::Success));
+        records.push(AuditRecord::new(ctx, AuditAction::NotificationList, subject, AuditOutcome::Success));
     }
     state.audit.record(records).await?;
     Ok((page, deliveries))

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
 use super::{authorize, check_version, etag, record_events};
-use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::clock::now;
 use crate::context::RequestContext;
@@ -27,7 +27,7 @@ pub async fn register(
     input: PatientInput,
     ticket: Option<IdempotencyTicket>,
 ) -> AppResult<Patient> {
-    authorize(state, ctx, Action::PatientCreate, "patient.create", Subject::none("patient")).await?;
+    authorize(state, ctx, Action::PatientCreate, AuditAction::PatientCreate, Subject::none("patient")).await?;
     let now = now();
     let draft = PatientDraft::parse(&input, now.date_naive())?;
     // MRNs are random; a collision with an existing one is retried with a new number.
@@ -54,7 +54,7 @@ pub async fn register(
         }
         store::audit::append(
             &tx,
-            &[AuditRecord::new(ctx, "patient.create", Subject::patient(patient.id), AuditOutcome::Success)],
+            &[AuditRecord::new(ctx, AuditAction::PatientCreate, Subject::patient(patient.id), AuditOutcome::Success)],
         )
         .await?;
         record_events(&tx, ctx, vec![events::patient(EventType::PatientCreated, &patient)]).await?;
@@ -68,11 +68,11 @@ pub async fn register(
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Patient> {
-    authorize(state, ctx, Action::PatientRead, "patient.read", Subject::patient(id)).await?;
+    authorize(state, ctx, Action::PatientRead, AuditAction::PatientRead, Subject::patient(id)).await?;
     let patient = store::patients::find(state.store.db(), id).await?.ok_or(AppError::NotFound("patient"))?;
     state
         .audit
-        .record(vec![AuditRecord::new(ctx, "patient.read", Subject::patient(id), AuditOutcome::Success)])
+        .record(vec![AuditRecord::new(ctx, AuditAction::PatientRead, Subject::patient(id), AuditOutcome::Success)])
         .await?;
     Ok(patient)
 }
@@ -84,7 +84,7 @@ pub async fn list(
     page: PageRequest,
 ) -> AppResult<Page<Patient>> {
     if !ctx.principal.may_at_all(Action::PatientRead) {
-        authorize(state, ctx, Action::PatientRead, "patient.list", Subject::none("patient")).await?;
+        authorize(state, ctx, Action::PatientRead, AuditAction::PatientList, Subject::none("patient")).await?;
     }
     if !ctx.principal.may(Action::PatientRead, None) {
         // A patient user sees exactly its own record; an unlinked one sees nothing.
@@ -94,10 +94,10 @@ pub async fn list(
     let mut records: Vec<AuditRecord> = page
         .items
         .iter()
-        .map(|p| AuditRecord::new(ctx, "patient.list", Subject::patient(p.id), AuditOutcome::Success))
+        .map(|p| AuditRecord::new(ctx, AuditAction::PatientList, Subject::patient(p.id), AuditOutcome::Success))
         .collect();
     if records.is_empty() {
-        records.push(AuditRecord::new(ctx, "patient.list", Subject::none("patient"), AuditOutcome::Success));
+        records.push(AuditRecord::new(ctx, AuditAction::PatientList, Subject::none("patient"), AuditOutcome::Success));
     }
     state.audit.record(records).await?;
     Ok(page)
@@ -110,7 +110,7 @@ pub async fn update(
     input: PatientPatchInput,
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {
-    authorize(state, ctx, Action::PatientUpdate, "patient.update", Subject::patient(id)).await?;
+    authorize(state, ctx, Action::PatientUpdate, AuditAction::PatientUpdate, Subject::patient(id)).await?;
     let now = now();
     let patch = PatientPatch::parse(&input, now.date_naive())?;
     let tx = state.store.begin_write().await?;
@@ -123,8 +123,11 @@ pub async fn update(
         store::patients::update(&tx, &patient).await?;
         record_events(&tx, ctx, vec![events::patient_updated(&patient, &changed)]).await?;
     }
-    store::audit::append(&tx, &[AuditRecord::new(ctx, "patient.update", Subject::patient(id), AuditOutcome::Success)])
-        .await?;
+    store::audit::append(
+        &tx,
+        &[AuditRecord::new(ctx, AuditAction::PatientUpdate, Subject::patient(id), AuditOutcome::Success)],
+    )
+    .await?;
     tx.commit().await?;
     Ok(patient)
 }
@@ -155,7 +158,7 @@ async fn set_active(
     active: bool,
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {
-    let action = if active { "patient.reactivate" } else { "patient.deactivate" };
+    let action = if active { AuditAction::PatientReactivate } else { AuditAction::PatientDeactivate };
     authorize(state, ctx, Action::PatientDeactivate, action, Subject::patient(id)).await?;
     let now = now();
     let tx = state.store.begin_write().await?;

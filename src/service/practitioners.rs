@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::{self, IdempotencyTicket};
 use super::{authorize, check_version, etag, record_events};
-use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::clock::now;
 use crate::context::RequestContext;
@@ -40,7 +40,8 @@ pub async fn create(
     input: PractitionerInput,
     ticket: Option<IdempotencyTicket>,
 ) -> AppResult<Practitioner> {
-    authorize(state, ctx, Action::PractitionerWrite, "practitioner.create", Subject::none("practitioner")).await?;
+    authorize(state, ctx, Action::PractitionerWrite, AuditAction::PractitionerCreate, Subject::none("practitioner"))
+        .await?;
     let draft = PractitionerDraft::parse(&input)?;
     let now = now();
     let practitioner = Practitioner {
@@ -59,7 +60,7 @@ pub async fn create(
     store::practitioners::insert(&tx, &practitioner).await.map_err(duplicate_licence)?;
     store::audit::append(
         &tx,
-        &[AuditRecord::new(ctx, "practitioner.create", subject(practitioner.id), AuditOutcome::Success)],
+        &[AuditRecord::new(ctx, AuditAction::PractitionerCreate, subject(practitioner.id), AuditOutcome::Success)],
     )
     .await?;
     record_events(&tx, ctx, vec![events::practitioner(EventType::PractitionerCreated, &practitioner, None)]).await?;
@@ -72,7 +73,7 @@ pub async fn create(
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Practitioner> {
-    authorize(state, ctx, Action::PractitionerRead, "practitioner.read", subject(id)).await?;
+    authorize(state, ctx, Action::PractitionerRead, AuditAction::PractitionerRead, subject(id)).await?;
     let db = state.store.db();
     let found = state.cache.practitioners.get_or_load(id, || store::practitioners::find(db, id)).await?;
     found.ok_or(AppError::NotFound("practitioner"))
@@ -84,7 +85,8 @@ pub async fn list(
     filter: PractitionerFilter,
     page: PageRequest,
 ) -> AppResult<Page<Practitioner>> {
-    authorize(state, ctx, Action::PractitionerRead, "practitioner.list", Subject::none("practitioner")).await?;
+    authorize(state, ctx, Action::PractitionerRead, AuditAction::PractitionerList, Subject::none("practitioner"))
+        .await?;
     Ok(store::practitioners::list(state.store.db(), &filter, page).await?)
 }
 
@@ -95,7 +97,7 @@ pub async fn update(
     input: PractitionerPatchInput,
     expected_version: Option<i64>,
 ) -> AppResult<Practitioner> {
-    authorize(state, ctx, Action::PractitionerWrite, "practitioner.update", subject(id)).await?;
+    authorize(state, ctx, Action::PractitionerWrite, AuditAction::PractitionerUpdate, subject(id)).await?;
     let patch = PractitionerPatch::parse(&input)?;
     let tx = state.store.begin_write().await?;
     let mut practitioner =
@@ -113,8 +115,11 @@ pub async fn update(
         )
         .await?;
     }
-    store::audit::append(&tx, &[AuditRecord::new(ctx, "practitioner.update", subject(id), AuditOutcome::Success)])
-        .await?;
+    store::audit::append(
+        &tx,
+        &[AuditRecord::new(ctx, AuditAction::PractitionerUpdate, subject(id), AuditOutcome::Success)],
+    )
+    .await?;
     tx.commit().await?;
     state.cache.practitioners.invalidate(id);
     Ok(practitioner)
@@ -127,7 +132,7 @@ pub async fn set_active(
     active: bool,
     expected_version: Option<i64>,
 ) -> AppResult<Practitioner> {
-    let action = if active { "practitioner.reactivate" } else { "practitioner.deactivate" };
+    let action = if active { AuditAction::PractitionerReactivate } else { AuditAction::PractitionerDeactivate };
     authorize(state, ctx, Action::PractitionerWrite, action, subject(id)).await?;
     let tx = state.store.begin_write().await?;
     let mut practitioner =

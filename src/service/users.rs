@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use crate::audit::{AuditOutcome, AuditRecord, Subject};
+use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::password::{self, PasswordWork};
 use crate::clock::now;
 use crate::context::RequestContext;
@@ -73,7 +73,7 @@ pub enum Changer<'a> {
 }
 
 impl Changer<'_> {
-    fn record(&self, action: &'static str, user_id: Option<Uuid>) -> AuditRecord {
+    fn record(&self, action: AuditAction, user_id: Option<Uuid>) -> AuditRecord {
         let subject = Subject { resource_type: "user", resource_id: user_id, patient_id: None };
         match self {
             Changer::Admin(ctx) => AuditRecord::new(ctx, action, subject, AuditOutcome::Success),
@@ -146,7 +146,7 @@ pub async fn create_by(
             err.into()
         });
     }
-    store::audit::append(&tx, &[by.record("user.create", Some(user.id))]).await?;
+    store::audit::append(&tx, &[by.record(AuditAction::UserCreate, Some(user.id))]).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -160,12 +160,12 @@ pub enum AccountChange {
 }
 
 impl AccountChange {
-    fn action(&self) -> &'static str {
+    fn action(&self) -> AuditAction {
         match self {
-            AccountChange::Role { .. } => "user.role_change",
-            AccountChange::Active(true) => "user.activate",
-            AccountChange::Active(false) => "user.deactivate",
-            AccountChange::Password(_) => "user.password_reset",
+            AccountChange::Role { .. } => AuditAction::UserRoleChange,
+            AccountChange::Active(true) => AuditAction::UserActivate,
+            AccountChange::Active(false) => AuditAction::UserDeactivate,
+            AccountChange::Password(_) => AuditAction::UserPasswordReset,
         }
     }
 }
@@ -273,7 +273,7 @@ pub mod admin {
         patient_id: Option<Uuid>,
         password_text: &str,
     ) -> AppResult<User> {
-        super::super::authorize(state, ctx, Action::UserManage, "user.create", subject(None)).await?;
+        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserCreate, subject(None)).await?;
         let by = Changer::Admin(ctx);
         Ok(create_by(&state.store, Some(&state.passwords), by, username, role, patient_id, password_text).await?)
     }
@@ -286,16 +286,16 @@ pub mod admin {
     }
 
     pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<User> {
-        super::super::authorize(state, ctx, Action::UserManage, "user.read", subject(Some(id))).await?;
+        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserRead, subject(Some(id))).await?;
         let user = store::users::find(state.store.db(), id).await?.ok_or(AppError::NotFound("user"))?;
-        state.audit.record(vec![Changer::Admin(ctx).record("user.read", Some(id))]).await?;
+        state.audit.record(vec![Changer::Admin(ctx).record(AuditAction::UserRead, Some(id))]).await?;
         Ok(user)
     }
 
     pub async fn list(state: &AppState, ctx: &RequestContext, page: PageRequest) -> AppResult<Page<User>> {
-        super::super::authorize(state, ctx, Action::UserManage, "user.list", subject(None)).await?;
+        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserList, subject(None)).await?;
         let page = super::list(&state.store, page).await?;
-        state.audit.record(vec![Changer::Admin(ctx).record("user.list", None)]).await?;
+        state.audit.record(vec![Changer::Admin(ctx).record(AuditAction::UserList, None)]).await?;
         Ok(page)
     }
 
@@ -315,7 +315,7 @@ pub mod admin {
             .await
             .map_err(|_| AppError::from(UserError::Busy))?;
         if !verified {
-            let record = Changer::Admin(ctx).record("user.password_change", Some(id));
+            let record = Changer::Admin(ctx).record(AuditAction::UserPasswordChange, Some(id));
             let record = AuditRecord { outcome: AuditOutcome::Denied, ..record }.because("invalid_credentials");
             state.audit.record(vec![record]).await?;
             return Err(AppError::invalid("current_password", "matches", "is not the current password"));

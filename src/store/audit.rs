@@ -25,7 +25,7 @@ fn to_row(record: &AuditRecord) -> audit_event::Model {
         occurred_at: record.occurred_at,
         actor_id: record.actor_id,
         actor_role: record.actor_role.map(|r| r.as_str().to_owned()),
-        action: record.action.to_owned(),
+        action: record.action.as_str().to_owned(),
         resource_type: record.resource_type.to_owned(),
         resource_id: record.resource_id,
         patient_id: record.patient_id,

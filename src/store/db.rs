@@ -32,7 +32,7 @@ use sea_orm::{
 };
 
 use super::Backend;
-use crate::telemetry::metrics::Metrics;
+use super::StoreObserver;
 
 /// The time limits of the database round trips (`HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS`,
 /// `HEALTHCORE_DB_STATEMENT_TIMEOUT_MS`).
@@ -80,7 +80,7 @@ pub(super) struct PoolRecipe {
     pub limits: DbLimits,
     /// Ping every connection before use (the audit writer: a batch is worth the round trip).
     pub test_every_checkout: bool,
-    pub metrics: Arc<Metrics>,
+    pub observer: Arc<dyn StoreObserver>,
 }
 
 impl PoolRecipe {
@@ -149,16 +149,9 @@ impl PoolRecipe {
                 .busy_timeout(limits.statement)
         });
         let mut db = Database::connect(options).await?;
-        let timed = self.metrics.clone();
-        let system = match self.backend {
-            Backend::Postgres => "postgresql",
-            Backend::Sqlite => "sqlite",
-        };
-        db.set_metric_callback(move |info| {
-            let labels = crate::telemetry::metrics::classify_sql(&info.statement.sql);
-            timed.observe_query(&labels, info.elapsed, info.failed);
-            crate::telemetry::traces::record_query(system, labels.operation, labels.table, info.elapsed, info.failed);
-        });
+        let observer = self.observer.clone();
+        let backend = self.backend;
+        db.set_metric_callback(move |info| observer.statement(backend, &info.statement.sql, info.elapsed, info.failed));
         Ok(db)
     }
 }

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod jobs;
 mod migrations;
 pub mod notifications;
+mod observer;
 pub mod outbox;
 pub mod patients;
 pub mod practitioners;
@@ -30,10 +31,9 @@ use sea_orm::{
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use crate::telemetry::metrics::Metrics;
-
 pub use db::{Db, DbLimits, with_server_limits};
 pub use migrations::migrate;
+pub use observer::{PoolSize, StoreObserver, Unobserved};
 
 /// Which database the URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,14 @@ pub struct Store {
     /// Counts commits of transactions that recorded events: wakes this process's relay and the
     /// notifier that tells relays in other processes (a watch, so every waiter sees each change).
     events_committed: Arc<watch::Sender<u64>>,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn StoreObserver>,
+}
+
+/// How a pool is opened: on its own, with the observer given, or beside an open store (sharing its
+/// observer and its fault counter).
+enum Opened<'a> {
+    Alone(Arc<dyn StoreObserver>),
+    Beside(&'a Store),
 }
 
 /// A write transaction; every statement in it is bounded like one on the pool. On SQLite it also
@@ -83,7 +90,7 @@ pub struct WriteTx {
     _gate: Option<OwnedMutexGuard<()>>,
     recorded_events: std::sync::Mutex<Vec<crate::events::EventType>>,
     events_committed: Arc<watch::Sender<u64>>,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn StoreObserver>,
 }
 
 #[async_trait::async_trait]
@@ -111,12 +118,12 @@ impl ConnectionTrait for WriteTx {
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
-        let WriteTx { tx, db, _gate, recorded_events, events_committed, metrics } = self;
+        let WriteTx { tx, db, _gate, recorded_events, events_committed, observer } = self;
         db.bounded(tx.commit()).await?;
         drop(_gate);
         let recorded = recorded_events.into_inner().unwrap_or_else(|e| e.into_inner());
         if !recorded.is_empty() {
-            metrics.events_committed(&recorded);
+            observer.events_committed(&recorded);
             events_committed.send_modify(|commits| *commits = commits.wrapping_add(1));
         }
         Ok(())
@@ -135,7 +142,17 @@ impl Store {
     }
 
     pub async fn connect_with_limits(url: &str, max_connections: u32, limits: DbLimits) -> Result<Store, DbErr> {
-        Store::open(url, max_connections, limits, false, None).await
+        Store::connect_observed(url, max_connections, limits, Arc::new(Unobserved)).await
+    }
+
+    /// A store whose statements, transactions and pool `observer` watches.
+    pub async fn connect_observed(
+        url: &str,
+        max_connections: u32,
+        limits: DbLimits,
+        observer: Arc<dyn StoreObserver>,
+    ) -> Result<Store, DbErr> {
+        Store::open(url, max_connections, limits, false, Opened::Alone(observer)).await
     }
 
     /// `test_every_checkout` pings every connection before use: one round trip more per checkout,
@@ -145,18 +162,19 @@ impl Store {
         max_connections: u32,
         limits: DbLimits,
         test_every_checkout: bool,
-        beside: Option<&Store>,
+        opened: Opened<'_>,
     ) -> Result<Store, DbErr> {
-        let metrics = beside.map(|store| store.metrics.clone());
         let backend = Backend::from_url(url)
             .ok_or_else(|| DbErr::Custom(format!("unsupported database URL scheme in '{}'", redact_url(url))))?;
         if backend == Backend::Sqlite {
             ensure_sqlite_folder(url)?;
         }
-        // A pool of its own (the audit writer's) is timed into the same registry, but the pool
+        // A pool of its own (the audit writer's) is watched by the same observer, but the pool
         // gauges describe the request pool.
-        let shared_metrics = metrics.is_some();
-        let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
+        let (observer, beside) = match opened {
+            Opened::Alone(observer) => (observer, None),
+            Opened::Beside(store) => (store.observer.clone(), Some(store)),
+        };
         let recipe = db::PoolRecipe {
             faults: beside.map_or_else(Default::default, |store| store.db.faults()),
             url: url.to_owned(),
@@ -164,12 +182,12 @@ impl Store {
             max_connections,
             limits,
             test_every_checkout,
-            metrics: metrics.clone(),
+            observer: observer.clone(),
         };
         let db = Db::open(recipe).await?;
-        if !shared_metrics {
+        if beside.is_none() {
             let probed = db.clone();
-            metrics.set_pool_probe(max_connections, Box::new(move || probed.pool_size()));
+            observer.request_pool(max_connections, Box::new(move || probed.pool_size()));
         }
         Ok(Store {
             db,
@@ -177,7 +195,7 @@ impl Store {
             url: url.into(),
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
             events_committed: Arc::new(watch::Sender::new(0)),
-            metrics,
+            observer,
         })
     }
 
@@ -188,7 +206,7 @@ impl Store {
     /// work into one statement, so the extra round trip is cheap, and a batch never fails on a
     /// connection cut during a database restart.
     pub async fn dedicated(&self, max_connections: u32) -> Result<Store, DbErr> {
-        let mut store = Store::open(&self.url, max_connections, self.db.limits(), true, Some(self)).await?;
+        let mut store = Store::open(&self.url, max_connections, self.db.limits(), true, Opened::Beside(self)).await?;
         store.write_gate = self.write_gate.clone();
         store.events_committed = self.events_committed.clone();
         Ok(store)
@@ -202,11 +220,6 @@ impl Store {
     /// Changes each time a transaction that recorded events commits in this process.
     pub fn events_committed(&self) -> watch::Receiver<u64> {
         self.events_committed.subscribe()
-    }
-
-    /// The metrics of everything built on this store (one registry per process).
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
     }
 
     pub fn db(&self) -> &Db {
@@ -243,14 +256,14 @@ impl Store {
         };
         let connection = self.db.connection();
         let tx = self.db.bounded(connection.begin_with_options(options)).await?;
-        self.metrics.db.acquire_duration.observe(waiting.elapsed().as_secs_f64());
+        self.observer.write_acquired(waiting.elapsed());
         Ok(WriteTx {
             tx,
             db: self.db.clone(),
             _gate: gate,
             recorded_events: Default::default(),
             events_committed: self.events_committed.clone(),
-            metrics: self.metrics.clone(),
+            observer: self.observer.clone(),
         })
     }
 

@@ -24,13 +24,12 @@ pub struct OutboxEvent {
     pub replay: bool,
 }
 
-/// Appends events inside the caller's transaction, with the `traceparent` of the current span (the
-/// request's `outbox.write`, a job's run): the relay and the consumers continue that trace.
-pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope]) -> Result<(), DbErr> {
+/// Appends events inside the caller's transaction, with the `traceparent` of the span that records
+/// them (the request's `outbox.write`, a job's run): the relay and the consumers continue that trace.
+pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparent: Option<&str>) -> Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
     }
-    let traceparent = crate::telemetry::traces::traceparent(&tracing::Span::current());
     let rows = events.iter().map(|envelope| {
         let mut row = outbox_event::Model {
             sequence: 0,
@@ -42,7 +41,7 @@ pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope]) -> Result<
             occurred_at: envelope.timestamp,
             payload: serde_json::to_string(envelope).expect("an envelope serializes"),
             correlation_id: envelope.metadata.correlation_id.clone(),
-            traceparent: traceparent.clone(),
+            traceparent: traceparent.map(str::to_owned),
             published_at: None,
             kafka_partition: None,
             kafka_offset: None,

@@ -237,12 +237,10 @@ pub struct OutboxMetrics {
     pub oldest_pending_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
-/// Reads the pool's size and idle count at scrape time (set by the store that owns the pool).
-pub type PoolProbe = Box<dyn Fn() -> (u32, usize) + Send + Sync>;
-
+/// Every metric of this process, in one registry that the store, the edges and the jobs share.
 pub struct Metrics {
     registry: Registry,
-    pool_probe: std::sync::OnceLock<PoolProbe>,
+    pool_probe: std::sync::OnceLock<crate::store::PoolSize>,
     pub http: HttpMetrics,
     pub db: DbMetrics,
     pub audit: AuditMetrics,
@@ -530,7 +528,7 @@ impl Metrics {
     }
 
     /// Lets `render` read the connection pool's state (the first probe set wins).
-    pub fn set_pool_probe(&self, max: u32, probe: PoolProbe) {
+    pub fn set_pool_probe(&self, max: u32, probe: crate::store::PoolSize) {
         self.db.connections_max.set(i64::from(max));
         let _ = self.pool_probe.set(probe);
     }
@@ -582,6 +580,31 @@ const TABLES: [&str; 15] = [
     "webhook_deliveries",
     "schema_migrations",
 ];
+
+/// The store reports its statements, transactions and pool here (and each statement becomes a span).
+impl crate::store::StoreObserver for Metrics {
+    fn statement(&self, backend: crate::store::Backend, sql: &str, elapsed: std::time::Duration, failed: bool) {
+        let labels = classify_sql(sql);
+        self.observe_query(&labels, elapsed, failed);
+        let system = match backend {
+            crate::store::Backend::Postgres => "postgresql",
+            crate::store::Backend::Sqlite => "sqlite",
+        };
+        super::traces::record_query(system, labels.operation, labels.table, elapsed, failed);
+    }
+
+    fn write_acquired(&self, waited: std::time::Duration) {
+        self.db.acquire_duration.observe(waited.as_secs_f64());
+    }
+
+    fn events_committed(&self, event_types: &[EventType]) {
+        Metrics::events_committed(self, event_types);
+    }
+
+    fn request_pool(&self, max_connections: u32, size: crate::store::PoolSize) {
+        self.set_pool_probe(max_connections, size);
+    }
+}
 
 /// The operation (first keyword) and the first table a statement names, as bounded labels.
 pub fn classify_sql(sql: &str) -> QueryLabels {

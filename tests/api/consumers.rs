@@ -232,7 +232,7 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
         Utc::now(),
     );
     let tx = app.store.begin_write().await.unwrap();
-    healthcore::store::outbox::append(&tx, std::slice::from_ref(&poison)).await.unwrap();
+    healthcore::store::outbox::append(&tx, std::slice::from_ref(&poison), None).await.unwrap();
     tx.note_events_recorded([EventType::AppointmentBooked]);
     tx.commit().await.unwrap();
     let patient = app.create_patient("After", "Poison").await;

@@ -169,7 +169,8 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     .await
     .expect(401);
     app.call(reqwest::Method::GET, "/no/such/route", None, None).await.expect(404);
-    let jobs = Scheduler::new(app.store.clone(), std::sync::Arc::new(test_config(&app.database_url(), &settings)));
+    let config = std::sync::Arc::new(test_config(&app.database_url(), &settings));
+    let jobs = Scheduler::new(app.store.clone(), config, app.metrics.clone());
     let (_stop, mut stopping) = tokio::sync::watch::channel(false);
     for job in Job::ALL {
         let outcome = jobs.run_once(job, healthcore::clock::now(), &mut stopping).await;

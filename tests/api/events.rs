@@ -193,7 +193,7 @@ async fn a_transaction_that_rolls_back_leaves_no_event(backend: Backend) {
         &system_context(),
         chrono::Utc::now(),
     );
-    outbox::append(&tx, &[envelope]).await.unwrap();
+    outbox::append(&tx, &[envelope], None).await.unwrap();
     assert_eq!(outbox::after(&tx, 0, 10_000).await.unwrap().len(), recorded + 1, "visible inside the transaction");
     drop(tx);
     assert_eq!(all_events(&app).await.len(), recorded, "gone with the rollback");

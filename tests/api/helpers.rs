@@ -121,6 +121,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub admin_token: String,
     pub store: Store,
+    /// The server's metrics registry, for parts a test runs beside it (a scheduler, consumers).
+    pub metrics: std::sync::Arc<healthcore::telemetry::metrics::Metrics>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Declared last: dropped after the server has stopped.
@@ -253,6 +255,7 @@ impl TestApp {
         let application = Application::build(config).await.expect("the application starts");
         let base_url = format!("http://{}", application.local_addr());
         let store = application.state().store.clone();
+        let metrics = application.state().metrics.clone();
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(application.run_until(async move {
             let _ = stopped.await;
@@ -263,6 +266,7 @@ impl TestApp {
             client,
             admin_token: String::new(),
             store,
+            metrics,
             shutdown: Some(shutdown),
             server: Some(server),
             _database: database,

@@ -19,7 +19,7 @@ async fn spawn(backend: Backend) -> TestApp {
 
 fn scheduler(app: &TestApp) -> Scheduler {
     let config = test_config(&app.database_url(), &[("HEALTHCORE_JOB_RETRY_MS", "5")]);
-    Scheduler::new(app.store.clone(), Arc::new(config))
+    Scheduler::new(app.store.clone(), Arc::new(config), app.metrics.clone())
 }
 
 async fn run(scheduler: &Scheduler, job: Job) -> RunOutcome {
@@ -101,7 +101,7 @@ async fn each_run_happens_once_across_instances(backend: Backend) {
     // A second instance: its own pool on the same database.
     let other_store = healthcore::store::Store::connect(&app.database_url(), 2).await.unwrap();
     let config = Arc::new(test_config(&app.database_url(), &[]));
-    let (one, two) = (scheduler(&app), Scheduler::new(other_store.clone(), config));
+    let (one, two) = (scheduler(&app), Scheduler::new(other_store.clone(), config, Default::default()));
     let at = healthcore::clock::now();
     let (_stop, stopping) = watch::channel(false);
     let (mut a, mut b) = (stopping.clone(), stopping.clone());

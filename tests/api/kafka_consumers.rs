@@ -51,12 +51,13 @@ pub fn start_groups(
     let (stop, stopping) = watch::channel(false);
     let mut tasks = Vec::new();
     for group in groups {
-        let consumers = Consumers::new(app.store.clone(), config.consumers.clone());
+        let consumers = Consumers::new(app.store.clone(), config.consumers.clone(), app.metrics.clone());
         if group.sends_webhooks() {
             let worker = healthcore::consumers::delivery::DeliveryWorker::new(
                 app.store.clone(),
                 config.consumers.webhook.clone(),
                 consumers.deliveries_recorded(),
+                app.metrics.clone(),
             )
             .unwrap();
             tasks.push(tokio::spawn(worker.run(stopping.clone())));

@@ -54,7 +54,7 @@ async fn record_events(app: &TestApp, count: usize) {
                 healthcore::events::Envelope::new(event, &ctx, chrono::Utc::now())
             })
             .collect();
-        outbox::append(&tx, &envelopes).await.unwrap();
+        outbox::append(&tx, &envelopes, None).await.unwrap();
         tx.commit().await.unwrap();
     }
 }
@@ -75,7 +75,9 @@ async fn of_two_relays_one_leads_and_the_other_takes_over_when_it_stops() {
     let mut relays = Vec::new();
     for _ in 0..2 {
         let store = Store::connect(app.store.url(), 2).await.unwrap();
-        let relay = Relay::new(store.clone(), kafka(&prefix), config.clone(), store.events_committed()).unwrap();
+        let relay =
+            Relay::new(store.clone(), kafka(&prefix), config.clone(), store.events_committed(), Default::default())
+                .unwrap();
         let state = relay.state();
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(relay.run(stopping, Duration::from_secs(2)));
