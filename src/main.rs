@@ -16,6 +16,7 @@ fn exit_quietly_on_broken_pipe(command: &Option<cli::Command>) {
     if !serving {
         // SAFETY: setting a signal's disposition is process-wide and thread-safe; SIG_DFL is valid
         // for SIGPIPE, and no handler of ours is replaced.
+        #[expect(unsafe_code, reason = "libc::signal has no safe wrapper in std")]
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }

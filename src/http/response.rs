@@ -70,7 +70,7 @@ fn replayed(stored: StoredResponse) -> Response {
 /// Runs a creating POST under its `Idempotency-Key`, if any: the key is claimed first, so a repeat
 /// of the request (also one sent while the first still runs) gets the stored response, audited as
 /// a read of what it shows; a different request with the same key gets 422.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "the handler's parts, each used once; a struct would only rename them")]
 pub async fn create_idempotently<T, F, Fut>(
     state: &AppState,
     ctx: &RequestContext,

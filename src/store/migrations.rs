@@ -11,8 +11,7 @@ use super::{Store, execute_on};
 type Step = fn() -> Vec<Ddl>;
 
 /// A schema statement: portable, or raw SQL for one backend only.
-// Built once per migration run; the size of the variants does not matter.
-#[allow(clippy::large_enum_variant)]
+#[expect(clippy::large_enum_variant, reason = "built once per migration run: the size of the variants does not matter")]
 enum Ddl {
     Table(sea_orm::sea_query::TableCreateStatement),
     Index(sea_orm::sea_query::IndexCreateStatement),
