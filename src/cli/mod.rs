@@ -250,7 +250,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     format!(
                         "{} {} after {} attempt(s): {detail}",
                         run.scheduled_for.to_rfc3339(),
-                        run.status,
+                        run.status.as_str(),
                         run.attempts
                     )
                 });

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::store::jobs::Attempt;
+use crate::store::jobs::{Attempt, RunStatus};
 use crate::store::{self, Store};
 use crate::telemetry::metrics::{JobLabels, JobOutcomeLabels, Metrics};
 
@@ -146,9 +146,14 @@ impl Scheduler {
                 .observe(started.elapsed().as_secs_f64());
             let error = match result {
                 Ok(summary) => {
-                    let done = Attempt { status: "succeeded", attempts: attempt, error: None, summary: Some(&summary) };
+                    let done = Attempt {
+                        status: RunStatus::Succeeded,
+                        attempts: attempt,
+                        error: None,
+                        summary: Some(&summary),
+                    };
                     self.record(job, at, done).await;
-                    self.count(job, "succeeded");
+                    self.count(job, RunStatus::Succeeded.as_str());
                     let now = crate::clock::now().timestamp() as f64;
                     metrics.last_success.get_or_create(&JobLabels { job_name: job.name() }).set(now);
                     tracing::info!(job = job.name(), attempt, summary = %summary, "job run succeeded");
@@ -160,15 +165,19 @@ impl Scheduler {
                 self.record(
                     job,
                     at,
-                    Attempt { status: "failed", attempts: attempt, error: Some(&error), summary: None },
+                    Attempt { status: RunStatus::Failed, attempts: attempt, error: Some(&error), summary: None },
                 )
                 .await;
-                self.count(job, "failed");
+                self.count(job, RunStatus::Failed.as_str());
                 tracing::error!(job = job.name(), attempts = attempt, error = %error, "job run failed");
                 return RunOutcome::Failed(error);
             }
-            self.record(job, at, Attempt { status: "running", attempts: attempt, error: Some(&error), summary: None })
-                .await;
+            self.record(
+                job,
+                at,
+                Attempt { status: RunStatus::Running, attempts: attempt, error: Some(&error), summary: None },
+            )
+            .await;
             self.count(job, "retried");
             let retry_in_ms = pause.as_millis() as u64;
             tracing::warn!(job = job.name(), attempt, error = %error, retry_in_ms, "job run failed; retrying");
@@ -178,9 +187,13 @@ impl Scheduler {
             };
             if interrupted {
                 let stopped = Some("interrupted by shutdown");
-                self.record(job, at, Attempt { status: "failed", attempts: attempt, error: stopped, summary: None })
-                    .await;
-                self.count(job, "failed");
+                self.record(
+                    job,
+                    at,
+                    Attempt { status: RunStatus::Failed, attempts: attempt, error: stopped, summary: None },
+                )
+                .await;
+                self.count(job, RunStatus::Failed.as_str());
                 return RunOutcome::Interrupted;
             }
             pause *= 2;
@@ -195,6 +208,7 @@ impl Scheduler {
         }
     }
 
+    /// `outcome`: how the run ended (a `RunStatus`), or `retried`, or `unclaimed` (another instance ran it).
     fn count(&self, job: Job, outcome: &'static str) {
         self.metrics.jobs.runs.get_or_create(&JobOutcomeLabels { job_name: job.name(), outcome }).inc();
     }

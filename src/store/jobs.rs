@@ -9,6 +9,33 @@ use uuid::Uuid;
 use super::entities::{appointment, appointment_reminder, job_run};
 use crate::domain::{Appointment, AppointmentStatus};
 
+/// Where a run of a job stands (`job_runs.status`); `as_str` names it in the table, `jobs list`
+/// and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Claimed; running, or waiting to be retried.
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 3] = [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// A stored status; anything this version does not know reads as failed (worth a look).
+    fn parse(value: &str) -> RunStatus {
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == value).unwrap_or(RunStatus::Failed)
+    }
+}
+
 /// Claims the run of `job` scheduled for `at`; false if another instance (or an earlier attempt
 /// of this one) already did.
 pub async fn claim(
@@ -20,7 +47,7 @@ pub async fn claim(
     let row = job_run::ActiveModel {
         job: Set(job.to_owned()),
         scheduled_for: Set(at),
-        status: Set("running".to_owned()),
+        status: Set(RunStatus::Running.as_str().to_owned()),
         attempts: Set(0),
         started_at: Set(now),
         finished_at: Set(None),
@@ -34,11 +61,11 @@ pub async fn claim(
     Ok(inserted == 1)
 }
 
-/// How an attempt of a claimed run ended: `running` while it will be retried, then `succeeded`
-/// or `failed`.
+/// How an attempt of a claimed run ended: `Running` while it will be retried, then `Succeeded`
+/// or `Failed`.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
-    pub status: &'a str,
+    pub status: RunStatus,
     pub attempts: i32,
     pub error: Option<&'a str>,
     pub summary: Option<&'a str>,
@@ -51,9 +78,9 @@ pub async fn record(
     attempt: Attempt<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let finished = (attempt.status != "running").then_some(now);
+    let finished = (attempt.status != RunStatus::Running).then_some(now);
     job_run::Entity::update_many()
-        .col_expr(job_run::Column::Status, Expr::value(attempt.status))
+        .col_expr(job_run::Column::Status, Expr::value(attempt.status.as_str()))
         .col_expr(job_run::Column::Attempts, Expr::value(attempt.attempts))
         .col_expr(job_run::Column::Error, Expr::value(attempt.error.map(str::to_owned)))
         .col_expr(job_run::Column::Summary, Expr::value(attempt.summary.map(str::to_owned)))
@@ -69,7 +96,7 @@ pub async fn record(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub scheduled_for: DateTime<Utc>,
-    pub status: String,
+    pub status: RunStatus,
     pub attempts: i32,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
@@ -84,7 +111,7 @@ pub async fn last_run(conn: &impl ConnectionTrait, job: &str) -> Result<Option<R
         .await?;
     Ok(row.map(|row| Run {
         scheduled_for: row.scheduled_for,
-        status: row.status,
+        status: RunStatus::parse(&row.status),
         attempts: row.attempts,
         finished_at: row.finished_at,
         error: row.error,
@@ -94,8 +121,11 @@ pub async fn last_run(conn: &impl ConnectionTrait, job: &str) -> Result<Option<R
 
 /// The jobs whose latest run failed, by name (readiness reports them).
 pub async fn failing(conn: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
-    let sql = "SELECT job FROM job_runs AS latest WHERE status = 'failed' AND started_at = \
-               (SELECT MAX(started_at) FROM job_runs AS runs WHERE runs.job = latest.job) ORDER BY job";
+    let sql = format!(
+        "SELECT job FROM job_runs AS latest WHERE status = '{}' AND started_at = \
+         (SELECT MAX(started_at) FROM job_runs AS runs WHERE runs.job = latest.job) ORDER BY job",
+        RunStatus::Failed.as_str()
+    );
     let rows = conn.query_all_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql)).await?;
     rows.iter().map(|row| row.try_get::<String>("", "job")).collect()
 }
