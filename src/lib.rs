@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backoff;
 pub mod cache;
 pub mod cli;
 pub mod clock;

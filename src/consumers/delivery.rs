@@ -17,6 +17,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::{Notify, watch};
 
+use crate::backoff::Backoff;
 use crate::config::WebhookConfig;
 use crate::store::webhooks::{self, Attempt, Delivery, DeliveryStatus, Target};
 use crate::store::{Store, subscriptions};
@@ -175,8 +176,8 @@ impl DeliveryWorker {
         if attempts >= self.config.max_attempts {
             return (DeliveryStatus::Failed, None);
         }
-        let doublings = u32::try_from(attempts - 1).unwrap_or(0).min(20);
-        let pause = Duration::from_millis(self.config.retry_ms).saturating_mul(1 << doublings).min(LONGEST_PAUSE);
+        let retries = Backoff::new(Duration::from_millis(self.config.retry_ms), LONGEST_PAUSE);
+        let pause = retries.after_failures(u32::try_from(attempts).unwrap_or(1));
         (DeliveryStatus::Pending, Some(now + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::hours(1))))
     }
 

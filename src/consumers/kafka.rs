@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{ConsumerGroup, Consumers, Rejection, decode};
+use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
 use crate::events::kafka as events_kafka;
 use crate::telemetry::traces;
@@ -191,7 +192,7 @@ impl KafkaConsumer {
         let error = rejection.to_string();
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         loop {
             let mut headers = OwnedHeaders::new();
             if let Some(original) = message.headers() {
@@ -218,10 +219,9 @@ impl KafkaConsumer {
                 Err((err, _)) => tracing::warn!(error = %err, "could not write to the dead-letter topic; will retry"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(backoff.next_pause()) => {}
                 _ = shutdown.changed() => return false,
             }
-            pause = (pause * 2).min(Duration::from_secs(30));
         }
     }
 }

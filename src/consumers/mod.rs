@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::backoff::Backoff;
 use crate::config::ConsumerConfig;
 use crate::events::{Envelope, EventType};
 use crate::store::outbox::OutboxEvent;
@@ -259,7 +260,7 @@ impl Consumers {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<Result<Outcome, Rejection>> {
         let mut attempts = 0;
-        let mut pause = Duration::from_millis(self.config.retry_ms);
+        let mut backoff = Backoff::new(Duration::from_millis(self.config.retry_ms), Duration::from_secs(30));
         loop {
             match self.handle(group, envelope).await {
                 Ok(outcome) => return Some(Ok(outcome)),
@@ -288,10 +289,9 @@ impl Consumers {
                 }
             }
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(backoff.next_pause()) => {}
                 _ = shutdown.changed() => return None,
             }
-            pause = (pause * 2).min(Duration::from_secs(30));
         }
     }
 

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::store::jobs::{Attempt, RunStatus};
 use crate::store::{self, Store};
@@ -134,7 +135,8 @@ impl Scheduler {
                 return RunOutcome::Failed(err.to_string());
             }
         }
-        let mut pause = Duration::from_millis(self.config.jobs.retry_ms);
+        // Three attempts at most, so the pause needs no cap of its own.
+        let mut backoff = Backoff::new(Duration::from_millis(self.config.jobs.retry_ms), Duration::MAX);
         for attempt in 1..=MAX_ATTEMPTS {
             let started = Instant::now();
             let span = tracing::info_span!("job.run", otel.name = %format_args!("job {}", job.name()), job = job.name(), attempt);
@@ -179,6 +181,7 @@ impl Scheduler {
             )
             .await;
             self.count(job, "retried");
+            let pause = backoff.next_pause();
             let retry_in_ms = pause.as_millis() as u64;
             tracing::warn!(job = job.name(), attempt, error = %error, retry_in_ms, "job run failed; retrying");
             let interrupted = tokio::select! {
@@ -196,7 +199,6 @@ impl Scheduler {
                 self.count(job, RunStatus::Failed.as_str());
                 return RunOutcome::Interrupted;
             }
-            pause *= 2;
         }
         RunOutcome::Interrupted
     }

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::{KafkaConfig, RelayConfig};
+use crate::backoff::Backoff;
 use crate::events::{RelayState, kafka};
 use crate::store::outbox::{self, OutboxEvent, Published};
 use crate::store::{Backend, Store};
@@ -28,8 +29,8 @@ use crate::telemetry::traces;
 
 /// An arbitrary constant naming "the relay leader" among PostgreSQL advisory locks.
 const LEADER_LOCK_KEY: i64 = 0x4843_5245_4c41; // "HCRELA"
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// After a failed round: 100 ms, doubling, at most 30 s.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
 /// How often the leader refreshes the backlog gauges (a count of the pending rows).
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// In-process rounds are shorter: each event is a transaction per consumer group.
@@ -110,7 +111,7 @@ impl Relay {
             Sink::Kafka { kafka, .. } => Some(tokio::spawn(create_topics_until_done(kafka.clone(), shutdown.clone()))),
             Sink::InProcess(_) => None,
         };
-        let mut backoff = BACKOFF_START;
+        let mut backoff = RETRY;
         let poll = Duration::from_millis(self.config.poll_ms);
         let mut last_gauges: Option<tokio::time::Instant> = None;
         let mut listener = CommitListener::new(&self.store);
@@ -137,7 +138,7 @@ impl Relay {
             wake.borrow_and_update();
             match self.round(&mut shutdown.clone()).await {
                 Ok(0) => {
-                    backoff = BACKOFF_START;
+                    backoff.reset();
                     tokio::select! {
                         _ = wake.changed() => {}
                         _ = listener.next() => {}
@@ -145,15 +146,15 @@ impl Relay {
                         _ = shutdown.changed() => {}
                     }
                 }
-                Ok(_) => backoff = BACKOFF_START,
+                Ok(_) => backoff.reset(),
                 Err(err) => {
-                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "publishing failed; events stay pending");
+                    let pause = backoff.next_pause();
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "publishing failed; events stay pending");
                     self.state.send_modify(|s| s.last_error = Some(err.to_string()));
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => {}
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
@@ -316,7 +317,7 @@ fn publish_span(event: &outbox::OutboxEvent, topic: &str) -> tracing::Span {
 }
 
 async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Receiver<bool>) {
-    let mut backoff = BACKOFF_START;
+    let mut backoff = RETRY;
     loop {
         match tokio::time::timeout(Duration::from_secs(15), kafka::ensure_topics(&kafka)).await {
             Ok(Ok(())) => return,
@@ -324,10 +325,9 @@ async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Recei
             Err(_) => tracing::warn!("creating topics timed out"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_pause()) => {}
             _ = shutdown.changed() => return,
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
