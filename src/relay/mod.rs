@@ -19,8 +19,8 @@ use sea_orm::DbErr;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::config::{KafkaConfig, RelayConfig};
 use crate::backoff::Backoff;
+use crate::config::{KafkaConfig, RelayConfig};
 use crate::events::{RelayState, kafka};
 use crate::store::outbox::{self, OutboxEvent, Published};
 use crate::store::{Backend, Store};
