@@ -5,11 +5,46 @@ use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use clap::Subcommand;
 
 use crate::config::Config;
 use crate::events::EventType;
 use crate::store::outbox::{self, OutboxEvent, ReplaySelection};
 use crate::store::{analytics, consumers};
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print events as they are recorded, one decoded line each, until interrupted.
+    Tail {
+        /// Only this event type, e.g. appointment.booked.
+        #[arg(long = "type")]
+        event_type: Option<EventType>,
+    },
+    /// Publish retained events again, marked as replays, in their original order.
+    Replay {
+        /// RFC 3339 time (2026-11-27T09:00:00Z) or an age such as 30m, 12h or 7d.
+        #[arg(long)]
+        since: String,
+        #[arg(long = "type")]
+        event_type: Option<EventType>,
+        /// Empty the analytics aggregates and forget which events analytics handled first, so the
+        /// replay rebuilds them (replay everything retained, or the counts before --since are lost).
+        #[arg(long)]
+        rebuild_analytics: bool,
+    },
+}
+
+/// Runs an `events` command.
+pub async fn run(config: Config, command: EventsCommand) -> anyhow::Result<()> {
+    match command {
+        EventsCommand::Tail { event_type } => tail(config, event_type).await,
+        EventsCommand::Replay { since, event_type, rebuild_analytics } => {
+            let since = parse_since(&since, chrono::Utc::now())
+                .map_err(|reason| anyhow::anyhow!("--since: '{since}' {reason}"))?;
+            replay(config, since, event_type, rebuild_analytics).await
+        }
+    }
+}
 
 const TAIL_POLL: Duration = Duration::from_millis(250);
 
@@ -32,7 +67,7 @@ pub fn describe(event: &OutboxEvent) -> String {
 }
 
 /// Follows the outbox from its newest event until Ctrl-C or SIGTERM.
-pub async fn run(config: Config, only: Option<EventType>) -> anyhow::Result<()> {
+pub async fn tail(config: Config, only: Option<EventType>) -> anyhow::Result<()> {
     let store = crate::app::open_store(&config, &Default::default()).await?;
     let mut last = outbox::last_sequence(store.db()).await?;
     eprintln!("following events after #{last}; Ctrl-C stops");
@@ -78,4 +113,39 @@ pub async fn replay(
     println!("{count} events since {} queued for replay to {destination}", since.to_rfc3339());
     store.close().await;
     Ok(())
+}
+
+/// `--since`: an RFC 3339 time, or an age (`90s`, `30m`, `12h`, `7d`) before `now`.
+pub fn parse_since(
+    value: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, &'static str> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    let (number, unit) = value.split_at(value.len().saturating_sub(1));
+    let amount: i64 = number.parse().map_err(|_| "is neither an RFC 3339 time nor an age like 30m, 12h or 7d")?;
+    let age = match unit {
+        "s" => chrono::Duration::seconds(amount),
+        "m" => chrono::Duration::minutes(amount),
+        "h" => chrono::Duration::hours(amount),
+        "d" => chrono::Duration::days(amount),
+        _ => return Err("has an unknown unit (use s, m, h or d)"),
+    };
+    Ok(now - age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_and_ages() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z").unwrap().to_utc();
+        assert_eq!(parse_since("2026-11-27T09:30:00Z", now).unwrap().to_rfc3339(), "2026-11-27T09:30:00+00:00");
+        assert_eq!(parse_since("90m", now).unwrap().to_rfc3339(), "2026-11-27T10:30:00+00:00");
+        assert_eq!(parse_since("2d", now).unwrap().to_rfc3339(), "2026-11-25T12:00:00+00:00");
+        assert!(parse_since("yesterday", now).is_err());
+        assert!(parse_since("5w", now).is_err());
+    }
 }
