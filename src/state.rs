@@ -31,5 +31,14 @@ pub struct AppState {
     /// authenticate requests.
     pub account_changes: crate::cache::AccountChanges,
     /// The state of this process's relay, when it runs one.
-    pub relay: Option<tokio::sync::watch::Receiver<crate::events::RelayState>>,
+    pub relay: Option<tokio::sync::watch::Receiver<RelayState>>,
+}
+
+/// What this process's relay last saw, as readiness reports it. The relay writes it; it is defined
+/// here, with the state that holds it, so the state does not depend on the relay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayState {
+    pub leader: bool,
+    /// The last publishing error, cleared by the next success.
+    pub last_error: Option<String>,
 }

@@ -162,10 +162,6 @@ impl Consumers {
         &self.metrics
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub fn config(&self) -> &ConsumerConfig {
         &self.config
     }

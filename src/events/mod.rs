@@ -17,15 +17,6 @@ pub use envelope::Envelope;
 
 use crate::domain::{Appointment, Patient, Practitioner, PractitionerRole};
 
-/// What the relay (`crate::relay`) last saw, for readiness and `outbox status`: here, below both,
-/// so the state readiness reads does not tie the application state to the relay.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RelayState {
-    pub leader: bool,
-    /// The last publishing error, cleared by the next success.
-    pub last_error: Option<String>,
-}
-
 /// An event about to be recorded: its type, the aggregate it belongs to (whose version orders the
 /// events of that aggregate), and its `data`.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,7 +21,8 @@ use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::config::{KafkaConfig, RelayConfig};
-use crate::events::{RelayState, kafka};
+use crate::events::kafka;
+use crate::state::RelayState;
 use crate::store::outbox::{self, OutboxEvent, Published};
 use crate::store::{Backend, Store};
 use crate::telemetry::metrics::{Metrics, PublishLabels, SinkLabels};
