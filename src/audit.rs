@@ -4,7 +4,6 @@
 //! `AuditLog` batcher, which commits the records of many concurrent requests in one transaction
 //! (group commit) and answers each request only once its records are durable.
 
-use chrono::Utc;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -31,7 +30,7 @@ impl AuditRecord {
     pub fn system(action: AuditAction, subject: Subject, correlation_id: &str) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
-            occurred_at: Utc::now(),
+            occurred_at: crate::clock::now(),
             actor_id: None,
             actor_role: None,
             action,
@@ -49,7 +48,7 @@ impl AuditRecord {
     pub fn new(ctx: &RequestContext, action: AuditAction, subject: Subject, outcome: AuditOutcome) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
-            occurred_at: Utc::now(),
+            occurred_at: crate::clock::now(),
             actor_id: Some(ctx.principal.user_id),
             actor_role: Some(ctx.principal.role),
             action,
@@ -74,7 +73,7 @@ impl AuditRecord {
     ) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
-            occurred_at: Utc::now(),
+            occurred_at: crate::clock::now(),
             actor_id: actor.map(|a| a.0),
             actor_role: actor.map(|a| a.1),
             action,
@@ -93,7 +92,7 @@ impl AuditRecord {
     pub fn login(ctx: &AnonymousContext, user: Option<(Uuid, Role)>, outcome: AuditOutcome) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
-            occurred_at: Utc::now(),
+            occurred_at: crate::clock::now(),
             actor_id: user.map(|u| u.0),
             actor_role: user.map(|u| u.1),
             action: AuditAction::AuthLogin,

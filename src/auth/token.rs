@@ -1,6 +1,5 @@
 //! HS256 access tokens. The algorithm is pinned: a token that claims another one is rejected.
 
-use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -59,7 +58,7 @@ impl TokenIssuer {
     }
 
     pub fn issue(&self, principal: &Principal, token_version: i64) -> IssuedToken {
-        let now = Utc::now().timestamp();
+        let now = crate::clock::now().timestamp();
         let claims = Claims {
             sub: principal.user_id,
             role: principal.role,

@@ -39,7 +39,7 @@ pub async fn run(config: Config, command: EventsCommand) -> anyhow::Result<()> {
     match command {
         EventsCommand::Tail { event_type } => tail(config, event_type).await,
         EventsCommand::Replay { since, event_type, rebuild_analytics } => {
-            let since = parse_since(&since, chrono::Utc::now())
+            let since = parse_since(&since, crate::clock::now())
                 .map_err(|reason| anyhow::anyhow!("--since: '{since}' {reason}"))?;
             replay(config, since, event_type, rebuild_analytics).await
         }

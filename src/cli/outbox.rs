@@ -16,7 +16,7 @@ pub async fn run(config: Config, command: OutboxCommand) -> anyhow::Result<()> {
         OutboxCommand::Status => {
             let store = app::open_store(&config, &Default::default()).await?;
             let status = crate::store::outbox::status(store.db()).await?;
-            let now = chrono::Utc::now();
+            let now = crate::clock::now();
             let age = |t: Option<chrono::DateTime<chrono::Utc>>| {
                 t.map_or("-".to_owned(), |t| format!("{}s ago ({})", (now - t).num_seconds(), t.to_rfc3339()))
             };

@@ -113,7 +113,7 @@ impl Scheduler {
             else {
                 return;
             };
-            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            let wait = (at - crate::clock::now()).to_std().unwrap_or_default();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn every_schedule_parses_and_comes_round() {
-        let now = Utc::now();
+        let now = crate::clock::now();
         for job in Job::ALL {
             let next = job.next_after(now);
             assert!(next > now && next - now <= chrono::Duration::hours(1), "{}: {next}", job.name());

@@ -174,7 +174,7 @@ impl Relay {
         let Ok(backlog) = outbox::backlog(self.store.db()).await else { return };
         let gauges = &self.metrics.outbox;
         gauges.pending.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
-        let age = backlog.oldest.map_or(0.0, |oldest| (chrono::Utc::now() - oldest).as_seconds_f64().max(0.0));
+        let age = backlog.oldest.map_or(0.0, |oldest| (crate::clock::now() - oldest).as_seconds_f64().max(0.0));
         gauges.oldest_pending_age.set(age);
     }
 
