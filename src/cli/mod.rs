@@ -72,25 +72,19 @@ pub struct ConsumeArgs {
     pub group: ConsumerGroup,
 }
 
-impl clap::ValueEnum for ConsumerGroup {
-    fn value_variants<'a>() -> &'a [Self] {
-        &ConsumerGroup::ALL
-    }
+/// Closed sets named on the command line by their wire names (`ALL` and `as_str`).
+macro_rules! value_enum {
+    ($($t:ty),*) => {$(impl clap::ValueEnum for $t {
+        fn value_variants<'a>() -> &'a [Self] {
+            &<$t>::ALL
+        }
 
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.as_str()))
-    }
+        fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+            Some(clap::builder::PossibleValue::new(self.as_str()))
+        }
+    })*};
 }
-
-impl clap::ValueEnum for EventType {
-    fn value_variants<'a>() -> &'a [Self] {
-        &EventType::ALL
-    }
-
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.as_str()))
-    }
-}
+value_enum!(ConsumerGroup, EventType, Role);
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
@@ -100,16 +94,6 @@ pub struct SeedArgs {
     pub practitioners: u32,
     #[arg(long, default_value_t = 200)]
     pub appointments: u32,
-}
-
-impl clap::ValueEnum for Role {
-    fn value_variants<'a>() -> &'a [Self] {
-        &Role::ALL
-    }
-
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.as_str()))
-    }
 }
 
 /// Runs the command; the returned error is printed as one line by `main`.
