@@ -17,7 +17,7 @@ pub enum AppError {
     NotFound(&'static str),
     /// A rule that depends on other data: double booking, duplicate licence, invalid transition.
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ProblemCode, detail: String },
     /// `If-Match` named a version that is no longer current.
     #[error("the resource has changed since version {expected} was read")]
     PreconditionFailed { expected: i64 },
@@ -47,8 +47,63 @@ pub enum AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+macro_rules! problem_codes {
+    ($($(#[$doc:meta])* $variant:ident = $slug:literal,)*) => {
+        /// The closed set of problem `type`s the API answers with: one place names their wire
+        /// slugs (`https://healthcore.dev/problems/<slug>`, listed in `docs/ERRORS.md`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ProblemCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ProblemCode {
+            pub const ALL: &[ProblemCode] = &[$(ProblemCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ProblemCode::$variant => $slug,)*
+                }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    MalformedJson = "malformed-json",
+    InvalidId = "invalid-id",
+    BadRequest = "bad-request",
+    Unauthorized = "unauthorized",
+    Forbidden = "forbidden",
+    NotFound = "not-found",
+    MethodNotAllowed = "method-not-allowed",
+    /// The practitioner or the patient already has an overlapping booked appointment.
+    DoubleBooking = "double-booking",
+    InactivePatient = "inactive-patient",
+    InactivePractitioner = "inactive-practitioner",
+    /// A patient user already holds the most future self-booked appointments allowed.
+    BookingLimit = "booking-limit",
+    LastAdmin = "last-admin",
+    DuplicateUsername = "duplicate-username",
+    InvalidTransition = "invalid-transition",
+    DuplicateLicenceNumber = "duplicate-licence-number",
+    IdempotencyKeyInUse = "idempotency-key-in-use",
+    StaleVersion = "stale-version",
+    RequestTimeout = "request-timeout",
+    PayloadTooLarge = "payload-too-large",
+    UriTooLong = "uri-too-long",
+    HeadersTooLarge = "headers-too-large",
+    UnsupportedMediaType = "unsupported-media-type",
+    Validation = "validation",
+    IdempotencyKeyReused = "idempotency-key-reused",
+    TooManyAttempts = "too-many-attempts",
+    Internal = "internal",
+    Unavailable = "unavailable",
+    Timeout = "timeout",
+    Overloaded = "overloaded",
+}
+
 impl AppError {
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ProblemCode, detail: impl Into<String>) -> Self {
         AppError::Conflict { code, detail: detail.into() }
     }
 
@@ -65,7 +120,7 @@ impl From<FieldErrors> for AppError {
 
 impl From<TransitionError> for AppError {
     fn from(err: TransitionError) -> Self {
-        AppError::conflict("invalid-transition", err.to_string())
+        AppError::conflict(ProblemCode::InvalidTransition, err.to_string())
     }
 }
 

@@ -139,8 +139,10 @@ pub async fn middleware(
         return response;
     }
     let outcome = if principal.is_none() { AuditOutcome::Denied } else { AuditOutcome::Error };
-    let reason =
-        response.extensions().get::<ProblemType>().map_or_else(|| status.as_u16().to_string(), |t| t.0.clone());
+    let reason = response
+        .extensions()
+        .get::<ProblemType>()
+        .map_or_else(|| status.as_u16().to_string(), |t| t.0.as_str().to_owned());
     let subject = Subject { resource_type, resource_id, patient_id };
     let record =
         AuditRecord::attempt(&origin, principal.map(|p| (p.user_id, p.role)), action, subject, outcome).because(reason);

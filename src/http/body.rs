@@ -16,6 +16,7 @@ use axum::{
 use http_body_util::BodyExt;
 
 use super::problem::Problem;
+use crate::error::ProblemCode;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
@@ -33,7 +34,7 @@ fn closing(problem: Problem) -> Response {
 fn too_large(limit: usize) -> Response {
     closing(Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "payload-too-large",
+        ProblemCode::PayloadTooLarge,
         format!("the request body is larger than the limit of {limit} bytes"),
     ))
 }
@@ -53,7 +54,7 @@ pub async fn middleware(State(limits): State<BodyLimits>, request: Request, next
         Err(_) => {
             return closing(Problem::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "request-timeout",
+                ProblemCode::RequestTimeout,
                 format!("the request body did not arrive within {} ms", limits.read_within.as_millis()),
             ));
         }
@@ -62,6 +63,10 @@ pub async fn middleware(State(limits): State<BodyLimits>, request: Request, next
     match read {
         Ok(collected) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
         Err(err) if err.is::<http_body_util::LengthLimitError>() => too_large(limits.max_bytes),
-        Err(_) => closing(Problem::new(StatusCode::BAD_REQUEST, "bad-request", "the request body could not be read")),
+        Err(_) => closing(Problem::new(
+            StatusCode::BAD_REQUEST,
+            ProblemCode::BadRequest,
+            "the request body could not be read",
+        )),
     }
 }

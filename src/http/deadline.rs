@@ -15,6 +15,7 @@ use axum::{
 };
 
 use super::problem::{Problem, with_retry_after};
+use crate::error::ProblemCode;
 
 pub async fn middleware(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
@@ -22,7 +23,10 @@ pub async fn middleware(State(limit): State<Duration>, request: Request, next: N
         Err(_) => {
             tracing::warn!(limit_ms = limit.as_millis() as u64, "request did not complete in time");
             let detail = format!("the request did not complete within {} ms; retry later", limit.as_millis());
-            with_retry_after(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", detail).into_response(), 1)
+            with_retry_after(
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, ProblemCode::Timeout, detail).into_response(),
+                1,
+            )
         }
     }
 }

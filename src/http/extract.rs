@@ -17,7 +17,7 @@ use super::origin::origin;
 use super::problem::Problem;
 use crate::context::{AnonymousContext, RequestContext};
 use crate::domain::FieldErrors;
-use crate::error::AppError;
+use crate::error::{AppError, ProblemCode};
 use crate::state::AppState;
 
 /// A JSON body, parsed; `raw` keeps the bytes for idempotency fingerprints.
@@ -46,7 +46,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         if !is_json(&request) {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
+                ProblemCode::UnsupportedMediaType,
                 "the body must be JSON (Content-Type: application/json)",
             )
             .into_response());
@@ -55,12 +55,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             BytesRejection::FailedToBufferBody(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Problem::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload-too-large",
+                    ProblemCode::PayloadTooLarge,
                     "the request body is larger than the limit",
                 )
                 .into_response()
             }
-            other => Problem::new(other.status(), "bad-request", "the request body could not be read").into_response(),
+            other => Problem::new(other.status(), ProblemCode::BadRequest, "the request body could not be read")
+                .into_response(),
         })?;
         // serde would read a JSON array positionally into a struct; every body here is an object.
         let first = raw.iter().find(|b| !b.is_ascii_whitespace());
@@ -73,7 +74,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             // One JSON value is the body: `{…} garbage` or `{…}{…}` is not a JSON document.
             Ok(_) if deserializer.end().is_err() => Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                "malformed-json",
+                ProblemCode::MalformedJson,
                 "the body is not valid JSON: there is more after the JSON value",
             )
             .into_response()),
@@ -94,7 +95,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 } else {
                     Err(Problem::new(
                         StatusCode::BAD_REQUEST,
-                        "malformed-json",
+                        ProblemCode::MalformedJson,
                         format!("the body is not valid JSON (line {}, column {})", inner.line(), inner.column()),
                     )
                     .into_response())
@@ -140,10 +141,12 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| {
-            Problem::new(StatusCode::BAD_REQUEST, "invalid-id", "the id in the path is missing").into_response()
+            Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidId, "the id in the path is missing")
+                .into_response()
         })?;
         Uuid::parse_str(&raw).map(IdPath).map_err(|_| {
-            Problem::new(StatusCode::BAD_REQUEST, "invalid-id", "the id in the path must be a UUID").into_response()
+            Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidId, "the id in the path must be a UUID")
+                .into_response()
         })
     }
 }
@@ -159,7 +162,8 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
             .await
             .map(|Query(map)| QueryParams(map))
             .map_err(|_| {
-                Problem::new(StatusCode::BAD_REQUEST, "bad-request", "the query string is malformed").into_response()
+                Problem::new(StatusCode::BAD_REQUEST, ProblemCode::BadRequest, "the query string is malformed")
+                    .into_response()
             })
     }
 }

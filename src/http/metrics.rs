@@ -76,7 +76,7 @@ pub async fn render(State(exposition): State<Exposition>, headers: axum::http::H
     if !authorized(exposition.token.as_deref(), &headers) {
         return crate::http::problem::Problem::new(
             axum::http::StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            crate::error::ProblemCode::Unauthorized,
             "/metrics requires the configured bearer token",
         )
         .into_response();

@@ -34,6 +34,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::error::ProblemCode;
 use crate::state::AppState;
 use problem::Problem;
 use routes::{
@@ -114,7 +115,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 async fn not_found() -> Response {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route").into_response()
+    Problem::new(StatusCode::NOT_FOUND, ProblemCode::NotFound, "no such route").into_response()
 }
 
 /// A panic is a bug: the request still gets a problem response with its correlation ID, the event
@@ -123,15 +124,19 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
     tracing::error!("a request handler panicked");
     Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        ProblemCode::Internal,
         "an internal error occurred; quote the correlation ID when reporting it",
     )
     .into_response()
 }
 
 async fn method_not_allowed() -> Response {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")
-        .into_response()
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ProblemCode::MethodNotAllowed,
+        "this route does not accept that method",
+    )
+    .into_response()
 }
 
 /// The complete application: API routes, documentation, fallbacks and middleware.

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::correlation;
 use crate::domain::FieldError;
-use crate::error::AppError;
+use crate::error::{AppError, ProblemCode};
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 const TYPE_BASE: &str = "https://healthcore.dev/problems/";
@@ -29,32 +29,35 @@ pub struct Problem {
     /// For validation problems: every invalid field and the rule it broke.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// What `problem_type` names, for the middleware that audits the response.
+    #[serde(skip)]
+    code: ProblemCode,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ProblemCode, detail: impl Into<String>) -> Self {
         Problem {
-            problem_type: format!("{TYPE_BASE}{slug}"),
+            problem_type: format!("{TYPE_BASE}{}", code.as_str()),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
             correlation_id: correlation::current(),
             errors: Vec::new(),
+            code,
         }
     }
 }
 
-/// The `type` slug of a problem response, kept in its extensions for the middleware that audits it.
-#[derive(Debug, Clone)]
-pub struct ProblemType(pub String);
+/// The `type` of a problem response, kept in its extensions for the middleware that audits it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemType(pub ProblemCode);
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        let slug = self.problem_type.strip_prefix(TYPE_BASE).unwrap_or(&self.problem_type).to_owned();
         let mut response = (status, body).into_response();
-        response.extensions_mut().insert(ProblemType(slug));
+        response.extensions_mut().insert(ProblemType(self.code));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -80,35 +83,39 @@ impl IntoResponse for AppError {
         let problem = match self {
             AppError::Validation(errors) => {
                 let mut problem =
-                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", describe_fields(&errors.0));
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::Validation, describe_fields(&errors.0));
                 problem.errors = errors.0;
                 problem
             }
-            AppError::BadRequest(detail) => Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail),
+            AppError::BadRequest(detail) => Problem::new(StatusCode::BAD_REQUEST, ProblemCode::BadRequest, detail),
             AppError::NotFound(what) => {
-                Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no {what} with this id"))
+                Problem::new(StatusCode::NOT_FOUND, ProblemCode::NotFound, format!("no {what} with this id"))
             }
             AppError::Conflict { code, detail } => Problem::new(StatusCode::CONFLICT, code, detail),
             err @ AppError::PreconditionFailed { .. } => {
-                Problem::new(StatusCode::PRECONDITION_FAILED, "stale-version", err.to_string())
+                Problem::new(StatusCode::PRECONDITION_FAILED, ProblemCode::StaleVersion, err.to_string())
             }
             err @ AppError::IdempotencyKeyInUse => {
-                Problem::new(StatusCode::CONFLICT, "idempotency-key-in-use", err.to_string())
+                Problem::new(StatusCode::CONFLICT, ProblemCode::IdempotencyKeyInUse, err.to_string())
             }
             AppError::IdempotencyMismatch(detail) => {
-                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", detail)
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::IdempotencyKeyReused, detail)
             }
-            AppError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail),
-            err @ AppError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", err.to_string()),
+            AppError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized, detail),
+            err @ AppError::Forbidden(_) => {
+                Problem::new(StatusCode::FORBIDDEN, ProblemCode::Forbidden, err.to_string())
+            }
             err @ AppError::TooManyAttempts { .. } => {
-                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-many-attempts", err.to_string())
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, ProblemCode::TooManyAttempts, err.to_string())
             }
-            AppError::Overloaded { detail, .. } => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail),
+            AppError::Overloaded { detail, .. } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, ProblemCode::Overloaded, detail)
+            }
             AppError::Unavailable(err) => {
                 tracing::error!(error = format!("{err:#}"), "database unavailable");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ProblemCode::Unavailable,
                     "the service is temporarily unavailable; retry later",
                 )
             }
@@ -118,7 +125,7 @@ impl IntoResponse for AppError {
                 tracing::error!(error = format!("{err:#}"), "internal error");
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ProblemCode::Internal,
                     "an internal error occurred; quote the correlation ID when reporting it",
                 )
             }

@@ -1,5 +1,5 @@
-//! Success responses: resources carry their version as `ETag`; creations add `Location`; stored
-//! idempotent responses are replayed byte for byte.
+//! Success responses: resources carry their version as `ETag`; creations add `Location`; a
+//! creation repeated under its `Idempotency-Key` is answered again from the stored resource.
 
 use axum::{
     Json,
@@ -11,10 +11,9 @@ use serde::Serialize;
 
 use crate::context::RequestContext;
 use crate::error::AppResult;
-use crate::service::etag;
 use crate::service::idempotency::{self, Claim, Disclosure, IdempotencyTicket};
 use crate::state::AppState;
-use crate::store::idempotency::StoredResponse;
+use crate::store::idempotency::StoredResource;
 
 /// A resource the API addresses by id and exposes with its version as the ETag.
 pub trait Versioned {
@@ -29,6 +28,11 @@ macro_rules! versioned {
     })*};
 }
 versioned!(crate::domain::Patient, crate::domain::Practitioner, crate::domain::Appointment);
+
+/// A resource's version as the strong ETag the API sends and `If-Match` compares (`"3"`).
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
 
 fn with_etag(mut response: Response, version: i64) -> Response {
     if let Ok(value) = HeaderValue::from_str(&etag(version)) {
@@ -53,13 +57,18 @@ pub fn created<T: Serialize + Versioned>(value: T, location: String) -> Response
     response
 }
 
-fn replayed(stored: StoredResponse) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
-    let mut response = (status, stored.body).into_response();
+/// A creation answered again from its stored resource: the same status, body, `Location` and
+/// `ETag` as the first time, marked `Idempotent-Replayed`.
+fn replayed(stored: StoredResource, collection: &str) -> Response {
+    let resource: serde_json::Value = serde_json::from_str(&stored.body).unwrap_or_default();
+    let id = resource["id"].as_str().and_then(|id| id.parse::<uuid::Uuid>().ok());
+    let version = resource["version"].as_i64();
+    let mut response = (StatusCode::CREATED, stored.body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    for (name, value) in [(header::LOCATION, stored.location), (header::ETAG, stored.etag)] {
+    let location = id.map(|id| format!("{collection}/{id}"));
+    for (name, value) in [(header::LOCATION, location), (header::ETAG, version.map(etag))] {
         if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
             headers.insert(name, value);
         }
@@ -67,17 +76,15 @@ fn replayed(stored: StoredResponse) -> Response {
     response
 }
 
-/// Runs a creating POST under its `Idempotency-Key`, if any: the key is claimed first, so a repeat
-/// of the request (also one sent while the first still runs) gets the stored response, audited as
-/// a read of what it shows; a different request with the same key gets 422.
-#[expect(clippy::too_many_arguments, reason = "the handler's parts, each used once; a struct would only rename them")]
+/// Runs a creating POST to `collection` under its `Idempotency-Key`, if any: the key is claimed
+/// first, so a repeat of the request (also one sent while the first still runs) gets the stored
+/// resource, audited as a read of what it shows; a different request with the same key gets 422.
 pub async fn create_idempotently<T, F, Fut>(
     state: &AppState,
     ctx: &RequestContext,
     key: Option<String>,
-    route: &str,
+    collection: &str,
     raw_body: &Bytes,
-    location: fn(uuid::Uuid) -> String,
     disclosure: Disclosure,
     run: F,
 ) -> AppResult<Response>
@@ -86,16 +93,19 @@ where
     F: FnOnce(Option<IdempotencyTicket>) -> Fut,
     Fut: Future<Output = AppResult<T>>,
 {
-    let ticket = key.map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, route, raw_body)).transpose()?;
+    let keep_for = chrono::Duration::seconds(state.config.idempotency_ttl_seconds);
+    let route = format!("POST {collection}");
+    let ticket =
+        key.map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, &route, raw_body, keep_for)).transpose()?;
     if let Some(ticket) = &ticket
         && let Claim::Replay(stored) = idempotency::claim(state, ticket).await?
     {
         idempotency::audit_replay(state, ctx, disclosure, &stored).await?;
-        return Ok(replayed(stored));
+        return Ok(replayed(stored, collection));
     }
     match run(ticket.clone()).await {
         Ok(value) => {
-            let location = location(value.id());
+            let location = format!("{collection}/{}", value.id());
             Ok(created(value, location))
         }
         Err(err) => {

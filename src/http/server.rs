@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::problem::Problem;
+use crate::error::ProblemCode;
 use crate::telemetry::metrics::{Metrics, PhaseLabels, StatusLabels};
 
 /// Largest request head (request line and headers); beyond it the request is answered 431.
@@ -104,7 +105,7 @@ pub async fn serve(
 async fn refuse(mut stream: TcpStream) {
     let response = problem_response(
         StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
+        ProblemCode::Overloaded,
         "too many connections are open; retry shortly",
         &[("retry-after", "1")],
     );
@@ -331,14 +332,17 @@ impl AsyncWrite for Watched {
         {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             self.metrics.http.malformed_requests.get_or_create(&StatusLabels { status: status.as_u16() }).inc();
-            let (slug, detail) = match status {
+            let (code, detail) = match status {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
-                    ("headers-too-large", "the request line and headers are larger than 32 KiB")
+                    (ProblemCode::HeadersTooLarge, "the request line and headers are larger than 32 KiB")
                 }
-                StatusCode::URI_TOO_LONG => ("uri-too-long", "the request target is too long"),
-                _ => ("bad-request", "the request is not valid HTTP/1.1 (request line, headers or Content-Length)"),
+                StatusCode::URI_TOO_LONG => (ProblemCode::UriTooLong, "the request target is too long"),
+                _ => (
+                    ProblemCode::BadRequest,
+                    "the request is not valid HTTP/1.1 (request line, headers or Content-Length)",
+                ),
             };
-            self.rewrite = Some((problem_response(status, slug, detail, &[]), 0));
+            self.rewrite = Some((problem_response(status, code, detail, &[]), 0));
             ready!(self.drain_rewrite(cx))?;
             return Poll::Ready(Ok(buf.len()));
         }
@@ -358,8 +362,8 @@ impl AsyncWrite for Watched {
 
 /// A complete HTTP/1.1 problem+json response that closes the connection, for answers given
 /// outside the router (it has its own correlation ID: there was no request to take one from).
-fn problem_response(status: StatusCode, slug: &str, detail: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut problem = Problem::new(status, slug, detail);
+fn problem_response(status: StatusCode, code: ProblemCode, detail: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut problem = Problem::new(status, code, detail);
     let correlation_id = uuid::Uuid::new_v4().to_string();
     problem.correlation_id = Some(correlation_id.clone());
     let body = serde_json::to_string(&problem).unwrap_or_default();
@@ -394,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_problem_response_is_complete_and_closes_the_connection() {
-        let bytes = problem_response(StatusCode::BAD_REQUEST, "bad-request", "nope", &[]);
+        let bytes = problem_response(StatusCode::BAD_REQUEST, ProblemCode::BadRequest, "nope", &[]);
         let text = String::from_utf8(bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"));

@@ -4,8 +4,9 @@
 
 use uuid::Uuid;
 
-use super::idempotency::{self, IdempotencyTicket};
-use super::{authorize, check_version, etag, record_events};
+use super::idempotency::IdempotencyTicket;
+use super::unit_of_work::UnitOfWork;
+use super::{authorize, check_version};
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::clock::now;
@@ -14,7 +15,7 @@ use crate::domain::appointment::{
     BookingDraft, BookingInput, BookingWindow, CancelInput, RescheduleInput, parse_cancellation_reason, parse_slot,
 };
 use crate::domain::{Appointment, AppointmentStatus, FieldErrors, TimeSlot};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ProblemCode};
 use crate::events::{self, CancellationCause, EventType};
 use crate::state::AppState;
 use crate::store::appointments::{AppointmentFilter, Clash};
@@ -22,10 +23,6 @@ use crate::store::{self, Page, PageRequest, WriteTx};
 
 fn window(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> BookingWindow {
     BookingWindow { now, horizon_days: state.config.booking_horizon_days }
-}
-
-pub fn location(id: Uuid) -> String {
-    format!("/api/v1/appointments/{id}")
 }
 
 /// Locks the practitioner and the patient and checks both can take `slot`.
@@ -43,18 +40,21 @@ async fn lock_participants_and_check(
         .await?
         .ok_or_else(|| AppError::invalid("patient_id", "exists", "no patient has this id"))?;
     if !practitioner.active {
-        return Err(AppError::conflict("inactive-practitioner", "the practitioner is inactive and cannot be booked"));
+        return Err(AppError::conflict(
+            ProblemCode::InactivePractitioner,
+            "the practitioner is inactive and cannot be booked",
+        ));
     }
     if !patient.active {
-        return Err(AppError::conflict("inactive-patient", "the patient is inactive and cannot be booked"));
+        return Err(AppError::conflict(ProblemCode::InactivePatient, "the patient is inactive and cannot be booked"));
     }
     match store::appointments::find_clash(tx, practitioner_id, patient_id, slot, except).await? {
         Some(Clash::Practitioner) => Err(AppError::conflict(
-            "double-booking",
+            ProblemCode::DoubleBooking,
             "the practitioner already has a booked appointment that overlaps this time",
         )),
         Some(Clash::Patient) => Err(AppError::conflict(
-            "double-booking",
+            ProblemCode::DoubleBooking,
             "the patient already has a booked appointment that overlaps this time",
         )),
         None => Ok(()),
@@ -96,30 +96,27 @@ pub async fn book(
         created_at: now,
         updated_at: now,
     };
-    let tx = state.store.begin_write().await?;
-    lock_participants_and_check(&tx, appointment.practitioner_id, appointment.patient_id, draft.slot, None).await?;
+    let mut work = UnitOfWork::begin(&state.store).await?;
+    lock_participants_and_check(work.tx(), appointment.practitioner_id, appointment.patient_id, draft.slot, None)
+        .await?;
     // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
     // bookings are not limited (a course of therapy is booked ahead), but count. The patient's row
     // is locked, so concurrent bookings count each other.
     let limit = state.config.patient_future_bookings_max;
     if ctx.principal.role == crate::domain::Role::Patient
-        && store::appointments::count_future_booked(&tx, appointment.patient_id, now).await? >= limit
+        && store::appointments::count_future_booked(work.tx(), appointment.patient_id, now).await? >= limit
     {
         return Err(AppError::conflict(
-            "booking-limit",
+            ProblemCode::BookingLimit,
             format!("a patient may hold at most {limit} future appointments booked by themselves; cancel one first"),
         ));
     }
-    store::appointments::insert(&tx, &appointment).await?;
+    store::appointments::insert(work.tx(), &appointment).await?;
     let subject = Subject::appointment(appointment.id, appointment.patient_id);
-    store::audit::append(&tx, &[AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success)])
-        .await?;
-    record_events(&tx, ctx, vec![events::appointment(EventType::AppointmentBooked, &appointment)]).await?;
-    if let Some(ticket) = &ticket {
-        idempotency::remember(state, &tx, ticket, location(appointment.id), etag(appointment.version), &appointment)
-            .await?;
-    }
-    tx.commit().await?;
+    work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
+    work.event(ctx, events::appointment(EventType::AppointmentBooked, &appointment));
+    work.remember(ticket.as_ref(), &appointment)?;
+    work.commit().await?;
     Ok(appointment)
 }
 
@@ -214,24 +211,20 @@ pub async fn reschedule(
     let mut errors = FieldErrors::new();
     let slot = parse_slot(&mut errors, input.start, input.end, window(state, now));
     let slot = errors.into_result(|| slot)?.expect("a slot exists when no field error was reported");
-    let tx = state.store.begin_write().await?;
-    lock_participants_and_check(&tx, current.practitioner_id, current.patient_id, slot, Some(id)).await?;
+    let mut work = UnitOfWork::begin(&state.store).await?;
+    lock_participants_and_check(work.tx(), current.practitioner_id, current.patient_id, slot, Some(id)).await?;
     let mut appointment =
-        store::appointments::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
+        store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
     check_version(expected_version, appointment.version)?;
     let (previous_start, previous_end) = (appointment.start, appointment.end);
     appointment.reschedule(slot, now)?;
     appointment.version += 1;
     appointment.updated_at = now;
-    store::appointments::update(&tx, &appointment).await?;
+    store::appointments::update(work.tx(), &appointment).await?;
     let subject = Subject::appointment(id, appointment.patient_id);
-    store::audit::append(
-        &tx,
-        &[AuditRecord::new(ctx, AuditAction::AppointmentReschedule, subject, AuditOutcome::Success)],
-    )
-    .await?;
-    record_events(&tx, ctx, vec![events::appointment_rescheduled(&appointment, previous_start, previous_end)]).await?;
-    tx.commit().await?;
+    work.audit(AuditRecord::new(ctx, AuditAction::AppointmentReschedule, subject, AuditOutcome::Success));
+    work.event(ctx, events::appointment_rescheduled(&appointment, previous_start, previous_end));
+    work.commit().await?;
     Ok(appointment)
 }
 
@@ -260,9 +253,9 @@ pub async fn transition(
         _ => None,
     };
     let now = now();
-    let tx = state.store.begin_write().await?;
+    let mut work = UnitOfWork::begin(&state.store).await?;
     let mut appointment =
-        store::appointments::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("appointment"))?;
+        store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
     check_version(expected_version, appointment.version)?;
     match transition {
         Transition::Cancel(_) => appointment.cancel(reason.unwrap_or_default())?,
@@ -271,16 +264,16 @@ pub async fn transition(
     }
     appointment.version += 1;
     appointment.updated_at = now;
-    store::appointments::update(&tx, &appointment).await?;
+    store::appointments::update(work.tx(), &appointment).await?;
     let event = match appointment.status {
         AppointmentStatus::Completed => events::appointment(EventType::AppointmentCompleted, &appointment),
         AppointmentStatus::NoShow => events::appointment(EventType::AppointmentNoShow, &appointment),
         _ => events::appointment_cancelled(&appointment, CancellationCause::Requested),
     };
     let subject = Subject::appointment(id, appointment.patient_id);
-    store::audit::append(&tx, &[AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success)]).await?;
-    record_events(&tx, ctx, vec![event]).await?;
-    tx.commit().await?;
+    work.audit(AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success));
+    work.event(ctx, event);
+    work.commit().await?;
     Ok(appointment)
 }
 
@@ -292,12 +285,12 @@ pub enum Participant {
 }
 
 /// Cancels the future booked appointments of a patient or practitioner being deactivated, inside
-/// the deactivation's transaction; returns the audit records of the cancellations.
+/// the deactivation's unit of work (each cancellation audited and published).
 pub(super) async fn cancel_future_appointments(
-    tx: &WriteTx,
+    work: &mut UnitOfWork<'_>,
     ctx: &RequestContext,
     participant: Participant,
-) -> AppResult<Vec<AuditRecord>> {
+) -> AppResult<()> {
     let now = now();
     let (patient_id, practitioner_id, reason, cause) = match participant {
         Participant::Patient(id) => (Some(id), None, "patient deactivated", CancellationCause::PatientDeactivated),
@@ -305,17 +298,14 @@ pub(super) async fn cancel_future_appointments(
             (None, Some(id), "practitioner deactivated", CancellationCause::PractitionerDeactivated)
         }
     };
-    let mut records = Vec::new();
-    let mut cancellations = Vec::new();
-    for mut appointment in store::appointments::future_booked(tx, patient_id, practitioner_id, now).await? {
+    for mut appointment in store::appointments::future_booked(work.tx(), patient_id, practitioner_id, now).await? {
         appointment.cancel(reason.to_owned())?;
         appointment.version += 1;
         appointment.updated_at = now;
-        store::appointments::update(tx, &appointment).await?;
+        store::appointments::update(work.tx(), &appointment).await?;
         let subject = Subject::appointment(appointment.id, appointment.patient_id);
-        records.push(AuditRecord::new(ctx, AuditAction::AppointmentCancel, subject, AuditOutcome::Success));
-        cancellations.push(events::appointment_cancelled(&appointment, cause));
+        work.audit(AuditRecord::new(ctx, AuditAction::AppointmentCancel, subject, AuditOutcome::Success));
+        work.event(ctx, events::appointment_cancelled(&appointment, cause));
     }
-    record_events(tx, ctx, cancellations).await?;
-    Ok(records)
+    Ok(())
 }

@@ -1,14 +1,14 @@
-//! `Idempotency-Key` on creating POSTs. A request claims its key before its use case runs, so a
-//! retry sent while the first attempt is still running waits for it and gets the same answer
-//! (ten parallel retries of one booking got one 201 and nine 409 double-bookings). The claim
-//! becomes the stored response in the same transaction as the resource it describes, so a key is
-//! never remembered for a write that rolled back, and a write that committed is never repeated;
-//! a request that fails gives its claim up, so the key can be retried at once.
+//! Idempotent creation: a request claims its key before its use case runs, so a retry sent while
+//! the first attempt is still running waits for it and gets the same answer (ten parallel retries
+//! of one booking got one 201 and nine 409 double-bookings). The claim becomes the stored resource
+//! in the same transaction as the resource (`UnitOfWork::remember`), so a key is never remembered
+//! for a write that rolled back, and a write that committed is never repeated; a request that
+//! fails gives its claim up, so the key can be retried at once. How a replay looks on the wire is
+//! the HTTP layer's (`http::response`).
 
 use std::time::Duration;
 
 use chrono::Duration as Span;
-use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ use crate::clock::now;
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::{self, idempotency::KeyState, idempotency::StoredResponse};
+use crate::store::{self, WriteTx, idempotency::KeyState, idempotency::StoredResource};
 
 pub const KEY_MAX: usize = 255;
 
@@ -31,10 +31,12 @@ pub struct IdempotencyTicket {
     pub key: String,
     /// SHA-256 over route and body: the same key with another request is refused.
     pub fingerprint: String,
+    /// How long the created resource is remembered for replays.
+    pub keep_for: Span,
 }
 
 impl IdempotencyTicket {
-    pub fn new(user_id: Uuid, key: String, route: &str, body: &[u8]) -> AppResult<Self> {
+    pub fn new(user_id: Uuid, key: String, route: &str, body: &[u8], keep_for: Span) -> AppResult<Self> {
         if key.is_empty() || key.len() > KEY_MAX || !key.chars().all(|c| c.is_ascii_graphic()) {
             return Err(AppError::BadRequest(format!(
                 "the Idempotency-Key header must be 1 to {KEY_MAX} visible ASCII characters"
@@ -44,14 +46,14 @@ impl IdempotencyTicket {
         hasher.update(route.as_bytes());
         hasher.update([0]);
         hasher.update(body);
-        Ok(IdempotencyTicket { user_id, key, fingerprint: hex::encode(hasher.finalize()) })
+        Ok(IdempotencyTicket { user_id, key, fingerprint: hex::encode(hasher.finalize()), keep_for })
     }
 }
 
 /// What a request with a key does: run (it holds the key now), or answer as the first did.
 pub enum Claim {
     Run,
-    Replay(StoredResponse),
+    Replay(StoredResource),
 }
 
 fn mismatch() -> AppError {
@@ -97,24 +99,11 @@ pub async fn release(state: &AppState, ticket: &IdempotencyTicket) {
     }
 }
 
-/// Stores the response of a successful create inside its transaction, completing the claim.
-pub async fn remember(
-    state: &AppState,
-    conn: &impl ConnectionTrait,
-    ticket: &IdempotencyTicket,
-    location: String,
-    etag: String,
-    body: &impl serde::Serialize,
-) -> AppResult<()> {
-    let response = StoredResponse {
-        fingerprint: ticket.fingerprint.clone(),
-        status: 201,
-        location: Some(location),
-        etag: Some(etag),
-        body: serde_json::to_string(body).map_err(|e| AppError::Internal(e.into()))?,
-    };
-    let expires_at = now() + Span::seconds(state.config.idempotency_ttl_seconds);
-    if store::idempotency::complete(conn, ticket.user_id, &ticket.key, &response, expires_at).await? {
+/// Completes the ticket's claim with the created resource, inside the creation's transaction.
+pub(super) async fn complete(tx: &WriteTx, ticket: &IdempotencyTicket, body: String) -> AppResult<()> {
+    let stored = StoredResource { fingerprint: ticket.fingerprint.clone(), body };
+    let expires_at = now() + ticket.keep_for;
+    if store::idempotency::complete(tx, ticket.user_id, &ticket.key, &stored, expires_at).await? {
         Ok(())
     } else {
         Err(AppError::IdempotencyKeyInUse)
@@ -135,7 +124,7 @@ pub async fn audit_replay(
     state: &AppState,
     ctx: &RequestContext,
     disclosure: Disclosure,
-    stored: &StoredResponse,
+    stored: &StoredResource,
 ) -> AppResult<()> {
     let body: serde_json::Value = serde_json::from_str(&stored.body).map_err(|e| AppError::Internal(e.into()))?;
     let id = |field: &str| body[field].as_str().and_then(|v| v.parse::<Uuid>().ok());

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::authorize;
+use super::unit_of_work::UnitOfWork;
 use crate::audit::{AuditAction, Subject};
 use crate::auth::Action;
 use crate::config::check_webhook_url;
@@ -108,13 +109,13 @@ pub async fn delete(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResu
 pub async fn enable(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Subscription> {
     allow(state, ctx, AuditAction::IntegrationEnable, Some(id)).await?;
     let now = crate::clock::now();
-    let tx = state.store.begin_write().await?;
-    if !subscriptions::set_active(&tx, id, true, None, now).await? {
+    let work = UnitOfWork::begin(&state.store).await?;
+    if !subscriptions::set_active(work.tx(), id, true, None, now).await? {
         return Err(AppError::NotFound("subscription"));
     }
-    webhooks::resume_subscription(&tx, id, now).await?;
-    let subscription = subscriptions::find(&tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
-    tx.commit().await?;
+    webhooks::resume_subscription(work.tx(), id, now).await?;
+    let subscription = subscriptions::find(work.tx(), id).await?.ok_or(AppError::NotFound("subscription"))?;
+    work.commit().await?;
     Ok(subscription)
 }
 

@@ -1,5 +1,6 @@
 //! The application layer: one function per use case. Each authorizes the caller, applies the
-//! domain rules, and performs its writes — state change and audit record — in one transaction.
+//! domain rules, and performs its writes — state change, audit record, events — in one
+//! `UnitOfWork`. Services speak the domain: no status code, header or stored response here.
 
 pub mod analytics;
 pub mod appointments;
@@ -11,38 +12,14 @@ pub mod integrations;
 pub mod notifications;
 pub mod patients;
 pub mod practitioners;
+pub mod unit_of_work;
 pub mod users;
-
-use tracing::Instrument;
-
-use crate::clock::now;
 
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
-use crate::events::{Envelope, NewEvent};
 use crate::state::AppState;
-use crate::store::{self, WriteTx};
-
-/// Records the events of a change in the outbox, inside the change's transaction.
-pub async fn record_events(tx: &WriteTx, ctx: &RequestContext, events: Vec<NewEvent>) -> AppResult<()> {
-    if cfg!(feature = "bench-without-outbox") {
-        return Ok(());
-    }
-    let now = now();
-    let event_types: Vec<_> = events.iter().map(|e| e.event_type).collect();
-    let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, ctx, now)).collect();
-    // The events carry this span's traceparent: the relay and the consumers continue from it.
-    let span = tracing::info_span!("outbox.write", event_count = envelopes.len());
-    let traceparent = crate::telemetry::traces::traceparent(&span);
-    store::outbox::append(tx, &envelopes, traceparent.as_deref()).instrument(span).await?;
-    // The commit wakes this process's relay, and `relay::notify_other_processes` tells
-    // relays elsewhere; a NOTIFY inside this transaction would serialize every commit on
-    // PostgreSQL's notification lock (it halved create-patient throughput).
-    tx.note_events_recorded(event_types);
-    Ok(())
-}
 
 /// Checks the policy; a refusal is audited (durably, before the 403 is sent) and returned.
 pub async fn authorize(
@@ -57,11 +34,6 @@ pub async fn authorize(
     }
     state.audit.record(vec![AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Denied)]).await?;
     Err(AppError::Forbidden(action.describe()))
-}
-
-/// A resource's version as the strong ETag the API sends and `If-Match` compares (`"3"`).
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
 }
 
 /// `If-Match` handling: a stale version is refused before anything changes.

@@ -3,8 +3,9 @@
 use uuid::Uuid;
 
 use super::appointments::{Participant, cancel_future_appointments};
-use super::idempotency::{self, IdempotencyTicket};
-use super::{authorize, check_version, etag, record_events};
+use super::idempotency::IdempotencyTicket;
+use super::unit_of_work::UnitOfWork;
+use super::{authorize, check_version};
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::clock::now;
@@ -16,10 +17,6 @@ use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::store::patients::PatientFilter;
 use crate::store::{self, Page, PageRequest};
-
-pub fn location(id: Uuid) -> String {
-    format!("/api/v1/patients/{id}")
-}
 
 pub async fn register(
     state: &AppState,
@@ -47,21 +44,20 @@ pub async fn register(
             created_at: now,
             updated_at: now,
         };
-        let tx = state.store.begin_write().await?;
-        match store::patients::insert(&tx, &patient).await {
+        let mut work = UnitOfWork::begin(&state.store).await?;
+        match store::patients::insert(work.tx(), &patient).await {
             Err(err) if store::is_unique_violation(&err, "patients", "mrn") => continue,
             other => other?,
         }
-        store::audit::append(
-            &tx,
-            &[AuditRecord::new(ctx, AuditAction::PatientCreate, Subject::patient(patient.id), AuditOutcome::Success)],
-        )
-        .await?;
-        record_events(&tx, ctx, vec![events::patient(EventType::PatientCreated, &patient)]).await?;
-        if let Some(ticket) = &ticket {
-            idempotency::remember(state, &tx, ticket, location(patient.id), etag(patient.version), &patient).await?;
-        }
-        tx.commit().await?;
+        work.audit(AuditRecord::new(
+            ctx,
+            AuditAction::PatientCreate,
+            Subject::patient(patient.id),
+            AuditOutcome::Success,
+        ));
+        work.event(ctx, events::patient(EventType::PatientCreated, &patient));
+        work.remember(ticket.as_ref(), &patient)?;
+        work.commit().await?;
         return Ok(patient);
     }
     Err(AppError::Internal(anyhow::anyhow!("could not generate a unique MRN in 5 attempts")))
@@ -113,22 +109,18 @@ pub async fn update(
     authorize(state, ctx, Action::PatientUpdate, AuditAction::PatientUpdate, Subject::patient(id)).await?;
     let now = now();
     let patch = PatientPatch::parse(&input, now.date_naive())?;
-    let tx = state.store.begin_write().await?;
-    let mut patient = store::patients::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("patient"))?;
+    let mut work = UnitOfWork::begin(&state.store).await?;
+    let mut patient = store::patients::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("patient"))?;
     check_version(expected_version, patient.version)?;
     let changed = patch.apply(&mut patient);
     if !changed.is_empty() {
         patient.version += 1;
         patient.updated_at = now;
-        store::patients::update(&tx, &patient).await?;
-        record_events(&tx, ctx, vec![events::patient_updated(&patient, &changed)]).await?;
+        store::patients::update(work.tx(), &patient).await?;
+        work.event(ctx, events::patient_updated(&patient, &changed));
     }
-    store::audit::append(
-        &tx,
-        &[AuditRecord::new(ctx, AuditAction::PatientUpdate, Subject::patient(id), AuditOutcome::Success)],
-    )
-    .await?;
-    tx.commit().await?;
+    work.audit(AuditRecord::new(ctx, AuditAction::PatientUpdate, Subject::patient(id), AuditOutcome::Success));
+    work.commit().await?;
     Ok(patient)
 }
 
@@ -161,22 +153,21 @@ async fn set_active(
     let action = if active { AuditAction::PatientReactivate } else { AuditAction::PatientDeactivate };
     authorize(state, ctx, Action::PatientDeactivate, action, Subject::patient(id)).await?;
     let now = now();
-    let tx = state.store.begin_write().await?;
-    let mut patient = store::patients::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("patient"))?;
+    let mut work = UnitOfWork::begin(&state.store).await?;
+    let mut patient = store::patients::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("patient"))?;
     check_version(expected_version, patient.version)?;
-    let mut records = vec![AuditRecord::new(ctx, action, Subject::patient(id), AuditOutcome::Success)];
+    work.audit(AuditRecord::new(ctx, action, Subject::patient(id), AuditOutcome::Success));
     if patient.active != active {
         patient.active = active;
         patient.version += 1;
         patient.updated_at = now;
-        store::patients::update(&tx, &patient).await?;
+        store::patients::update(work.tx(), &patient).await?;
         let event_type = if active { EventType::PatientReactivated } else { EventType::PatientDeleted };
-        record_events(&tx, ctx, vec![events::patient(event_type, &patient)]).await?;
+        work.event(ctx, events::patient(event_type, &patient));
         if !active {
-            records.extend(cancel_future_appointments(&tx, ctx, Participant::Patient(id)).await?);
+            cancel_future_appointments(&mut work, ctx, Participant::Patient(id)).await?;
         }
     }
-    store::audit::append(&tx, &records).await?;
-    tx.commit().await?;
+    work.commit().await?;
     Ok(patient)
 }

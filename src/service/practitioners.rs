@@ -4,23 +4,20 @@
 use uuid::Uuid;
 
 use super::appointments::{Participant, cancel_future_appointments};
-use super::idempotency::{self, IdempotencyTicket};
-use super::{authorize, check_version, etag, record_events};
+use super::idempotency::IdempotencyTicket;
+use super::unit_of_work::UnitOfWork;
+use super::{authorize, check_version};
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::clock::now;
 use crate::context::RequestContext;
 use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
 use crate::domain::{Practitioner, PractitionerDraft, PractitionerPatch};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ProblemCode};
 use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::store::practitioners::PractitionerFilter;
 use crate::store::{self, Page, PageRequest};
-
-pub fn location(id: Uuid) -> String {
-    format!("/api/v1/practitioners/{id}")
-}
 
 fn subject(id: Uuid) -> Subject {
     Subject { resource_type: "practitioner", resource_id: Some(id), patient_id: None }
@@ -28,7 +25,10 @@ fn subject(id: Uuid) -> Subject {
 
 fn duplicate_licence(err: sea_orm::DbErr) -> AppError {
     if store::is_unique_violation(&err, "practitioners", "licence_number") {
-        AppError::conflict("duplicate-licence-number", "a practitioner with this licence number already exists")
+        AppError::conflict(
+            ProblemCode::DuplicateLicenceNumber,
+            "a practitioner with this licence number already exists",
+        )
     } else {
         err.into()
     }
@@ -56,19 +56,12 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let tx = state.store.begin_write().await?;
-    store::practitioners::insert(&tx, &practitioner).await.map_err(duplicate_licence)?;
-    store::audit::append(
-        &tx,
-        &[AuditRecord::new(ctx, AuditAction::PractitionerCreate, subject(practitioner.id), AuditOutcome::Success)],
-    )
-    .await?;
-    record_events(&tx, ctx, vec![events::practitioner(EventType::PractitionerCreated, &practitioner, None)]).await?;
-    if let Some(ticket) = &ticket {
-        idempotency::remember(state, &tx, ticket, location(practitioner.id), etag(practitioner.version), &practitioner)
-            .await?;
-    }
-    tx.commit().await?;
+    let mut work = UnitOfWork::begin(&state.store).await?;
+    store::practitioners::insert(work.tx(), &practitioner).await.map_err(duplicate_licence)?;
+    work.audit(AuditRecord::new(ctx, AuditAction::PractitionerCreate, subject(practitioner.id), AuditOutcome::Success));
+    work.event(ctx, events::practitioner(EventType::PractitionerCreated, &practitioner, None));
+    work.remember(ticket.as_ref(), &practitioner)?;
+    work.commit().await?;
     Ok(practitioner)
 }
 
@@ -99,28 +92,19 @@ pub async fn update(
 ) -> AppResult<Practitioner> {
     authorize(state, ctx, Action::PractitionerWrite, AuditAction::PractitionerUpdate, subject(id)).await?;
     let patch = PractitionerPatch::parse(&input)?;
-    let tx = state.store.begin_write().await?;
+    let mut work = UnitOfWork::begin(&state.store).await?;
     let mut practitioner =
-        store::practitioners::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
+        store::practitioners::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("practitioner"))?;
     check_version(expected_version, practitioner.version)?;
     let changed = patch.apply(&mut practitioner);
     if !changed.is_empty() {
         practitioner.version += 1;
         practitioner.updated_at = now();
-        store::practitioners::update(&tx, &practitioner).await.map_err(duplicate_licence)?;
-        record_events(
-            &tx,
-            ctx,
-            vec![events::practitioner(EventType::PractitionerUpdated, &practitioner, Some(&changed))],
-        )
-        .await?;
+        store::practitioners::update(work.tx(), &practitioner).await.map_err(duplicate_licence)?;
+        work.event(ctx, events::practitioner(EventType::PractitionerUpdated, &practitioner, Some(&changed)));
     }
-    store::audit::append(
-        &tx,
-        &[AuditRecord::new(ctx, AuditAction::PractitionerUpdate, subject(id), AuditOutcome::Success)],
-    )
-    .await?;
-    tx.commit().await?;
+    work.audit(AuditRecord::new(ctx, AuditAction::PractitionerUpdate, subject(id), AuditOutcome::Success));
+    work.commit().await?;
     state.cache.practitioners.invalidate(id);
     Ok(practitioner)
 }
@@ -134,24 +118,23 @@ pub async fn set_active(
 ) -> AppResult<Practitioner> {
     let action = if active { AuditAction::PractitionerReactivate } else { AuditAction::PractitionerDeactivate };
     authorize(state, ctx, Action::PractitionerWrite, action, subject(id)).await?;
-    let tx = state.store.begin_write().await?;
+    let mut work = UnitOfWork::begin(&state.store).await?;
     let mut practitioner =
-        store::practitioners::find_for_update(&tx, id).await?.ok_or(AppError::NotFound("practitioner"))?;
+        store::practitioners::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("practitioner"))?;
     check_version(expected_version, practitioner.version)?;
-    let mut records = vec![AuditRecord::new(ctx, action, subject(id), AuditOutcome::Success)];
+    work.audit(AuditRecord::new(ctx, action, subject(id), AuditOutcome::Success));
     if practitioner.active != active {
         practitioner.active = active;
         practitioner.version += 1;
         practitioner.updated_at = now();
-        store::practitioners::update(&tx, &practitioner).await?;
+        store::practitioners::update(work.tx(), &practitioner).await?;
         let event_type = if active { EventType::PractitionerReactivated } else { EventType::PractitionerDeleted };
-        record_events(&tx, ctx, vec![events::practitioner(event_type, &practitioner, None)]).await?;
+        work.event(ctx, events::practitioner(event_type, &practitioner, None));
         if !active {
-            records.extend(cancel_future_appointments(&tx, ctx, Participant::Practitioner(id)).await?);
+            cancel_future_appointments(&mut work, ctx, Participant::Practitioner(id)).await?;
         }
     }
-    store::audit::append(&tx, &records).await?;
-    tx.commit().await?;
+    work.commit().await?;
     state.cache.practitioners.invalidate(id);
     Ok(practitioner)
 }

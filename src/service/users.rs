@@ -10,7 +10,8 @@ use crate::auth::password::{self, PasswordWork};
 use crate::clock::now;
 use crate::context::RequestContext;
 use crate::domain::Role;
-use crate::error::AppError;
+use crate::error::{AppError, ProblemCode};
+use crate::service::unit_of_work::UnitOfWork;
 use crate::store::{self, Page, PageRequest, Store, WriteTx, users::User};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,9 @@ pub enum UserError {
     Busy,
     #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
+    /// A failure of the unit of work the change ran in (the database, at begin or commit).
+    #[error(transparent)]
+    Work(#[from] AppError),
 }
 
 impl From<UserError> for AppError {
@@ -42,7 +46,9 @@ impl From<UserError> for AppError {
         match err {
             UserError::InvalidUsername => AppError::invalid("username", "username", err.to_string()),
             UserError::WeakPassword(_) => AppError::invalid("password", "password", err.to_string()),
-            UserError::Duplicate(_) => AppError::conflict("duplicate-username", "another user has this username"),
+            UserError::Duplicate(_) => {
+                AppError::conflict(ProblemCode::DuplicateUsername, "another user has this username")
+            }
             UserError::PatientRequired => {
                 AppError::invalid("patient_id", "required", "a patient user is linked to a patient")
             }
@@ -51,11 +57,12 @@ impl From<UserError> for AppError {
             }
             UserError::UnknownPatient(_) => AppError::invalid("patient_id", "exists", "no patient has this id"),
             UserError::NotFound => AppError::NotFound("user"),
-            UserError::LastAdmin => AppError::conflict("last-admin", err.to_string()),
+            UserError::LastAdmin => AppError::conflict(ProblemCode::LastAdmin, err.to_string()),
             UserError::Busy => {
                 AppError::Overloaded { detail: "every password-hashing slot is busy", retry_after_seconds: 1 }
             }
             UserError::Database(err) => err.into(),
+            UserError::Work(err) => err,
         }
     }
 }
@@ -137,17 +144,17 @@ pub async fn create_by(
         created_at: now(),
         token_version: 0,
     };
-    let tx = store.begin_write().await?;
-    check_link(&tx, role, patient_id).await?;
-    if let Err(err) = store::users::insert(&tx, &user).await {
+    let mut work = UnitOfWork::begin(store).await?;
+    check_link(work.tx(), role, patient_id).await?;
+    if let Err(err) = store::users::insert(work.tx(), &user).await {
         return Err(if store::is_unique_violation(&err, "users", "username") {
             UserError::Duplicate(username.to_owned())
         } else {
             err.into()
         });
     }
-    store::audit::append(&tx, &[by.record(AuditAction::UserCreate, Some(user.id))]).await?;
-    tx.commit().await?;
+    work.audit(by.record(AuditAction::UserCreate, Some(user.id)));
+    work.commit().await?;
     Ok(user)
 }
 
@@ -183,8 +190,8 @@ pub async fn change(
         AccountChange::Password(text) => Some(hash(passwords, text).await?),
         _ => None,
     };
-    let tx = store.begin_write().await?;
-    let mut user = store::users::find_for_update(&tx, id).await?.ok_or(UserError::NotFound)?;
+    let mut work = UnitOfWork::begin(store).await?;
+    let mut user = store::users::find_for_update(work.tx(), id).await?.ok_or(UserError::NotFound)?;
     let unchanged = match &change {
         AccountChange::Role { role, patient_id } => user.role == *role && user.patient_id == *patient_id,
         AccountChange::Active(active) => user.active == *active,
@@ -197,21 +204,21 @@ pub async fn change(
     let was_active_admin = user.active && user.role == Role::Admin;
     match &change {
         AccountChange::Role { role, patient_id } => {
-            check_link(&tx, *role, *patient_id).await?;
+            check_link(work.tx(), *role, *patient_id).await?;
             (user.role, user.patient_id) = (*role, *patient_id);
         }
         AccountChange::Active(active) => user.active = *active,
         AccountChange::Password(_) => user.password_hash = new_hash.unwrap_or_default(),
     }
     let still_active_admin = user.active && user.role == Role::Admin;
-    if was_active_admin && !still_active_admin && store::users::other_active_admins(&tx, id).await? == 0 {
+    if was_active_admin && !still_active_admin && store::users::other_active_admins(work.tx(), id).await? == 0 {
         return Err(UserError::LastAdmin);
     }
     user.token_version += 1;
-    store::users::update(&tx, &user).await?;
+    store::users::update(work.tx(), &user).await?;
     // The commit also tells every instance (a trigger on `users` notifies on PostgreSQL).
-    store::audit::append(&tx, &[by.record(change.action(), Some(id))]).await?;
-    tx.commit().await?;
+    work.audit(by.record(change.action(), Some(id)));
+    work.commit().await?;
     Ok(user)
 }
 

@@ -1,5 +1,8 @@
-//! The `idempotency_keys` table: each creating POST that carried a key claims it first (a row with
-//! status 0, held for a lease), and its transaction turns the claim into the stored response.
+//! The `idempotency_keys` table: each creation that carried a key claims it first (a row with
+//! status 0, held for a lease), and its transaction turns the claim into the stored resource. What
+//! the client is shown again (status, `Location`, `ETag`) is the HTTP layer's, derived from it.
+//! The `location` and `etag` columns are no longer written: an earlier version kept the response
+//! headers there, and dropping them would break that version during a rolling upgrade.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, sea_query::Expr};
@@ -9,13 +12,14 @@ use super::entities::idempotency_key::{self, Column, Entity};
 
 /// The status of a key claimed by a request still running.
 const IN_PROGRESS: i32 = 0;
+/// The status of a key whose creation committed (any status but `IN_PROGRESS` means so; 201 is
+/// what every version has written).
+const COMPLETED: i32 = 201;
 
+/// What a completed key remembers: the request's fingerprint and the created resource as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
+pub struct StoredResource {
     pub fingerprint: String,
-    pub status: u16,
-    pub location: Option<String>,
-    pub etag: Option<String>,
     pub body: String,
 }
 
@@ -26,7 +30,7 @@ pub enum KeyState {
     InProgress {
         fingerprint: String,
     },
-    Completed(StoredResponse),
+    Completed(StoredResource),
 }
 
 /// The key's state for (user, key), unless its row has expired (a finished response past its
@@ -45,13 +49,7 @@ pub async fn find(
         .await?;
     Ok(row.map(|row| match row.status {
         IN_PROGRESS => KeyState::InProgress { fingerprint: row.fingerprint },
-        status => KeyState::Completed(StoredResponse {
-            fingerprint: row.fingerprint,
-            status: u16::try_from(status).unwrap_or(200),
-            location: row.location,
-            etag: row.etag,
-            body: row.body,
-        }),
+        _ => KeyState::Completed(StoredResource { fingerprint: row.fingerprint, body: row.body }),
     }))
 }
 
@@ -90,24 +88,22 @@ pub async fn claim(
     }
 }
 
-/// Turns this request's claim into its stored response (inside the transaction of the resource);
+/// Turns this request's claim into its stored resource (inside the transaction of the resource);
 /// `false` if the claim is no longer this request's (its lease ran out and another took the key).
 pub async fn complete(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     key: &str,
-    response: &StoredResponse,
+    stored: &StoredResource,
     expires_at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let updated = Entity::update_many()
-        .col_expr(Column::Status, Expr::value(i32::from(response.status)))
-        .col_expr(Column::Location, Expr::value(response.location.clone()))
-        .col_expr(Column::Etag, Expr::value(response.etag.clone()))
-        .col_expr(Column::Body, Expr::value(response.body.clone()))
+        .col_expr(Column::Status, Expr::value(COMPLETED))
+        .col_expr(Column::Body, Expr::value(stored.body.clone()))
         .col_expr(Column::ExpiresAt, Expr::value(expires_at))
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Key.eq(key))
-        .filter(Column::Fingerprint.eq(response.fingerprint.as_str()))
+        .filter(Column::Fingerprint.eq(stored.fingerprint.as_str()))
         .filter(Column::Status.eq(IN_PROGRESS))
         .exec(conn)
         .await?;

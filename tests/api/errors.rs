@@ -107,6 +107,17 @@ async fn error_bodies_never_echo_the_input(backend: Backend) {
     app.stop().await;
 }
 
+#[test]
+fn every_problem_type_is_documented_in_errors_md() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ERRORS.md")).unwrap();
+    let missing: Vec<&str> = healthcore::error::ProblemCode::ALL
+        .iter()
+        .map(|code| code.as_str())
+        .filter(|slug| !doc.contains(&format!("`{slug}`")))
+        .collect();
+    assert!(missing.is_empty(), "docs/ERRORS.md does not list {missing:?}");
+}
+
 on_both_backends!(
     malformed_json_is_400,
     a_body_that_is_not_json_is_415,

@@ -14,6 +14,8 @@ async fn the_same_key_and_body_replays_the_first_response(backend: Backend) {
     let second = post_with_key(&app, &app.admin_token, "key-1", patient_body("Ada", "Lovelace")).await.expect(201);
     assert_eq!(second.body, first.body);
     assert_eq!(second.header("location"), first.header("location"));
+    assert_eq!(second.header("etag"), first.header("etag"));
+    assert_eq!(second.header("content-type"), Some("application/json"));
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
     // The replay showed the patient again: audited as a read.
     let reads = app.audit_events(&format!("patient_id={}&action=patient.read", first.id())).await;
@@ -84,13 +86,8 @@ async fn an_expired_key_may_be_used_for_a_new_request(backend: Backend) {
     let me = app.get("/api/v1/auth/me", &app.admin_token).await.expect(200);
     let user_id: uuid::Uuid = me.body["user_id"].as_str().unwrap().parse().unwrap();
     let long_ago = chrono::Utc::now() - chrono::Duration::days(2);
-    let stored = healthcore::store::idempotency::StoredResponse {
-        fingerprint: "a different request".into(),
-        status: 201,
-        location: None,
-        etag: None,
-        body: "{}".into(),
-    };
+    let stored =
+        healthcore::store::idempotency::StoredResource { fingerprint: "a different request".into(), body: "{}".into() };
     let db = app.store.db();
     let expired = long_ago + chrono::Duration::days(1);
     assert!(

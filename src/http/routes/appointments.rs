@@ -37,16 +37,9 @@ pub async fn book_appointment(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<BookingInput>,
 ) -> AppResult<Response> {
-    create_idempotently(
-        &state,
-        &ctx,
-        key,
-        "POST /api/v1/appointments",
-        &body.raw,
-        service::location,
-        Disclosure::Appointment,
-        |ticket| service::book(&state, &ctx, body.value, ticket),
-    )
+    create_idempotently(&state, &ctx, key, "/api/v1/appointments", &body.raw, Disclosure::Appointment, |ticket| {
+        service::book(&state, &ctx, body.value, ticket)
+    })
     .await
 }
 

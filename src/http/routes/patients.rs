@@ -36,16 +36,9 @@ pub async fn create_patient(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<PatientInput>,
 ) -> AppResult<Response> {
-    create_idempotently(
-        &state,
-        &ctx,
-        key,
-        "POST /api/v1/patients",
-        &body.raw,
-        service::location,
-        Disclosure::Patient,
-        |ticket| service::register(&state, &ctx, body.value, ticket),
-    )
+    create_idempotently(&state, &ctx, key, "/api/v1/patients", &body.raw, Disclosure::Patient, |ticket| {
+        service::register(&state, &ctx, body.value, ticket)
+    })
     .await
 }
 

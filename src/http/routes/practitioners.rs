@@ -36,16 +36,9 @@ pub async fn create_practitioner(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<PractitionerInput>,
 ) -> AppResult<Response> {
-    create_idempotently(
-        &state,
-        &ctx,
-        key,
-        "POST /api/v1/practitioners",
-        &body.raw,
-        service::location,
-        Disclosure::Nothing,
-        |ticket| service::create(&state, &ctx, body.value, ticket),
-    )
+    create_idempotently(&state, &ctx, key, "/api/v1/practitioners", &body.raw, Disclosure::Nothing, |ticket| {
+        service::create(&state, &ctx, body.value, ticket)
+    })
     .await
 }
 
