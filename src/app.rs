@@ -15,6 +15,7 @@ use crate::consumers::kafka::KafkaConsumer;
 use crate::consumers::{ConsumerGroup, Consumers};
 use crate::relay::Relay;
 use crate::service::users::{self, FirstAdmin};
+use crate::shutdown::{self, Shutdown};
 use crate::state::AppState;
 use crate::store::{self, Store};
 use crate::telemetry::metrics::Metrics;
@@ -40,7 +41,7 @@ fn spawn_metrics(
     listener: Option<TcpListener>,
     metrics: &Arc<Metrics>,
     config: &Config,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let listener = listener?;
     let token = config.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
@@ -78,7 +79,7 @@ impl crate::relay::LocalConsumers for InProcessConsumers {
     async fn deliver(
         &self,
         event: &store::outbox::OutboxEvent,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        shutdown: &mut Shutdown,
     ) -> Result<bool, sea_orm::DbErr> {
         self.0.deliver(event, shutdown).await
     }
@@ -175,7 +176,7 @@ impl Application {
         let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
         let store = state.store.clone();
         let metrics = state.metrics.clone();
-        let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
+        let (stop_relay, relay_stopping) = shutdown::channel();
         let deliveries = deliveries.map(|worker| tokio::spawn(worker.run(relay_stopping.clone())));
         let metrics_server = spawn_metrics(metrics_listener, &metrics, &state.config, relay_stopping.clone());
         let scheduler = state.config.jobs.enabled.then(|| {
@@ -215,7 +216,7 @@ impl Application {
         // The router (and with it every AuditLog handle) is gone now, so the writer drains and stops.
         let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
         // Requests are done, so no new events: the relay stops taking rows and flushes what is in flight.
-        let _ = stop_relay.send(true);
+        stop_relay.stop();
         if let Some(relay) = relay {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), relay).await;
         }
@@ -297,12 +298,12 @@ pub async fn run_relay(config: Config) -> anyhow::Result<()> {
         store.events_committed(),
         metrics.clone(),
     )?;
-    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (stop, stopping) = shutdown::channel();
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let metrics_server = spawn_metrics(bind_metrics(&config).await?, &metrics, &config, stopping.clone());
     let running = tokio::spawn(relay.run(stopping, grace));
     shutdown_signal().await;
-    let _ = stop.send(true);
+    stop.stop();
     let _ = running.await;
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
@@ -321,7 +322,7 @@ pub async fn run_consumer(config: Config, group: ConsumerGroup) -> anyhow::Resul
     };
     let metrics = Arc::new(Metrics::new());
     let store = open_store(&config, &metrics).await?;
-    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (stop, stopping) = shutdown::channel();
     let metrics_server = spawn_metrics(bind_metrics(&config).await?, &metrics, &config, stopping.clone());
     let consumers = Consumers::new(store.clone(), config.consumers.clone(), metrics.clone());
     let deliveries = if group.sends_webhooks() {
@@ -338,7 +339,7 @@ pub async fn run_consumer(config: Config, group: ConsumerGroup) -> anyhow::Resul
         _ = shutdown_signal() => None,
         result = &mut running => Some(result),
     };
-    let _ = stop.send(true);
+    stop.stop();
     let result = match ended {
         Some(result) => result,
         None => running.await,

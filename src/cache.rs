@@ -16,6 +16,7 @@ use sea_orm::DbErr;
 use uuid::Uuid;
 
 use crate::domain::practitioner::Practitioner;
+use crate::shutdown::Shutdown;
 use crate::store::users::User;
 use crate::telemetry::metrics::{CacheEvictionLabels, CacheLabels, Metrics};
 
@@ -126,7 +127,7 @@ pub async fn follow_account_changes(
     store: crate::store::Store,
     users: NamedCache<User>,
     changes: AccountChanges,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
     if store.backend() != crate::store::Backend::Postgres {
@@ -135,7 +136,7 @@ pub async fn follow_account_changes(
     let Ok(options) = store.url().parse::<sea_orm::sqlx::postgres::PgConnectOptions>() else { return };
     let limits = store.db().limits();
     let options = crate::store::with_server_limits(options, limits);
-    while !*shutdown.borrow() {
+    while !shutdown.is_shutdown() {
         let generation = store.db().generation();
         let pool =
             PgPoolOptions::new().max_connections(1).acquire_timeout(limits.acquire).connect_lazy_with(options.clone());
@@ -162,14 +163,14 @@ pub async fn follow_account_changes(
                             break;
                         }
                     }
-                    _ = shutdown.changed() => break,
+                    _ = shutdown.recv() => break,
                 }
             }
             changes.set(false);
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => {}
+            _ = shutdown.recv() => {}
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod relay;
 pub mod seed;
 pub mod service;
+pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use crate::app;
 use crate::config::Config;
+use crate::shutdown;
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
@@ -47,7 +48,7 @@ pub async fn run(config: Config, command: JobsCommand) -> anyhow::Result<()> {
             })?;
             let store = app::open_store(&config, &Default::default()).await?;
             let scheduler = crate::jobs::Scheduler::new(store.clone(), std::sync::Arc::new(config), Default::default());
-            let (_stop, mut stopping) = tokio::sync::watch::channel(false);
+            let (_stop, mut stopping) = shutdown::channel();
             let outcome = scheduler.run_once(job, crate::clock::now(), &mut stopping).await;
             store.close().await;
             match outcome {

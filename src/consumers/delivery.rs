@@ -15,10 +15,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
 use crate::config::WebhookConfig;
+use crate::shutdown::Shutdown;
 use crate::store::webhooks::{self, Attempt, Delivery, DeliveryStatus, Target};
 use crate::store::{Store, subscriptions};
 
@@ -61,9 +62,9 @@ impl DeliveryWorker {
     }
 
     /// Sends due deliveries until `shutdown`; what is in flight then finishes first.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: Shutdown) {
         let this = Arc::new(self);
-        while !*shutdown.borrow() {
+        while !shutdown.is_shutdown() {
             let sent = match this.round().await {
                 Ok(sent) => sent,
                 Err(err) => {
@@ -75,7 +76,7 @@ impl DeliveryWorker {
                 tokio::select! {
                     _ = this.wake.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.recv() => {}
                 }
             }
         }

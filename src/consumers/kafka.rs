@@ -17,13 +17,13 @@ use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{ConsumerGroup, Consumers, Rejection, decode};
 use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
 use crate::events::kafka as events_kafka;
+use crate::shutdown::Shutdown;
 use crate::telemetry::traces;
 
 pub const DLQ_ERROR_HEADER: &str = "x-dlq-error";
@@ -99,7 +99,7 @@ impl KafkaConsumer {
     }
 
     /// Consumes until `shutdown`; the message in hand is finished (or left uncommitted) first.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let dlq_topic = dlq_topic(&self.kafka.topic_prefix, self.group);
         let mut topics = self.topics();
         topics.push(dlq_topic.clone());
@@ -111,7 +111,7 @@ impl KafkaConsumer {
         loop {
             let message = tokio::select! {
                 received = self.consumer.recv() => received,
-                _ = shutdown.changed() => break,
+                _ = shutdown.recv() => break,
             };
             let message = match message {
                 Ok(message) => message,
@@ -136,12 +136,7 @@ impl KafkaConsumer {
     }
 
     /// Handles one message or dead-letters it; false if shutdown interrupted it (left uncommitted).
-    async fn process(
-        &self,
-        message: &BorrowedMessage<'_>,
-        dlq_topic: &str,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> bool {
+    async fn process(&self, message: &BorrowedMessage<'_>, dlq_topic: &str, shutdown: &mut Shutdown) -> bool {
         let payload = message.payload().unwrap_or_default();
         let span = tracing::info_span!(
             "kafka.process",
@@ -187,7 +182,7 @@ impl KafkaConsumer {
         message: &BorrowedMessage<'_>,
         dlq_topic: &str,
         rejection: &Rejection,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &mut Shutdown,
     ) -> bool {
         let error = rejection.to_string();
         let partition = message.partition().to_string();
@@ -220,7 +215,7 @@ impl KafkaConsumer {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next_pause()) => {}
-                _ = shutdown.changed() => return false,
+                _ = shutdown.recv() => return false,
             }
         }
     }

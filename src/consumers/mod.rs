@@ -20,13 +20,13 @@ use std::time::Duration;
 
 use sea_orm::DbErr;
 use serde::Deserialize;
-use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
 use crate::config::ConsumerConfig;
 use crate::events::{Envelope, EventType};
+use crate::shutdown::Shutdown;
 use crate::store::outbox::OutboxEvent;
 use crate::store::{self, Store};
 use crate::telemetry::metrics::{ConsumerLabels, GroupLabels, Metrics};
@@ -231,7 +231,7 @@ impl Consumers {
 
     /// Hands one outbox event to every group that wants it, in turn; a group that gives up on it
     /// dead-letters it and the others still get it. `Ok(false)`: stopping before every group had it.
-    pub async fn deliver(&self, event: &OutboxEvent, shutdown: &mut watch::Receiver<bool>) -> Result<bool, DbErr> {
+    pub async fn deliver(&self, event: &OutboxEvent, shutdown: &mut Shutdown) -> Result<bool, DbErr> {
         let envelope = &event.envelope;
         for group in ConsumerGroup::ALL.into_iter().filter(|g| g.wants(envelope.event_type)) {
             match self.handle_with_retries(group, envelope, shutdown).await {
@@ -253,7 +253,7 @@ impl Consumers {
         &self,
         group: ConsumerGroup,
         envelope: &Envelope,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &mut Shutdown,
     ) -> Option<Result<Outcome, Rejection>> {
         let mut attempts = 0;
         let mut backoff = Backoff::new(Duration::from_millis(self.config.retry_ms), Duration::from_secs(30));
@@ -286,7 +286,7 @@ impl Consumers {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next_pause()) => {}
-                _ = shutdown.changed() => return None,
+                _ = shutdown.recv() => return None,
             }
         }
     }

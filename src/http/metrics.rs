@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::{Metrics, RequestLabels, RouteLabels, method_label};
 
 /// Decrements the in-flight gauge however the request ends (a panic or a dropped connection too).
@@ -132,12 +133,12 @@ pub async fn serve_separately(
     listener: tokio::net::TcpListener,
     exposition: Exposition,
     limits: super::server::ConnectionLimits,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let metrics = exposition.metrics.clone();
     let app = axum::Router::new().route("/metrics", axum::routing::get(render)).with_state(exposition);
     let stopped = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
+        shutdown.recv().await;
     };
     super::server::serve(listener, app, limits, metrics, stopped).await;
 }

@@ -28,12 +28,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::problem::Problem;
 use crate::error::ProblemCode;
+use crate::shutdown::{self, Shutdown};
 use crate::telemetry::metrics::{Metrics, PhaseLabels, StatusLabels};
 
 /// Largest request head (request line and headers); beyond it the request is answered 431.
@@ -67,7 +68,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let (stop, stopping) = watch::channel(false);
+    let (stop, stopping) = shutdown::channel();
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -97,7 +98,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let _ = stop.send(true);
+    stop.stop();
     while connections.join_next().await.is_some() {}
 }
 
@@ -129,7 +130,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, peer: SocketAddr, mut stopping: watch::Receiver<bool>) {
+    async fn serve(self, stream: TcpStream, peer: SocketAddr, mut stopping: Shutdown) {
         let metrics = self.metrics.clone();
         metrics.http.connections.inc();
         let activity = Arc::new(Activity::new());
@@ -156,7 +157,7 @@ impl Connection {
             .max_header_size(MAX_HEAD_BYTES)
             .serve_connection(io, service);
         tokio::pin!(connection);
-        let mut draining = *stopping.borrow();
+        let mut draining = stopping.is_shutdown();
         if draining {
             connection.as_mut().graceful_shutdown();
         }
@@ -167,7 +168,7 @@ impl Connection {
                     metrics.http.connection_timeouts.get_or_create(&PhaseLabels { phase }).inc();
                     break;
                 }
-                _ = stopping.changed(), if !draining => {
+                () = stopping.recv(), if !draining => {
                     draining = true;
                     connection.as_mut().graceful_shutdown();
                 }

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::config::Config;
+use crate::shutdown::Shutdown;
 use crate::store::jobs::{Attempt, RunStatus};
 use crate::store::{self, Store};
 use crate::telemetry::metrics::{JobLabels, JobOutcomeLabels, Metrics};
@@ -105,7 +105,7 @@ impl Scheduler {
     }
 
     /// Runs every job on its schedule until `shutdown`.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: Shutdown) {
         let now = crate::clock::now();
         let mut next: Vec<(Job, DateTime<Utc>)> = Job::ALL.iter().map(|job| (*job, job.next_after(now))).collect();
         loop {
@@ -116,7 +116,7 @@ impl Scheduler {
             let wait = (at - crate::clock::now()).to_std().unwrap_or_default();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.recv() => return,
             }
             let job = next[index].0;
             self.run_once(job, at, &mut shutdown).await;
@@ -125,7 +125,7 @@ impl Scheduler {
     }
 
     /// Claims the run of `job` scheduled for `at` and performs it, retrying failures.
-    pub async fn run_once(&self, job: Job, at: DateTime<Utc>, shutdown: &mut watch::Receiver<bool>) -> RunOutcome {
+    pub async fn run_once(&self, job: Job, at: DateTime<Utc>, shutdown: &mut Shutdown) -> RunOutcome {
         match store::jobs::claim(self.store.db(), job.name(), at, crate::clock::now()).await {
             Ok(true) => {}
             Ok(false) => return RunOutcome::AlreadyClaimed,
@@ -186,7 +186,7 @@ impl Scheduler {
             tracing::warn!(job = job.name(), attempt, error = %error, retry_in_ms, "job run failed; retrying");
             let interrupted = tokio::select! {
                 _ = tokio::time::sleep(pause) => false,
-                _ = shutdown.changed() => true,
+                _ = shutdown.recv() => true,
             };
             if interrupted {
                 let stopped = Some("interrupted by shutdown");

@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::backoff::Backoff;
 use crate::config::{KafkaConfig, RelayConfig};
 use crate::events::kafka;
+use crate::shutdown::Shutdown;
 use crate::state::RelayState;
 use crate::store::outbox::{self, OutboxEvent, Published};
 use crate::store::{Backend, Store};
@@ -53,7 +54,7 @@ enum Sink {
 pub trait LocalConsumers: Send + Sync {
     /// Hands one event to every group that wants it (a group that gives up on it dead-letters it).
     /// `Ok(false)`: stopping before every group had it, so it stays pending.
-    async fn deliver(&self, event: &OutboxEvent, shutdown: &mut watch::Receiver<bool>) -> Result<bool, DbErr>;
+    async fn deliver(&self, event: &OutboxEvent, shutdown: &mut Shutdown) -> Result<bool, DbErr>;
 }
 
 pub struct Relay {
@@ -104,7 +105,7 @@ impl Relay {
 
     /// Publishes until `shutdown` resolves, then waits up to `grace` for in-flight
     /// acknowledgements; anything unacknowledged stays pending for the next relay.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+    pub async fn run(self, mut shutdown: Shutdown, grace: Duration) {
         let mut leadership = Leadership::new(&self.store);
         // Topics are created beside publishing, not before it: a broker that is slow to answer admin
         // requests must not hold events back where the topics already exist.
@@ -117,14 +118,14 @@ impl Relay {
         let mut last_gauges: Option<tokio::time::Instant> = None;
         let mut listener = CommitListener::new(&self.store);
         let mut wake = self.wake.clone();
-        while !*shutdown.borrow() {
+        while !shutdown.is_shutdown() {
             let leader = leadership.ensure().await;
             self.state.send_modify(|s| s.leader = leader);
             self.metrics.events.relay_leader.set(i64::from(leader));
             if !leader {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.recv() => {}
                 }
                 continue;
             }
@@ -144,7 +145,7 @@ impl Relay {
                         _ = wake.changed() => {}
                         _ = listener.next() => {}
                         _ = tokio::time::sleep(poll) => {}
-                        _ = shutdown.changed() => {}
+                        _ = shutdown.recv() => {}
                     }
                 }
                 Ok(_) => backoff.reset(),
@@ -154,7 +155,7 @@ impl Relay {
                     self.state.send_modify(|s| s.last_error = Some(err.to_string()));
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
-                        _ = shutdown.changed() => {}
+                        _ = shutdown.recv() => {}
                     }
                 }
             }
@@ -179,7 +180,7 @@ impl Relay {
     }
 
     /// One round; returns how many events were published or delivered.
-    pub async fn round(&self, shutdown: &mut watch::Receiver<bool>) -> Result<usize, RelayError> {
+    pub async fn round(&self, shutdown: &mut Shutdown) -> Result<usize, RelayError> {
         match &self.sink {
             Sink::Kafka { producer, kafka } => self.publish_round(producer, kafka).await,
             Sink::InProcess(consumers) => self.deliver_round(consumers.as_ref(), shutdown).await,
@@ -192,7 +193,7 @@ impl Relay {
     async fn deliver_round(
         &self,
         consumers: &dyn LocalConsumers,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &mut Shutdown,
     ) -> Result<usize, RelayError> {
         let events = outbox::pending(self.store.db(), self.config.batch_size.min(IN_PROCESS_BATCH)).await?;
         let mut delivered = Vec::with_capacity(events.len());
@@ -317,7 +318,7 @@ fn publish_span(event: &outbox::OutboxEvent, topic: &str) -> tracing::Span {
     span
 }
 
-async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Receiver<bool>) {
+async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: Shutdown) {
     let mut backoff = RETRY;
     loop {
         match tokio::time::timeout(Duration::from_secs(15), kafka::ensure_topics(&kafka)).await {
@@ -327,7 +328,7 @@ async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: watch::Recei
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff.next_pause()) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
     }
 }
@@ -344,7 +345,7 @@ pub async fn notify_other_processes(
     store: Store,
     mut committed: watch::Receiver<u64>,
     local_relay: Option<watch::Receiver<RelayState>>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     if store.backend() != Backend::Postgres {
         return;
@@ -352,7 +353,7 @@ pub async fn notify_other_processes(
     loop {
         tokio::select! {
             changed = committed.changed() => if changed.is_err() { return },
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
         committed.borrow_and_update();
         if local_relay.as_ref().is_some_and(|relay| relay.borrow().leader) {

@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use healthcore::shutdown::{self, Shutdown};
 use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -142,11 +143,11 @@ const RECOVER_WITHIN: Duration = Duration::from_secs(5);
 
 /// Registrations sent one after another for as long as the drill runs; the ids of those answered
 /// 201 are the acknowledged writes that must all be found afterwards.
-fn keep_registering(app: &TestApp, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<Vec<Uuid>> {
+fn keep_registering(app: &TestApp, stop: Shutdown) -> tokio::task::JoinHandle<Vec<Uuid>> {
     let (client, url, token) = (app.client.clone(), app.url("/api/v1/patients"), app.admin_token.clone());
     tokio::spawn(async move {
         let mut acknowledged = Vec::new();
-        while !*stop.borrow() {
+        while !stop.is_shutdown() {
             let sent = client.post(&url).bearer_auth(&token).json(&patient_body("Ada", "Lovelace")).send().await;
             if let Ok(response) = sent
                 && response.status() == 201
@@ -204,7 +205,7 @@ async fn drill(fault: Network) {
     let patient = app.create_patient("Grace", "Hopper").await;
     let read = format!("/api/v1/patients/{patient}");
     app.get(&read, &app.admin_token).await.expect(200);
-    let (stop, stopping) = watch::channel(false);
+    let (stop, stopping) = shutdown::channel();
     let registering = keep_registering(&app, stopping);
 
     proxy.set(if fault == Network::Dropped { Network::Stalled } else { fault });
@@ -260,7 +261,7 @@ async fn drill(fault: Network) {
     app.login("admin", crate::helpers::ADMIN_PASSWORD).await;
     app.create_patient("Katherine", "Johnson").await;
 
-    stop.send_replace(true);
+    stop.stop();
     let acknowledged = registering.await.unwrap();
     let direct = healthcore::store::Store::connect(&app.database_url(), 1).await.unwrap();
     for id in &acknowledged {

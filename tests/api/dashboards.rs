@@ -171,7 +171,7 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     app.call(reqwest::Method::GET, "/no/such/route", None, None).await.expect(404);
     let config = std::sync::Arc::new(test_config(&app.database_url(), &settings));
     let jobs = Scheduler::new(app.store.clone(), config, app.metrics.clone());
-    let (_stop, mut stopping) = tokio::sync::watch::channel(false);
+    let (_stop, mut stopping) = healthcore::shutdown::channel();
     for job in Job::ALL {
         let outcome = jobs.run_once(job, healthcore::clock::now(), &mut stopping).await;
         assert!(matches!(outcome, healthcore::jobs::RunOutcome::Succeeded(_)), "{job:?}: {outcome:?}");

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use healthcore::jobs::{Job, RunOutcome, Scheduler};
+use healthcore::shutdown;
 use healthcore::store::outbox;
 use serde_json::json;
-use tokio::sync::watch;
 
 use crate::helpers::{Backend, TestApp, booking, test_config};
 use crate::on_both_backends;
@@ -23,7 +23,7 @@ fn scheduler(app: &TestApp) -> Scheduler {
 }
 
 async fn run(scheduler: &Scheduler, job: Job) -> RunOutcome {
-    let (_stop, mut stopping) = watch::channel(false);
+    let (_stop, mut stopping) = shutdown::channel();
     scheduler.run_once(job, healthcore::clock::now(), &mut stopping).await
 }
 
@@ -103,7 +103,7 @@ async fn each_run_happens_once_across_instances(backend: Backend) {
     let config = Arc::new(test_config(&app.database_url(), &[]));
     let (one, two) = (scheduler(&app), Scheduler::new(other_store.clone(), config, Default::default()));
     let at = healthcore::clock::now();
-    let (_stop, stopping) = watch::channel(false);
+    let (_stop, stopping) = shutdown::channel();
     let (mut a, mut b) = (stopping.clone(), stopping.clone());
     let (first, second) =
         tokio::join!(one.run_once(Job::OutboxRetention, at, &mut a), two.run_once(Job::OutboxRetention, at, &mut b));

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use healthcore::consumers::kafka::{DLQ_ERROR_HEADER, KafkaConsumer, dlq_topic};
 use healthcore::consumers::{ConsumerGroup, Consumers};
+use healthcore::shutdown;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::helpers::{Backend, TestApp, booking, eventually, test_config};
@@ -46,9 +46,9 @@ pub fn start_groups(
     app: &TestApp,
     settings: &[(&str, &str)],
     groups: &[ConsumerGroup],
-) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
+) -> (shutdown::Stop, Vec<tokio::task::JoinHandle<()>>) {
     let config = test_config(&app.database_url(), settings);
-    let (stop, stopping) = watch::channel(false);
+    let (stop, stopping) = shutdown::channel();
     let mut tasks = Vec::new();
     for group in groups {
         let consumers = Consumers::new(app.store.clone(), config.consumers.clone(), app.metrics.clone());
@@ -69,8 +69,8 @@ pub fn start_groups(
     (stop, tasks)
 }
 
-pub async fn stop_groups(stop: watch::Sender<bool>, tasks: Vec<tokio::task::JoinHandle<()>>) {
-    let _ = stop.send(true);
+pub async fn stop_groups(stop: shutdown::Stop, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    stop.stop();
     for task in tasks {
         tokio::time::timeout(Duration::from_secs(15), task).await.expect("a consumer stops").unwrap();
     }

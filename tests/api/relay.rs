@@ -79,7 +79,7 @@ async fn of_two_relays_one_leads_and_the_other_takes_over_when_it_stops() {
             Relay::new(store.clone(), kafka(&prefix), config.clone(), store.events_committed(), Default::default())
                 .unwrap();
         let state = relay.state();
-        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let (stop, stopping) = healthcore::shutdown::channel();
         let task = tokio::spawn(relay.run(stopping, Duration::from_secs(2)));
         relays.push((state, stop, task));
     }
@@ -90,14 +90,14 @@ async fn of_two_relays_one_leads_and_the_other_takes_over_when_it_stops() {
 
     let leader = leaders.iter().position(|l| *l).unwrap();
     let (_, stop, task) = relays.remove(leader);
-    stop.send(true).unwrap();
+    stop.stop();
     task.await.unwrap();
     let (follower_state, follower_stop, follower_task) = relays.remove(0);
     wait_until("the other relay leads", Duration::from_secs(10), async || follower_state.borrow().leader).await;
     record_events(&app, 100).await;
     wait_until("the new leader drained the backlog", Duration::from_secs(30), async || pending(&app.store).await == 0)
         .await;
-    follower_stop.send(true).unwrap();
+    follower_stop.stop();
     follower_task.await.unwrap();
     app.stop().await;
 }
