@@ -537,13 +537,20 @@ impl Source {
         self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 
-    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    /// A switch, unset if absent. Every boolean setting is read here, the same way: `true`,
+    /// `1` or `yes`, `false`, `0` or `no`, in any case. (`OTEL_SDK_DISABLED` alone follows the
+    /// OpenTelemetry specification instead: only `true` disables, anything else does not.)
+    fn optional_flag(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
         match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
-            None => Ok(default),
-            Some(v) if v == "true" => Ok(true),
-            Some(v) if v == "false" => Ok(false),
+            None => Ok(None),
+            Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(Some(true)),
+            Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(Some(false)),
             Some(other) => Err(invalid(name, format!("'{other}' is neither true nor false"))),
         }
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        Ok(self.optional_flag(name)?.unwrap_or(default))
     }
 
     fn number<T>(&self, name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
@@ -664,12 +671,7 @@ impl Config {
                 return Err(invalid("HEALTHCORE_LOG_FORMAT", format!("'{other}' is neither json nor pretty")));
             }
         };
-        let kafka_enabled = match source.get("KAFKA_ENABLED").map(|v| v.trim().to_ascii_lowercase()) {
-            None => None,
-            Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Some(true),
-            Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Some(false),
-            Some(v) => return Err(invalid("KAFKA_ENABLED", format!("'{v}' is neither true nor false"))),
-        };
+        let kafka_enabled = source.optional_flag("KAFKA_ENABLED")?;
         let topic_prefix = source.get("KAFKA_TOPIC_PREFIX").unwrap_or("healthcore").trim().to_owned();
         if !topic_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || topic_prefix.len() > 100 {
             return Err(invalid(
@@ -996,6 +998,12 @@ mod tests {
     fn switches_and_the_otlp_protocol_are_checked() {
         let err = config(&[("HEALTHCORE_ACCESS_LOG", "maybe")]).unwrap_err();
         assert_eq!(err.to_string(), "HEALTHCORE_ACCESS_LOG: 'maybe' is neither true nor false");
+        for (value, expected) in
+            [("TRUE", true), ("1", true), ("yes", true), ("False", false), ("0", false), ("no", false)]
+        {
+            assert_eq!(config(&[("HEALTHCORE_ACCESS_LOG", value)]).unwrap().access_log, expected, "{value}");
+            assert_eq!(config(&[("HEALTHCORE_JOBS_ENABLED", value)]).unwrap().jobs.enabled, expected, "{value}");
+        }
         let grpc = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
         assert!(
             config(&grpc).unwrap_err().to_string().starts_with("OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' is not supported")
