@@ -4,11 +4,8 @@
 //! A day is the UTC date on which the event happened (a booking counts on the day it was made,
 //! not on the day of the appointment).
 
-use serde::Deserialize;
-use uuid::Uuid;
-
 use super::{HandleError, data};
-use crate::events::{Envelope, EventType};
+use crate::events::{AppointmentData, Envelope, EventType};
 use crate::store::WriteTx;
 use crate::store::analytics::{self, AppointmentCounter};
 
@@ -19,11 +16,6 @@ pub const EVENT_TYPES: [EventType; 5] = [
     EventType::AppointmentCompleted,
     EventType::AppointmentNoShow,
 ];
-
-#[derive(Deserialize)]
-struct AppointmentFacts {
-    practitioner_id: Uuid,
-}
 
 pub async fn apply(tx: &WriteTx, envelope: &Envelope) -> Result<(), HandleError> {
     let day = envelope.timestamp.date_naive();
@@ -38,7 +30,7 @@ pub async fn apply(tx: &WriteTx, envelope: &Envelope) -> Result<(), HandleError>
         EventType::AppointmentNoShow => AppointmentCounter::NoShow,
         _ => return Ok(()),
     };
-    let facts: AppointmentFacts = data(envelope)?;
+    let facts: AppointmentData = data(envelope)?;
     analytics::count_appointment(tx, day, facts.practitioner_id, counter).await?;
     Ok(())
 }

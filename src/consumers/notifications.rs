@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{HandleError, data};
 use crate::config::WebhookConfig;
-use crate::events::{Envelope, EventType};
+use crate::events::{AppointmentData, Envelope, EventType};
 use crate::store::WriteTx;
 use crate::store::notifications::{self, Notification};
 use crate::store::webhooks::{self, NewDelivery, Target};
@@ -23,15 +23,6 @@ pub const EVENT_TYPES: [EventType; 4] = [
     EventType::AppointmentCancelled,
     EventType::AppointmentReminderDue,
 ];
-
-#[derive(Deserialize)]
-struct AppointmentFacts {
-    appointment_id: Uuid,
-    patient_id: Uuid,
-    practitioner_id: Uuid,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-}
 
 /// The body POSTed to the notification webhook.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -58,7 +49,7 @@ pub async fn apply(
     webhook: &WebhookConfig,
     now: DateTime<Utc>,
 ) -> Result<bool, HandleError> {
-    let facts: AppointmentFacts = data(envelope)?;
+    let facts: AppointmentData = data(envelope)?;
     let kind = envelope.event_type.as_str().replace('.', "_");
     let mut notification = Notification {
         id: Uuid::now_v7(),

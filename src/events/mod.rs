@@ -2,14 +2,15 @@
 //!
 //! Every use case that changes state builds its events here and appends them to the transactional
 //! outbox (`store::outbox`) in the same transaction as the change: an event exists if and only if
-//! its change committed. The relay then publishes them in order per aggregate.
+//! its change committed. The relay then publishes them in order per aggregate. The `data` of each
+//! event is one of the payload types below, which the producer writes and the consumers read.
 
 pub mod catalogue;
 pub mod envelope;
 pub mod kafka;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use catalogue::EventType;
@@ -31,13 +32,18 @@ fn data(value: impl Serialize) -> serde_json::Value {
     serde_json::to_value(value).expect("event data serializes")
 }
 
-#[derive(Debug, Serialize)]
-struct PatientData<'a> {
-    patient_id: Uuid,
-    active: bool,
+/// The `data` of `patient.*` events (`schemas/events/patient.*.v1.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatientData {
+    pub patient_id: Uuid,
+    pub active: bool,
     /// For `patient.updated`: which fields changed (names only, never values).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    changed_fields: Option<&'a [&'static str]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_fields: Option<Vec<String>>,
+}
+
+fn field_names(fields: &[&'static str]) -> Vec<String> {
+    fields.iter().map(|&field| field.to_owned()).collect()
 }
 
 /// `patient.created`, `patient.deleted` (deactivated), `patient.reactivated`: ids and state only.
@@ -58,18 +64,19 @@ pub fn patient_updated(patient: &Patient, changed_fields: &[&'static str]) -> Ne
         data: data(PatientData {
             patient_id: patient.id,
             active: patient.active,
-            changed_fields: Some(changed_fields),
+            changed_fields: Some(field_names(changed_fields)),
         }),
     }
 }
 
-#[derive(Debug, Serialize)]
-struct PractitionerData<'a> {
-    practitioner_id: Uuid,
-    role: PractitionerRole,
-    active: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    changed_fields: Option<&'a [&'static str]>,
+/// The `data` of `practitioner.*` events (`schemas/events/practitioner.*.v1.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PractitionerData {
+    pub practitioner_id: Uuid,
+    pub role: PractitionerRole,
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_fields: Option<Vec<String>>,
 }
 
 pub fn practitioner(
@@ -85,13 +92,13 @@ pub fn practitioner(
             practitioner_id: practitioner.id,
             role: practitioner.role,
             active: practitioner.active,
-            changed_fields,
+            changed_fields: changed_fields.map(field_names),
         }),
     }
 }
 
 /// Why an appointment was cancelled, as a closed set (the free-text reason stays in the database).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CancellationCause {
     Requested,
@@ -99,20 +106,23 @@ pub enum CancellationCause {
     PractitionerDeactivated,
 }
 
-#[derive(Debug, Serialize)]
-struct AppointmentData {
-    appointment_id: Uuid,
-    patient_id: Uuid,
-    practitioner_id: Uuid,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    status: crate::domain::AppointmentStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous_start: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous_end: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cancellation_cause: Option<CancellationCause>,
+/// The `data` of `appointment.*` events (`schemas/events/appointment.*.v1.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentData {
+    pub appointment_id: Uuid,
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub status: crate::domain::AppointmentStatus,
+    /// For `appointment.rescheduled`: the slot it had before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_end: Option<DateTime<Utc>>,
+    /// For `appointment.cancelled`: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_cause: Option<CancellationCause>,
 }
 
 fn appointment_data(appointment: &Appointment) -> AppointmentData {
