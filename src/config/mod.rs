@@ -15,12 +15,21 @@ use crate::store::{Backend, redact_url};
 use crate::telemetry::traces::TraceExport;
 use crate::telemetry::{self, LogFormat};
 
-/// One documented setting.
+/// One setting, declared once: its name, its default (as the README shows it), whether its value
+/// is secret, for a whole number the range it must lie in, and what it does. Parsing reads the
+/// default and the range from here, `healthcore config` the defaults and secrecy, and a test holds
+/// the README's table to this list.
 pub struct Setting {
     pub name: &'static str,
     pub default: &'static str,
     pub secret: bool,
+    pub range: Option<(i64, i64)>,
     pub description: &'static str,
+}
+
+/// The declaration of `name` (a name missing from `SETTINGS` is a programming error).
+fn setting(name: &str) -> &'static Setting {
+    SETTINGS.iter().find(|setting| setting.name == name).unwrap_or_else(|| panic!("{name} is not in SETTINGS"))
 }
 
 pub const SETTINGS: &[Setting] = &[
@@ -28,384 +37,448 @@ pub const SETTINGS: &[Setting] = &[
         name: "HEALTHCORE_BIND",
         default: "127.0.0.1:8000",
         secret: false,
+        range: None,
         description: "address the API listens on",
     },
     Setting {
         name: "HEALTHCORE_METRICS_ADDR",
         default: "(none: /metrics on the API address)",
         secret: false,
+        range: None,
         description: "serve `/metrics` on this address instead (and for `consume` and `relay`, which serve no API)",
     },
     Setting {
         name: "HEALTHCORE_METRICS_TOKEN",
         default: "(none: /metrics needs no token)",
         secret: true,
+        range: None,
         description: "require `Authorization: Bearer <token>` on /metrics (at least 16 bytes)",
     },
     Setting {
         name: "HEALTHCORE_METRICS_ENABLED",
         default: "true",
         secret: false,
+        range: None,
         description: "`false` stops timing requests and queries and serves no `/metrics` (for measuring what metrics cost)",
     },
     Setting {
         name: "HEALTHCORE_DATA_DIR",
         default: "./data",
         secret: false,
+        range: None,
         description: "folder for the embedded SQLite database and the generated signing key",
     },
     Setting {
         name: "DATABASE_URL",
         default: "sqlite://<HEALTHCORE_DATA_DIR>/healthcore.db",
         secret: true,
+        range: None,
         description: "sqlite://… or postgres://user:password@host/db",
     },
     Setting {
         name: "HEALTHCORE_DB_MAX_CONNECTIONS",
         default: "16",
         secret: false,
+        range: Some((1, 512)),
         description: "database connection pool size (1–512)",
     },
     Setting {
         name: "HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS",
         default: "2000",
         secret: false,
+        range: Some((100, 60_000)),
         description: "longest wait for a database connection, connecting included (on SQLite also for the writer's turn); then 503 (100–60000)",
     },
     Setting {
         name: "HEALTHCORE_DB_STATEMENT_TIMEOUT_MS",
         default: "2000",
         secret: false,
+        range: Some((100, 600_000)),
         description: "PostgreSQL `statement_timeout` (SQLite: busy timeout); a connection that does not answer within it plus a margin is given up and the pool replaced (100–600000)",
     },
     Setting {
         name: "HEALTHCORE_REQUEST_TIMEOUT_MS",
         default: "4000",
         secret: false,
+        range: Some((500, 600_000)),
         description: "longest time a request may take once received; then 503 `timeout` (500–600000)",
     },
     Setting {
         name: "HEALTHCORE_JWT_SECRET",
         default: "generated into the data folder (SQLite only)",
         secret: true,
+        range: None,
         description: "HS256 signing key, at least 32 bytes; required with PostgreSQL",
     },
     Setting {
         name: "HEALTHCORE_TOKEN_TTL_SECONDS",
         default: "3600",
         secret: false,
+        range: Some((60, 86_400)),
         description: "access token lifetime (60–86400)",
     },
     Setting {
         name: "HEALTHCORE_ADMIN_PASSWORD",
         default: "generated and printed once",
         secret: true,
+        range: None,
         description: "password of the `admin` user created on first start",
     },
     Setting {
         name: "HEALTHCORE_HTTP_MAX_CONNECTIONS",
         default: "1024",
         secret: false,
+        range: Some((1, 100_000)),
         description: "open client connections at most; one more is answered 503 and closed (1–100000)",
     },
     Setting {
         name: "HEALTHCORE_HTTP_HEADER_TIMEOUT_MS",
         default: "10000",
         secret: false,
+        range: Some((100, 300_000)),
         description: "a request's line and headers must arrive within this of its first byte, else the connection is closed (100–300000)",
     },
     Setting {
         name: "HEALTHCORE_HTTP_BODY_TIMEOUT_MS",
         default: "10000",
         secret: false,
+        range: Some((100, 300_000)),
         description: "a request's body must arrive within this, else 408 (100–300000)",
     },
     Setting {
         name: "HEALTHCORE_HTTP_IDLE_TIMEOUT_MS",
         default: "60000",
         secret: false,
+        range: Some((100, 3_600_000)),
         description: "a connection that sends nothing (before its first request, between requests) for this long is closed (100–3600000)",
     },
     Setting {
         name: "HEALTHCORE_PASSWORD_HASH_CONCURRENCY",
         default: "auto",
         secret: false,
+        range: Some((1, 64)),
         description: "password verifications run at once, 19 MiB each; beyond it logins wait up to 1 s, then get 503 with Retry-After (1–64; `auto`: the cores, at most a quarter of the memory limit)",
     },
     Setting {
         name: "HEALTHCORE_LOGIN_FREE_ATTEMPTS",
         default: "5",
         secret: false,
+        range: Some((1, 1000)),
         description: "failed sign-ins for one account name before each further failure locks it out, for 1 s doubling (1–1000)",
     },
     Setting {
         name: "HEALTHCORE_LOGIN_LOCKOUT_MAX_SECONDS",
         default: "60",
         secret: false,
+        range: Some((1, 86_400)),
         description: "longest lockout of an account name: short, so an attacker cannot keep its real user out for long (1–86400)",
     },
     Setting {
         name: "HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS",
         default: "20",
         secret: false,
+        range: Some((1, 1_000_000)),
         description: "failed sign-ins from one client address, whatever the names, before it is locked out the same way (1–1000000)",
     },
     Setting {
         name: "HEALTHCORE_LOGIN_ADDRESS_LOCKOUT_MAX_SECONDS",
         default: "900",
         secret: false,
+        range: Some((1, 86_400)),
         description: "longest lockout of a client address (1–86400)",
     },
     Setting {
         name: "HEALTHCORE_TRUSTED_PROXIES",
         default: "(none: the peer address is the client's)",
         secret: false,
+        range: None,
         description: "comma-separated addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For` names the client (for audit records and sign-in throttling)",
     },
     Setting {
         name: "HEALTHCORE_BODY_LIMIT_BYTES",
         default: "65536",
         secret: false,
+        range: Some((1024, 10_485_760)),
         description: "largest accepted request body (1024–10485760)",
     },
     Setting {
         name: "HEALTHCORE_BOOKING_HORIZON_DAYS",
         default: "1826",
         secret: false,
+        range: Some((1, 3660)),
         description: "how far ahead an appointment may start; later dates are refused as typing errors (1–3660)",
     },
     Setting {
         name: "HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX",
         default: "10",
         secret: false,
+        range: Some((1, 1000)),
         description: "future booked appointments a patient user may hold when booking for themselves (staff bookings are not limited but count) (1–1000)",
     },
     Setting {
         name: "HEALTHCORE_IDEMPOTENCY_TTL_SECONDS",
         default: "86400",
         secret: false,
+        range: Some((60, 604_800)),
         description: "how long an Idempotency-Key is remembered (60–604800)",
     },
     Setting {
         name: "HEALTHCORE_AUDIT_BATCH_MAX",
         default: "512",
         secret: false,
+        range: Some((1, 10_000)),
         description: "most audit records committed in one group commit (1–10000)",
     },
     Setting {
         name: "HEALTHCORE_LOG_FORMAT",
         default: "json",
         secret: false,
+        range: None,
         description: "`json` (one object per line) or `pretty`",
     },
     Setting {
         name: "HEALTHCORE_LOG_FILE",
         default: "(none: stdout only)",
         secret: false,
+        range: None,
         description: "also write the JSON log lines to this file, rotated; lines are dropped (and counted) rather than slow requests",
     },
     Setting {
         name: "HEALTHCORE_LOG_FILE_MAX_BYTES",
         default: "104857600",
         secret: false,
+        range: Some((1024, 10_737_418_240)),
         description: "rotate the log file at this size (1024–10737418240)",
     },
     Setting {
         name: "HEALTHCORE_LOG_FILE_ROTATION",
         default: "daily",
         secret: false,
+        range: None,
         description: "also rotate the log file at each new `hourly` or `daily` period (UTC), or `never`",
     },
     Setting {
         name: "HEALTHCORE_LOG_FILE_KEEP",
         default: "7",
         secret: false,
+        range: Some((1, 1000)),
         description: "rotated log files kept; older ones are deleted (1–1000)",
     },
     Setting {
         name: "RUST_LOG",
         default: "info",
         secret: false,
+        range: None,
         description: "log filter, e.g. `info,healthcore=debug`",
     },
     Setting {
         name: "HEALTHCORE_ACCESS_LOG",
         default: "true",
         secret: false,
+        range: None,
         description: "`false` drops the one-line-per-request access log (other log lines stay)",
     },
     Setting {
         name: "OTEL_EXPORTER_OTLP_ENDPOINT",
         default: "(none: spans are not exported)",
         secret: false,
+        range: None,
         description: "OTLP/HTTP collector base URL, e.g. http://otel-collector:4318 (`/v1/traces` is appended); the other standard `OTEL_*` variables apply",
     },
     Setting {
         name: "OTEL_SERVICE_NAME",
         default: "healthcore",
         secret: false,
+        range: None,
         description: "`service.name` of the exported spans (tell the API, relay and consumer processes apart)",
     },
     Setting {
         name: "OTEL_SDK_DISABLED",
         default: "false",
         secret: false,
+        range: None,
         description: "`true` turns tracing off: no spans, no `trace_id` in log lines",
     },
     Setting {
         name: "HEALTHCORE_CACHE_TTL_SECONDS",
         default: "30",
         secret: false,
+        range: Some((1, 3600)),
         description: "how long a cached practitioner or user is served before it is read again (1–3600); writes through this instance invalidate at once",
     },
     Setting {
         name: "HEALTHCORE_SHUTDOWN_GRACE_SECONDS",
         default: "20",
         secret: false,
+        range: Some((0, 300)),
         description: "how long in-flight requests may finish after SIGTERM (0–300)",
     },
     Setting {
         name: "KAFKA_BOOTSTRAP_SERVERS",
         default: "(none: events are delivered in-process)",
         secret: false,
+        range: None,
         description: "Kafka brokers, e.g. `kafka:9092`; setting it turns event publishing on",
     },
     Setting {
         name: "KAFKA_ENABLED",
         default: "true when KAFKA_BOOTSTRAP_SERVERS is set",
         secret: false,
+        range: None,
         description: "`false` keeps events in-process even when brokers are configured",
     },
     Setting {
         name: "KAFKA_TOPIC_PREFIX",
         default: "healthcore",
         secret: false,
+        range: None,
         description: "topics are `{prefix}.{event_type}`, e.g. `healthcore.patient.created`",
     },
     Setting {
         name: "HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS",
         default: "30000",
         secret: false,
+        range: Some((1_000, 300_000)),
         description: "how long the producer retries one message before the relay backs off (1000–300000)",
     },
     Setting {
         name: "HEALTHCORE_KAFKA_TOPIC_PARTITIONS",
         default: "3",
         secret: false,
+        range: Some((1, 1000)),
         description: "partitions of topics the relay creates (1–1000)",
     },
     Setting {
         name: "HEALTHCORE_KAFKA_REPLICATION_FACTOR",
         default: "1",
         secret: false,
+        range: Some((1, 10)),
         description: "replication factor of topics the relay creates (1–10)",
     },
     Setting {
         name: "HEALTHCORE_RELAY_ENABLED",
         default: "true",
         secret: false,
+        range: None,
         description: "whether `serve` also runs the outbox relay: to Kafka, or without brokers to the in-process consumers (`healthcore relay` runs it alone)",
     },
     Setting {
         name: "HEALTHCORE_RELAY_BATCH_SIZE",
         default: "5000",
         secret: false,
+        range: Some((1, 10_000)),
         description: "most events the relay publishes per round (1–10000)",
     },
     Setting {
         name: "HEALTHCORE_RELAY_POLL_MS",
         default: "500",
         secret: false,
+        range: Some((10, 60_000)),
         description: "how often the relay looks for events written by other processes (10–60000)",
     },
     Setting {
         name: "HEALTHCORE_OUTBOX_MAX_AGE_SECONDS",
         default: "30",
         secret: false,
+        range: Some((1, 86_400)),
         description: "events waiting longer than this to be acknowledged (a broker down, or up and not answering) make readiness report the outbox and Kafka degraded, still 200 (1–86400)",
     },
     Setting {
         name: "HEALTHCORE_OUTBOX_RETENTION_HOURS",
         default: "168",
         secret: false,
+        range: Some((1, 87_600)),
         description: "how long published events are kept for replay before the `outbox_retention` job removes them (1–87600)",
     },
     Setting {
         name: "HEALTHCORE_CONSUMER_MAX_ATTEMPTS",
         default: "5",
         secret: false,
+        range: Some((1, 100)),
         description: "attempts at handling one event before a consumer dead-letters it (1–100)",
     },
     Setting {
         name: "HEALTHCORE_CONSUMER_RETRY_MS",
         default: "200",
         secret: false,
+        range: Some((1, 60_000)),
         description: "first pause between a consumer's attempts, doubling each time (1–60000)",
     },
     Setting {
         name: "HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL",
         default: "(none: notifications are recorded as prepared)",
         secret: false,
+        range: None,
         description: "http(s) URL the notifications consumer POSTs each patient notification to",
     },
     Setting {
         name: "HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET",
         default: "(none)",
         secret: true,
+        range: None,
         description: "HMAC-SHA256 key for the notification webhook's signature, at least 16 bytes; required with the URL",
     },
     Setting {
         name: "HEALTHCORE_WEBHOOK_TIMEOUT_MS",
         default: "10000",
         secret: false,
+        range: Some((100, 120_000)),
         description: "how long one webhook POST may take (100–120000)",
     },
     Setting {
         name: "HEALTHCORE_WEBHOOK_MAX_ATTEMPTS",
         default: "8",
         secret: false,
+        range: Some((1, 50)),
         description: "attempts at one webhook delivery before it is marked failed (1–50)",
     },
     Setting {
         name: "HEALTHCORE_WEBHOOK_RETRY_MS",
         default: "1000",
         secret: false,
+        range: Some((10, 3_600_000)),
         description: "first pause before a webhook is retried, doubling each time up to an hour (10–3600000)",
     },
     Setting {
         name: "HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER",
         default: "10",
         secret: false,
+        range: Some((1, 1000)),
         description: "failed attempts in a row after which an integration subscription is disabled (1–1000)",
     },
     Setting {
         name: "HEALTHCORE_JOBS_ENABLED",
         default: "true",
         secret: false,
+        range: None,
         description: "whether `serve` runs the background jobs (each run happens once across instances)",
     },
     Setting {
         name: "HEALTHCORE_REMINDER_WINDOW_HOURS",
         default: "24",
         secret: false,
+        range: Some((1, 168)),
         description: "reminders go out for booked appointments starting within this many hours (1–168)",
     },
     Setting {
         name: "HEALTHCORE_NO_SHOW_AFTER_HOURS",
         default: "24",
         secret: false,
+        range: Some((1, 720)),
         description: "a booked appointment that ended this many hours ago is marked no-show (1–720)",
     },
     Setting {
         name: "HEALTHCORE_JOB_RETRY_MS",
         default: "1000",
         secret: false,
+        range: Some((1, 600_000)),
         description: "first pause before a failed job run is retried, doubling, three attempts in all (1–600000)",
     },
     Setting {
         name: "HEALTHCORE_CONFIG_FILE",
         default: "(none)",
         secret: false,
+        range: None,
         description: "optional file of KEY=VALUE lines read before the environment",
     },
 ];
@@ -428,6 +501,8 @@ impl fmt::Debug for Secret {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What `describe` prints, worked out once from the values and `SETTINGS`.
+    described: Vec<(&'static str, String)>,
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: Secret,
@@ -530,11 +605,19 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError { setting, reason: reason.into() }
 }
 
-struct Source(HashMap<String, String>);
+/// The raw values, and the normalized form of each one parsed so far (for `describe`).
+struct Source {
+    values: HashMap<String, String>,
+    parsed: std::cell::RefCell<HashMap<&'static str, String>>,
+}
 
 impl Source {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.values.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    fn note(&self, name: &'static str, value: impl fmt::Display) {
+        self.parsed.borrow_mut().insert(name, value.to_string());
     }
 
     /// A switch, unset if absent. Every boolean setting is read here, the same way: `true`,
@@ -547,26 +630,69 @@ impl Source {
             Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(Some(false)),
             Some(other) => Err(invalid(name, format!("'{other}' is neither true nor false"))),
         }
+        .inspect(|value| value.iter().for_each(|value| self.note(name, value)))
     }
 
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         Ok(self.optional_flag(name)?.unwrap_or(default))
     }
 
-    fn number<T>(&self, name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    /// A whole number within its declared range, or its declared default.
+    fn number<T>(&self, name: &'static str) -> Result<T, ConfigError>
     where
-        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+        T: std::str::FromStr + TryFrom<i64> + PartialOrd + fmt::Display + Copy,
     {
+        let declared = setting(name);
+        let (min, max) = declared.range.unwrap_or_else(|| panic!("{name} is declared without a range"));
+        let bound = |n: i64| T::try_from(n).unwrap_or_else(|_| panic!("{name}'s range does not fit its type"));
+        let (min, max) = (bound(min), bound(max));
         let Some(raw) = self.get(name) else {
-            return Ok(default);
+            return Ok(declared.default.parse().unwrap_or_else(|_| panic!("{name}'s default is not a number")));
         };
         let value: T = raw.trim().parse().map_err(|_| invalid(name, format!("'{raw}' is not a whole number")))?;
-        if range.contains(&value) {
+        if (min..=max).contains(&value) {
+            self.note(name, value);
             Ok(value)
         } else {
-            Err(invalid(name, format!("{value} is outside {}–{}", range.start(), range.end())))
+            Err(invalid(name, format!("{value} is outside {min}–{max}")))
         }
     }
+}
+
+/// Each setting's effective value, derived from its declaration: what the parsing made of it
+/// (numbers and switches), else the value as set (`****` for a secret), else the declared default;
+/// only the values that depend on more than their own text are named here.
+fn describe(source: &Source, config: &Config) -> Vec<(&'static str, String)> {
+    let derived = |name: &str| -> Option<String> {
+        match name {
+            "DATABASE_URL" => Some(redact_url(config.database_url.expose())),
+            "HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL" => {
+                config.consumers.webhook.notifications.as_ref().map(|(url, _)| redact_url(url))
+            }
+            "HEALTHCORE_TRUSTED_PROXIES" => {
+                (!config.trusted_proxies.is_empty()).then(|| config.trusted_proxies.to_string())
+            }
+            "KAFKA_ENABLED" => Some(config.kafka.is_some().to_string()),
+            "OTEL_SDK_DISABLED" => Some((config.trace_export == TraceExport::Disabled).to_string()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => {
+                (config.trace_export == TraceExport::Otlp).then(|| "(set: spans exported)".to_owned())
+            }
+            _ => None,
+        }
+    };
+    let parsed = source.parsed.borrow();
+    SETTINGS
+        .iter()
+        .map(|setting| {
+            let name = setting.name;
+            let set = source.get(name).map(|raw| match (setting.secret, parsed.get(name)) {
+                (true, _) => "****".to_owned(),
+                (false, Some(value)) => value.clone(),
+                (false, None) => raw.trim().to_owned(),
+            });
+            (name, derived(name).or(set).unwrap_or_else(|| setting.default.to_owned()))
+        })
+        .collect()
 }
 
 /// Whether a webhook URL is one HealthCore will POST to: absolute http(s) with a host.
@@ -612,9 +738,9 @@ fn log_file(source: &Source) -> Result<Option<crate::telemetry::log_file::LogFil
     })?;
     Ok(Some(LogFileConfig {
         path: PathBuf::from(path.trim()),
-        max_bytes: source.number("HEALTHCORE_LOG_FILE_MAX_BYTES", 104_857_600, 1024..=10_737_418_240)?,
+        max_bytes: source.number("HEALTHCORE_LOG_FILE_MAX_BYTES")?,
         rotation,
-        keep: source.number("HEALTHCORE_LOG_FILE_KEEP", 7, 1..=1000)?,
+        keep: source.number("HEALTHCORE_LOG_FILE_KEEP")?,
     }))
 }
 
@@ -642,7 +768,7 @@ impl Config {
     }
 
     pub fn from_map(values: HashMap<String, String>) -> Result<Config, ConfigError> {
-        let source = Source(values);
+        let source = Source { values, parsed: Default::default() };
         let bind = source.get("HEALTHCORE_BIND").unwrap_or("127.0.0.1:8000");
         let bind: SocketAddr = bind
             .parse()
@@ -689,36 +815,37 @@ impl Config {
             (Some(servers), _) => Some(KafkaConfig {
                 bootstrap_servers: servers.trim().to_owned(),
                 topic_prefix,
-                message_timeout_ms: source.number("HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000, 1_000..=300_000)?,
-                topic_partitions: source.number("HEALTHCORE_KAFKA_TOPIC_PARTITIONS", 3, 1..=1000)?,
-                replication_factor: source.number("HEALTHCORE_KAFKA_REPLICATION_FACTOR", 1, 1..=10)?,
+                message_timeout_ms: source.number("HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS")?,
+                topic_partitions: source.number("HEALTHCORE_KAFKA_TOPIC_PARTITIONS")?,
+                replication_factor: source.number("HEALTHCORE_KAFKA_REPLICATION_FACTOR")?,
             }),
         };
         let relay = RelayConfig {
             enabled: source.flag("HEALTHCORE_RELAY_ENABLED", true)?,
-            max_age_seconds: source.number("HEALTHCORE_OUTBOX_MAX_AGE_SECONDS", 30, 1..=86_400)?,
-            batch_size: source.number("HEALTHCORE_RELAY_BATCH_SIZE", 5000, 1..=10_000)?,
-            poll_ms: source.number("HEALTHCORE_RELAY_POLL_MS", 500, 10..=60_000)?,
-            retention_hours: source.number("HEALTHCORE_OUTBOX_RETENTION_HOURS", 168, 1..=87_600)?,
+            max_age_seconds: source.number("HEALTHCORE_OUTBOX_MAX_AGE_SECONDS")?,
+            batch_size: source.number("HEALTHCORE_RELAY_BATCH_SIZE")?,
+            poll_ms: source.number("HEALTHCORE_RELAY_POLL_MS")?,
+            retention_hours: source.number("HEALTHCORE_OUTBOX_RETENTION_HOURS")?,
         };
         let consumers = ConsumerConfig {
-            max_attempts: source.number("HEALTHCORE_CONSUMER_MAX_ATTEMPTS", 5, 1..=100)?,
-            retry_ms: source.number("HEALTHCORE_CONSUMER_RETRY_MS", 200, 1..=60_000)?,
+            max_attempts: source.number("HEALTHCORE_CONSUMER_MAX_ATTEMPTS")?,
+            retry_ms: source.number("HEALTHCORE_CONSUMER_RETRY_MS")?,
             webhook: WebhookConfig {
                 notifications: notification_webhook(&source)?,
-                timeout_ms: source.number("HEALTHCORE_WEBHOOK_TIMEOUT_MS", 10_000, 100..=120_000)?,
-                max_attempts: source.number("HEALTHCORE_WEBHOOK_MAX_ATTEMPTS", 8, 1..=50)?,
-                retry_ms: source.number("HEALTHCORE_WEBHOOK_RETRY_MS", 1000, 10..=3_600_000)?,
-                disable_after: source.number("HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER", 10, 1..=1000)?,
+                timeout_ms: source.number("HEALTHCORE_WEBHOOK_TIMEOUT_MS")?,
+                max_attempts: source.number("HEALTHCORE_WEBHOOK_MAX_ATTEMPTS")?,
+                retry_ms: source.number("HEALTHCORE_WEBHOOK_RETRY_MS")?,
+                disable_after: source.number("HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER")?,
             },
         };
         let jobs = JobsConfig {
             enabled: source.flag("HEALTHCORE_JOBS_ENABLED", true)?,
-            reminder_window_hours: source.number("HEALTHCORE_REMINDER_WINDOW_HOURS", 24, 1..=168)?,
-            no_show_after_hours: source.number("HEALTHCORE_NO_SHOW_AFTER_HOURS", 24, 1..=720)?,
-            retry_ms: source.number("HEALTHCORE_JOB_RETRY_MS", 1000, 1..=600_000)?,
+            reminder_window_hours: source.number("HEALTHCORE_REMINDER_WINDOW_HOURS")?,
+            no_show_after_hours: source.number("HEALTHCORE_NO_SHOW_AFTER_HOURS")?,
+            retry_ms: source.number("HEALTHCORE_JOB_RETRY_MS")?,
         };
-        Ok(Config {
+        let config = Config {
+            described: Vec::new(),
             kafka,
             relay,
             consumers,
@@ -727,58 +854,46 @@ impl Config {
             data_dir,
             database_url: Secret(database_url),
             backend,
-            db_max_connections: source.number("HEALTHCORE_DB_MAX_CONNECTIONS", 16, 1..=512)?,
+            db_max_connections: source.number("HEALTHCORE_DB_MAX_CONNECTIONS")?,
             db_limits: crate::store::DbLimits {
-                acquire: std::time::Duration::from_millis(source.number(
-                    "HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS",
-                    2000,
-                    100..=60_000,
-                )?),
-                statement: std::time::Duration::from_millis(source.number(
-                    "HEALTHCORE_DB_STATEMENT_TIMEOUT_MS",
-                    2000,
-                    100..=600_000,
-                )?),
+                acquire: std::time::Duration::from_millis(source.number("HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS")?),
+                statement: std::time::Duration::from_millis(source.number("HEALTHCORE_DB_STATEMENT_TIMEOUT_MS")?),
             },
-            request_timeout_ms: source.number("HEALTHCORE_REQUEST_TIMEOUT_MS", 4000, 500..=600_000)?,
+            request_timeout_ms: source.number("HEALTHCORE_REQUEST_TIMEOUT_MS")?,
             jwt_secret,
-            token_ttl_seconds: source.number("HEALTHCORE_TOKEN_TTL_SECONDS", 3600, 60..=86_400)?,
+            token_ttl_seconds: source.number("HEALTHCORE_TOKEN_TTL_SECONDS")?,
             admin_password,
             login_throttle: crate::auth::throttle::ThrottlePolicy {
-                account_free_attempts: source.number("HEALTHCORE_LOGIN_FREE_ATTEMPTS", 5, 1..=1000)?,
-                account_max_lockout: std::time::Duration::from_secs(source.number(
-                    "HEALTHCORE_LOGIN_LOCKOUT_MAX_SECONDS",
-                    60,
-                    1..=86_400,
-                )?),
-                address_free_attempts: source.number("HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS", 20, 1..=1_000_000)?,
-                address_max_lockout: std::time::Duration::from_secs(source.number(
-                    "HEALTHCORE_LOGIN_ADDRESS_LOCKOUT_MAX_SECONDS",
-                    900,
-                    1..=86_400,
-                )?),
+                account_free_attempts: source.number("HEALTHCORE_LOGIN_FREE_ATTEMPTS")?,
+                account_max_lockout: std::time::Duration::from_secs(
+                    source.number("HEALTHCORE_LOGIN_LOCKOUT_MAX_SECONDS")?,
+                ),
+                address_free_attempts: source.number("HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS")?,
+                address_max_lockout: std::time::Duration::from_secs(
+                    source.number("HEALTHCORE_LOGIN_ADDRESS_LOCKOUT_MAX_SECONDS")?,
+                ),
             },
             trusted_proxies: TrustedProxies::parse(source.get("HEALTHCORE_TRUSTED_PROXIES").unwrap_or_default())
                 .map_err(|reason| invalid("HEALTHCORE_TRUSTED_PROXIES", reason))?,
             password_hash_concurrency: match source.get("HEALTHCORE_PASSWORD_HASH_CONCURRENCY").map(str::trim) {
                 None | Some("auto") => None,
-                Some(_) => Some(source.number("HEALTHCORE_PASSWORD_HASH_CONCURRENCY", 1, 1..=64)?),
+                Some(_) => Some(source.number("HEALTHCORE_PASSWORD_HASH_CONCURRENCY")?),
             },
-            body_limit_bytes: source.number("HEALTHCORE_BODY_LIMIT_BYTES", 65_536, 1024..=10_485_760)?,
+            body_limit_bytes: source.number("HEALTHCORE_BODY_LIMIT_BYTES")?,
             http: HttpLimits {
-                max_connections: source.number("HEALTHCORE_HTTP_MAX_CONNECTIONS", 1024, 1..=100_000)?,
-                header_timeout_ms: source.number("HEALTHCORE_HTTP_HEADER_TIMEOUT_MS", 10_000, 100..=300_000)?,
-                body_timeout_ms: source.number("HEALTHCORE_HTTP_BODY_TIMEOUT_MS", 10_000, 100..=300_000)?,
-                idle_timeout_ms: source.number("HEALTHCORE_HTTP_IDLE_TIMEOUT_MS", 60_000, 100..=3_600_000)?,
+                max_connections: source.number("HEALTHCORE_HTTP_MAX_CONNECTIONS")?,
+                header_timeout_ms: source.number("HEALTHCORE_HTTP_HEADER_TIMEOUT_MS")?,
+                body_timeout_ms: source.number("HEALTHCORE_HTTP_BODY_TIMEOUT_MS")?,
+                idle_timeout_ms: source.number("HEALTHCORE_HTTP_IDLE_TIMEOUT_MS")?,
             },
-            idempotency_ttl_seconds: source.number("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", 86_400, 60..=604_800)?,
-            booking_horizon_days: source.number("HEALTHCORE_BOOKING_HORIZON_DAYS", 1826, 1..=3660)?,
-            patient_future_bookings_max: source.number("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX", 10, 1..=1000)?,
-            audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX", 512, 1..=10_000)?,
+            idempotency_ttl_seconds: source.number("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS")?,
+            booking_horizon_days: source.number("HEALTHCORE_BOOKING_HORIZON_DAYS")?,
+            patient_future_bookings_max: source.number("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX")?,
+            audit_batch_max: source.number("HEALTHCORE_AUDIT_BATCH_MAX")?,
             log_format,
             log_filter: source.get("RUST_LOG").unwrap_or("info").to_owned(),
             log_file: log_file(&source)?,
-            shutdown_grace_seconds: source.number("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", 20, 0..=300)?,
+            shutdown_grace_seconds: source.number("HEALTHCORE_SHUTDOWN_GRACE_SECONDS")?,
             metrics_token: match source.get("HEALTHCORE_METRICS_TOKEN") {
                 Some(token) if token.len() < 16 => {
                     return Err(invalid("HEALTHCORE_METRICS_TOKEN", "must be at least 16 bytes"));
@@ -790,117 +905,21 @@ impl Config {
             trace_export: TraceExport::from_lookup(|name| source.get(name))
                 .map_err(|reason| invalid("OTEL_EXPORTER_OTLP_PROTOCOL", reason))?,
             service_name: source.get("OTEL_SERVICE_NAME").unwrap_or("healthcore").trim().to_owned(),
-            cache_ttl_seconds: source.number("HEALTHCORE_CACHE_TTL_SECONDS", 30, 1..=3600)?,
+            cache_ttl_seconds: source.number("HEALTHCORE_CACHE_TTL_SECONDS")?,
             metrics_addr: match source.get("HEALTHCORE_METRICS_ADDR").map(str::trim) {
                 None => None,
                 Some(raw) => Some(raw.parse().map_err(|_| {
                     invalid("HEALTHCORE_METRICS_ADDR", format!("'{raw}' is not an address like 0.0.0.0:9464"))
                 })?),
             },
-        })
+        };
+        let described = describe(&source, &config);
+        Ok(Config { described, ..config })
     }
 
-    /// The effective configuration as `NAME=value` lines, secrets masked.
+    /// The effective configuration as `NAME=value` lines in `SETTINGS` order, secrets masked.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
-        let mask = |s: &Option<Secret>, unset: &str| s.as_ref().map_or(unset.to_owned(), |_| "****".to_owned());
-        vec![
-            ("HEALTHCORE_BIND", self.bind.to_string()),
-            ("HEALTHCORE_DATA_DIR", self.data_dir.display().to_string()),
-            ("DATABASE_URL", redact_url(self.database_url.expose())),
-            ("HEALTHCORE_DB_MAX_CONNECTIONS", self.db_max_connections.to_string()),
-            ("HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS", self.db_limits.acquire.as_millis().to_string()),
-            ("HEALTHCORE_DB_STATEMENT_TIMEOUT_MS", self.db_limits.statement.as_millis().to_string()),
-            ("HEALTHCORE_REQUEST_TIMEOUT_MS", self.request_timeout_ms.to_string()),
-            ("HEALTHCORE_JWT_SECRET", mask(&self.jwt_secret, "(generated, kept in the data folder)")),
-            ("HEALTHCORE_TOKEN_TTL_SECONDS", self.token_ttl_seconds.to_string()),
-            ("HEALTHCORE_ADMIN_PASSWORD", mask(&self.admin_password, "(generated on first start)")),
-            ("HEALTHCORE_LOGIN_FREE_ATTEMPTS", self.login_throttle.account_free_attempts.to_string()),
-            ("HEALTHCORE_LOGIN_LOCKOUT_MAX_SECONDS", self.login_throttle.account_max_lockout.as_secs().to_string()),
-            ("HEALTHCORE_LOGIN_ADDRESS_FREE_ATTEMPTS", self.login_throttle.address_free_attempts.to_string()),
-            (
-                "HEALTHCORE_LOGIN_ADDRESS_LOCKOUT_MAX_SECONDS",
-                self.login_throttle.address_max_lockout.as_secs().to_string(),
-            ),
-            (
-                "HEALTHCORE_TRUSTED_PROXIES",
-                if self.trusted_proxies.is_empty() { "(none)".into() } else { self.trusted_proxies.to_string() },
-            ),
-            ("HEALTHCORE_HTTP_MAX_CONNECTIONS", self.http.max_connections.to_string()),
-            ("HEALTHCORE_HTTP_HEADER_TIMEOUT_MS", self.http.header_timeout_ms.to_string()),
-            ("HEALTHCORE_HTTP_BODY_TIMEOUT_MS", self.http.body_timeout_ms.to_string()),
-            ("HEALTHCORE_HTTP_IDLE_TIMEOUT_MS", self.http.idle_timeout_ms.to_string()),
-            (
-                "HEALTHCORE_PASSWORD_HASH_CONCURRENCY",
-                self.password_hash_concurrency.map_or("auto".into(), |n| n.to_string()),
-            ),
-            ("HEALTHCORE_BODY_LIMIT_BYTES", self.body_limit_bytes.to_string()),
-            ("HEALTHCORE_BOOKING_HORIZON_DAYS", self.booking_horizon_days.to_string()),
-            ("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX", self.patient_future_bookings_max.to_string()),
-            ("HEALTHCORE_IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds.to_string()),
-            ("HEALTHCORE_AUDIT_BATCH_MAX", self.audit_batch_max.to_string()),
-            ("HEALTHCORE_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
-            ("HEALTHCORE_LOG_FILE", self.log_file.as_ref().map_or("(none)".into(), |f| f.path.display().to_string())),
-            (
-                "HEALTHCORE_LOG_FILE_MAX_BYTES",
-                self.log_file.as_ref().map_or("104857600".into(), |f| f.max_bytes.to_string()),
-            ),
-            (
-                "HEALTHCORE_LOG_FILE_ROTATION",
-                self.log_file.as_ref().map_or("daily".into(), |f| format!("{:?}", f.rotation).to_lowercase()),
-            ),
-            ("HEALTHCORE_LOG_FILE_KEEP", self.log_file.as_ref().map_or("7".into(), |f| f.keep.to_string())),
-            ("RUST_LOG", self.log_filter.clone()),
-            ("HEALTHCORE_SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds.to_string()),
-            ("HEALTHCORE_METRICS_ADDR", self.metrics_addr.map_or("(none)".into(), |a| a.to_string())),
-            ("HEALTHCORE_METRICS_TOKEN", mask(&self.metrics_token, "(none)")),
-            ("HEALTHCORE_METRICS_ENABLED", self.metrics_enabled.to_string()),
-            ("HEALTHCORE_ACCESS_LOG", self.access_log.to_string()),
-            ("OTEL_SERVICE_NAME", self.service_name.clone()),
-            ("OTEL_SDK_DISABLED", (self.trace_export == TraceExport::Disabled).to_string()),
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                if self.trace_export == TraceExport::Otlp { "(set: spans exported)" } else { "(none)" }.into(),
-            ),
-            ("HEALTHCORE_CACHE_TTL_SECONDS", self.cache_ttl_seconds.to_string()),
-            ("KAFKA_BOOTSTRAP_SERVERS", self.kafka.as_ref().map_or("(none)".into(), |k| k.bootstrap_servers.clone())),
-            ("KAFKA_ENABLED", self.kafka.is_some().to_string()),
-            ("KAFKA_TOPIC_PREFIX", self.kafka.as_ref().map_or("healthcore".into(), |k| k.topic_prefix.clone())),
-            (
-                "HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS",
-                self.kafka.as_ref().map_or("30000".into(), |k| k.message_timeout_ms.to_string()),
-            ),
-            (
-                "HEALTHCORE_KAFKA_TOPIC_PARTITIONS",
-                self.kafka.as_ref().map_or("3".into(), |k| k.topic_partitions.to_string()),
-            ),
-            (
-                "HEALTHCORE_KAFKA_REPLICATION_FACTOR",
-                self.kafka.as_ref().map_or("1".into(), |k| k.replication_factor.to_string()),
-            ),
-            ("HEALTHCORE_RELAY_ENABLED", self.relay.enabled.to_string()),
-            ("HEALTHCORE_RELAY_BATCH_SIZE", self.relay.batch_size.to_string()),
-            ("HEALTHCORE_RELAY_POLL_MS", self.relay.poll_ms.to_string()),
-            ("HEALTHCORE_OUTBOX_MAX_AGE_SECONDS", self.relay.max_age_seconds.to_string()),
-            ("HEALTHCORE_OUTBOX_RETENTION_HOURS", self.relay.retention_hours.to_string()),
-            ("HEALTHCORE_CONSUMER_MAX_ATTEMPTS", self.consumers.max_attempts.to_string()),
-            ("HEALTHCORE_CONSUMER_RETRY_MS", self.consumers.retry_ms.to_string()),
-            (
-                "HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL",
-                self.consumers.webhook.notifications.as_ref().map_or("(none)".into(), |(url, _)| redact_url(url)),
-            ),
-            (
-                "HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET",
-                self.consumers.webhook.notifications.as_ref().map_or("(none)".into(), |_| "****".into()),
-            ),
-            ("HEALTHCORE_WEBHOOK_TIMEOUT_MS", self.consumers.webhook.timeout_ms.to_string()),
-            ("HEALTHCORE_WEBHOOK_MAX_ATTEMPTS", self.consumers.webhook.max_attempts.to_string()),
-            ("HEALTHCORE_WEBHOOK_RETRY_MS", self.consumers.webhook.retry_ms.to_string()),
-            ("HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER", self.consumers.webhook.disable_after.to_string()),
-            ("HEALTHCORE_JOBS_ENABLED", self.jobs.enabled.to_string()),
-            ("HEALTHCORE_REMINDER_WINDOW_HOURS", self.jobs.reminder_window_hours.to_string()),
-            ("HEALTHCORE_NO_SHOW_AFTER_HOURS", self.jobs.no_show_after_hours.to_string()),
-            ("HEALTHCORE_JOB_RETRY_MS", self.jobs.retry_ms.to_string()),
-        ]
+        self.described.clone()
     }
 
     /// The token signing key: configured, or (embedded default only) generated once into the data
@@ -1042,5 +1061,33 @@ mod documentation_tests {
             .collect();
         let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
         assert_eq!(documented, known, "README's configuration table and config::SETTINGS differ");
+    }
+
+    #[test]
+    fn the_readme_table_shows_each_declared_default_and_description() {
+        let readme = include_str!("../../README.md");
+        let mut differing = Vec::new();
+        for setting in SETTINGS {
+            let row = format!("| `{}` | ", setting.name);
+            let line = readme.lines().find(|line| line.starts_with(&row)).expect("every setting has a row");
+            let secrecy = if setting.secret { " — secret, never printed" } else { "" };
+            let expected = format!("{} | {}{secrecy} |", setting.default, setting.description);
+            if line[row.len()..].replace('`', "") != expected.replace('`', "") {
+                differing.push(setting.name);
+            }
+        }
+        assert!(differing.is_empty(), "README rows that differ from config::SETTINGS: {differing:?}");
+    }
+
+    #[test]
+    fn every_numeric_default_lies_in_its_range() {
+        for setting in SETTINGS {
+            if let (Some((min, max)), Ok(default)) = (setting.range, setting.default.parse::<i64>()) {
+                assert!((min..=max).contains(&default), "{}", setting.name);
+            }
+            if setting.range.is_none() {
+                assert!(setting.default.parse::<i64>().is_err(), "{} is a number without a range", setting.name);
+            }
+        }
     }
 }
