@@ -128,6 +128,7 @@ pub async fn build_state(
     let login_throttle = crate::auth::throttle::LoginThrottle::new(config.login_throttle);
     let state = AppState {
         store,
+        clock: crate::clock::Clock::default(),
         metrics,
         audit,
         tokens,

@@ -48,7 +48,7 @@ impl AuditRecord {
     pub fn new(ctx: &RequestContext, action: AuditAction, subject: Subject, outcome: AuditOutcome) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
-            occurred_at: crate::clock::now(),
+            occurred_at: ctx.clock.now(),
             actor_id: Some(ctx.principal.user_id),
             actor_role: Some(ctx.principal.role),
             action,

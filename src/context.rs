@@ -9,6 +9,8 @@ use crate::auth::Principal;
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub principal: Principal,
+    /// The application's clock, which the request's audit records and events are stamped by.
+    pub clock: crate::clock::Clock,
     pub correlation_id: String,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,

@@ -52,6 +52,7 @@ pub async fn run(config: Config, patients: u32, practitioners: u32, appointments
     // The seed acts as a system administrator; its audit records carry the nil actor id.
     let ctx = RequestContext {
         principal: Principal { user_id: Uuid::nil(), role: Role::Admin, patient_id: None },
+        clock: state.clock.clone(),
         correlation_id: format!("seed-{}", Uuid::new_v4()),
         client_addr: None,
         user_agent: Some("healthcore seed".into()),

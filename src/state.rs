@@ -13,6 +13,8 @@ use crate::telemetry::metrics::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The application's time (tests move it forward).
+    pub clock: crate::clock::Clock,
     /// This process's metrics (one registry: the store, the edges and the jobs all count into it).
     pub metrics: Arc<Metrics>,
     pub audit: AuditLog,

@@ -226,7 +226,8 @@ impl FromRequestParts<AppState> for Caller {
         }
         let AnonymousContext { correlation_id, client_addr, user_agent } = origin(&parts.extensions, &parts.headers);
         let attempt = parts.extensions.get::<crate::context::Attempt>().cloned().unwrap_or_default();
-        Ok(Caller(RequestContext { principal, correlation_id, client_addr, user_agent, attempt }))
+        let clock = state.clock.clone();
+        Ok(Caller(RequestContext { principal, clock, correlation_id, client_addr, user_agent, attempt }))
     }
 }
 

@@ -93,10 +93,10 @@ where
     F: FnOnce(Option<IdempotencyTicket>) -> Fut,
     Fut: Future<Output = AppResult<T>>,
 {
-    let keep_for = chrono::Duration::seconds(state.config.idempotency_ttl_seconds);
+    let expires_at = state.clock.now() + chrono::Duration::seconds(state.config.idempotency_ttl_seconds);
     let route = format!("POST {collection}");
     let ticket =
-        key.map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, &route, raw_body, keep_for)).transpose()?;
+        key.map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, &route, raw_body, expires_at)).transpose()?;
     if let Some(ticket) = &ticket
         && let Claim::Replay(stored) = idempotency::claim(state, ticket).await?
     {

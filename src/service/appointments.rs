@@ -9,7 +9,6 @@ use super::unit_of_work::UnitOfWork;
 use super::{authorize, check_version};
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
-use crate::clock::now;
 use crate::context::RequestContext;
 use crate::domain::appointment::{
     BookingDraft, BookingInput, BookingWindow, CancelInput, RescheduleInput, parse_cancellation_reason, parse_slot,
@@ -67,7 +66,7 @@ pub async fn book(
     input: BookingInput,
     ticket: Option<IdempotencyTicket>,
 ) -> AppResult<Appointment> {
-    let now = now();
+    let now = state.clock.now();
     if !ctx.principal.may_at_all(Action::AppointmentBook) {
         authorize(state, ctx, Action::AppointmentBook, AuditAction::AppointmentBook, Subject::none("appointment"))
             .await?;
@@ -207,7 +206,7 @@ pub async fn reschedule(
 ) -> AppResult<Appointment> {
     let current =
         load_authorized(state, ctx, id, Action::AppointmentReschedule, AuditAction::AppointmentReschedule).await?;
-    let now = now();
+    let now = state.clock.now();
     let mut errors = FieldErrors::new();
     let slot = parse_slot(&mut errors, input.start, input.end, window(state, now));
     let slot = errors.into_result(|| slot)?.expect("a slot exists when no field error was reported");
@@ -252,7 +251,7 @@ pub async fn transition(
         Transition::Cancel(input) => Some(parse_cancellation_reason(input)?),
         _ => None,
     };
-    let now = now();
+    let now = state.clock.now();
     let mut work = UnitOfWork::begin(&state.store).await?;
     let mut appointment =
         store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
@@ -291,7 +290,7 @@ pub(super) async fn cancel_future_appointments(
     ctx: &RequestContext,
     participant: Participant,
 ) -> AppResult<()> {
-    let now = now();
+    let now = ctx.clock.now();
     let (patient_id, practitioner_id, reason, cause) = match participant {
         Participant::Patient(id) => (Some(id), None, "patient deactivated", CancellationCause::PatientDeactivated),
         Participant::Practitioner(id) => {

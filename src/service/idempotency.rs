@@ -8,12 +8,11 @@
 
 use std::time::Duration;
 
-use chrono::Duration as Span;
+use chrono::{DateTime, Duration as Span, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
-use crate::clock::now;
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -31,12 +30,12 @@ pub struct IdempotencyTicket {
     pub key: String,
     /// SHA-256 over route and body: the same key with another request is refused.
     pub fingerprint: String,
-    /// How long the created resource is remembered for replays.
-    pub keep_for: Span,
+    /// Until when the created resource is remembered for replays.
+    pub expires_at: DateTime<Utc>,
 }
 
 impl IdempotencyTicket {
-    pub fn new(user_id: Uuid, key: String, route: &str, body: &[u8], keep_for: Span) -> AppResult<Self> {
+    pub fn new(user_id: Uuid, key: String, route: &str, body: &[u8], expires_at: DateTime<Utc>) -> AppResult<Self> {
         if key.is_empty() || key.len() > KEY_MAX || !key.chars().all(|c| c.is_ascii_graphic()) {
             return Err(AppError::BadRequest(format!(
                 "the Idempotency-Key header must be 1 to {KEY_MAX} visible ASCII characters"
@@ -46,7 +45,7 @@ impl IdempotencyTicket {
         hasher.update(route.as_bytes());
         hasher.update([0]);
         hasher.update(body);
-        Ok(IdempotencyTicket { user_id, key, fingerprint: hex::encode(hasher.finalize()), keep_for })
+        Ok(IdempotencyTicket { user_id, key, fingerprint: hex::encode(hasher.finalize()), expires_at })
     }
 }
 
@@ -67,14 +66,14 @@ pub async fn claim(state: &AppState, ticket: &IdempotencyTicket) -> AppResult<Cl
     let lease = Span::milliseconds(i64::try_from(state.config.request_timeout_ms).unwrap_or(i64::MAX / 2) + 1000);
     loop {
         let tx = state.store.begin_write().await?;
-        let at = now();
+        let at = state.clock.now();
         let claimed =
             store::idempotency::claim(&tx, ticket.user_id, &ticket.key, &ticket.fingerprint, at, at + lease).await?;
         tx.commit().await?;
         if claimed {
             return Ok(Claim::Run);
         }
-        match store::idempotency::find(state.store.db(), ticket.user_id, &ticket.key, now()).await? {
+        match store::idempotency::find(state.store.db(), ticket.user_id, &ticket.key, state.clock.now()).await? {
             Some(KeyState::Completed(stored)) if stored.fingerprint == ticket.fingerprint => {
                 return Ok(Claim::Replay(stored));
             }
@@ -102,8 +101,7 @@ pub async fn release(state: &AppState, ticket: &IdempotencyTicket) {
 /// Completes the ticket's claim with the created resource, inside the creation's transaction.
 pub(super) async fn complete(tx: &WriteTx, ticket: &IdempotencyTicket, body: String) -> AppResult<()> {
     let stored = StoredResource { fingerprint: ticket.fingerprint.clone(), body };
-    let expires_at = now() + ticket.keep_for;
-    if store::idempotency::complete(tx, ticket.user_id, &ticket.key, &stored, expires_at).await? {
+    if store::idempotency::complete(tx, ticket.user_id, &ticket.key, &stored, ticket.expires_at).await? {
         Ok(())
     } else {
         Err(AppError::IdempotencyKeyInUse)

@@ -72,7 +72,7 @@ async fn allow(state: &AppState, ctx: &RequestContext, audit_action: AuditAction
 pub async fn create(state: &AppState, ctx: &RequestContext, input: SubscriptionInput) -> AppResult<Subscription> {
     allow(state, ctx, AuditAction::IntegrationCreate, None).await?;
     let (event_types, callback_url, secret) = validate(input)?;
-    let now = crate::clock::now();
+    let now = state.clock.now();
     let subscription = Subscription {
         id: Uuid::now_v7(),
         event_types,
@@ -108,7 +108,7 @@ pub async fn delete(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResu
 /// Turns a (possibly auto-disabled) subscription back on; its held deliveries become due.
 pub async fn enable(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Subscription> {
     allow(state, ctx, AuditAction::IntegrationEnable, Some(id)).await?;
-    let now = crate::clock::now();
+    let now = state.clock.now();
     let work = UnitOfWork::begin(&state.store).await?;
     if !subscriptions::set_active(work.tx(), id, true, None, now).await? {
         return Err(AppError::NotFound("subscription"));

@@ -8,7 +8,6 @@ use super::unit_of_work::UnitOfWork;
 use super::{authorize, check_version};
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
-use crate::clock::now;
 use crate::context::RequestContext;
 use crate::domain::patient::{PatientInput, PatientPatchInput, generate_mrn};
 use crate::domain::{Patient, PatientDraft, PatientPatch};
@@ -25,7 +24,7 @@ pub async fn register(
     ticket: Option<IdempotencyTicket>,
 ) -> AppResult<Patient> {
     authorize(state, ctx, Action::PatientCreate, AuditAction::PatientCreate, Subject::none("patient")).await?;
-    let now = now();
+    let now = state.clock.now();
     let draft = PatientDraft::parse(&input, now.date_naive())?;
     // MRNs are random; a collision with an existing one is retried with a new number.
     for _attempt in 0..5 {
@@ -107,7 +106,7 @@ pub async fn update(
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {
     authorize(state, ctx, Action::PatientUpdate, AuditAction::PatientUpdate, Subject::patient(id)).await?;
-    let now = now();
+    let now = state.clock.now();
     let patch = PatientPatch::parse(&input, now.date_naive())?;
     let mut work = UnitOfWork::begin(&state.store).await?;
     let mut patient = store::patients::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("patient"))?;
@@ -152,7 +151,7 @@ async fn set_active(
 ) -> AppResult<Patient> {
     let action = if active { AuditAction::PatientReactivate } else { AuditAction::PatientDeactivate };
     authorize(state, ctx, Action::PatientDeactivate, action, Subject::patient(id)).await?;
-    let now = now();
+    let now = state.clock.now();
     let mut work = UnitOfWork::begin(&state.store).await?;
     let mut patient = store::patients::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("patient"))?;
     check_version(expected_version, patient.version)?;

@@ -9,7 +9,6 @@ use super::unit_of_work::UnitOfWork;
 use super::{authorize, check_version};
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
-use crate::clock::now;
 use crate::context::RequestContext;
 use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
 use crate::domain::{Practitioner, PractitionerDraft, PractitionerPatch};
@@ -43,7 +42,7 @@ pub async fn create(
     authorize(state, ctx, Action::PractitionerWrite, AuditAction::PractitionerCreate, Subject::none("practitioner"))
         .await?;
     let draft = PractitionerDraft::parse(&input)?;
-    let now = now();
+    let now = state.clock.now();
     let practitioner = Practitioner {
         id: Uuid::now_v7(),
         licence_number: draft.licence_number,
@@ -99,7 +98,7 @@ pub async fn update(
     let changed = patch.apply(&mut practitioner);
     if !changed.is_empty() {
         practitioner.version += 1;
-        practitioner.updated_at = now();
+        practitioner.updated_at = state.clock.now();
         store::practitioners::update(work.tx(), &practitioner).await.map_err(duplicate_licence)?;
         work.event(ctx, events::practitioner(EventType::PractitionerUpdated, &practitioner, Some(&changed)));
     }
@@ -126,7 +125,7 @@ pub async fn set_active(
     if practitioner.active != active {
         practitioner.active = active;
         practitioner.version += 1;
-        practitioner.updated_at = now();
+        practitioner.updated_at = state.clock.now();
         store::practitioners::update(work.tx(), &practitioner).await?;
         let event_type = if active { EventType::PractitionerReactivated } else { EventType::PractitionerDeleted };
         work.event(ctx, events::practitioner(event_type, &practitioner, None));

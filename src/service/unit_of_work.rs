@@ -8,7 +8,6 @@ use tracing::Instrument;
 
 use super::idempotency::{self, IdempotencyTicket};
 use crate::audit::AuditRecord;
-use crate::clock::now;
 use crate::context::RequestContext;
 use crate::error::{AppError, AppResult};
 use crate::events::{Envelope, NewEvent};
@@ -41,7 +40,7 @@ impl<'a> UnitOfWork<'a> {
 
     /// A domain event the change caused, published by the relay once the transaction commits.
     pub fn event(&mut self, ctx: &RequestContext, event: NewEvent) {
-        self.events.push(Envelope::new(event, ctx, now()));
+        self.events.push(Envelope::new(event, ctx, ctx.clock.now()));
     }
 
     /// Completes the creation's idempotency claim, if it has one, with the created resource.

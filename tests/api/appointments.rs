@@ -169,6 +169,23 @@ async fn completion_and_no_show_wait_for_the_start_time(backend: Backend) {
     s.app.stop().await;
 }
 
+async fn once_the_clock_passes_its_start_an_appointment_can_be_completed(backend: Backend) {
+    let s = scene(backend).await;
+    let token = &s.app.admin_token;
+    let id =
+        s.app.post("/api/v1/appointments", token, booking(s.patient, s.practitioner, 24, 30)).await.expect(201).id();
+    let complete = format!("/api/v1/appointments/{id}/complete");
+    s.app.post(&complete, token, json!({})).await.expect_problem(409, "invalid-transition");
+    s.app.clock.advance(chrono::Duration::hours(25));
+    let done = s.app.post(&complete, token, json!({})).await.expect(200);
+    assert_eq!(done.body["status"], "completed");
+    // The audit record and the event of the completion are stamped by the same clock.
+    let records = s.app.audit_events(&format!("action=appointment.complete&patient_id={}", s.patient)).await;
+    let stamped: chrono::DateTime<Utc> = records[0]["occurred_at"].as_str().unwrap().parse().unwrap();
+    assert!(stamped > Utc::now() + chrono::Duration::hours(24), "{stamped}");
+    s.app.stop().await;
+}
+
 async fn rescheduling_moves_the_slot_under_the_same_overlap_rules(backend: Backend) {
     let s = scene(backend).await;
     let token = &s.app.admin_token;
@@ -225,6 +242,7 @@ on_both_backends!(
     deactivating_a_practitioner_cancels_their_future_booked_appointments,
     cancelling_needs_a_reason_and_is_final,
     completion_and_no_show_wait_for_the_start_time,
+    once_the_clock_passes_its_start_an_appointment_can_be_completed,
     rescheduling_moves_the_slot_under_the_same_overlap_rules,
     appointment_lists_filter_by_status_participant_and_time,
 );

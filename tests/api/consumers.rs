@@ -215,6 +215,7 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
     // might write it), recorded the way the services record events.
     let practitioner = app.create_practitioner("LIC-DLQ").await;
     let ctx = healthcore::context::RequestContext {
+        clock: Default::default(),
         principal: healthcore::auth::Principal { user_id: Uuid::nil(), role: Role::Admin, patient_id: None },
         correlation_id: "dead-letter-test".into(),
         client_addr: None,

@@ -228,6 +228,7 @@ async fn retention_removes_old_published_events_and_never_pending_ones(backend: 
 
 fn system_context() -> healthcore::context::RequestContext {
     healthcore::context::RequestContext {
+        clock: Default::default(),
         principal: healthcore::auth::Principal {
             user_id: uuid::Uuid::nil(),
             role: healthcore::domain::Role::Admin,

@@ -123,6 +123,8 @@ pub struct TestApp {
     pub store: Store,
     /// The server's metrics registry, for parts a test runs beside it (a scheduler, consumers).
     pub metrics: std::sync::Arc<healthcore::telemetry::metrics::Metrics>,
+    /// The server's clock: a test moves it forward instead of waiting.
+    pub clock: healthcore::clock::Clock,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Declared last: dropped after the server has stopped.
@@ -256,6 +258,7 @@ impl TestApp {
         let base_url = format!("http://{}", application.local_addr());
         let store = application.state().store.clone();
         let metrics = application.state().metrics.clone();
+        let clock = application.state().clock.clone();
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(application.run_until(async move {
             let _ = stopped.await;
@@ -267,6 +270,7 @@ impl TestApp {
             admin_token: String::new(),
             store,
             metrics,
+            clock,
             shutdown: Some(shutdown),
             server: Some(server),
             _database: database,

@@ -35,6 +35,7 @@ async fn record_events(app: &TestApp, count: usize) {
     let patient = app.create_patient("Ada", "Lovelace").await;
     let row = healthcore::store::patients::find(app.store.db(), patient).await.unwrap().unwrap();
     let ctx = healthcore::context::RequestContext {
+        clock: Default::default(),
         principal: healthcore::auth::Principal {
             user_id: Uuid::nil(),
             role: healthcore::domain::Role::Admin,
