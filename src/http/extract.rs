@@ -188,6 +188,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     }
 }
 
+/// The longest `Idempotency-Key` accepted.
+pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+
 /// The `Idempotency-Key` header, if sent.
 pub struct IdempotencyKey(pub Option<String>);
 
@@ -195,11 +198,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.headers.get("idempotency-key") {
-            None => Ok(IdempotencyKey(None)),
-            Some(value) => value.to_str().map(|v| IdempotencyKey(Some(v.to_owned()))).map_err(|_| {
-                AppError::BadRequest("the Idempotency-Key header must be visible ASCII".into()).into_response()
-            }),
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        match value.to_str() {
+            Ok(key) if (1..=IDEMPOTENCY_KEY_MAX).contains(&key.len()) && key.chars().all(|c| c.is_ascii_graphic()) => {
+                Ok(IdempotencyKey(Some(key.to_owned())))
+            }
+            _ => Err(AppError::BadRequest(format!(
+                "the Idempotency-Key header must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+            ))
+            .into_response()),
         }
     }
 }

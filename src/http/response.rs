@@ -95,8 +95,7 @@ where
 {
     let expires_at = state.clock.now() + chrono::Duration::seconds(state.config.idempotency_ttl_seconds);
     let route = format!("POST {collection}");
-    let ticket =
-        key.map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, &route, raw_body, expires_at)).transpose()?;
+    let ticket = key.map(|key| IdempotencyTicket::new(ctx.principal.user_id, key, &route, raw_body, expires_at));
     if let Some(ticket) = &ticket
         && let Claim::Replay(stored) = idempotency::claim(state, ticket).await?
     {
