@@ -18,6 +18,26 @@ use crate::telemetry::metrics::Metrics;
 
 /// Records built from what HealthCore knows of a request, an operator or a job.
 impl AuditRecord {
+    /// What every record has: a new id, the time, what was done to what and how it ended; the
+    /// constructors below add who and from where.
+    fn of(action: AuditAction, subject: Subject, outcome: AuditOutcome) -> Self {
+        AuditRecord {
+            id: Uuid::now_v7(),
+            occurred_at: crate::clock::now(),
+            actor_id: None,
+            actor_role: None,
+            action,
+            resource_type: subject.resource_type,
+            resource_id: subject.resource_id,
+            patient_id: subject.patient_id,
+            outcome,
+            correlation_id: String::new(),
+            client_addr: None,
+            user_agent: None,
+            reason: None,
+        }
+    }
+
     /// A change an operator makes with the command line (`healthcore user …`): no account of
     /// HealthCore's, no client address.
     pub fn operator(action: AuditAction, subject: Subject) -> Self {
@@ -29,37 +49,22 @@ impl AuditRecord {
     /// A change HealthCore makes by itself (a background job): no actor, no client.
     pub fn system(action: AuditAction, subject: Subject, correlation_id: &str) -> Self {
         AuditRecord {
-            id: Uuid::now_v7(),
-            occurred_at: crate::clock::now(),
-            actor_id: None,
-            actor_role: None,
-            action,
-            resource_type: subject.resource_type,
-            resource_id: subject.resource_id,
-            patient_id: subject.patient_id,
-            outcome: AuditOutcome::Success,
             correlation_id: correlation_id.to_owned(),
-            client_addr: None,
             user_agent: Some("healthcore jobs".to_owned()),
-            reason: None,
+            ..AuditRecord::of(action, subject, AuditOutcome::Success)
         }
     }
 
+    /// What an authenticated request did, stamped by the application's clock.
     pub fn new(ctx: &RequestContext, action: AuditAction, subject: Subject, outcome: AuditOutcome) -> Self {
         AuditRecord {
-            id: Uuid::now_v7(),
             occurred_at: ctx.clock.now(),
             actor_id: Some(ctx.principal.user_id),
             actor_role: Some(ctx.principal.role),
-            action,
-            resource_type: subject.resource_type,
-            resource_id: subject.resource_id,
-            patient_id: subject.patient_id,
-            outcome,
             correlation_id: ctx.correlation_id.clone(),
             client_addr: ctx.client_addr.clone(),
             user_agent: ctx.user_agent.clone(),
-            reason: None,
+            ..AuditRecord::of(action, subject, outcome)
         }
     }
 
@@ -72,39 +77,18 @@ impl AuditRecord {
         outcome: AuditOutcome,
     ) -> Self {
         AuditRecord {
-            id: Uuid::now_v7(),
-            occurred_at: crate::clock::now(),
             actor_id: actor.map(|a| a.0),
             actor_role: actor.map(|a| a.1),
-            action,
-            resource_type: subject.resource_type,
-            resource_id: subject.resource_id,
-            patient_id: subject.patient_id,
-            outcome,
             correlation_id: origin.correlation_id.clone(),
             client_addr: origin.client_addr.clone(),
             user_agent: origin.user_agent.clone(),
-            reason: None,
+            ..AuditRecord::of(action, subject, outcome)
         }
     }
 
     /// A login attempt: the actor is known only when the credentials named an existing user.
     pub fn login(ctx: &AnonymousContext, user: Option<(Uuid, Role)>, outcome: AuditOutcome) -> Self {
-        AuditRecord {
-            id: Uuid::now_v7(),
-            occurred_at: crate::clock::now(),
-            actor_id: user.map(|u| u.0),
-            actor_role: user.map(|u| u.1),
-            action: AuditAction::AuthLogin,
-            resource_type: "session",
-            resource_id: None,
-            patient_id: None,
-            outcome,
-            correlation_id: ctx.correlation_id.clone(),
-            client_addr: ctx.client_addr.clone(),
-            user_agent: ctx.user_agent.clone(),
-            reason: None,
-        }
+        AuditRecord::attempt(ctx, user, AuditAction::AuthLogin, Subject::none("session"), outcome)
     }
 }
 
