@@ -1,10 +1,10 @@
 //! HealthCore: a healthcare records-and-scheduling API. See `docs/ARCHITECTURE.md` for the map.
+//!
+//! The public modules are the crate's interface: what the binary (`main.rs`, `cli`) and the test
+//! suite use. The others are private, so that what nothing uses is reported as dead code.
 
 pub mod app;
-pub mod audit;
 pub mod auth;
-pub mod backoff;
-pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -16,9 +16,18 @@ pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod relay;
-pub mod seed;
 pub mod service;
 pub mod shutdown;
-pub mod state;
 pub mod store;
 pub mod telemetry;
+
+/// Audit records of requests, operators and jobs, and the group-commit writer of reads' records.
+mod audit;
+/// The retry pause policy shared by the relay, the consumers, the webhook worker and the jobs.
+mod backoff;
+/// The reference-data caches (practitioners, users) and the account-change listener.
+mod cache;
+/// `healthcore seed`: demo data through the same use cases as the API.
+mod seed;
+/// The application state the handlers share.
+mod state;
