@@ -674,9 +674,11 @@ fn describe(source: &Source, config: &Config) -> Vec<(&'static str, String)> {
             }
             "KAFKA_ENABLED" => Some(config.kafka.is_some().to_string()),
             "OTEL_SDK_DISABLED" => Some((config.trace_export == TraceExport::Disabled).to_string()),
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => {
-                (config.trace_export == TraceExport::Otlp).then(|| "(set: spans exported)".to_owned())
-            }
+            // Never the endpoint itself: its URL may carry credentials.
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(match config.trace_export {
+                TraceExport::Otlp => "(set: spans exported)".to_owned(),
+                _ => setting(name).default.to_owned(),
+            }),
             _ => None,
         }
     };
@@ -1031,6 +1033,17 @@ mod tests {
         assert_eq!(exported.trace_export, TraceExport::Otlp);
         assert_eq!(config(&[]).unwrap().trace_export, TraceExport::None);
         assert_eq!(config(&[("OTEL_SDK_DISABLED", "true")]).unwrap().trace_export, TraceExport::Disabled);
+    }
+
+    #[test]
+    fn an_otlp_endpoint_is_never_described_even_when_tracing_is_off() {
+        let endpoint = "http://user:pw@collector:4318";
+        for extra in [None, Some(("OTEL_SDK_DISABLED", "true"))] {
+            let mut pairs = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)];
+            pairs.extend(extra);
+            let described = format!("{:?}", config(&pairs).unwrap().describe());
+            assert!(!described.contains("collector"), "{described}");
+        }
     }
 
     #[test]
