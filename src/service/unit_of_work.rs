@@ -34,10 +34,6 @@ impl<'a> UnitOfWork<'a> {
         self.audit.push(record);
     }
 
-    pub fn audit_all(&mut self, records: impl IntoIterator<Item = AuditRecord>) {
-        self.audit.extend(records);
-    }
-
     /// A domain event the change caused, published by the relay once the transaction commits.
     pub fn event(&mut self, ctx: &RequestContext, event: NewEvent) {
         self.events.push(Envelope::new(event, ctx, ctx.clock.now()));
