@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::context::{AnonymousContext, RequestContext};
-use crate::domain::Role;
 pub use crate::domain::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
+use crate::domain::{Role, UserId};
 use crate::error::{AppError, AppResult};
 use crate::store::{self, Store};
 use crate::telemetry::metrics::Metrics;
@@ -71,7 +71,7 @@ impl AuditRecord {
     /// An attempt the HTTP edge audits: by whoever authenticated, if anyone did.
     pub fn attempt(
         origin: &AnonymousContext,
-        actor: Option<(Uuid, Role)>,
+        actor: Option<(UserId, Role)>,
         action: AuditAction,
         subject: Subject,
         outcome: AuditOutcome,
@@ -87,7 +87,7 @@ impl AuditRecord {
     }
 
     /// A login attempt: the actor is known only when the credentials named an existing user.
-    pub fn login(ctx: &AnonymousContext, user: Option<(Uuid, Role)>, outcome: AuditOutcome) -> Self {
+    pub fn login(ctx: &AnonymousContext, user: Option<(UserId, Role)>, outcome: AuditOutcome) -> Self {
         AuditRecord::attempt(ctx, user, AuditAction::AuthLogin, Subject::none("session"), outcome)
     }
 }

@@ -11,28 +11,31 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::notification::RemovalCause;
-use sea_orm::DbErr;
-use uuid::Uuid;
-
 use crate::domain::practitioner::Practitioner;
+use crate::domain::{PractitionerId, UserId};
 use crate::shutdown::Shutdown;
 use crate::store::users::User;
 use crate::telemetry::metrics::{CacheEvictionLabels, CacheLabels, Metrics};
+use moka::notification::RemovalCause;
+use sea_orm::DbErr;
 
 /// Entries per cache: far more than a hospital's practitioners or active users, small in memory.
 const MAX_ENTRIES: u64 = 50_000;
 
 /// One named cache of values by id, counting hits, misses and removals by cause.
 #[derive(Clone)]
-pub struct NamedCache<V: Clone + Send + Sync + 'static> {
+pub struct NamedCache<Id: CacheKey, V: Clone + Send + Sync + 'static> {
     name: &'static str,
-    entries: moka::sync::Cache<Uuid, V>,
+    entries: moka::sync::Cache<Id, V>,
     metrics: Arc<Metrics>,
 }
 
-impl<V: Clone + Send + Sync + 'static> NamedCache<V> {
-    fn new(name: &'static str, ttl: Duration, metrics: Arc<Metrics>) -> NamedCache<V> {
+/// What a cache is keyed by: one of the domain's typed ids.
+pub trait CacheKey: Copy + Eq + std::hash::Hash + Send + Sync + 'static {}
+impl<T: Copy + Eq + std::hash::Hash + Send + Sync + 'static> CacheKey for T {}
+
+impl<Id: CacheKey, V: Clone + Send + Sync + 'static> NamedCache<Id, V> {
+    fn new(name: &'static str, ttl: Duration, metrics: Arc<Metrics>) -> NamedCache<Id, V> {
         let counted = metrics.clone();
         let entries = moka::sync::Cache::builder()
             .name(name)
@@ -53,7 +56,7 @@ impl<V: Clone + Send + Sync + 'static> NamedCache<V> {
 
     /// The cached value, or what `load` reads (kept when found; a miss is not remembered, so a row
     /// created a moment later is found at once).
-    pub async fn get_or_load<F, Fut>(&self, id: Uuid, load: F) -> Result<Option<V>, DbErr>
+    pub async fn get_or_load<F, Fut>(&self, id: Id, load: F) -> Result<Option<V>, DbErr>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, DbErr>>,
@@ -71,7 +74,7 @@ impl<V: Clone + Send + Sync + 'static> NamedCache<V> {
     }
 
     /// Drops the entry (call after the transaction that changed the row committed).
-    pub fn invalidate(&self, id: Uuid) {
+    pub fn invalidate(&self, id: Id) {
         self.entries.invalidate(&id);
     }
 
@@ -83,8 +86,8 @@ impl<V: Clone + Send + Sync + 'static> NamedCache<V> {
 /// The caches a process keeps, shared by every request it serves.
 #[derive(Clone)]
 pub struct ReferenceCache {
-    pub practitioners: NamedCache<Practitioner>,
-    pub users: NamedCache<User>,
+    pub practitioners: NamedCache<PractitionerId, Practitioner>,
+    pub users: NamedCache<UserId, User>,
 }
 
 impl ReferenceCache {
@@ -125,7 +128,7 @@ const RECHECK_LISTENER: Duration = Duration::from_secs(5);
 /// made while it was not listening were not heard.
 pub async fn follow_account_changes(
     store: crate::store::Store,
-    users: NamedCache<User>,
+    users: NamedCache<UserId, User>,
     changes: AccountChanges,
     mut shutdown: Shutdown,
 ) {
@@ -152,7 +155,7 @@ pub async fn follow_account_changes(
                 tokio::select! {
                     notification = listener.recv() => match notification {
                         Ok(notification) => {
-                            if let Ok(id) = notification.payload().parse::<Uuid>() {
+                            if let Ok(id) = notification.payload().parse::<UserId>() {
                                 users.invalidate(id);
                             }
                         }

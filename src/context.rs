@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::domain::PatientId;
 
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -21,7 +22,7 @@ pub struct RequestContext {
 impl RequestContext {
     /// Notes the resource and the patient this request acts on, once the use case knows them (a
     /// booking's patient, an appointment's): an attempt that then fails is audited against them.
-    pub fn concerns(&self, resource_id: Option<Uuid>, patient_id: Option<Uuid>) {
+    pub fn concerns(&self, resource_id: Option<Uuid>, patient_id: Option<PatientId>) {
         *self.attempt.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Concern { resource_id, patient_id });
     }
 }
@@ -34,7 +35,7 @@ pub struct Attempt(Arc<Mutex<Option<Concern>>>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Concern {
     pub resource_id: Option<Uuid>,
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
 }
 
 impl Attempt {

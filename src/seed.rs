@@ -12,10 +12,10 @@ use crate::app;
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::context::RequestContext;
-use crate::domain::Role;
 use crate::domain::appointment::BookingInput;
 use crate::domain::patient::PatientInput;
 use crate::domain::practitioner::PractitionerInput;
+use crate::domain::{Role, UserId};
 use crate::error::AppError;
 use crate::service;
 
@@ -51,7 +51,7 @@ pub async fn run(config: Config, patients: u32, practitioners: u32, appointments
     let (state, audit_writer) = app::build_state(config, store, metrics).await?;
     // The seed acts as a system administrator; its audit records carry the nil actor id.
     let ctx = RequestContext {
-        principal: Principal { user_id: Uuid::nil(), role: Role::Admin, patient_id: None },
+        principal: Principal { user_id: UserId::from_uuid(Uuid::nil()), role: Role::Admin, patient_id: None },
         clock: state.clock.clone(),
         correlation_id: format!("seed-{}", Uuid::new_v4()),
         client_addr: None,

@@ -5,10 +5,8 @@ pub mod policy;
 pub mod throttle;
 pub mod token;
 
+use crate::domain::{PatientId, Role, UserId};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-use crate::domain::Role;
 
 pub use policy::{Access, Action};
 pub use token::TokenIssuer;
@@ -16,8 +14,8 @@ pub use token::TokenIssuer;
 /// The authenticated caller, as carried in a verified access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub role: Role,
     /// For `patient` users: the one patient record they are.
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
 }

@@ -79,7 +79,7 @@ pub fn access(role: Role, action: Action) -> Access {
 
 impl Principal {
     /// Whether the caller may perform `action` on data of `patient_id` (`None`: no specific patient).
-    pub fn may(&self, action: Action, patient_id: Option<uuid::Uuid>) -> bool {
+    pub fn may(&self, action: Action, patient_id: Option<crate::domain::PatientId>) -> bool {
         match access(self.role, action) {
             Access::All => true,
             Access::OwnRecord => self.patient_id.is_some() && patient_id.is_some() && self.patient_id == patient_id,
@@ -96,14 +96,14 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
+    use crate::domain::{PatientId, UserId};
 
     #[test]
     fn a_patient_user_reaches_only_its_own_record() {
-        let own = Uuid::now_v7();
-        let principal = Principal { user_id: Uuid::now_v7(), role: Role::Patient, patient_id: Some(own) };
+        let own = PatientId::generate();
+        let principal = Principal { user_id: UserId::generate(), role: Role::Patient, patient_id: Some(own) };
         assert!(principal.may(Action::PatientRead, Some(own)));
-        assert!(!principal.may(Action::PatientRead, Some(Uuid::now_v7())));
+        assert!(!principal.may(Action::PatientRead, Some(PatientId::generate())));
         assert!(!principal.may(Action::PatientRead, None));
     }
 
@@ -111,7 +111,7 @@ mod tests {
     fn a_patient_user_without_a_linked_record_reaches_nothing() {
         // The Django original matched ownership by e-mail, so an empty e-mail matched every patient
         // with an empty e-mail. Here an unlinked patient user must not match records with no id.
-        let principal = Principal { user_id: Uuid::now_v7(), role: Role::Patient, patient_id: None };
+        let principal = Principal { user_id: UserId::generate(), role: Role::Patient, patient_id: None };
         assert!(!principal.may(Action::PatientRead, None));
     }
 

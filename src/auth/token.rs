@@ -1,20 +1,18 @@
 //! HS256 access tokens. The algorithm is pinned: a token that claims another one is rejected.
 
+use super::Principal;
+use crate::domain::{PatientId, Role, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-use super::Principal;
-use crate::domain::Role;
 
 const ISSUER: &str = "healthcore";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
-    sub: Uuid,
+    sub: UserId,
     role: Role,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pid: Option<Uuid>,
+    pid: Option<PatientId>,
     /// The account's token version when issued: any later change to the account ends the token.
     #[serde(default)]
     ver: i64,
@@ -88,7 +86,7 @@ mod tests {
     use super::*;
 
     fn principal() -> Principal {
-        Principal { user_id: Uuid::now_v7(), role: Role::Nurse, patient_id: None }
+        Principal { user_id: UserId::generate(), role: Role::Nurse, patient_id: None }
     }
 
     #[test]

@@ -3,11 +3,10 @@
 use std::io::{BufRead, IsTerminal};
 
 use clap::{Args, Subcommand};
-use uuid::Uuid;
 
 use crate::app;
 use crate::config::Config;
-use crate::domain::Role;
+use crate::domain::{PatientId, Role};
 use crate::service::users;
 
 #[derive(Debug, Subcommand)]
@@ -41,7 +40,7 @@ pub struct SetRoleArgs {
     pub role: Role,
     /// For the patient role: the patient record the user is linked to.
     #[arg(long)]
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
 }
 
 #[derive(Debug, Args)]
@@ -62,7 +61,7 @@ pub struct CreateUserArgs {
     pub role: Role,
     /// For a patient user: the patient record it is linked to.
     #[arg(long)]
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
     /// Read the password from standard input without prompting (for scripts).
     #[arg(long)]
     pub password_stdin: bool,

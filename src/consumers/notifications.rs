@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{HandleError, data};
 use crate::config::WebhookConfig;
+use crate::domain::{AppointmentId, PatientId, PractitionerId};
 use crate::events::{AppointmentData, Envelope, EventType};
 use crate::store::WriteTx;
 use crate::store::notifications::{self, Notification};
@@ -32,11 +33,11 @@ pub struct NotificationMessage {
     /// `appointment_reminder_due`.
     pub kind: String,
     pub event_id: Uuid,
-    pub appointment_id: Uuid,
+    pub appointment_id: AppointmentId,
     /// Orders notifications of one appointment (a retried one may arrive after a later one).
     pub appointment_version: i64,
-    pub patient_id: Uuid,
-    pub practitioner_id: Uuid,
+    pub patient_id: PatientId,
+    pub practitioner_id: PractitionerId,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub created_at: DateTime<Utc>,

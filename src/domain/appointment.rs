@@ -9,10 +9,10 @@
 //! `cancelled`, `completed` and `no_show` are final. Rescheduling changes the slot of a booked
 //! appointment; the overlap rules are enforced by the store, which sees the other appointments.
 
+use super::{AppointmentId, PatientId, PractitionerId};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::validation::{self, FieldErrors, RuleResult, required};
 
@@ -93,9 +93,12 @@ impl TimeSlot {
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Appointment {
-    pub id: Uuid,
-    pub patient_id: Uuid,
-    pub practitioner_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: AppointmentId,
+    #[schema(value_type = uuid::Uuid)]
+    pub patient_id: PatientId,
+    #[schema(value_type = uuid::Uuid)]
+    pub practitioner_id: PractitionerId,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub reason: String,
@@ -161,8 +164,10 @@ impl Appointment {
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookingInput {
-    pub patient_id: Option<Uuid>,
-    pub practitioner_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub patient_id: Option<PatientId>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub practitioner_id: Option<PractitionerId>,
     /// RFC 3339 timestamp; must be in the future.
     pub start: Option<DateTime<Utc>>,
     /// RFC 3339 timestamp; after `start`, at most 8 hours later.
@@ -174,8 +179,8 @@ pub struct BookingInput {
 /// A valid booking request; whether the slot is free is for the store to decide.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BookingDraft {
-    pub patient_id: Uuid,
-    pub practitioner_id: Uuid,
+    pub patient_id: PatientId,
+    pub practitioner_id: PractitionerId,
     pub slot: TimeSlot,
     pub reason: String,
     pub notes: Option<String>,
@@ -269,9 +274,9 @@ mod tests {
 
     fn booked(start: u32, end: u32) -> Appointment {
         Appointment {
-            id: Uuid::nil(),
-            patient_id: Uuid::nil(),
-            practitioner_id: Uuid::nil(),
+            id: AppointmentId::generate(),
+            patient_id: PatientId::generate(),
+            practitioner_id: PractitionerId::generate(),
             start: at(start),
             end: at(end),
             reason: "check-up".into(),
@@ -306,8 +311,8 @@ mod tests {
     #[test]
     fn booking_in_the_past_is_rejected_on_start() {
         let input = BookingInput {
-            patient_id: Some(Uuid::nil()),
-            practitioner_id: Some(Uuid::nil()),
+            patient_id: Some(PatientId::generate()),
+            practitioner_id: Some(PractitionerId::generate()),
             start: Some(at(9)),
             end: Some(at(10)),
             reason: Some("x".into()),

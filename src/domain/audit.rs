@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::Role;
+use super::{AppointmentId, PatientId, Role, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -121,16 +121,16 @@ impl AuditAction {
 pub struct Subject {
     pub resource_type: &'static str,
     pub resource_id: Option<Uuid>,
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
 }
 
 impl Subject {
-    pub fn patient(id: Uuid) -> Self {
-        Subject { resource_type: "patient", resource_id: Some(id), patient_id: Some(id) }
+    pub fn patient(id: PatientId) -> Self {
+        Subject { resource_type: "patient", resource_id: Some(id.as_uuid()), patient_id: Some(id) }
     }
 
-    pub fn appointment(id: Uuid, patient_id: Uuid) -> Self {
-        Subject { resource_type: "appointment", resource_id: Some(id), patient_id: Some(patient_id) }
+    pub fn appointment(id: AppointmentId, patient_id: PatientId) -> Self {
+        Subject { resource_type: "appointment", resource_id: Some(id.as_uuid()), patient_id: Some(patient_id) }
     }
 
     pub fn none(resource_type: &'static str) -> Self {
@@ -142,12 +142,12 @@ impl Subject {
 pub struct AuditRecord {
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<UserId>,
     pub actor_role: Option<Role>,
     pub action: AuditAction,
     pub resource_type: &'static str,
     pub resource_id: Option<Uuid>,
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
     pub outcome: AuditOutcome,
     pub correlation_id: String,
     pub client_addr: Option<String>,

@@ -5,16 +5,20 @@
 
 pub mod appointment;
 pub mod audit;
+pub mod ids;
 pub mod patient;
 pub mod practitioner;
 pub mod role;
 pub mod validation;
+pub mod values;
 
 pub use appointment::{Appointment, AppointmentStatus, TimeSlot, TransitionError};
+pub use ids::{AppointmentId, PatientId, PractitionerId, UserId};
 pub use patient::{Patient, PatientDraft, PatientPatch, Sex};
 pub use practitioner::{Practitioner, PractitionerDraft, PractitionerPatch, PractitionerRole};
 pub use role::Role;
 pub use validation::{FieldError, FieldErrors};
+pub use values::{Email, Mrn, PersonName, Phone};
 
 /// Longest accepted name or number prefix in list filters.
 pub const NAME_FILTER_MAX: usize = 100;

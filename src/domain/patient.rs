@@ -1,10 +1,10 @@
 //! Patients: identity, demographics and contact details. Everything here except `id`, `mrn`, `sex`,
 //! `active` and `version` is PHI and must never leave the database except in API responses.
 
+use super::PatientId;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::assign;
 use super::validation::{self, FieldErrors, RuleResult, optional, required};
@@ -45,7 +45,8 @@ impl Sex {
 /// A patient as stored and as returned by the API.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Patient {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: PatientId,
     /// Medical record number: generated at registration, unique, never changes.
     pub mrn: String,
     pub given_name: String,

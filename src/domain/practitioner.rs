@@ -1,9 +1,9 @@
 //! Practitioners: the people appointments are booked with. Managed by administrators only.
 
+use super::PractitionerId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::assign;
 use super::validation::{self, FieldErrors, RuleResult, required};
@@ -46,7 +46,8 @@ impl PractitionerRole {
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Practitioner {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: PractitionerId,
     /// Professional licence number; unique across practitioners.
     pub licence_number: String,
     pub given_name: String,

@@ -116,7 +116,7 @@ pub fn clean(text: &str, lines: Lines) -> RuleResult<String> {
     Ok(unicode_normalization::UnicodeNormalization::nfc(text).collect())
 }
 
-fn bounded(text: &str, max_chars: usize, lines: Lines) -> RuleResult<String> {
+pub(super) fn bounded(text: &str, max_chars: usize, lines: Lines) -> RuleResult<String> {
     let text = clean(text, lines)?;
     if text.chars().count() > max_chars {
         return Err(("max_length", format!("must be at most {max_chars} characters")));

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{EventType, NewEvent};
 use crate::context::RequestContext;
+use crate::domain::UserId;
 
 pub const SOURCE: &str = "healthcore";
 
@@ -16,7 +17,7 @@ pub struct Metadata {
     pub source: String,
     pub schema_version: u32,
     pub correlation_id: String,
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<UserId>,
     pub actor_role: Option<String>,
     pub aggregate_type: String,
     pub aggregate_id: Uuid,
@@ -44,7 +45,7 @@ impl Envelope {
         Envelope::build(event, correlation_id, None, now)
     }
 
-    fn build(event: NewEvent, correlation_id: &str, actor: Option<(Uuid, String)>, now: DateTime<Utc>) -> Envelope {
+    fn build(event: NewEvent, correlation_id: &str, actor: Option<(UserId, String)>, now: DateTime<Utc>) -> Envelope {
         let (actor_id, actor_role) = actor.unzip();
         Envelope {
             event_type: event.event_type,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 pub use catalogue::EventType;
 pub use envelope::Envelope;
 
-use crate::domain::{Appointment, Patient, Practitioner, PractitionerRole};
+use crate::domain::{Appointment, AppointmentId, Patient, PatientId, Practitioner, PractitionerId, PractitionerRole};
 
 /// An event about to be recorded: its type, the aggregate it belongs to (whose version orders the
 /// events of that aggregate), and its `data`.
@@ -35,7 +35,7 @@ fn data(value: impl Serialize) -> serde_json::Value {
 /// The `data` of `patient.*` events (`schemas/events/patient.*.v1.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatientData {
-    pub patient_id: Uuid,
+    pub patient_id: PatientId,
     pub active: bool,
     /// For `patient.updated`: which fields changed (names only, never values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,7 +50,7 @@ fn field_names(fields: &[&'static str]) -> Vec<String> {
 pub fn patient(event_type: EventType, patient: &Patient) -> NewEvent {
     NewEvent {
         event_type,
-        aggregate_id: patient.id,
+        aggregate_id: patient.id.as_uuid(),
         aggregate_version: patient.version,
         data: data(PatientData { patient_id: patient.id, active: patient.active, changed_fields: None }),
     }
@@ -59,7 +59,7 @@ pub fn patient(event_type: EventType, patient: &Patient) -> NewEvent {
 pub fn patient_updated(patient: &Patient, changed_fields: &[&'static str]) -> NewEvent {
     NewEvent {
         event_type: EventType::PatientUpdated,
-        aggregate_id: patient.id,
+        aggregate_id: patient.id.as_uuid(),
         aggregate_version: patient.version,
         data: data(PatientData {
             patient_id: patient.id,
@@ -72,7 +72,7 @@ pub fn patient_updated(patient: &Patient, changed_fields: &[&'static str]) -> Ne
 /// The `data` of `practitioner.*` events (`schemas/events/practitioner.*.v1.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PractitionerData {
-    pub practitioner_id: Uuid,
+    pub practitioner_id: PractitionerId,
     pub role: PractitionerRole,
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,7 +86,7 @@ pub fn practitioner(
 ) -> NewEvent {
     NewEvent {
         event_type,
-        aggregate_id: practitioner.id,
+        aggregate_id: practitioner.id.as_uuid(),
         aggregate_version: practitioner.version,
         data: data(PractitionerData {
             practitioner_id: practitioner.id,
@@ -109,9 +109,9 @@ pub enum CancellationCause {
 /// The `data` of `appointment.*` events (`schemas/events/appointment.*.v1.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppointmentData {
-    pub appointment_id: Uuid,
-    pub patient_id: Uuid,
-    pub practitioner_id: Uuid,
+    pub appointment_id: AppointmentId,
+    pub patient_id: PatientId,
+    pub practitioner_id: PractitionerId,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub status: crate::domain::AppointmentStatus,
@@ -140,7 +140,12 @@ fn appointment_data(appointment: &Appointment) -> AppointmentData {
 }
 
 fn appointment_event(event_type: EventType, appointment: &Appointment, data_: AppointmentData) -> NewEvent {
-    NewEvent { event_type, aggregate_id: appointment.id, aggregate_version: appointment.version, data: data(data_) }
+    NewEvent {
+        event_type,
+        aggregate_id: appointment.id.as_uuid(),
+        aggregate_version: appointment.version,
+        data: data(data_),
+    }
 }
 
 /// `appointment.booked`, `appointment.completed`, `appointment.no_show`: ids, times and status.

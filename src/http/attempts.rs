@@ -22,6 +22,7 @@ use super::access_log::CallerSlot;
 use super::problem::ProblemType;
 use crate::audit::{AuditAction, AuditLog, AuditOutcome, AuditRecord, Subject};
 use crate::context::Attempt;
+use crate::domain::PatientId;
 
 /// What the `{id}` of a route's path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +130,7 @@ pub async fn middleware(
     let (resource_id, patient_id) = match attempt.concern() {
         Some(concern) => (concern.resource_id, concern.patient_id),
         None => match names {
-            PathId::Patient => (id, id),
+            PathId::Patient => (id, id.map(PatientId::from_uuid)),
             PathId::Appointment => (id, None),
             PathId::None => (None, None),
         },

@@ -2,6 +2,7 @@
 //! text rejections: bodies, path ids, query parameters, and the caller's identity.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
 use axum::{
     body::Bytes,
@@ -133,10 +134,11 @@ fn type_message(message: &str) -> String {
         .to_owned()
 }
 
-/// A UUID path segment; anything else is a 400, never a 500.
-pub struct IdPath(pub Uuid);
+/// A UUID path segment, as the id type the route names (`IdPath<PatientId>`); anything else is a
+/// 400, never a 500.
+pub struct IdPath<Id = Uuid>(pub Id);
 
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+impl<S: Send + Sync, Id: FromStr> FromRequestParts<S> for IdPath<Id> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -144,7 +146,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidId, "the id in the path is missing")
                 .into_response()
         })?;
-        Uuid::parse_str(&raw).map(IdPath).map_err(|_| {
+        raw.parse().map(IdPath).map_err(|_| {
             Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidId, "the id in the path must be a UUID")
                 .into_response()
         })

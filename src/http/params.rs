@@ -1,9 +1,9 @@
 //! Parsing list query parameters into typed filters, collecting every bad parameter.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::domain::FieldErrors;
 use crate::domain::validation::{self, Lines};
@@ -75,9 +75,10 @@ impl<'a> Params<'a> {
         }
     }
 
-    pub fn uuid(&mut self, name: &str) -> Option<Uuid> {
+    /// A UUID, as the id type the caller names (`params.uuid::<PatientId>("patient_id")`).
+    pub fn uuid<Id: FromStr>(&mut self, name: &str) -> Option<Id> {
         let raw = self.raw(name)?;
-        Uuid::parse_str(raw).map_err(|_| self.errors.add(name, "uuid", "must be a UUID")).ok()
+        raw.parse().map_err(|_| self.errors.add(name, "uuid", "must be a UUID")).ok()
     }
 
     pub fn time(&mut self, name: &str) -> Option<DateTime<Utc>> {

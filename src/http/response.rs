@@ -23,7 +23,7 @@ pub trait Versioned {
 
 macro_rules! versioned {
     ($($t:ty),*) => {$(impl Versioned for $t {
-        fn id(&self) -> uuid::Uuid { self.id }
+        fn id(&self) -> uuid::Uuid { self.id.as_uuid() }
         fn version(&self) -> i64 { self.version }
     })*};
 }

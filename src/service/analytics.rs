@@ -2,12 +2,12 @@
 //! patient, so reads are not part of the patient-data audit trail.
 
 use chrono::NaiveDate;
-use uuid::Uuid;
 
 use super::authorize;
 use crate::audit::{AuditAction, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
+use crate::domain::PractitionerId;
 use crate::domain::validation::FieldErrors;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -52,7 +52,7 @@ pub async fn appointments(
     ctx: &RequestContext,
     from: NaiveDate,
     to: NaiveDate,
-    practitioner_id: Option<Uuid>,
+    practitioner_id: Option<PractitionerId>,
 ) -> AppResult<Vec<DailyAppointments>> {
     authorize(state, ctx, Action::AnalyticsRead, AuditAction::AnalyticsRead, subject()).await?;
     Ok(analytics::daily_appointments(state.store.db(), from, to, practitioner_id).await?)

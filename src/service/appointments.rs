@@ -13,7 +13,7 @@ use crate::context::RequestContext;
 use crate::domain::appointment::{
     BookingDraft, BookingInput, BookingWindow, CancelInput, RescheduleInput, parse_cancellation_reason, parse_slot,
 };
-use crate::domain::{Appointment, AppointmentStatus, FieldErrors, TimeSlot};
+use crate::domain::{Appointment, AppointmentId, AppointmentStatus, FieldErrors, PatientId, PractitionerId, TimeSlot};
 use crate::error::{AppError, AppResult, ProblemCode};
 use crate::events::{self, CancellationCause, EventType};
 use crate::state::AppState;
@@ -27,10 +27,10 @@ fn window(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> BookingWindow
 /// Locks the practitioner and the patient and checks both can take `slot`.
 async fn lock_participants_and_check(
     tx: &WriteTx,
-    practitioner_id: Uuid,
-    patient_id: Uuid,
+    practitioner_id: PractitionerId,
+    patient_id: PatientId,
     slot: TimeSlot,
-    except: Option<Uuid>,
+    except: Option<AppointmentId>,
 ) -> AppResult<()> {
     let practitioner = store::practitioners::find_for_update(tx, practitioner_id)
         .await?
@@ -82,7 +82,7 @@ pub async fn book(
     )
     .await?;
     let appointment = Appointment {
-        id: Uuid::now_v7(),
+        id: AppointmentId::generate(),
         patient_id: draft.patient_id,
         practitioner_id: draft.practitioner_id,
         start: draft.slot.start(),
@@ -123,7 +123,7 @@ pub async fn book(
 async fn load_authorized(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: AppointmentId,
     action: Action,
     audit_action: AuditAction,
 ) -> AppResult<Appointment> {
@@ -133,18 +133,18 @@ async fn load_authorized(
             ctx,
             action,
             audit_action,
-            Subject { resource_type: "appointment", resource_id: Some(id), patient_id: None },
+            Subject { resource_type: "appointment", resource_id: Some(id.as_uuid()), patient_id: None },
         )
         .await?;
     }
     let appointment =
         store::appointments::find(state.store.db(), id).await?.ok_or(AppError::NotFound("appointment"))?;
-    ctx.concerns(Some(id), Some(appointment.patient_id));
+    ctx.concerns(Some(id.as_uuid()), Some(appointment.patient_id));
     authorize(state, ctx, action, audit_action, Subject::appointment(id, appointment.patient_id)).await?;
     Ok(appointment)
 }
 
-pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Appointment> {
+pub async fn get(state: &AppState, ctx: &RequestContext, id: AppointmentId) -> AppResult<Appointment> {
     let appointment = load_authorized(state, ctx, id, Action::AppointmentRead, AuditAction::AppointmentRead).await?;
     let subject = Subject::appointment(id, appointment.patient_id);
     state
@@ -164,7 +164,9 @@ pub async fn list(
     if !ctx.principal.may(Action::AppointmentRead, None) {
         match (ctx.principal.may_at_all(Action::AppointmentRead), filter.patient_id) {
             // A patient user lists its own appointments, whether or not it names itself.
-            (true, None) => filter.patient_id = Some(ctx.principal.patient_id.unwrap_or(Uuid::nil())),
+            (true, None) => {
+                filter.patient_id = Some(ctx.principal.patient_id.unwrap_or(PatientId::from_uuid(Uuid::nil())))
+            }
             (true, Some(asked)) if ctx.principal.may(Action::AppointmentRead, Some(asked)) => {}
             (_, asked) => {
                 let subject = Subject { resource_type: "appointment", resource_id: None, patient_id: asked };
@@ -200,7 +202,7 @@ pub async fn list(
 pub async fn reschedule(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: AppointmentId,
     input: RescheduleInput,
     expected_version: Option<i64>,
 ) -> AppResult<Appointment> {
@@ -237,7 +239,7 @@ pub enum Transition {
 pub async fn transition(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: AppointmentId,
     transition: Transition,
     expected_version: Option<i64>,
 ) -> AppResult<Appointment> {
@@ -279,8 +281,8 @@ pub async fn transition(
 /// Whose appointments a deactivation cancels.
 #[derive(Debug, Clone, Copy)]
 pub enum Participant {
-    Patient(Uuid),
-    Practitioner(Uuid),
+    Patient(PatientId),
+    Practitioner(PractitionerId),
 }
 
 /// Cancels the future booked appointments of a patient or practitioner being deactivated, inside

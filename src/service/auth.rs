@@ -5,6 +5,7 @@ use crate::audit::{AuditOutcome, AuditRecord};
 use crate::auth::throttle::Scope;
 use crate::auth::{Principal, token::IssuedToken};
 use crate::context::AnonymousContext;
+use crate::domain::UserId;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::{self, users::User};
@@ -100,7 +101,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<(Principal
 
 /// The account as it is now: from the cache while this instance hears of every change to accounts
 /// (`cache::follow_account_changes`), from the database otherwise.
-async fn account(state: &AppState, id: uuid::Uuid) -> AppResult<Option<User>> {
+async fn account(state: &AppState, id: UserId) -> AppResult<Option<User>> {
     let db = state.store.db();
     if state.account_changes.heard() {
         Ok(state.cache.users.get_or_load(id, || store::users::find(db, id)).await?)

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::context::RequestContext;
+use crate::domain::{AppointmentId, PatientId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::{self, WriteTx, idempotency::KeyState, idempotency::StoredResource};
@@ -24,7 +25,7 @@ const POLL: Duration = Duration::from_millis(25);
 /// A client's idempotency key together with what identifies its request.
 #[derive(Debug, Clone)]
 pub struct IdempotencyTicket {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub key: String,
     /// SHA-256 over route and body: the same key with another request is refused.
     pub fingerprint: String,
@@ -34,7 +35,7 @@ pub struct IdempotencyTicket {
 
 impl IdempotencyTicket {
     /// The ticket of `key` for the request `route` with `body`.
-    pub fn new(user_id: Uuid, key: String, route: &str, body: &[u8], expires_at: DateTime<Utc>) -> Self {
+    pub fn new(user_id: UserId, key: String, route: &str, body: &[u8], expires_at: DateTime<Utc>) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(route.as_bytes());
         hasher.update([0]);
@@ -121,10 +122,12 @@ pub async fn audit_replay(
     let body: serde_json::Value = serde_json::from_str(&stored.body).map_err(|e| AppError::Internal(e.into()))?;
     let id = |field: &str| body[field].as_str().and_then(|v| v.parse::<Uuid>().ok());
     let (action, subject) = match (disclosure, id("id")) {
-        (Disclosure::Patient, Some(patient)) => (AuditAction::PatientRead, Subject::patient(patient)),
+        (Disclosure::Patient, Some(patient)) => {
+            (AuditAction::PatientRead, Subject::patient(PatientId::from_uuid(patient)))
+        }
         (Disclosure::Appointment, Some(appointment)) => {
-            let patient = id("patient_id").unwrap_or_default();
-            (AuditAction::AppointmentRead, Subject::appointment(appointment, patient))
+            let patient = PatientId::from_uuid(id("patient_id").unwrap_or_default());
+            (AuditAction::AppointmentRead, Subject::appointment(AppointmentId::from_uuid(appointment), patient))
         }
         _ => return Ok(()),
     };

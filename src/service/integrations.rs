@@ -81,7 +81,7 @@ pub async fn create(state: &AppState, ctx: &RequestContext, input: SubscriptionI
         active: true,
         consecutive_failures: 0,
         disabled_reason: None,
-        created_by: Some(ctx.principal.user_id),
+        created_by: Some(ctx.principal.user_id.into()),
         created_at: now,
         updated_at: now,
     };

@@ -7,6 +7,7 @@ use super::authorize;
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
+use crate::domain::PatientId;
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::store::notifications::{self, Notification, NotificationFilter};
@@ -26,7 +27,7 @@ pub async fn list(
     let page = notifications::list(db, &filter, page).await?;
     let delivery_ids: Vec<uuid::Uuid> = page.items.iter().filter_map(|n| n.delivery_id).collect();
     let deliveries = webhooks::find_many(db, &delivery_ids).await?.into_iter().map(|d| (d.id, d)).collect();
-    let patients: BTreeSet<uuid::Uuid> = page.items.iter().map(|n| n.patient_id).collect();
+    let patients: BTreeSet<PatientId> = page.items.iter().map(|n| n.patient_id).collect();
     let mut records: Vec<AuditRecord> = patients
         .into_iter()
         .map(|patient_id| {

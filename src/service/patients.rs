@@ -10,7 +10,7 @@ use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::domain::patient::{PatientInput, PatientPatchInput, generate_mrn};
-use crate::domain::{Patient, PatientDraft, PatientPatch};
+use crate::domain::{Patient, PatientDraft, PatientId, PatientPatch};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventType};
 use crate::state::AppState;
@@ -29,7 +29,7 @@ pub async fn register(
     // MRNs are random; a collision with an existing one is retried with a new number.
     for _attempt in 0..5 {
         let patient = Patient {
-            id: Uuid::now_v7(),
+            id: PatientId::generate(),
             mrn: generate_mrn(rand::random()),
             given_name: draft.given_name.clone(),
             family_name: draft.family_name.clone(),
@@ -62,7 +62,7 @@ pub async fn register(
     Err(AppError::Internal(anyhow::anyhow!("could not generate a unique MRN in 5 attempts")))
 }
 
-pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Patient> {
+pub async fn get(state: &AppState, ctx: &RequestContext, id: PatientId) -> AppResult<Patient> {
     authorize(state, ctx, Action::PatientRead, AuditAction::PatientRead, Subject::patient(id)).await?;
     let patient = store::patients::find(state.store.db(), id).await?.ok_or(AppError::NotFound("patient"))?;
     state
@@ -83,7 +83,7 @@ pub async fn list(
     }
     if !ctx.principal.may(Action::PatientRead, None) {
         // A patient user sees exactly its own record; an unlinked one sees nothing.
-        filter.only = Some(ctx.principal.patient_id.unwrap_or(Uuid::nil()));
+        filter.only = Some(ctx.principal.patient_id.unwrap_or(PatientId::from_uuid(Uuid::nil())));
     }
     let page = store::patients::list(state.store.db(), &filter, page).await?;
     let mut records: Vec<AuditRecord> = page
@@ -101,7 +101,7 @@ pub async fn list(
 pub async fn update(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: PatientId,
     input: PatientPatchInput,
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {
@@ -127,7 +127,7 @@ pub async fn update(
 pub async fn deactivate(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: PatientId,
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {
     set_active(state, ctx, id, false, expected_version).await
@@ -136,7 +136,7 @@ pub async fn deactivate(
 pub async fn reactivate(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: PatientId,
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {
     set_active(state, ctx, id, true, expected_version).await
@@ -145,7 +145,7 @@ pub async fn reactivate(
 async fn set_active(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: PatientId,
     active: bool,
     expected_version: Option<i64>,
 ) -> AppResult<Patient> {

@@ -1,8 +1,6 @@
 //! Practitioner use cases. Reading practitioners is open to every signed-in user and is not
 //! audited (it is not patient data); every change is made by an admin and audited.
 
-use uuid::Uuid;
-
 use super::appointments::{Participant, cancel_future_appointments};
 use super::idempotency::IdempotencyTicket;
 use super::unit_of_work::UnitOfWork;
@@ -11,15 +9,15 @@ use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
 use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
-use crate::domain::{Practitioner, PractitionerDraft, PractitionerPatch};
+use crate::domain::{Practitioner, PractitionerDraft, PractitionerId, PractitionerPatch};
 use crate::error::{AppError, AppResult, ProblemCode};
 use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::store::practitioners::PractitionerFilter;
 use crate::store::{self, Page, PageRequest};
 
-fn subject(id: Uuid) -> Subject {
-    Subject { resource_type: "practitioner", resource_id: Some(id), patient_id: None }
+fn subject(id: PractitionerId) -> Subject {
+    Subject { resource_type: "practitioner", resource_id: Some(id.as_uuid()), patient_id: None }
 }
 
 fn duplicate_licence(err: sea_orm::DbErr) -> AppError {
@@ -44,7 +42,7 @@ pub async fn create(
     let draft = PractitionerDraft::parse(&input)?;
     let now = state.clock.now();
     let practitioner = Practitioner {
-        id: Uuid::now_v7(),
+        id: PractitionerId::generate(),
         licence_number: draft.licence_number,
         given_name: draft.given_name,
         family_name: draft.family_name,
@@ -64,7 +62,7 @@ pub async fn create(
     Ok(practitioner)
 }
 
-pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<Practitioner> {
+pub async fn get(state: &AppState, ctx: &RequestContext, id: PractitionerId) -> AppResult<Practitioner> {
     authorize(state, ctx, Action::PractitionerRead, AuditAction::PractitionerRead, subject(id)).await?;
     let db = state.store.db();
     let found = state.cache.practitioners.get_or_load(id, || store::practitioners::find(db, id)).await?;
@@ -85,7 +83,7 @@ pub async fn list(
 pub async fn update(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: PractitionerId,
     input: PractitionerPatchInput,
     expected_version: Option<i64>,
 ) -> AppResult<Practitioner> {
@@ -111,7 +109,7 @@ pub async fn update(
 pub async fn set_active(
     state: &AppState,
     ctx: &RequestContext,
-    id: Uuid,
+    id: PractitionerId,
     active: bool,
     expected_version: Option<i64>,
 ) -> AppResult<Practitioner> {

@@ -9,7 +9,7 @@ use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::password::{self, PasswordWork};
 use crate::clock::now;
 use crate::context::RequestContext;
-use crate::domain::Role;
+use crate::domain::{PatientId, Role, UserId};
 use crate::error::{AppError, ProblemCode};
 use crate::service::unit_of_work::UnitOfWork;
 use crate::store::{self, Page, PageRequest, Store, WriteTx, users::User};
@@ -27,7 +27,7 @@ pub enum UserError {
     #[error("only patient users are linked to a patient record")]
     PatientNotAllowed,
     #[error("no patient has id {0}")]
-    UnknownPatient(Uuid),
+    UnknownPatient(PatientId),
     #[error("no such user")]
     NotFound,
     #[error("this is the last active administrator; make another one first")]
@@ -80,8 +80,8 @@ pub enum Changer<'a> {
 }
 
 impl Changer<'_> {
-    fn record(&self, action: AuditAction, user_id: Option<Uuid>) -> AuditRecord {
-        let subject = Subject { resource_type: "user", resource_id: user_id, patient_id: None };
+    fn record(&self, action: AuditAction, user_id: Option<UserId>) -> AuditRecord {
+        let subject = Subject { resource_type: "user", resource_id: user_id.map(Uuid::from), patient_id: None };
         match self {
             Changer::Admin(ctx) => AuditRecord::new(ctx, action, subject, AuditOutcome::Success),
             Changer::Operator => AuditRecord::operator(action, subject),
@@ -99,7 +99,7 @@ async fn hash(passwords: Option<&PasswordWork>, text: &str) -> Result<String, Us
     }
 }
 
-async fn check_link(tx: &WriteTx, role: Role, patient_id: Option<Uuid>) -> Result<(), UserError> {
+async fn check_link(tx: &WriteTx, role: Role, patient_id: Option<PatientId>) -> Result<(), UserError> {
     match (role, patient_id) {
         (Role::Patient, None) => Err(UserError::PatientRequired),
         (Role::Patient, Some(id)) if store::patients::find(tx, id).await?.is_none() => {
@@ -115,7 +115,7 @@ pub async fn create(
     store: &Store,
     username: &str,
     role: Role,
-    patient_id: Option<Uuid>,
+    patient_id: Option<PatientId>,
     password_text: &str,
 ) -> Result<User, UserError> {
     create_by(store, None, Changer::Operator, username, role, patient_id, password_text).await
@@ -127,7 +127,7 @@ pub async fn create_by(
     by: Changer<'_>,
     username: &str,
     role: Role,
-    patient_id: Option<Uuid>,
+    patient_id: Option<PatientId>,
     password_text: &str,
 ) -> Result<User, UserError> {
     if !valid_username(username) {
@@ -135,7 +135,7 @@ pub async fn create_by(
     }
     let password_hash = hash(passwords, password_text).await?;
     let user = User {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         username: username.to_owned(),
         password_hash,
         role,
@@ -161,7 +161,7 @@ pub async fn create_by(
 /// A change to an existing account.
 #[derive(Debug, Clone)]
 pub enum AccountChange {
-    Role { role: Role, patient_id: Option<Uuid> },
+    Role { role: Role, patient_id: Option<PatientId> },
     Active(bool),
     Password(String),
 }
@@ -183,7 +183,7 @@ pub async fn change(
     store: &Store,
     passwords: Option<&PasswordWork>,
     by: Changer<'_>,
-    id: Uuid,
+    id: UserId,
     change: AccountChange,
 ) -> Result<User, UserError> {
     let new_hash = match &change {
@@ -268,8 +268,8 @@ pub mod admin {
     use crate::error::AppResult;
     use crate::state::AppState;
 
-    fn subject(id: Option<Uuid>) -> Subject {
-        Subject { resource_type: "user", resource_id: id, patient_id: None }
+    fn subject(id: Option<UserId>) -> Subject {
+        Subject { resource_type: "user", resource_id: id.map(Uuid::from), patient_id: None }
     }
 
     pub async fn create(
@@ -277,7 +277,7 @@ pub mod admin {
         ctx: &RequestContext,
         username: &str,
         role: Role,
-        patient_id: Option<Uuid>,
+        patient_id: Option<PatientId>,
         password_text: &str,
     ) -> AppResult<User> {
         super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserCreate, subject(None)).await?;
@@ -285,14 +285,14 @@ pub mod admin {
         Ok(create_by(&state.store, Some(&state.passwords), by, username, role, patient_id, password_text).await?)
     }
 
-    pub async fn change(state: &AppState, ctx: &RequestContext, id: Uuid, change: AccountChange) -> AppResult<User> {
+    pub async fn change(state: &AppState, ctx: &RequestContext, id: UserId, change: AccountChange) -> AppResult<User> {
         super::super::authorize(state, ctx, Action::UserManage, change.action(), subject(Some(id))).await?;
         let user = super::change(&state.store, Some(&state.passwords), Changer::Admin(ctx), id, change).await?;
         state.cache.users.invalidate(id);
         Ok(user)
     }
 
-    pub async fn get(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<User> {
+    pub async fn get(state: &AppState, ctx: &RequestContext, id: UserId) -> AppResult<User> {
         super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserRead, subject(Some(id))).await?;
         let user = store::users::find(state.store.db(), id).await?.ok_or(AppError::NotFound("user"))?;
         state.audit.record(vec![Changer::Admin(ctx).record(AuditAction::UserRead, Some(id))]).await?;

@@ -1,11 +1,11 @@
 //! The analytics consumer's own tables: daily counters, incremented once per event.
 
+use crate::domain::PractitionerId;
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::entities::analytics_daily_appointments as appointments;
 use super::entities::analytics_daily_patients as patients;
@@ -46,13 +46,13 @@ impl AppointmentCounter {
 pub async fn count_appointment(
     conn: &impl ConnectionTrait,
     day: NaiveDate,
-    practitioner_id: Uuid,
+    practitioner_id: PractitionerId,
     counter: AppointmentCounter,
 ) -> Result<(), DbErr> {
     let one = |c: AppointmentCounter| Set(i64::from(c == counter));
     let row = appointments::ActiveModel {
         day: Set(day),
-        practitioner_id: Set(practitioner_id),
+        practitioner_id: Set(practitioner_id.into()),
         booked: one(AppointmentCounter::Booked),
         cancelled: one(AppointmentCounter::Cancelled),
         completed: one(AppointmentCounter::Completed),
@@ -93,7 +93,8 @@ pub async fn daily_patients(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DailyAppointments {
     pub date: NaiveDate,
-    pub practitioner_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub practitioner_id: PractitionerId,
     pub booked: i64,
     pub cancelled: i64,
     pub completed: i64,
@@ -104,7 +105,7 @@ pub async fn daily_appointments(
     conn: &impl ConnectionTrait,
     from: NaiveDate,
     to: NaiveDate,
-    practitioner_id: Option<Uuid>,
+    practitioner_id: Option<PractitionerId>,
 ) -> Result<Vec<DailyAppointments>, DbErr> {
     let mut query = appointments::Entity::find()
         .filter(appointments::Column::Day.gte(from))
@@ -121,7 +122,7 @@ pub async fn daily_appointments(
         .into_iter()
         .map(|row| DailyAppointments {
             date: row.day,
-            practitioner_id: row.practitioner_id,
+            practitioner_id: PractitionerId::from_uuid(row.practitioner_id),
             booked: row.booked,
             cancelled: row.cancelled,
             completed: row.completed,

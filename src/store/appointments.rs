@@ -1,21 +1,19 @@
 //! The `appointments` table.
 
+use super::entities::appointment::{self, Column, Entity};
+use super::{Page, PageRequest, fetch_page};
+use crate::domain::appointment::MAX_DURATION_HOURS;
+use crate::domain::{Appointment, AppointmentId, AppointmentStatus, PatientId, PractitionerId, TimeSlot};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, Select,
 };
-use uuid::Uuid;
-
-use super::entities::appointment::{self, Column, Entity};
-use super::{Page, PageRequest, fetch_page};
-use crate::domain::appointment::MAX_DURATION_HOURS;
-use crate::domain::{Appointment, AppointmentStatus, TimeSlot};
 
 #[derive(Debug, Clone, Default)]
 pub struct AppointmentFilter {
-    pub patient_id: Option<Uuid>,
-    pub practitioner_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
+    pub practitioner_id: Option<PractitionerId>,
     pub status: Option<AppointmentStatus>,
     /// Appointments that start at or after this time.
     pub from: Option<DateTime<Utc>>,
@@ -27,9 +25,9 @@ pub fn to_domain(row: appointment::Model) -> Result<Appointment, DbErr> {
     Ok(Appointment {
         status: AppointmentStatus::parse(&row.status)
             .map_err(|_| DbErr::Type(format!("appointments.status holds '{}'", row.status)))?,
-        id: row.id,
-        patient_id: row.patient_id,
-        practitioner_id: row.practitioner_id,
+        id: AppointmentId::from_uuid(row.id),
+        patient_id: PatientId::from_uuid(row.patient_id),
+        practitioner_id: PractitionerId::from_uuid(row.practitioner_id),
         start: row.starts_at,
         end: row.ends_at,
         reason: row.reason,
@@ -43,9 +41,9 @@ pub fn to_domain(row: appointment::Model) -> Result<Appointment, DbErr> {
 
 fn to_row(appointment: &Appointment) -> appointment::Model {
     appointment::Model {
-        id: appointment.id,
-        patient_id: appointment.patient_id,
-        practitioner_id: appointment.practitioner_id,
+        id: appointment.id.as_uuid(),
+        patient_id: appointment.patient_id.as_uuid(),
+        practitioner_id: appointment.practitioner_id.as_uuid(),
         starts_at: appointment.start,
         ends_at: appointment.end,
         reason: appointment.reason.clone(),
@@ -63,11 +61,11 @@ pub async fn insert(conn: &impl ConnectionTrait, appointment: &Appointment) -> R
     Ok(())
 }
 
-pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Appointment>, DbErr> {
+pub async fn find(conn: &impl ConnectionTrait, id: AppointmentId) -> Result<Option<Appointment>, DbErr> {
     Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
 }
 
-pub async fn find_for_update(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Appointment>, DbErr> {
+pub async fn find_for_update(conn: &impl ConnectionTrait, id: AppointmentId) -> Result<Option<Appointment>, DbErr> {
     Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
 }
 
@@ -88,10 +86,10 @@ pub enum Clash {
 /// SQLite write lock), so that no overlapping booking can commit in between.
 pub async fn find_clash(
     conn: &impl ConnectionTrait,
-    practitioner_id: Uuid,
-    patient_id: Uuid,
+    practitioner_id: PractitionerId,
+    patient_id: PatientId,
     slot: TimeSlot,
-    except: Option<Uuid>,
+    except: Option<AppointmentId>,
 ) -> Result<Option<Clash>, DbErr> {
     // No appointment lasts longer than the domain's maximum, so one that overlaps must start
     // after `start - maximum`: this bounds the index range scan from both sides, keeping the check
@@ -107,14 +105,15 @@ pub async fn find_clash(
         query = query.filter(Column::Id.ne(id));
     }
     let clash = query.limit(1).one(conn).await?;
-    Ok(clash.map(|row| if row.practitioner_id == practitioner_id { Clash::Practitioner } else { Clash::Patient }))
+    Ok(clash
+        .map(|row| if row.practitioner_id == practitioner_id.as_uuid() { Clash::Practitioner } else { Clash::Patient }))
 }
 
 /// Booked appointments starting after `now` of a patient or of a practitioner, locked for update.
 pub async fn future_booked(
     conn: &impl ConnectionTrait,
-    patient_id: Option<Uuid>,
-    practitioner_id: Option<Uuid>,
+    patient_id: Option<PatientId>,
+    practitioner_id: Option<PractitionerId>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Appointment>, DbErr> {
     let mut query =
@@ -132,7 +131,7 @@ pub async fn future_booked(
 /// How many booked appointments of this patient start after `now`.
 pub async fn count_future_booked(
     conn: &impl ConnectionTrait,
-    patient_id: Uuid,
+    patient_id: PatientId,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
@@ -149,7 +148,7 @@ pub async fn overdue_booked(
     conn: &impl ConnectionTrait,
     cutoff: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<Uuid>, DbErr> {
+) -> Result<Vec<AppointmentId>, DbErr> {
     let rows = Entity::find()
         .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
         .filter(Column::StartsAt.lt(cutoff))
@@ -158,7 +157,7 @@ pub async fn overdue_booked(
         .limit(limit)
         .all(conn)
         .await?;
-    Ok(rows.into_iter().map(|row| row.id).collect())
+    Ok(rows.into_iter().map(|row| AppointmentId::from_uuid(row.id)).collect())
 }
 
 fn filtered(filter: &AppointmentFilter) -> Select<Entity> {

@@ -8,11 +8,12 @@ use uuid::Uuid;
 use super::entities::audit_event::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
 use crate::domain::audit::{AuditOutcome, AuditRecord};
+use crate::domain::{PatientId, UserId};
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub patient_id: Option<Uuid>,
-    pub actor_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
+    pub actor_id: Option<UserId>,
     pub action: Option<String>,
     pub outcome: Option<AuditOutcome>,
     pub from: Option<DateTime<Utc>>,
@@ -23,12 +24,12 @@ fn to_row(record: &AuditRecord) -> audit_event::Model {
     audit_event::Model {
         id: record.id,
         occurred_at: record.occurred_at,
-        actor_id: record.actor_id,
+        actor_id: record.actor_id.map(Uuid::from),
         actor_role: record.actor_role.map(|r| r.as_str().to_owned()),
         action: record.action.as_str().to_owned(),
         resource_type: record.resource_type.to_owned(),
         resource_id: record.resource_id,
-        patient_id: record.patient_id,
+        patient_id: record.patient_id.map(Uuid::from),
         outcome: record.outcome.as_str().to_owned(),
         correlation_id: record.correlation_id.clone(),
         client_addr: record.client_addr.clone(),

@@ -4,9 +4,9 @@
 //! The `location` and `etag` columns are no longer written: an earlier version kept the response
 //! headers there, and dropping them would break that version during a rolling upgrade.
 
+use crate::domain::UserId;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, sea_query::Expr};
-use uuid::Uuid;
 
 use super::entities::idempotency_key::{self, Column, Entity};
 
@@ -37,7 +37,7 @@ pub enum KeyState {
 /// time, or a claim whose holder never finished).
 pub async fn find(
     conn: &impl ConnectionTrait,
-    user_id: Uuid,
+    user_id: UserId,
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<KeyState>, DbErr> {
@@ -57,7 +57,7 @@ pub async fn find(
 /// finished with it. An expired row gives its key up: keys are reusable after their time.
 pub async fn claim(
     conn: &impl ConnectionTrait,
-    user_id: Uuid,
+    user_id: UserId,
     key: &str,
     fingerprint: &str,
     now: DateTime<Utc>,
@@ -70,7 +70,7 @@ pub async fn claim(
         .exec(conn)
         .await?;
     let row = idempotency_key::Model {
-        user_id,
+        user_id: user_id.into(),
         key: key.to_owned(),
         fingerprint: fingerprint.to_owned(),
         status: IN_PROGRESS,
@@ -92,7 +92,7 @@ pub async fn claim(
 /// `false` if the claim is no longer this request's (its lease ran out and another took the key).
 pub async fn complete(
     conn: &impl ConnectionTrait,
-    user_id: Uuid,
+    user_id: UserId,
     key: &str,
     stored: &StoredResource,
     expires_at: DateTime<Utc>,
@@ -111,7 +111,7 @@ pub async fn complete(
 }
 
 /// Gives up this request's claim (it failed: the key may be used again at once).
-pub async fn release(conn: &impl ConnectionTrait, user_id: Uuid, key: &str, fingerprint: &str) -> Result<(), DbErr> {
+pub async fn release(conn: &impl ConnectionTrait, user_id: UserId, key: &str, fingerprint: &str) -> Result<(), DbErr> {
     Entity::delete_many()
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Key.eq(key))

@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 use super::entities::{appointment, appointment_reminder, job_run};
-use crate::domain::{Appointment, AppointmentStatus};
+use crate::domain::{Appointment, AppointmentId, AppointmentStatus};
 
 /// Where a run of a job stands (`job_runs.status`); `as_str` names it in the table, `jobs list`
 /// and the metrics.
@@ -165,13 +165,13 @@ pub async fn reminders_due(
 /// Notes the reminder of `appointment_id` for `starts_at`; false if it was already sent.
 pub async fn note_reminder(
     conn: &impl ConnectionTrait,
-    appointment_id: Uuid,
+    appointment_id: AppointmentId,
     starts_at: DateTime<Utc>,
     event_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let row = appointment_reminder::ActiveModel {
-        appointment_id: Set(appointment_id),
+        appointment_id: Set(appointment_id.into()),
         starts_at: Set(starts_at),
         event_id: Set(event_id),
         created_at: Set(now),

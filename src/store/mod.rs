@@ -11,6 +11,7 @@ pub mod consumers;
 mod db;
 pub mod entities;
 pub mod idempotency;
+mod ids;
 pub mod jobs;
 mod migrations;
 pub mod notifications;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::entities::notification::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
+use crate::domain::{AppointmentId, PatientId, PractitionerId};
 
 /// A prepared notification. Ids and times only: the receiving service looks up how to reach the
 /// patient, so no contact details or names travel with it.
@@ -14,9 +15,9 @@ pub struct Notification {
     pub id: Uuid,
     pub event_id: Uuid,
     pub kind: String,
-    pub appointment_id: Uuid,
-    pub patient_id: Uuid,
-    pub practitioner_id: Uuid,
+    pub appointment_id: AppointmentId,
+    pub patient_id: PatientId,
+    pub practitioner_id: PractitionerId,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub correlation_id: String,
@@ -29,9 +30,9 @@ fn to_notification(row: notification::Model) -> Result<Notification, DbErr> {
         id: row.id,
         event_id: row.event_id,
         kind: row.kind,
-        appointment_id: row.appointment_id,
-        patient_id: row.patient_id,
-        practitioner_id: row.practitioner_id,
+        appointment_id: AppointmentId::from_uuid(row.appointment_id),
+        patient_id: PatientId::from_uuid(row.patient_id),
+        practitioner_id: PractitionerId::from_uuid(row.practitioner_id),
         starts_at: row.starts_at,
         ends_at: row.ends_at,
         correlation_id: row.correlation_id,
@@ -45,9 +46,9 @@ pub async fn insert(conn: &impl ConnectionTrait, n: &Notification) -> Result<(),
         id: Set(n.id),
         event_id: Set(n.event_id),
         kind: Set(n.kind.clone()),
-        appointment_id: Set(n.appointment_id),
-        patient_id: Set(n.patient_id),
-        practitioner_id: Set(n.practitioner_id),
+        appointment_id: Set(n.appointment_id.into()),
+        patient_id: Set(n.patient_id.into()),
+        practitioner_id: Set(n.practitioner_id.into()),
         starts_at: Set(n.starts_at),
         ends_at: Set(n.ends_at),
         correlation_id: Set(n.correlation_id.clone()),
@@ -60,8 +61,8 @@ pub async fn insert(conn: &impl ConnectionTrait, n: &Notification) -> Result<(),
 
 #[derive(Debug, Clone, Default)]
 pub struct NotificationFilter {
-    pub patient_id: Option<Uuid>,
-    pub appointment_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
+    pub appointment_id: Option<AppointmentId>,
 }
 
 fn filtered(filter: &NotificationFilter) -> Select<Entity> {

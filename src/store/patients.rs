@@ -1,16 +1,14 @@
 //! The `patients` table.
 
+use super::entities::patient::{self, Column, Entity};
+use super::{Page, PageRequest, fetch_page};
+use crate::domain::validation::search_key;
+use crate::domain::{Patient, PatientId, Sex};
 use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, Select, prelude::Expr,
 };
-use uuid::Uuid;
-
-use super::entities::patient::{self, Column, Entity};
-use super::{Page, PageRequest, fetch_page};
-use crate::domain::validation::search_key;
-use crate::domain::{Patient, Sex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PatientSort {
@@ -28,14 +26,14 @@ pub struct PatientFilter {
     pub mrn_prefix: Option<String>,
     pub active: Option<bool>,
     /// Restricts the list to one patient (a patient user listing "all" patients sees itself).
-    pub only: Option<Uuid>,
+    pub only: Option<PatientId>,
     pub sort: PatientSort,
 }
 
 pub fn to_domain(row: patient::Model) -> Result<Patient, DbErr> {
     Ok(Patient {
         sex: Sex::parse(&row.sex).map_err(|_| DbErr::Type(format!("patients.sex holds '{}'", row.sex)))?,
-        id: row.id,
+        id: PatientId::from_uuid(row.id),
         mrn: row.mrn,
         given_name: row.given_name,
         family_name: row.family_name,
@@ -52,7 +50,7 @@ pub fn to_domain(row: patient::Model) -> Result<Patient, DbErr> {
 
 fn to_row(patient: &Patient) -> patient::Model {
     patient::Model {
-        id: patient.id,
+        id: patient.id.as_uuid(),
         mrn: patient.mrn.clone(),
         given_name: patient.given_name.clone(),
         family_name: patient.family_name.clone(),
@@ -75,12 +73,12 @@ pub async fn insert(conn: &impl ConnectionTrait, patient: &Patient) -> Result<()
     Ok(())
 }
 
-pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Patient>, DbErr> {
+pub async fn find(conn: &impl ConnectionTrait, id: PatientId) -> Result<Option<Patient>, DbErr> {
     Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
 }
 
 /// Reads the row and, on PostgreSQL, locks it until the transaction ends.
-pub async fn find_for_update(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Patient>, DbErr> {
+pub async fn find_for_update(conn: &impl ConnectionTrait, id: PatientId) -> Result<Option<Patient>, DbErr> {
     Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
 }
 

@@ -5,13 +5,12 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, Select, prelude::Expr,
 };
-use uuid::Uuid;
 
 use super::entities::practitioner::{self, Column, Entity};
 use super::patients::{name_starts_with, prefix_pattern};
 use super::{Page, PageRequest, fetch_page};
 use crate::domain::validation::search_key;
-use crate::domain::{Practitioner, PractitionerRole};
+use crate::domain::{Practitioner, PractitionerId, PractitionerRole};
 
 #[derive(Debug, Clone, Default)]
 pub struct PractitionerFilter {
@@ -25,7 +24,7 @@ pub fn to_domain(row: practitioner::Model) -> Result<Practitioner, DbErr> {
     Ok(Practitioner {
         role: PractitionerRole::parse(&row.role)
             .map_err(|_| DbErr::Type(format!("practitioners.role holds '{}'", row.role)))?,
-        id: row.id,
+        id: PractitionerId::from_uuid(row.id),
         licence_number: row.licence_number,
         given_name: row.given_name,
         family_name: row.family_name,
@@ -39,7 +38,7 @@ pub fn to_domain(row: practitioner::Model) -> Result<Practitioner, DbErr> {
 
 fn to_row(practitioner: &Practitioner) -> practitioner::Model {
     practitioner::Model {
-        id: practitioner.id,
+        id: practitioner.id.as_uuid(),
         licence_number: practitioner.licence_number.clone(),
         given_name: practitioner.given_name.clone(),
         family_name: practitioner.family_name.clone(),
@@ -59,11 +58,11 @@ pub async fn insert(conn: &impl ConnectionTrait, practitioner: &Practitioner) ->
     Ok(())
 }
 
-pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Practitioner>, DbErr> {
+pub async fn find(conn: &impl ConnectionTrait, id: PractitionerId) -> Result<Option<Practitioner>, DbErr> {
     Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
 }
 
-pub async fn find_for_update(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Practitioner>, DbErr> {
+pub async fn find_for_update(conn: &impl ConnectionTrait, id: PractitionerId) -> Result<Option<Practitioner>, DbErr> {
     Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
 }
 

@@ -5,15 +5,15 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
 use uuid::Uuid;
 
 use super::entities::user::{self, Column, Entity};
-use crate::domain::Role;
+use crate::domain::{PatientId, Role, UserId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub username: String,
     pub password_hash: String,
     pub role: Role,
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     /// Incremented by every change to the account; tokens issued before it are no longer valid.
@@ -23,10 +23,10 @@ pub struct User {
 fn to_domain(row: user::Model) -> Result<User, DbErr> {
     Ok(User {
         role: row.role.parse().map_err(DbErr::Type)?,
-        id: row.id,
+        id: UserId::from_uuid(row.id),
         username: row.username,
         password_hash: row.password_hash,
-        patient_id: row.patient_id,
+        patient_id: row.patient_id.map(PatientId::from_uuid),
         active: row.active,
         created_at: row.created_at,
         token_version: row.token_version,
@@ -46,13 +46,13 @@ pub async fn update(conn: &impl ConnectionTrait, user: &User) -> Result<(), DbEr
 }
 
 /// Reads the account and, on PostgreSQL, locks it until the transaction ends.
-pub async fn find_for_update(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, DbErr> {
+pub async fn find_for_update(conn: &impl ConnectionTrait, id: UserId) -> Result<Option<User>, DbErr> {
     use sea_orm::QuerySelect;
     Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
 }
 
 /// Active administrators other than `except`: the last one may not be removed.
-pub async fn other_active_admins(conn: &impl ConnectionTrait, except: Uuid) -> Result<u64, DbErr> {
+pub async fn other_active_admins(conn: &impl ConnectionTrait, except: UserId) -> Result<u64, DbErr> {
     Entity::find()
         .filter(Column::Role.eq(Role::Admin.as_str()))
         .filter(Column::Active.eq(true))
@@ -70,11 +70,11 @@ pub async fn list(conn: &impl ConnectionTrait, page: super::PageRequest) -> Resu
 
 fn to_row(user: &User) -> user::Model {
     user::Model {
-        id: user.id,
+        id: user.id.as_uuid(),
         username: user.username.clone(),
         password_hash: user.password_hash.clone(),
         role: user.role.as_str().to_owned(),
-        patient_id: user.patient_id,
+        patient_id: user.patient_id.map(Uuid::from),
         active: user.active,
         created_at: user.created_at,
         token_version: user.token_version,
@@ -90,7 +90,7 @@ pub async fn find_by_username(conn: &impl ConnectionTrait, username: &str) -> Re
     Entity::find().filter(Column::Username.eq(username)).one(conn).await?.map(to_domain).transpose()
 }
 
-pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, DbErr> {
+pub async fn find(conn: &impl ConnectionTrait, id: UserId) -> Result<Option<User>, DbErr> {
     Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
 }
 

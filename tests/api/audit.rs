@@ -222,7 +222,7 @@ async fn a_request_that_times_out_on_patient_data_is_audited_as_an_error() {
     let patient = app.create_patient("Ada", "Lovelace").await;
     let holder = healthcore::store::Store::connect(&app.database_url(), 1).await.unwrap();
     let tx = holder.begin_write().await.unwrap();
-    healthcore::store::patients::find_for_update(&tx, patient).await.unwrap();
+    healthcore::store::patients::find_for_update(&tx, healthcore::domain::PatientId::from_uuid(patient)).await.unwrap();
     app.patch(&format!("/api/v1/patients/{patient}"), &app.admin_token, json!({"phone": "+44 20 7946 0958"}))
         .await
         .expect_problem(503, "timeout");

@@ -71,7 +71,7 @@ async fn missing_malformed_and_foreign_tokens_get_401(backend: Backend) {
     // A structurally valid token signed with another key.
     let foreign = healthcore::auth::TokenIssuer::new(b"another-key-another-key-another-key!!", 60).issue(
         &healthcore::auth::Principal {
-            user_id: uuid::Uuid::now_v7(),
+            user_id: healthcore::domain::UserId::generate(),
             role: healthcore::domain::Role::Admin,
             patient_id: None,
         },
@@ -93,7 +93,7 @@ async fn login_requires_both_fields(backend: Backend) {
 async fn with_a_nurse(app: &TestApp) -> (uuid::Uuid, String) {
     let user =
         healthcore::service::users::create(&app.store, "night-nurse", Role::Nurse, None, USER_PASSWORD).await.unwrap();
-    (user.id, app.login("night-nurse", USER_PASSWORD).await)
+    (user.id.as_uuid(), app.login("night-nurse", USER_PASSWORD).await)
 }
 
 #[track_caller]

@@ -82,7 +82,7 @@ impl Fixture {
         let username = format!("n-{}", &Uuid::new_v4().simple().to_string()[..8]);
         let user =
             healthcore::service::users::create(&self.app.store, &username, Role::Nurse, None, "a-long-enough-password");
-        user.await.unwrap().id
+        user.await.unwrap().id.as_uuid()
     }
 
     async fn started(&self) -> Uuid {

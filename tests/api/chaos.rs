@@ -265,7 +265,9 @@ async fn drill(fault: Network) {
     let acknowledged = registering.await.unwrap();
     let direct = healthcore::store::Store::connect(&app.database_url(), 1).await.unwrap();
     for id in &acknowledged {
-        let found = healthcore::store::patients::find(direct.db(), *id).await.unwrap();
+        let found = healthcore::store::patients::find(direct.db(), healthcore::domain::PatientId::from_uuid(*id))
+            .await
+            .unwrap();
         assert!(found.is_some(), "{fault:?}: the acknowledged registration {id} is missing");
     }
     eprintln!("{fault:?}: {} acknowledged registrations, all found", acknowledged.len());

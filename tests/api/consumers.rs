@@ -216,7 +216,11 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
     let practitioner = app.create_practitioner("LIC-DLQ").await;
     let ctx = healthcore::context::RequestContext {
         clock: Default::default(),
-        principal: healthcore::auth::Principal { user_id: Uuid::nil(), role: Role::Admin, patient_id: None },
+        principal: healthcore::auth::Principal {
+            user_id: healthcore::domain::UserId::from_uuid(Uuid::nil()),
+            role: Role::Admin,
+            patient_id: None,
+        },
         correlation_id: "dead-letter-test".into(),
         client_addr: None,
         user_agent: None,

@@ -187,7 +187,10 @@ async fn a_transaction_that_rolls_back_leaves_no_event(backend: Backend) {
 
     // Directly: events written, then the transaction is dropped without commit.
     let tx = app.store.begin_write().await.unwrap();
-    let patient_row = healthcore::store::patients::find(&tx, patient).await.unwrap().unwrap();
+    let patient_row = healthcore::store::patients::find(&tx, healthcore::domain::PatientId::from_uuid(patient))
+        .await
+        .unwrap()
+        .unwrap();
     let envelope = healthcore::events::Envelope::new(
         healthcore::events::patient(healthcore::events::EventType::PatientUpdated, &patient_row),
         &system_context(),
@@ -230,7 +233,7 @@ fn system_context() -> healthcore::context::RequestContext {
     healthcore::context::RequestContext {
         clock: Default::default(),
         principal: healthcore::auth::Principal {
-            user_id: uuid::Uuid::nil(),
+            user_id: healthcore::domain::UserId::from_uuid(uuid::Uuid::nil()),
             role: healthcore::domain::Role::Admin,
             patient_id: None,
         },

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use healthcore::app::Application;
 use healthcore::config::Config;
-use healthcore::domain::Role;
+use healthcore::domain::{PatientId, Role};
 use healthcore::service::users;
 use healthcore::store::Store;
 use reqwest::{Method, StatusCode};
@@ -326,7 +326,7 @@ impl TestApp {
     /// Creates a user with `role` (linked to `patient_id` for patients) and returns its token.
     pub async fn user_token(&self, role: Role, patient_id: Option<Uuid>) -> String {
         let username = format!("{}-{}", role.as_str(), &Uuid::new_v4().simple().to_string()[..8]);
-        users::create(&self.store, &username, role, patient_id, USER_PASSWORD).await.unwrap();
+        users::create(&self.store, &username, role, patient_id.map(PatientId::from_uuid), USER_PASSWORD).await.unwrap();
         self.login(&username, USER_PASSWORD).await
     }
 
@@ -392,9 +392,9 @@ impl TestApp {
     pub async fn started_appointment(&self, patient: Uuid, practitioner: Uuid, hours_ago: i64) -> Uuid {
         let start = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
         let appointment = healthcore::domain::Appointment {
-            id: Uuid::now_v7(),
-            patient_id: patient,
-            practitioner_id: practitioner,
+            id: healthcore::domain::AppointmentId::generate(),
+            patient_id: PatientId::from_uuid(patient),
+            practitioner_id: healthcore::domain::PractitionerId::from_uuid(practitioner),
             start,
             end: start + chrono::Duration::minutes(30),
             reason: "check-up".into(),
@@ -406,7 +406,7 @@ impl TestApp {
             updated_at: start - chrono::Duration::days(1),
         };
         healthcore::store::appointments::insert(self.store.db(), &appointment).await.unwrap();
-        appointment.id
+        appointment.id.as_uuid()
     }
 
     /// Audit events matching a query string (as admin).

@@ -84,7 +84,7 @@ async fn booking_and_practitioner_creation_honour_keys_too(backend: Backend) {
 async fn an_expired_key_may_be_used_for_a_new_request(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let me = app.get("/api/v1/auth/me", &app.admin_token).await.expect(200);
-    let user_id: uuid::Uuid = me.body["user_id"].as_str().unwrap().parse().unwrap();
+    let user_id: healthcore::domain::UserId = me.body["user_id"].as_str().unwrap().parse().unwrap();
     let long_ago = chrono::Utc::now() - chrono::Duration::days(2);
     let stored =
         healthcore::store::idempotency::StoredResource { fingerprint: "a different request".into(), body: "{}".into() };

@@ -33,11 +33,14 @@ async fn pending(store: &Store) -> u64 {
 /// Writes `count` events straight into the outbox, in transactions of 100, as the API would.
 async fn record_events(app: &TestApp, count: usize) {
     let patient = app.create_patient("Ada", "Lovelace").await;
-    let row = healthcore::store::patients::find(app.store.db(), patient).await.unwrap().unwrap();
+    let row = healthcore::store::patients::find(app.store.db(), healthcore::domain::PatientId::from_uuid(patient))
+        .await
+        .unwrap()
+        .unwrap();
     let ctx = healthcore::context::RequestContext {
         clock: Default::default(),
         principal: healthcore::auth::Principal {
-            user_id: Uuid::nil(),
+            user_id: healthcore::domain::UserId::from_uuid(Uuid::nil()),
             role: healthcore::domain::Role::Admin,
             patient_id: None,
         },

@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 
 use super::PageInfo;
 use crate::domain::appointment::{BookingInput, CancelInput, RescheduleInput};
-use crate::domain::{Appointment, AppointmentStatus};
+use crate::domain::{Appointment, AppointmentId, AppointmentStatus};
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
 use crate::http::params::Params;
@@ -78,7 +78,7 @@ pub async fn list_appointments(
 pub async fn get_appointment(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AppointmentId>,
 ) -> AppResult<Response> {
     Ok(resource(service::get(&state, &ctx, id).await?))
 }
@@ -91,7 +91,7 @@ pub async fn get_appointment(
 pub async fn reschedule_appointment(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AppointmentId>,
     IfMatch(version): IfMatch,
     body: JsonBody<RescheduleInput>,
 ) -> AppResult<Response> {
@@ -106,7 +106,7 @@ pub async fn reschedule_appointment(
 pub async fn cancel_appointment(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AppointmentId>,
     IfMatch(version): IfMatch,
     body: JsonBody<CancelInput>,
 ) -> AppResult<Response> {
@@ -121,7 +121,7 @@ pub async fn cancel_appointment(
 pub async fn complete_appointment(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AppointmentId>,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
     Ok(resource(service::transition(&state, &ctx, id, Transition::Complete, version).await?))
@@ -135,7 +135,7 @@ pub async fn complete_appointment(
 pub async fn no_show_appointment(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AppointmentId>,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
     Ok(resource(service::transition(&state, &ctx, id, Transition::NoShow, version).await?))

@@ -64,5 +64,10 @@ pub async fn issue_token(
     security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, Caller(ctx): Caller) -> AppResult<Json<Me>> {
     let user = service::me(&state, &ctx).await?;
-    Ok(Json(Me { user_id: user.id, username: user.username, role: user.role, patient_id: user.patient_id }))
+    Ok(Json(Me {
+        user_id: user.id.into(),
+        username: user.username,
+        role: user.role,
+        patient_id: user.patient_id.map(Uuid::from),
+    }))
 }

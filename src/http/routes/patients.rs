@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 
 use super::PageInfo;
 use crate::domain::patient::{PatientInput, PatientPatchInput};
-use crate::domain::{NAME_FILTER_MAX, Patient};
+use crate::domain::{NAME_FILTER_MAX, Patient, PatientId};
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
 use crate::http::params::Params;
@@ -85,7 +85,7 @@ pub async fn list_patients(
 pub async fn get_patient(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<PatientId>,
 ) -> AppResult<Response> {
     Ok(resource(service::get(&state, &ctx, id).await?))
 }
@@ -99,7 +99,7 @@ pub async fn get_patient(
 pub async fn update_patient(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<PatientId>,
     IfMatch(version): IfMatch,
     body: JsonBody<PatientPatchInput>,
 ) -> AppResult<Response> {
@@ -113,7 +113,7 @@ pub async fn update_patient(
 pub async fn deactivate_patient(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<PatientId>,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
     Ok(resource(service::deactivate(&state, &ctx, id, version).await?))
@@ -125,7 +125,7 @@ pub async fn deactivate_patient(
 pub async fn reactivate_patient(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<PatientId>,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
     Ok(resource(service::reactivate(&state, &ctx, id, version).await?))

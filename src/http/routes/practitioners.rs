@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 
 use super::PageInfo;
 use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
-use crate::domain::{NAME_FILTER_MAX, Practitioner, PractitionerRole};
+use crate::domain::{NAME_FILTER_MAX, Practitioner, PractitionerId, PractitionerRole};
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
 use crate::http::params::Params;
@@ -76,7 +76,7 @@ pub async fn list_practitioners(
 pub async fn get_practitioner(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<PractitionerId>,
 ) -> AppResult<Response> {
     Ok(resource(service::get(&state, &ctx, id).await?))
 }
@@ -88,7 +88,7 @@ pub async fn get_practitioner(
 pub async fn update_practitioner(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<PractitionerId>,
     IfMatch(version): IfMatch,
     body: JsonBody<PractitionerPatchInput>,
 ) -> AppResult<Response> {
@@ -102,7 +102,7 @@ pub async fn update_practitioner(
 pub async fn deactivate_practitioner(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<PractitionerId>,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
     Ok(resource(service::set_active(&state, &ctx, id, false, version).await?))
@@ -114,7 +114,7 @@ pub async fn deactivate_practitioner(
 pub async fn reactivate_practitioner(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<PractitionerId>,
     IfMatch(version): IfMatch,
 ) -> AppResult<Response> {
     Ok(resource(service::set_active(&state, &ctx, id, true, version).await?))

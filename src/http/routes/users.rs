@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::PageInfo;
-use crate::domain::{FieldErrors, Role};
+use crate::domain::{FieldErrors, PatientId, Role, UserId};
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, JsonBody, QueryParams};
 use crate::http::params::Params;
@@ -32,10 +32,10 @@ pub struct UserView {
 impl From<User> for UserView {
     fn from(user: User) -> UserView {
         UserView {
-            id: user.id,
+            id: user.id.into(),
             username: user.username,
             role: user.role,
-            patient_id: user.patient_id,
+            patient_id: user.patient_id.map(Uuid::from),
             active: user.active,
             created_at: user.created_at,
         }
@@ -54,7 +54,8 @@ pub struct UserInput {
     pub username: String,
     pub role: Role,
     /// Required for (and only for) the `patient` role.
-    pub patient_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub patient_id: Option<PatientId>,
     /// 12–256 characters.
     pub password: String,
 }
@@ -65,7 +66,8 @@ pub struct UserInput {
 pub struct UserPatchInput {
     /// A new role; with `patient`, `patient_id` names the patient record.
     pub role: Option<Role>,
-    pub patient_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub patient_id: Option<PatientId>,
     /// `false` deactivates the account (it can no longer sign in, and its tokens stop working).
     pub active: Option<bool>,
 }
@@ -122,7 +124,7 @@ pub async fn list_users(
 pub async fn get_user(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<UserId>,
 ) -> AppResult<Json<UserView>> {
     Ok(Json(service::get(&state, &ctx, id).await?.into()))
 }
@@ -135,7 +137,7 @@ pub async fn get_user(
 pub async fn update_user(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<UserId>,
     body: JsonBody<UserPatchInput>,
 ) -> AppResult<Json<UserView>> {
     let input = body.value;
@@ -165,7 +167,7 @@ pub async fn update_user(
 pub async fn reset_password(
     State(state): State<AppState>,
     Caller(ctx): Caller,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<UserId>,
     body: JsonBody<PasswordInput>,
 ) -> AppResult<Json<UserView>> {
     let change = AccountChange::Password(body.value.password);
