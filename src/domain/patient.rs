@@ -1,7 +1,7 @@
 //! Patients: identity, demographics and contact details. Everything here except `id`, `mrn`, `sex`,
 //! `active` and `version` is PHI and must never leave the database except in API responses.
 
-use super::PatientId;
+use super::{Email, Mrn, PatientId, PersonName, Phone};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 use super::assign;
 use super::validation::{self, FieldErrors, RuleResult, optional, required};
 
-pub const NAME_MAX: usize = 100;
 pub const ADDRESS_MAX: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -48,14 +47,19 @@ pub struct Patient {
     #[schema(value_type = uuid::Uuid)]
     pub id: PatientId,
     /// Medical record number: generated at registration, unique, never changes.
-    pub mrn: String,
-    pub given_name: String,
-    pub family_name: String,
+    #[schema(value_type = String)]
+    pub mrn: Mrn,
+    #[schema(value_type = String)]
+    pub given_name: PersonName,
+    #[schema(value_type = String)]
+    pub family_name: PersonName,
     #[schema(value_type = String, format = Date)]
     pub birth_date: NaiveDate,
     pub sex: Sex,
-    pub email: Option<String>,
-    pub phone: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Email>,
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Phone>,
     pub address: Option<String>,
     pub active: bool,
     /// Incremented on every change; the API exposes it as the ETag.
@@ -83,27 +87,25 @@ pub struct PatientInput {
 /// A valid new patient, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatientDraft {
-    pub given_name: String,
-    pub family_name: String,
+    pub given_name: PersonName,
+    pub family_name: PersonName,
     pub birth_date: NaiveDate,
     pub sex: Sex,
-    pub email: Option<String>,
-    pub phone: Option<String>,
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
     pub address: Option<String>,
 }
 
 impl PatientDraft {
     pub fn parse(input: &PatientInput, today: NaiveDate) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let given_name = errors
-            .check("given_name", required(&input.given_name).and_then(|v| validation::required_line(v, NAME_MAX)));
-        let family_name = errors
-            .check("family_name", required(&input.family_name).and_then(|v| validation::required_line(v, NAME_MAX)));
+        let given_name = errors.check("given_name", required(&input.given_name).and_then(PersonName::parse));
+        let family_name = errors.check("family_name", required(&input.family_name).and_then(PersonName::parse));
         let birth_date =
             errors.check("birth_date", required(&input.birth_date).and_then(|v| parse_birth_date(v, today)));
         let sex = errors.check("sex", required(&input.sex).and_then(Sex::parse));
-        let email = errors.check("email", optional(&input.email, validation::email));
-        let phone = errors.check("phone", optional(&input.phone, validation::phone));
+        let email = errors.check("email", optional(&input.email, Email::parse));
+        let phone = errors.check("phone", optional(&input.phone, Phone::parse));
         let address = errors.check("address", validation::optional_text(input.address.as_deref(), ADDRESS_MAX));
         errors.into_result(|| PatientDraft {
             given_name: given_name.unwrap(),
@@ -139,12 +141,12 @@ pub struct PatientPatchInput {
 /// A valid partial update. `Some(None)` clears an optional field.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PatientPatch {
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
+    pub given_name: Option<PersonName>,
+    pub family_name: Option<PersonName>,
     pub birth_date: Option<NaiveDate>,
     pub sex: Option<Sex>,
-    pub email: Option<Option<String>>,
-    pub phone: Option<Option<String>>,
+    pub email: Option<Option<Email>>,
+    pub phone: Option<Option<Phone>>,
     pub address: Option<Option<String>>,
 }
 
@@ -152,21 +154,15 @@ impl PatientPatch {
     pub fn parse(input: &PatientPatchInput, today: NaiveDate) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let patch = PatientPatch {
-            given_name: input
-                .given_name
-                .as_deref()
-                .and_then(|v| errors.check("given_name", validation::required_line(v, NAME_MAX))),
-            family_name: input
-                .family_name
-                .as_deref()
-                .and_then(|v| errors.check("family_name", validation::required_line(v, NAME_MAX))),
+            given_name: input.given_name.as_deref().and_then(|v| errors.check("given_name", PersonName::parse(v))),
+            family_name: input.family_name.as_deref().and_then(|v| errors.check("family_name", PersonName::parse(v))),
             birth_date: input
                 .birth_date
                 .as_deref()
                 .and_then(|v| errors.check("birth_date", parse_birth_date(v, today))),
             sex: input.sex.as_deref().and_then(|v| errors.check("sex", Sex::parse(v))),
-            email: input.email.as_ref().and_then(|v| errors.check("email", optional(v, validation::email))),
-            phone: input.phone.as_ref().and_then(|v| errors.check("phone", optional(v, validation::phone))),
+            email: input.email.as_ref().and_then(|v| errors.check("email", optional(v, Email::parse))),
+            phone: input.phone.as_ref().and_then(|v| errors.check("phone", optional(v, Phone::parse))),
             address: input
                 .address
                 .as_ref()
@@ -204,31 +200,6 @@ pub fn parse_birth_date(value: &str, today: NaiveDate) -> RuleResult<NaiveDate> 
         return Err(("not_before_1900", "must not be before 1900-01-01".into()));
     }
     Ok(date)
-}
-
-/// Generates a medical record number: `HC` and ten digits, the last a Luhn check digit so that a
-/// mistyped MRN is caught before it reaches the database.
-pub fn generate_mrn(random: u64) -> String {
-    let body = format!("{:09}", random % 1_000_000_000);
-    format!("HC{body}{}", luhn_check_digit(&body))
-}
-
-fn luhn_check_digit(digits: &str) -> u32 {
-    let sum: u32 = digits
-        .chars()
-        .rev()
-        .filter_map(|c| c.to_digit(10))
-        .enumerate()
-        .map(|(i, d)| {
-            if i % 2 == 0 {
-                let doubled = d * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
-            } else {
-                d
-            }
-        })
-        .sum();
-    (10 - sum % 10) % 10
 }
 
 #[cfg(test)]
@@ -287,14 +258,5 @@ mod tests {
         let patch = PatientPatch::parse(&input, today()).unwrap();
         assert_eq!(patch.email, Some(None));
         assert_eq!(patch.phone, None);
-    }
-
-    #[test]
-    fn generated_mrns_carry_a_valid_luhn_digit() {
-        let mrn = generate_mrn(7_992_739_871);
-        assert_eq!(mrn.len(), 12);
-        // 992739871 -> check digit computed by hand with the Luhn algorithm.
-        assert_eq!(&mrn[..11], "HC992739871");
-        assert_eq!(luhn_check_digit("7992739871"), 3);
     }
 }

@@ -1,6 +1,6 @@
 //! Practitioners: the people appointments are booked with. Managed by administrators only.
 
-use super::PractitionerId;
+use super::{PersonName, PractitionerId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -50,8 +50,10 @@ pub struct Practitioner {
     pub id: PractitionerId,
     /// Professional licence number; unique across practitioners.
     pub licence_number: String,
-    pub given_name: String,
-    pub family_name: String,
+    #[schema(value_type = String)]
+    pub given_name: PersonName,
+    #[schema(value_type = String)]
+    pub family_name: PersonName,
     pub role: PractitionerRole,
     pub specialty: Option<String>,
     pub active: bool,
@@ -74,8 +76,8 @@ pub struct PractitionerInput {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PractitionerDraft {
     pub licence_number: String,
-    pub given_name: String,
-    pub family_name: String,
+    pub given_name: PersonName,
+    pub family_name: PersonName,
     pub role: PractitionerRole,
     pub specialty: Option<String>,
 }
@@ -95,14 +97,8 @@ impl PractitionerDraft {
         let mut errors = FieldErrors::new();
         let licence_number =
             errors.check("licence_number", required(&input.licence_number).and_then(parse_licence_number));
-        let given_name = errors.check(
-            "given_name",
-            required(&input.given_name).and_then(|v| validation::required_line(v, super::patient::NAME_MAX)),
-        );
-        let family_name = errors.check(
-            "family_name",
-            required(&input.family_name).and_then(|v| validation::required_line(v, super::patient::NAME_MAX)),
-        );
+        let given_name = errors.check("given_name", required(&input.given_name).and_then(PersonName::parse));
+        let family_name = errors.check("family_name", required(&input.family_name).and_then(PersonName::parse));
         let role = errors.check("role", required(&input.role).and_then(PractitionerRole::parse));
         let specialty = errors.check("specialty", validation::optional_line(input.specialty.as_deref(), SPECIALTY_MAX));
         errors.into_result(|| PractitionerDraft {
@@ -130,8 +126,8 @@ pub struct PractitionerPatchInput {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PractitionerPatch {
     pub licence_number: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
+    pub given_name: Option<PersonName>,
+    pub family_name: Option<PersonName>,
     pub role: Option<PractitionerRole>,
     pub specialty: Option<Option<String>>,
 }
@@ -139,14 +135,13 @@ pub struct PractitionerPatch {
 impl PractitionerPatch {
     pub fn parse(input: &PractitionerPatchInput) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = |v: &str| validation::required_line(v, super::patient::NAME_MAX);
         let patch = PractitionerPatch {
             licence_number: input
                 .licence_number
                 .as_deref()
                 .and_then(|v| errors.check("licence_number", parse_licence_number(v))),
-            given_name: input.given_name.as_deref().and_then(|v| errors.check("given_name", name(v))),
-            family_name: input.family_name.as_deref().and_then(|v| errors.check("family_name", name(v))),
+            given_name: input.given_name.as_deref().and_then(|v| errors.check("given_name", PersonName::parse(v))),
+            family_name: input.family_name.as_deref().and_then(|v| errors.check("family_name", PersonName::parse(v))),
             role: input.role.as_deref().and_then(|v| errors.check("role", PractitionerRole::parse(v))),
             specialty: input
                 .specialty

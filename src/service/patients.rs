@@ -9,8 +9,8 @@ use super::{authorize, check_version};
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::Action;
 use crate::context::RequestContext;
-use crate::domain::patient::{PatientInput, PatientPatchInput, generate_mrn};
-use crate::domain::{Patient, PatientDraft, PatientId, PatientPatch};
+use crate::domain::patient::{PatientInput, PatientPatchInput};
+use crate::domain::{Mrn, Patient, PatientDraft, PatientId, PatientPatch};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, EventType};
 use crate::state::AppState;
@@ -30,7 +30,7 @@ pub async fn register(
     for _attempt in 0..5 {
         let patient = Patient {
             id: PatientId::generate(),
-            mrn: generate_mrn(rand::random()),
+            mrn: Mrn::generate(rand::random()),
             given_name: draft.given_name.clone(),
             family_name: draft.family_name.clone(),
             birth_date: draft.birth_date,

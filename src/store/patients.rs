@@ -3,7 +3,7 @@
 use super::entities::patient::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
 use crate::domain::validation::search_key;
-use crate::domain::{Patient, PatientId, Sex};
+use crate::domain::{Email, Mrn, Patient, PatientId, PersonName, Phone, Sex};
 use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
@@ -34,12 +34,12 @@ pub fn to_domain(row: patient::Model) -> Result<Patient, DbErr> {
     Ok(Patient {
         sex: Sex::parse(&row.sex).map_err(|_| DbErr::Type(format!("patients.sex holds '{}'", row.sex)))?,
         id: PatientId::from_uuid(row.id),
-        mrn: row.mrn,
-        given_name: row.given_name,
-        family_name: row.family_name,
+        mrn: Mrn::stored(row.mrn),
+        given_name: PersonName::stored(row.given_name),
+        family_name: PersonName::stored(row.family_name),
         birth_date: row.birth_date,
-        email: row.email,
-        phone: row.phone,
+        email: row.email.map(Email::stored),
+        phone: row.phone.map(Phone::stored),
         address: row.address,
         active: row.active,
         version: row.version,
@@ -51,15 +51,15 @@ pub fn to_domain(row: patient::Model) -> Result<Patient, DbErr> {
 fn to_row(patient: &Patient) -> patient::Model {
     patient::Model {
         id: patient.id.as_uuid(),
-        mrn: patient.mrn.clone(),
-        given_name: patient.given_name.clone(),
-        family_name: patient.family_name.clone(),
-        family_name_key: search_key(&patient.family_name),
-        given_name_key: search_key(&patient.given_name),
+        mrn: patient.mrn.as_str().to_owned(),
+        given_name: patient.given_name.as_str().to_owned(),
+        family_name: patient.family_name.as_str().to_owned(),
+        family_name_key: search_key(patient.family_name.as_str()),
+        given_name_key: search_key(patient.given_name.as_str()),
         birth_date: patient.birth_date,
         sex: patient.sex.as_str().to_owned(),
-        email: patient.email.clone(),
-        phone: patient.phone.clone(),
+        email: patient.email.as_ref().map(|email| email.as_str().to_owned()),
+        phone: patient.phone.as_ref().map(|phone| phone.as_str().to_owned()),
         address: patient.address.clone(),
         active: patient.active,
         version: patient.version,

@@ -10,7 +10,7 @@ use super::entities::practitioner::{self, Column, Entity};
 use super::patients::{name_starts_with, prefix_pattern};
 use super::{Page, PageRequest, fetch_page};
 use crate::domain::validation::search_key;
-use crate::domain::{Practitioner, PractitionerId, PractitionerRole};
+use crate::domain::{PersonName, Practitioner, PractitionerId, PractitionerRole};
 
 #[derive(Debug, Clone, Default)]
 pub struct PractitionerFilter {
@@ -26,8 +26,8 @@ pub fn to_domain(row: practitioner::Model) -> Result<Practitioner, DbErr> {
             .map_err(|_| DbErr::Type(format!("practitioners.role holds '{}'", row.role)))?,
         id: PractitionerId::from_uuid(row.id),
         licence_number: row.licence_number,
-        given_name: row.given_name,
-        family_name: row.family_name,
+        given_name: PersonName::stored(row.given_name),
+        family_name: PersonName::stored(row.family_name),
         specialty: row.specialty,
         active: row.active,
         version: row.version,
@@ -40,10 +40,10 @@ fn to_row(practitioner: &Practitioner) -> practitioner::Model {
     practitioner::Model {
         id: practitioner.id.as_uuid(),
         licence_number: practitioner.licence_number.clone(),
-        given_name: practitioner.given_name.clone(),
-        family_name: practitioner.family_name.clone(),
-        family_name_key: search_key(&practitioner.family_name),
-        given_name_key: search_key(&practitioner.given_name),
+        given_name: practitioner.given_name.as_str().to_owned(),
+        family_name: practitioner.family_name.as_str().to_owned(),
+        family_name_key: search_key(practitioner.family_name.as_str()),
+        given_name_key: search_key(practitioner.given_name.as_str()),
         role: practitioner.role.as_str().to_owned(),
         specialty: practitioner.specialty.clone(),
         active: practitioner.active,
