@@ -91,16 +91,34 @@ impl TimeSlot {
     }
 }
 
+// The fields are private (see the `impl` below); a doc comment here would become the API schema's
+// description.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Appointment {
     #[schema(value_type = uuid::Uuid)]
+    id: AppointmentId,
+    #[schema(value_type = uuid::Uuid)]
+    patient_id: PatientId,
+    #[schema(value_type = uuid::Uuid)]
+    practitioner_id: PractitionerId,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    reason: String,
+    notes: Option<String>,
+    status: AppointmentStatus,
+    cancellation_reason: Option<String>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// An appointment as the store keeps it, for `Appointment::restore`: every field, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAppointment {
     pub id: AppointmentId,
-    #[schema(value_type = uuid::Uuid)]
     pub patient_id: PatientId,
-    #[schema(value_type = uuid::Uuid)]
     pub practitioner_id: PractitionerId,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
+    pub slot: TimeSlot,
     pub reason: String,
     pub notes: Option<String>,
     pub status: AppointmentStatus,
@@ -120,9 +138,90 @@ pub enum TransitionError {
     AlreadyStarted,
 }
 
+/// A booking is made by `book`, read back by `restore`, and changed only by the transitions below,
+/// each of which checks the life-cycle rules and moves `version` and `updated_at` on, so no use
+/// case can leave a half-changed appointment behind.
 impl Appointment {
+    /// A new booking of a parsed request, version 1. Whether the slot is free is the store's to
+    /// check, under the participants' locks.
+    pub fn book(draft: BookingDraft, now: DateTime<Utc>) -> Self {
+        Appointment {
+            id: AppointmentId::generate(),
+            patient_id: draft.patient_id,
+            practitioner_id: draft.practitioner_id,
+            start: draft.slot.start,
+            end: draft.slot.end,
+            reason: draft.reason,
+            notes: draft.notes,
+            status: AppointmentStatus::Booked,
+            cancellation_reason: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// An appointment read back from the store.
+    pub fn restore(stored: StoredAppointment) -> Self {
+        Appointment {
+            id: stored.id,
+            patient_id: stored.patient_id,
+            practitioner_id: stored.practitioner_id,
+            start: stored.slot.start,
+            end: stored.slot.end,
+            reason: stored.reason,
+            notes: stored.notes,
+            status: stored.status,
+            cancellation_reason: stored.cancellation_reason,
+            version: stored.version,
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+        }
+    }
+
+    pub fn id(&self) -> AppointmentId {
+        self.id
+    }
+
+    pub fn patient_id(&self) -> PatientId {
+        self.patient_id
+    }
+
+    pub fn practitioner_id(&self) -> PractitionerId {
+        self.practitioner_id
+    }
+
     pub fn slot(&self) -> TimeSlot {
         TimeSlot { start: self.start, end: self.end }
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    pub fn notes(&self) -> Option<&str> {
+        self.notes.as_deref()
+    }
+
+    pub fn status(&self) -> AppointmentStatus {
+        self.status
+    }
+
+    pub fn cancellation_reason(&self) -> Option<&str> {
+        self.cancellation_reason.as_deref()
+    }
+
+    /// Incremented by every change; the API exposes it as the ETag.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
     }
 
     fn ensure_booked(&self) -> Result<(), TransitionError> {
@@ -132,10 +231,17 @@ impl Appointment {
         }
     }
 
-    pub fn cancel(&mut self, reason: String) -> Result<(), TransitionError> {
+    /// Every change is a new version.
+    fn changed(&mut self, now: DateTime<Utc>) {
+        self.version += 1;
+        self.updated_at = now;
+    }
+
+    pub fn cancel(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), TransitionError> {
         self.ensure_booked()?;
         self.status = AppointmentStatus::Cancelled;
         self.cancellation_reason = Some(reason);
+        self.changed(now);
         Ok(())
     }
 
@@ -147,6 +253,7 @@ impl Appointment {
             return Err(TransitionError::NotStarted);
         }
         self.status = outcome;
+        self.changed(now);
         Ok(())
     }
 
@@ -157,6 +264,7 @@ impl Appointment {
         }
         self.start = slot.start;
         self.end = slot.end;
+        self.changed(now);
         Ok(())
     }
 }
@@ -273,20 +381,14 @@ mod tests {
     }
 
     fn booked(start: u32, end: u32) -> Appointment {
-        Appointment {
-            id: AppointmentId::generate(),
+        let draft = BookingDraft {
             patient_id: PatientId::generate(),
             practitioner_id: PractitionerId::generate(),
-            start: at(start),
-            end: at(end),
+            slot: TimeSlot::new(at(start), at(end)).unwrap(),
             reason: "check-up".into(),
             notes: None,
-            status: AppointmentStatus::Booked,
-            cancellation_reason: None,
-            version: 1,
-            created_at: at(0),
-            updated_at: at(0),
-        }
+        };
+        Appointment::book(draft, at(0))
     }
 
     #[test]
@@ -326,8 +428,10 @@ mod tests {
     #[test]
     fn cancelled_completed_and_no_show_are_final() {
         let mut appointment = booked(9, 10);
-        appointment.cancel("ill".into()).unwrap();
-        assert_eq!(appointment.cancel("again".into()), Err(TransitionError::Final("cancelled")));
+        appointment.cancel("ill".into(), at(1)).unwrap();
+        assert_eq!((appointment.version(), appointment.updated_at()), (2, at(1)));
+        assert_eq!(appointment.cancel("again".into(), at(2)), Err(TransitionError::Final("cancelled")));
+        assert_eq!(appointment.version(), 2, "a refused transition changes nothing");
         assert_eq!(
             appointment.conclude(AppointmentStatus::Completed, at(11)),
             Err(TransitionError::Final("cancelled"))
@@ -339,7 +443,7 @@ mod tests {
         let mut appointment = booked(9, 10);
         assert_eq!(appointment.conclude(AppointmentStatus::Completed, at(8)), Err(TransitionError::NotStarted));
         appointment.conclude(AppointmentStatus::NoShow, at(9)).unwrap();
-        assert_eq!(appointment.status, AppointmentStatus::NoShow);
+        assert_eq!(appointment.status(), AppointmentStatus::NoShow);
     }
 
     #[test]
@@ -348,6 +452,7 @@ mod tests {
         let later = TimeSlot::new(at(14), at(15)).unwrap();
         assert_eq!(appointment.reschedule(later, at(9)), Err(TransitionError::AlreadyStarted));
         appointment.reschedule(later, at(8)).unwrap();
-        assert_eq!((appointment.start, appointment.end), (at(14), at(15)));
+        assert_eq!(appointment.slot(), later);
+        assert_eq!(appointment.version(), 2);
     }
 }

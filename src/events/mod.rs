@@ -127,12 +127,12 @@ pub struct AppointmentData {
 
 fn appointment_data(appointment: &Appointment) -> AppointmentData {
     AppointmentData {
-        appointment_id: appointment.id,
-        patient_id: appointment.patient_id,
-        practitioner_id: appointment.practitioner_id,
-        start: appointment.start,
-        end: appointment.end,
-        status: appointment.status,
+        appointment_id: appointment.id(),
+        patient_id: appointment.patient_id(),
+        practitioner_id: appointment.practitioner_id(),
+        start: appointment.slot().start(),
+        end: appointment.slot().end(),
+        status: appointment.status(),
         previous_start: None,
         previous_end: None,
         cancellation_cause: None,
@@ -142,8 +142,8 @@ fn appointment_data(appointment: &Appointment) -> AppointmentData {
 fn appointment_event(event_type: EventType, appointment: &Appointment, data_: AppointmentData) -> NewEvent {
     NewEvent {
         event_type,
-        aggregate_id: appointment.id.as_uuid(),
-        aggregate_version: appointment.version,
+        aggregate_id: appointment.id().as_uuid(),
+        aggregate_version: appointment.version(),
         data: data(data_),
     }
 }

@@ -27,7 +27,17 @@ macro_rules! versioned {
         fn version(&self) -> i64 { self.version }
     })*};
 }
-versioned!(crate::domain::Patient, crate::domain::Practitioner, crate::domain::Appointment);
+versioned!(crate::domain::Patient, crate::domain::Practitioner);
+
+impl Versioned for crate::domain::Appointment {
+    fn id(&self) -> uuid::Uuid {
+        self.id().as_uuid()
+    }
+
+    fn version(&self) -> i64 {
+        self.version()
+    }
+}
 
 /// A resource's version as the strong ETag the API sends and `If-Match` compares (`"3"`).
 pub fn etag(version: i64) -> String {

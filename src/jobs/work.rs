@@ -54,16 +54,18 @@ async fn send_reminders(
         for candidate in due {
             let tx = store.begin_write().await?;
             // Re-read under the row lock: it may have been cancelled or moved meanwhile.
-            let Some(appointment) = store::appointments::find_for_update(&tx, candidate.id).await? else { continue };
-            if appointment.status != AppointmentStatus::Booked || appointment.start != candidate.start {
+            let Some(appointment) = store::appointments::find_for_update(&tx, candidate.id()).await? else { continue };
+            if appointment.status() != AppointmentStatus::Booked
+                || appointment.slot().start() != candidate.slot().start()
+            {
                 continue;
             }
             let envelope =
                 Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, crate::clock::now());
             if !store::jobs::note_reminder(
                 &tx,
-                appointment.id,
-                appointment.start,
+                appointment.id(),
+                appointment.slot().start(),
                 envelope.event_id,
                 envelope.timestamp,
             )
@@ -95,14 +97,12 @@ async fn mark_no_shows(
         for id in overdue {
             let tx = store.begin_write().await?;
             let Some(mut appointment) = store::appointments::find_for_update(&tx, id).await? else { continue };
-            if appointment.status != AppointmentStatus::Booked || appointment.end >= cutoff {
+            if appointment.status() != AppointmentStatus::Booked || appointment.slot().end() >= cutoff {
                 continue;
             }
             appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;
-            appointment.version += 1;
-            appointment.updated_at = now;
             store::appointments::update(&tx, &appointment).await?;
-            let subject = Subject::appointment(appointment.id, appointment.patient_id);
+            let subject = Subject::appointment(appointment.id(), appointment.patient_id());
             store::audit::append(&tx, &[AuditRecord::system(AuditAction::AppointmentNoShow, subject, correlation_id)])
                 .await?;
             let event = events::appointment(EventType::AppointmentNoShow, &appointment);

@@ -81,29 +81,16 @@ pub async fn book(
         Subject { resource_type: "appointment", resource_id: None, patient_id: Some(draft.patient_id) },
     )
     .await?;
-    let appointment = Appointment {
-        id: AppointmentId::generate(),
-        patient_id: draft.patient_id,
-        practitioner_id: draft.practitioner_id,
-        start: draft.slot.start(),
-        end: draft.slot.end(),
-        reason: draft.reason,
-        notes: draft.notes,
-        status: AppointmentStatus::Booked,
-        cancellation_reason: None,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let slot = draft.slot;
+    let appointment = Appointment::book(draft, now);
     let mut work = UnitOfWork::begin(&state.store).await?;
-    lock_participants_and_check(work.tx(), appointment.practitioner_id, appointment.patient_id, draft.slot, None)
-        .await?;
+    lock_participants_and_check(work.tx(), appointment.practitioner_id(), appointment.patient_id(), slot, None).await?;
     // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
     // bookings are not limited (a course of therapy is booked ahead), but count. The patient's row
     // is locked, so concurrent bookings count each other.
     let limit = state.config.patient_future_bookings_max;
     if ctx.principal.role == crate::domain::Role::Patient
-        && store::appointments::count_future_booked(work.tx(), appointment.patient_id, now).await? >= limit
+        && store::appointments::count_future_booked(work.tx(), appointment.patient_id(), now).await? >= limit
     {
         return Err(AppError::conflict(
             ProblemCode::BookingLimit,
@@ -111,7 +98,7 @@ pub async fn book(
         ));
     }
     store::appointments::insert(work.tx(), &appointment).await?;
-    let subject = Subject::appointment(appointment.id, appointment.patient_id);
+    let subject = Subject::appointment(appointment.id(), appointment.patient_id());
     work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
     work.event(ctx, events::appointment(EventType::AppointmentBooked, &appointment));
     work.remember(ticket.as_ref(), &appointment)?;
@@ -139,14 +126,14 @@ async fn load_authorized(
     }
     let appointment =
         store::appointments::find(state.store.db(), id).await?.ok_or(AppError::NotFound("appointment"))?;
-    ctx.concerns(Some(id.as_uuid()), Some(appointment.patient_id));
-    authorize(state, ctx, action, audit_action, Subject::appointment(id, appointment.patient_id)).await?;
+    ctx.concerns(Some(id.as_uuid()), Some(appointment.patient_id()));
+    authorize(state, ctx, action, audit_action, Subject::appointment(id, appointment.patient_id())).await?;
     Ok(appointment)
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: AppointmentId) -> AppResult<Appointment> {
     let appointment = load_authorized(state, ctx, id, Action::AppointmentRead, AuditAction::AppointmentRead).await?;
-    let subject = Subject::appointment(id, appointment.patient_id);
+    let subject = Subject::appointment(id, appointment.patient_id());
     state
         .audit
         .record(vec![AuditRecord::new(ctx, AuditAction::AppointmentRead, subject, AuditOutcome::Success)])
@@ -182,7 +169,7 @@ pub async fn list(
             AuditRecord::new(
                 ctx,
                 AuditAction::AppointmentList,
-                Subject::appointment(a.id, a.patient_id),
+                Subject::appointment(a.id(), a.patient_id()),
                 AuditOutcome::Success,
             )
         })
@@ -213,16 +200,14 @@ pub async fn reschedule(
     let slot = parse_slot(&mut errors, input.start, input.end, window(state, now));
     let slot = errors.into_result(|| slot)?.expect("a slot exists when no field error was reported");
     let mut work = UnitOfWork::begin(&state.store).await?;
-    lock_participants_and_check(work.tx(), current.practitioner_id, current.patient_id, slot, Some(id)).await?;
+    lock_participants_and_check(work.tx(), current.practitioner_id(), current.patient_id(), slot, Some(id)).await?;
     let mut appointment =
         store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
-    check_version(expected_version, appointment.version)?;
-    let (previous_start, previous_end) = (appointment.start, appointment.end);
+    check_version(expected_version, appointment.version())?;
+    let (previous_start, previous_end) = (appointment.slot().start(), appointment.slot().end());
     appointment.reschedule(slot, now)?;
-    appointment.version += 1;
-    appointment.updated_at = now;
     store::appointments::update(work.tx(), &appointment).await?;
-    let subject = Subject::appointment(id, appointment.patient_id);
+    let subject = Subject::appointment(id, appointment.patient_id());
     work.audit(AuditRecord::new(ctx, AuditAction::AppointmentReschedule, subject, AuditOutcome::Success));
     work.event(ctx, events::appointment_rescheduled(&appointment, previous_start, previous_end));
     work.commit().await?;
@@ -257,21 +242,19 @@ pub async fn transition(
     let mut work = UnitOfWork::begin(&state.store).await?;
     let mut appointment =
         store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
-    check_version(expected_version, appointment.version)?;
+    check_version(expected_version, appointment.version())?;
     match transition {
-        Transition::Cancel(_) => appointment.cancel(reason.unwrap_or_default())?,
+        Transition::Cancel(_) => appointment.cancel(reason.unwrap_or_default(), now)?,
         Transition::Complete => appointment.conclude(AppointmentStatus::Completed, now)?,
         Transition::NoShow => appointment.conclude(AppointmentStatus::NoShow, now)?,
     }
-    appointment.version += 1;
-    appointment.updated_at = now;
     store::appointments::update(work.tx(), &appointment).await?;
-    let event = match appointment.status {
+    let event = match appointment.status() {
         AppointmentStatus::Completed => events::appointment(EventType::AppointmentCompleted, &appointment),
         AppointmentStatus::NoShow => events::appointment(EventType::AppointmentNoShow, &appointment),
         _ => events::appointment_cancelled(&appointment, CancellationCause::Requested),
     };
-    let subject = Subject::appointment(id, appointment.patient_id);
+    let subject = Subject::appointment(id, appointment.patient_id());
     work.audit(AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success));
     work.event(ctx, event);
     work.commit().await?;
@@ -300,11 +283,9 @@ pub(super) async fn cancel_future_appointments(
         }
     };
     for mut appointment in store::appointments::future_booked(work.tx(), patient_id, practitioner_id, now).await? {
-        appointment.cancel(reason.to_owned())?;
-        appointment.version += 1;
-        appointment.updated_at = now;
+        appointment.cancel(reason.to_owned(), now)?;
         store::appointments::update(work.tx(), &appointment).await?;
-        let subject = Subject::appointment(appointment.id, appointment.patient_id);
+        let subject = Subject::appointment(appointment.id(), appointment.patient_id());
         work.audit(AuditRecord::new(ctx, AuditAction::AppointmentCancel, subject, AuditOutcome::Success));
         work.event(ctx, events::appointment_cancelled(&appointment, cause));
     }

@@ -3,6 +3,7 @@
 use super::entities::appointment::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
 use crate::domain::appointment::MAX_DURATION_HOURS;
+use crate::domain::appointment::StoredAppointment;
 use crate::domain::{Appointment, AppointmentId, AppointmentStatus, PatientId, PractitionerId, TimeSlot};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -22,37 +23,37 @@ pub struct AppointmentFilter {
 }
 
 pub fn to_domain(row: appointment::Model) -> Result<Appointment, DbErr> {
-    Ok(Appointment {
+    Ok(Appointment::restore(StoredAppointment {
         status: AppointmentStatus::parse(&row.status)
             .map_err(|_| DbErr::Type(format!("appointments.status holds '{}'", row.status)))?,
+        slot: TimeSlot::new(row.starts_at, row.ends_at)
+            .map_err(|(_, rule)| DbErr::Type(format!("appointment {}: its end {rule}", row.id)))?,
         id: AppointmentId::from_uuid(row.id),
         patient_id: PatientId::from_uuid(row.patient_id),
         practitioner_id: PractitionerId::from_uuid(row.practitioner_id),
-        start: row.starts_at,
-        end: row.ends_at,
         reason: row.reason,
         notes: row.notes,
         cancellation_reason: row.cancellation_reason,
         version: row.version,
         created_at: row.created_at,
         updated_at: row.updated_at,
-    })
+    }))
 }
 
 fn to_row(appointment: &Appointment) -> appointment::Model {
     appointment::Model {
-        id: appointment.id.as_uuid(),
-        patient_id: appointment.patient_id.as_uuid(),
-        practitioner_id: appointment.practitioner_id.as_uuid(),
-        starts_at: appointment.start,
-        ends_at: appointment.end,
-        reason: appointment.reason.clone(),
-        notes: appointment.notes.clone(),
-        status: appointment.status.as_str().to_owned(),
-        cancellation_reason: appointment.cancellation_reason.clone(),
-        version: appointment.version,
-        created_at: appointment.created_at,
-        updated_at: appointment.updated_at,
+        id: appointment.id().as_uuid(),
+        patient_id: appointment.patient_id().as_uuid(),
+        practitioner_id: appointment.practitioner_id().as_uuid(),
+        starts_at: appointment.slot().start(),
+        ends_at: appointment.slot().end(),
+        reason: appointment.reason().to_owned(),
+        notes: appointment.notes().map(str::to_owned),
+        status: appointment.status().as_str().to_owned(),
+        cancellation_reason: appointment.cancellation_reason().map(str::to_owned),
+        version: appointment.version(),
+        created_at: appointment.created_at(),
+        updated_at: appointment.updated_at(),
     }
 }
 

@@ -391,22 +391,22 @@ impl TestApp {
     /// booking in the past), so it is written through the store as time passing would leave it.
     pub async fn started_appointment(&self, patient: Uuid, practitioner: Uuid, hours_ago: i64) -> Uuid {
         let start = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
-        let appointment = healthcore::domain::Appointment {
-            id: healthcore::domain::AppointmentId::generate(),
-            patient_id: PatientId::from_uuid(patient),
-            practitioner_id: healthcore::domain::PractitionerId::from_uuid(practitioner),
-            start,
-            end: start + chrono::Duration::minutes(30),
-            reason: "check-up".into(),
-            notes: None,
-            status: healthcore::domain::AppointmentStatus::Booked,
-            cancellation_reason: None,
-            version: 1,
-            created_at: start - chrono::Duration::days(1),
-            updated_at: start - chrono::Duration::days(1),
-        };
+        let appointment =
+            healthcore::domain::Appointment::restore(healthcore::domain::appointment::StoredAppointment {
+                id: healthcore::domain::AppointmentId::generate(),
+                patient_id: PatientId::from_uuid(patient),
+                practitioner_id: healthcore::domain::PractitionerId::from_uuid(practitioner),
+                slot: healthcore::domain::TimeSlot::new(start, start + chrono::Duration::minutes(30)).unwrap(),
+                reason: "check-up".into(),
+                notes: None,
+                status: healthcore::domain::AppointmentStatus::Booked,
+                cancellation_reason: None,
+                version: 1,
+                created_at: start - chrono::Duration::days(1),
+                updated_at: start - chrono::Duration::days(1),
+            });
         healthcore::store::appointments::insert(self.store.db(), &appointment).await.unwrap();
-        appointment.id.as_uuid()
+        appointment.id().as_uuid()
     }
 
     /// Audit events matching a query string (as admin).
