@@ -8,7 +8,7 @@ pub mod token;
 use crate::domain::{PatientId, Role, UserId};
 use serde::{Deserialize, Serialize};
 
-pub use policy::{Access, Action};
+pub use policy::Action;
 pub use token::TokenIssuer;
 
 /// The authenticated caller, as carried in a verified access token.

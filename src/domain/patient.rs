@@ -171,10 +171,6 @@ impl PatientPatch {
         errors.into_result(|| patch)
     }
 
-    pub fn is_empty(&self) -> bool {
-        *self == PatientPatch::default()
-    }
-
     /// Applies the patch; returns the names of the fields whose value changed.
     pub fn apply(self, patient: &mut Patient) -> Vec<&'static str> {
         let mut changed = Vec::new();

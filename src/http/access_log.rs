@@ -15,6 +15,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::correlation::CorrelationId;
 use crate::auth::Principal;
+use crate::telemetry::metrics::UNMATCHED_ROUTE;
 use crate::telemetry::traces;
 
 /// Filled in by the authentication extractor so the access log can name the caller.
@@ -24,7 +25,7 @@ pub struct CallerSlot(pub Arc<OnceLock<Principal>>);
 /// The route label for logs (and metrics): the matched template, or one constant for unmatched
 /// paths so random URLs cannot create unbounded label values.
 pub fn route_of(request: &Request) -> String {
-    request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
+    request.extensions().get::<MatchedPath>().map_or_else(|| UNMATCHED_ROUTE.to_owned(), |p| p.as_str().to_owned())
 }
 
 /// The request's span — the root of its trace, continuing the caller's `traceparent` if it sent a

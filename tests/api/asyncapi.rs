@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use healthcore::events::{EventType, kafka};
+use healthcore::testing::events::{EventType, kafka};
 use rdkafka::message::Headers;
 
 fn document() -> serde_json::Value {
@@ -39,14 +39,14 @@ fn the_documented_headers_are_the_ones_the_relay_sets() {
     let doc = document();
     let documented: BTreeSet<String> =
         doc["components"]["schemas"]["headers"]["properties"].as_object().unwrap().keys().cloned().collect();
-    let event = healthcore::store::outbox::OutboxEvent {
+    let event = healthcore::testing::store::outbox::OutboxEvent {
         sequence: 1,
-        envelope: healthcore::events::Envelope {
+        envelope: healthcore::testing::events::Envelope {
             event_type: EventType::PatientCreated,
             event_id: uuid::Uuid::now_v7(),
             timestamp: chrono::Utc::now(),
             data: serde_json::json!({}),
-            metadata: healthcore::events::envelope::Metadata {
+            metadata: healthcore::testing::events::envelope::Metadata {
                 source: "healthcore".into(),
                 schema_version: 1,
                 correlation_id: "c".into(),

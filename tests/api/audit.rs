@@ -1,4 +1,4 @@
-use healthcore::domain::Role;
+use healthcore::testing::domain::Role;
 use reqwest::Method;
 use serde_json::json;
 
@@ -123,11 +123,11 @@ async fn no_audit_record_is_lost_when_the_server_stops(backend: Backend) {
     let store = app.store.clone();
     let _database = app.stop().await;
     // Count with the store after shutdown: every answered read had committed its record.
-    let reopened = healthcore::store::Store::connect(&reconnect_url(&store), 1).await.unwrap();
-    let reads = healthcore::store::audit::list(
+    let reopened = healthcore::testing::store::Store::connect(&reconnect_url(&store), 1).await.unwrap();
+    let reads = healthcore::testing::store::audit::list(
         reopened.db(),
-        &healthcore::store::audit::AuditFilter { action: Some("patient.read".into()), ..Default::default() },
-        healthcore::store::PageRequest { limit: 1, offset: 0 },
+        &healthcore::testing::store::audit::AuditFilter { action: Some("patient.read".into()), ..Default::default() },
+        healthcore::testing::store::PageRequest { limit: 1, offset: 0 },
     )
     .await
     .unwrap();
@@ -135,7 +135,7 @@ async fn no_audit_record_is_lost_when_the_server_stops(backend: Backend) {
     reopened.close().await;
 }
 
-fn reconnect_url(store: &healthcore::store::Store) -> String {
+fn reconnect_url(store: &healthcore::testing::store::Store) -> String {
     store.url().to_owned()
 }
 
@@ -220,9 +220,14 @@ on_both_backends!(
 async fn a_request_that_times_out_on_patient_data_is_audited_as_an_error() {
     let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_REQUEST_TIMEOUT_MS", "500")]).await;
     let patient = app.create_patient("Ada", "Lovelace").await;
-    let holder = healthcore::store::Store::connect(&app.database_url(), 1).await.unwrap();
+    let holder = healthcore::testing::store::Store::connect(&app.database_url(), 1).await.unwrap();
     let tx = holder.begin_write().await.unwrap();
-    healthcore::store::patients::find_for_update(&tx, healthcore::domain::PatientId::from_uuid(patient)).await.unwrap();
+    healthcore::testing::store::patients::find_for_update(
+        &tx,
+        healthcore::testing::domain::PatientId::from_uuid(patient),
+    )
+    .await
+    .unwrap();
     app.patch(&format!("/api/v1/patients/{patient}"), &app.admin_token, json!({"phone": "+44 20 7946 0958"}))
         .await
         .expect_problem(503, "timeout");

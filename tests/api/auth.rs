@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use healthcore::domain::Role;
+use healthcore::testing::domain::Role;
 
 use crate::helpers::{ADMIN_PASSWORD, Backend, Reply, TestApp, USER_PASSWORD};
 use crate::on_both_backends;
@@ -69,10 +69,10 @@ async fn missing_malformed_and_foreign_tokens_get_401(backend: Backend) {
     assert_eq!(none.header("www-authenticate"), Some("Bearer"));
     app.get("/api/v1/patients", "not-a-jwt").await.expect_problem(401, "unauthorized");
     // A structurally valid token signed with another key.
-    let foreign = healthcore::auth::TokenIssuer::new(b"another-key-another-key-another-key!!", 60).issue(
-        &healthcore::auth::Principal {
-            user_id: healthcore::domain::UserId::generate(),
-            role: healthcore::domain::Role::Admin,
+    let foreign = healthcore::testing::auth::TokenIssuer::new(b"another-key-another-key-another-key!!", 60).issue(
+        &healthcore::testing::auth::Principal {
+            user_id: healthcore::testing::domain::UserId::generate(),
+            role: healthcore::testing::domain::Role::Admin,
             patient_id: None,
         },
         0,
@@ -91,8 +91,9 @@ async fn login_requires_both_fields(backend: Backend) {
 
 /// An admin, a nurse account and the nurse's token.
 async fn with_a_nurse(app: &TestApp) -> (uuid::Uuid, String) {
-    let user =
-        healthcore::service::users::create(&app.store, "night-nurse", Role::Nurse, None, USER_PASSWORD).await.unwrap();
+    let user = healthcore::testing::service::users::create(&app.store, "night-nurse", Role::Nurse, None, USER_PASSWORD)
+        .await
+        .unwrap();
     (user.id.as_uuid(), app.login("night-nurse", USER_PASSWORD).await)
 }
 
@@ -139,7 +140,7 @@ async fn a_change_to_an_account_ends_its_tokens_on_the_next_request(backend: Bac
     // Deleted outright, by SQL behind HealthCore's back: the token is refused, not served from a
     // cache (on PostgreSQL a trigger tells every instance as the delete commits).
     use sea_orm::EntityTrait;
-    healthcore::store::entities::user::Entity::delete_by_id(nurse).exec(app.store.db()).await.unwrap();
+    healthcore::testing::store::entities::user::Entity::delete_by_id(nurse).exec(app.store.db()).await.unwrap();
     crate::helpers::eventually("the deleted user's token to be refused", || async {
         (app.get("/api/v1/patients", &token).await.status == 401).then_some(())
     })

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use healthcore::domain::Role;
+use healthcore::testing::domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -80,8 +80,13 @@ impl Fixture {
     /// A fresh nurse account to look at or change.
     async fn someone(&self) -> Uuid {
         let username = format!("n-{}", &Uuid::new_v4().simple().to_string()[..8]);
-        let user =
-            healthcore::service::users::create(&self.app.store, &username, Role::Nurse, None, "a-long-enough-password");
+        let user = healthcore::testing::service::users::create(
+            &self.app.store,
+            &username,
+            Role::Nurse,
+            None,
+            "a-long-enough-password",
+        );
         user.await.unwrap().id.as_uuid()
     }
 

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use healthcore::shutdown::{self, Shutdown};
+use healthcore::testing::shutdown::{self, Shutdown};
 use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -263,11 +263,14 @@ async fn drill(fault: Network) {
 
     stop.stop();
     let acknowledged = registering.await.unwrap();
-    let direct = healthcore::store::Store::connect(&app.database_url(), 1).await.unwrap();
+    let direct = healthcore::testing::store::Store::connect(&app.database_url(), 1).await.unwrap();
     for id in &acknowledged {
-        let found = healthcore::store::patients::find(direct.db(), healthcore::domain::PatientId::from_uuid(*id))
-            .await
-            .unwrap();
+        let found = healthcore::testing::store::patients::find(
+            direct.db(),
+            healthcore::testing::domain::PatientId::from_uuid(*id),
+        )
+        .await
+        .unwrap();
         assert!(found.is_some(), "{fault:?}: the acknowledged registration {id} is missing");
     }
     eprintln!("{fault:?}: {} acknowledged registrations, all found", acknowledged.len());

@@ -130,7 +130,7 @@ fn openapi_prints_the_document_without_any_configuration() {
     let output = healthcore(&["openapi"], &[("HEALTHCORE_TOKEN_TTL_SECONDS", "not-a-number")], None);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(document, serde_json::to_value(healthcore::http::openapi()).unwrap());
+    assert_eq!(document, serde_json::to_value(healthcore::testing::http::openapi()).unwrap());
 }
 
 async fn a_user_created_on_the_command_line_can_sign_in(backend: Backend) {
@@ -204,7 +204,7 @@ async fn seed_creates_the_requested_demo_data(backend: Backend) {
 }
 
 async fn the_first_start_creates_an_admin_with_a_generated_password_once(backend: Backend) {
-    use healthcore::service::users::{FirstAdmin, ensure_first_admin};
+    use healthcore::testing::service::users::{FirstAdmin, ensure_first_admin};
     let app = TestApp::spawn(backend).await;
     // The harness's server already created `admin`; a second call must leave it alone.
     assert!(matches!(ensure_first_admin(&app.store, None).await.unwrap(), FirstAdmin::NotNeeded));
@@ -240,7 +240,7 @@ async fn jobs_are_listed_and_run_on_demand(backend: Backend) {
     );
     let list = healthcore(&["jobs", "list"], &env, None);
     let listed = text(&list.stdout);
-    for job in healthcore::jobs::Job::ALL {
+    for job in healthcore::testing::jobs::Job::ALL {
         assert!(listed.contains(job.name()) && listed.contains(job.schedule()), "{listed}");
     }
     assert!(listed.contains("succeeded after 1 attempt(s): 0 expired keys removed"), "{listed}");

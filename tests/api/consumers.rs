@@ -3,9 +3,9 @@
 //! automatic disabling, the inbox's exactly-once effect, and dead letters.
 
 use chrono::Utc;
-use healthcore::consumers::ConsumerGroup;
-use healthcore::domain::Role;
-use healthcore::events::{Envelope, EventType};
+use healthcore::testing::consumers::ConsumerGroup;
+use healthcore::testing::domain::Role;
+use healthcore::testing::events::{Envelope, EventType};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -214,10 +214,10 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
     // An appointment.booked whose data lacks the ids the consumers need (as a buggy producer
     // might write it), recorded the way the services record events.
     let practitioner = app.create_practitioner("LIC-DLQ").await;
-    let ctx = healthcore::context::RequestContext {
+    let ctx = healthcore::testing::context::RequestContext {
         clock: Default::default(),
-        principal: healthcore::auth::Principal {
-            user_id: healthcore::domain::UserId::from_uuid(Uuid::nil()),
+        principal: healthcore::testing::auth::Principal {
+            user_id: healthcore::testing::domain::UserId::from_uuid(Uuid::nil()),
             role: Role::Admin,
             patient_id: None,
         },
@@ -227,7 +227,7 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
         attempt: Default::default(),
     };
     let poison = Envelope::new(
-        healthcore::events::NewEvent {
+        healthcore::testing::events::NewEvent {
             event_type: EventType::AppointmentBooked,
             aggregate_id: Uuid::now_v7(),
             aggregate_version: 1,
@@ -237,7 +237,7 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
         Utc::now(),
     );
     let tx = app.store.begin_write().await.unwrap();
-    healthcore::store::outbox::append(&tx, std::slice::from_ref(&poison), None).await.unwrap();
+    healthcore::testing::store::outbox::append(&tx, std::slice::from_ref(&poison), None).await.unwrap();
     tx.note_events_recorded([EventType::AppointmentBooked]);
     tx.commit().await.unwrap();
     let patient = app.create_patient("After", "Poison").await;
@@ -245,21 +245,23 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
     app.events_settled().await;
 
     for group in [ConsumerGroup::Analytics, ConsumerGroup::Notifications] {
-        let letters = healthcore::store::consumers::dead_letters(app.store.db(), group.as_str(), 10).await.unwrap();
+        let letters =
+            healthcore::testing::store::consumers::dead_letters(app.store.db(), group.as_str(), 10).await.unwrap();
         assert_eq!(letters.len(), 1, "{group:?}: {letters:?}");
         assert_eq!(letters[0].event_id, Some(poison.event_id));
         assert!(letters[0].error.contains("failed after 2 attempts"), "{}", letters[0].error);
     }
     let ready = app.call(reqwest::Method::GET, "/health/ready", None, None).await.expect(200);
     assert_eq!(ready.body["consumers"]["status"], "degraded", "{}", ready.body);
-    let integrations = healthcore::store::consumers::dead_letters(app.store.db(), "integrations", 10).await.unwrap();
+    let integrations =
+        healthcore::testing::store::consumers::dead_letters(app.store.db(), "integrations", 10).await.unwrap();
     assert!(integrations.is_empty(), "integrations forwards ids only and handled it");
     // The events after the poison one were handled.
     let appointments = analytics(&app, "appointments", &format!("&practitioner_id={practitioner}")).await;
     assert_eq!(appointments["totals"]["booked"], 1);
     // The poison event breaks its schema on purpose; the suite's schema check is for real events.
     {
-        use healthcore::store::entities::outbox_event::{Column, Entity};
+        use healthcore::testing::store::entities::outbox_event::{Column, Entity};
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         Entity::delete_many().filter(Column::EventId.eq(poison.event_id)).exec(app.store.db()).await.unwrap();
     }

@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 
-use healthcore::consumers::ConsumerGroup;
-use healthcore::jobs::{Job, Scheduler};
+use healthcore::testing::consumers::ConsumerGroup;
+use healthcore::testing::jobs::{Job, Scheduler};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, booking, eventually, test_config};
@@ -171,10 +171,10 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     app.call(reqwest::Method::GET, "/no/such/route", None, None).await.expect(404);
     let config = std::sync::Arc::new(test_config(&app.database_url(), &settings));
     let jobs = Scheduler::new(app.store.clone(), config, app.metrics.clone());
-    let (_stop, mut stopping) = healthcore::shutdown::channel();
+    let (_stop, mut stopping) = healthcore::testing::shutdown::channel();
     for job in Job::ALL {
-        let outcome = jobs.run_once(job, healthcore::clock::now(), &mut stopping).await;
-        assert!(matches!(outcome, healthcore::jobs::RunOutcome::Succeeded(_)), "{job:?}: {outcome:?}");
+        let outcome = jobs.run_once(job, healthcore::testing::clock::now(), &mut stopping).await;
+        assert!(matches!(outcome, healthcore::testing::jobs::RunOutcome::Succeeded(_)), "{job:?}: {outcome:?}");
     }
     app.events_settled().await;
     receiver.wait_for("/notify", 3).await;

@@ -64,7 +64,7 @@ fn accepted(what: &str, env: &BTreeMap<String, String>, args: &[String]) -> (Con
     }
     let config = Config::from_map(env.clone().into_iter().collect::<HashMap<_, _>>())
         .unwrap_or_else(|e| panic!("{what}: the binary refuses its settings: {e}"));
-    assert_eq!(config.backend, healthcore::store::Backend::Postgres, "{what} runs on PostgreSQL");
+    assert_eq!(config.backend, healthcore::testing::store::Backend::Postgres, "{what} runs on PostgreSQL");
     assert!(config.signing_key().is_ok(), "{what}: PostgreSQL needs HEALTHCORE_JWT_SECRET");
     assert!(config.kafka.is_some(), "{what}: KAFKA_BOOTSTRAP_SERVERS is set");
     let cli = Cli::try_parse_from(std::iter::once("healthcore".to_owned()).chain(args.iter().cloned()))

@@ -110,7 +110,7 @@ async fn error_bodies_never_echo_the_input(backend: Backend) {
 #[test]
 fn every_problem_type_is_documented_in_errors_md() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ERRORS.md")).unwrap();
-    let missing: Vec<&str> = healthcore::error::ProblemCode::ALL
+    let missing: Vec<&str> = healthcore::testing::error::ProblemCode::ALL
         .iter()
         .map(|code| code.as_str())
         .filter(|slug| !doc.contains(&format!("`{slug}`")))

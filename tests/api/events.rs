@@ -1,7 +1,7 @@
 //! The transactional outbox: every committed change has its events, in order, with the envelope
 //! the contract promises and no personal data; a rolled-back change has none.
 
-use healthcore::store::outbox::{self, OutboxEvent};
+use healthcore::testing::store::outbox::{self, OutboxEvent};
 use reqwest::Method;
 use serde_json::json;
 
@@ -187,12 +187,13 @@ async fn a_transaction_that_rolls_back_leaves_no_event(backend: Backend) {
 
     // Directly: events written, then the transaction is dropped without commit.
     let tx = app.store.begin_write().await.unwrap();
-    let patient_row = healthcore::store::patients::find(&tx, healthcore::domain::PatientId::from_uuid(patient))
-        .await
-        .unwrap()
-        .unwrap();
-    let envelope = healthcore::events::Envelope::new(
-        healthcore::events::patient(healthcore::events::EventType::PatientUpdated, &patient_row),
+    let patient_row =
+        healthcore::testing::store::patients::find(&tx, healthcore::testing::domain::PatientId::from_uuid(patient))
+            .await
+            .unwrap()
+            .unwrap();
+    let envelope = healthcore::testing::events::Envelope::new(
+        healthcore::testing::events::patient(healthcore::testing::events::EventType::PatientUpdated, &patient_row),
         &system_context(),
         chrono::Utc::now(),
     );
@@ -229,12 +230,12 @@ async fn retention_removes_old_published_events_and_never_pending_ones(backend: 
     app.stop().await;
 }
 
-fn system_context() -> healthcore::context::RequestContext {
-    healthcore::context::RequestContext {
+fn system_context() -> healthcore::testing::context::RequestContext {
+    healthcore::testing::context::RequestContext {
         clock: Default::default(),
-        principal: healthcore::auth::Principal {
-            user_id: healthcore::domain::UserId::from_uuid(uuid::Uuid::nil()),
-            role: healthcore::domain::Role::Admin,
+        principal: healthcore::testing::auth::Principal {
+            user_id: healthcore::testing::domain::UserId::from_uuid(uuid::Uuid::nil()),
+            role: healthcore::testing::domain::Role::Admin,
             patient_id: None,
         },
         correlation_id: "test".into(),

@@ -68,7 +68,7 @@ async fn a_hung_broker_is_reported_degraded(backend: Backend) {
     assert!(ready.body["outbox"]["oldest_pending_age_seconds"].as_i64().unwrap() >= 2);
     held.abort();
     // The events are still pending: nothing was lost, the next relay publishes them.
-    let backlog = healthcore::store::outbox::backlog(app.store.db()).await.unwrap();
+    let backlog = healthcore::testing::store::outbox::backlog(app.store.db()).await.unwrap();
     assert!(backlog.pending >= 1);
     app.shutdown_without_event_checks().await;
 }

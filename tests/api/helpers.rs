@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use healthcore::app::Application;
 use healthcore::config::Config;
-use healthcore::domain::{PatientId, Role};
-use healthcore::service::users;
-use healthcore::store::Store;
+use healthcore::testing::app::Application;
+use healthcore::testing::domain::{PatientId, Role};
+use healthcore::testing::service::users;
+use healthcore::testing::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -47,7 +47,7 @@ fn postgres_admin_url() -> String {
 /// A connection for creating and dropping test databases: on a machine busy with the whole suite,
 /// `CREATE DATABASE` may take longer than a request's statement may.
 pub async fn admin_store() -> Store {
-    let limits = healthcore::store::DbLimits {
+    let limits = healthcore::testing::store::DbLimits {
         acquire: std::time::Duration::from_secs(30),
         statement: std::time::Duration::from_secs(120),
     };
@@ -122,9 +122,9 @@ pub struct TestApp {
     pub admin_token: String,
     pub store: Store,
     /// The server's metrics registry, for parts a test runs beside it (a scheduler, consumers).
-    pub metrics: std::sync::Arc<healthcore::telemetry::metrics::Metrics>,
+    pub metrics: std::sync::Arc<healthcore::testing::telemetry::metrics::Metrics>,
     /// The server's clock: a test moves it forward instead of waiting.
-    pub clock: healthcore::clock::Clock,
+    pub clock: healthcore::testing::clock::Clock,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Declared last: dropped after the server has stopped.
@@ -217,15 +217,15 @@ pub fn install_subscriber() {
         std::sync::OnceLock::new();
     let provider = TRACER_PROVIDER.get_or_init(|| opentelemetry_sdk::trace::SdkTracerProvider::builder().build());
     let _ = match std::env::var("HEALTHCORE_TEST_LOG") {
-        Ok(filter) => healthcore::telemetry::try_init(
+        Ok(filter) => healthcore::testing::telemetry::try_init(
             &filter,
-            healthcore::telemetry::LogFormat::Pretty,
+            healthcore::testing::telemetry::LogFormat::Pretty,
             tracing_subscriber::fmt::TestWriter::default(),
             Some(provider),
         ),
-        Err(_) => healthcore::telemetry::try_init(
+        Err(_) => healthcore::testing::telemetry::try_init(
             "info",
-            healthcore::telemetry::LogFormat::Json,
+            healthcore::testing::telemetry::LogFormat::Json,
             std::io::sink,
             Some(provider),
         ),
@@ -391,21 +391,22 @@ impl TestApp {
     /// booking in the past), so it is written through the store as time passing would leave it.
     pub async fn started_appointment(&self, patient: Uuid, practitioner: Uuid, hours_ago: i64) -> Uuid {
         let start = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
-        let appointment =
-            healthcore::domain::Appointment::restore(healthcore::domain::appointment::StoredAppointment {
-                id: healthcore::domain::AppointmentId::generate(),
+        let appointment = healthcore::testing::domain::Appointment::restore(
+            healthcore::testing::domain::appointment::StoredAppointment {
+                id: healthcore::testing::domain::AppointmentId::generate(),
                 patient_id: PatientId::from_uuid(patient),
-                practitioner_id: healthcore::domain::PractitionerId::from_uuid(practitioner),
-                slot: healthcore::domain::TimeSlot::new(start, start + chrono::Duration::minutes(30)).unwrap(),
+                practitioner_id: healthcore::testing::domain::PractitionerId::from_uuid(practitioner),
+                slot: healthcore::testing::domain::TimeSlot::new(start, start + chrono::Duration::minutes(30)).unwrap(),
                 reason: "check-up".into(),
                 notes: None,
-                status: healthcore::domain::AppointmentStatus::Booked,
+                status: healthcore::testing::domain::AppointmentStatus::Booked,
                 cancellation_reason: None,
                 version: 1,
                 created_at: start - chrono::Duration::days(1),
                 updated_at: start - chrono::Duration::days(1),
-            });
-        healthcore::store::appointments::insert(self.store.db(), &appointment).await.unwrap();
+            },
+        );
+        healthcore::testing::store::appointments::insert(self.store.db(), &appointment).await.unwrap();
         appointment.id().as_uuid()
     }
 
@@ -464,7 +465,7 @@ impl TestApp {
     /// Waits until every recorded event has been published or delivered in-process.
     pub async fn events_settled(&self) {
         eventually("the outbox to drain", || async {
-            let backlog = healthcore::store::outbox::backlog(self.store.db()).await.unwrap();
+            let backlog = healthcore::testing::store::outbox::backlog(self.store.db()).await.unwrap();
             (backlog.pending == 0).then_some(())
         })
         .await

@@ -37,7 +37,7 @@ async fn the_same_key_with_another_body_is_422(backend: Backend) {
 
 async fn keys_belong_to_their_user(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let nurse = app.user_token(healthcore::domain::Role::Nurse, None).await;
+    let nurse = app.user_token(healthcore::testing::domain::Role::Nurse, None).await;
     let a = post_with_key(&app, &app.admin_token, "shared", patient_body("Ada", "Lovelace")).await.expect(201);
     let b = post_with_key(&app, &nurse, "shared", patient_body("Ada", "Lovelace")).await.expect(201);
     assert_ne!(a.id(), b.id());
@@ -84,21 +84,25 @@ async fn booking_and_practitioner_creation_honour_keys_too(backend: Backend) {
 async fn an_expired_key_may_be_used_for_a_new_request(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let me = app.get("/api/v1/auth/me", &app.admin_token).await.expect(200);
-    let user_id: healthcore::domain::UserId = me.body["user_id"].as_str().unwrap().parse().unwrap();
+    let user_id: healthcore::testing::domain::UserId = me.body["user_id"].as_str().unwrap().parse().unwrap();
     let long_ago = chrono::Utc::now() - chrono::Duration::days(2);
-    let stored =
-        healthcore::store::idempotency::StoredResource { fingerprint: "a different request".into(), body: "{}".into() };
+    let stored = healthcore::testing::store::idempotency::StoredResource {
+        fingerprint: "a different request".into(),
+        body: "{}".into(),
+    };
     let db = app.store.db();
     let expired = long_ago + chrono::Duration::days(1);
     assert!(
-        healthcore::store::idempotency::claim(db, user_id, "old-key", &stored.fingerprint, long_ago, expired)
+        healthcore::testing::store::idempotency::claim(db, user_id, "old-key", &stored.fingerprint, long_ago, expired)
             .await
             .unwrap()
     );
-    assert!(healthcore::store::idempotency::complete(db, user_id, "old-key", &stored, expired).await.unwrap());
+    assert!(healthcore::testing::store::idempotency::complete(db, user_id, "old-key", &stored, expired).await.unwrap());
     // A claim whose holder never finished (its process died) is given up when its lease ends.
     assert!(
-        healthcore::store::idempotency::claim(db, user_id, "abandoned", "another", long_ago, expired).await.unwrap()
+        healthcore::testing::store::idempotency::claim(db, user_id, "abandoned", "another", long_ago, expired)
+            .await
+            .unwrap()
     );
     post_with_key(&app, &app.admin_token, "abandoned", patient_body("Alan", "Turing")).await.expect(201);
     let reply = post_with_key(&app, &app.admin_token, "old-key", patient_body("Ada", "Lovelace")).await.expect(201);

@@ -222,7 +222,7 @@ async fn a_patient_user_cannot_fill_a_calendar_with_bookings(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("HEALTHCORE_PATIENT_FUTURE_BOOKINGS_MAX", "3")]).await;
     let patient = app.create_patient("Ada", "Lovelace").await;
     let practitioner = app.create_practitioner("MD-1").await;
-    let token = app.user_token(healthcore::domain::Role::Patient, Some(patient)).await;
+    let token = app.user_token(healthcore::testing::domain::Role::Patient, Some(patient)).await;
     for hours in [24, 48, 72] {
         app.post("/api/v1/appointments", &token, booking(patient, practitioner, hours, 480)).await.expect(201);
     }

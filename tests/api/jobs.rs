@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use healthcore::jobs::{Job, RunOutcome, Scheduler};
-use healthcore::shutdown;
-use healthcore::store::outbox;
+use healthcore::testing::jobs::{Job, RunOutcome, Scheduler};
+use healthcore::testing::shutdown;
+use healthcore::testing::store::outbox;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, booking, test_config};
@@ -24,10 +24,10 @@ fn scheduler(app: &TestApp) -> Scheduler {
 
 async fn run(scheduler: &Scheduler, job: Job) -> RunOutcome {
     let (_stop, mut stopping) = shutdown::channel();
-    scheduler.run_once(job, healthcore::clock::now(), &mut stopping).await
+    scheduler.run_once(job, healthcore::testing::clock::now(), &mut stopping).await
 }
 
-async fn events_of(app: &TestApp, event_type: &str) -> Vec<healthcore::events::Envelope> {
+async fn events_of(app: &TestApp, event_type: &str) -> Vec<healthcore::testing::events::Envelope> {
     outbox::after(app.store.db(), 0, 10_000)
         .await
         .unwrap()
@@ -99,10 +99,10 @@ async fn overdue_booked_appointments_are_marked_no_show_with_event_and_audit(bac
 async fn each_run_happens_once_across_instances(backend: Backend) {
     let app = spawn(backend).await;
     // A second instance: its own pool on the same database.
-    let other_store = healthcore::store::Store::connect(&app.database_url(), 2).await.unwrap();
+    let other_store = healthcore::testing::store::Store::connect(&app.database_url(), 2).await.unwrap();
     let config = Arc::new(test_config(&app.database_url(), &[]));
     let (one, two) = (scheduler(&app), Scheduler::new(other_store.clone(), config, Default::default()));
-    let at = healthcore::clock::now();
+    let at = healthcore::testing::clock::now();
     let (_stop, stopping) = shutdown::channel();
     let (mut a, mut b) = (stopping.clone(), stopping.clone());
     let (first, second) =
@@ -120,7 +120,8 @@ async fn a_failing_run_is_retried_then_recorded_as_failed_and_counted(backend: B
     let outcome = run(&scheduler(&app), Job::IdempotencyKeyExpiry).await;
     app.store.db_execute("ALTER TABLE idempotency_keys_away RENAME TO idempotency_keys").await.unwrap();
     assert!(matches!(outcome, RunOutcome::Failed(_)), "{outcome:?}");
-    let last = healthcore::store::jobs::last_run(app.store.db(), "idempotency_key_expiry").await.unwrap().unwrap();
+    let last =
+        healthcore::testing::store::jobs::last_run(app.store.db(), "idempotency_key_expiry").await.unwrap().unwrap();
     assert_eq!((last.status.as_str(), last.attempts), ("failed", 3));
     assert!(last.error.is_some_and(|e| e.contains("idempotency_keys")));
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use healthcore::events::EventType;
-use healthcore::store::outbox;
+use healthcore::testing::events::EventType;
+use healthcore::testing::store::outbox;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use healthcore::consumers::kafka::{DLQ_ERROR_HEADER, KafkaConsumer, dlq_topic};
-use healthcore::consumers::{ConsumerGroup, Consumers};
-use healthcore::shutdown;
+use healthcore::testing::consumers::kafka::{DLQ_ERROR_HEADER, KafkaConsumer, dlq_topic};
+use healthcore::testing::consumers::{ConsumerGroup, Consumers};
+use healthcore::testing::shutdown;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -53,7 +53,7 @@ pub fn start_groups(
     for group in groups {
         let consumers = Consumers::new(app.store.clone(), config.consumers.clone(), app.metrics.clone());
         if group.sends_webhooks() {
-            let worker = healthcore::consumers::delivery::DeliveryWorker::new(
+            let worker = healthcore::testing::consumers::delivery::DeliveryWorker::new(
                 app.store.clone(),
                 config.consumers.webhook.clone(),
                 consumers.deliveries_recorded(),
@@ -174,7 +174,7 @@ async fn unreadable_messages_go_to_the_dead_letter_topic_and_the_group_moves_on(
     let app = TestApp::spawn_with(backend, &settings).await;
     let kafka = test_config(&app.database_url(), &settings).kafka.unwrap();
     let topic = format!("{prefix}.patient.created");
-    healthcore::events::kafka::ensure_named_topics(&kafka, std::slice::from_ref(&topic)).await.unwrap();
+    healthcore::testing::events::kafka::ensure_named_topics(&kafka, std::slice::from_ref(&topic)).await.unwrap();
 
     // Ahead of a real event on the same partition: a body that is not an envelope, and an
     // envelope from a producer whose schema is newer than this build's.

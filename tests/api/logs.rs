@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use healthcore::telemetry::LogFormat;
+use healthcore::testing::telemetry::LogFormat;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ async fn a_booking_flow_logs_correlated_json_lines_without_personal_data() {
     let captured = Captured::default();
     // Tracing as `serve` has it without an exporter: spans exist, so lines carry trace ids.
     let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-    healthcore::telemetry::try_init("info", LogFormat::Json, captured.clone(), Some(&tracer_provider))
+    healthcore::testing::telemetry::try_init("info", LogFormat::Json, captured.clone(), Some(&tracer_provider))
         .expect("this test process installs the only subscriber");
     let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.admin_token.clone();

@@ -14,7 +14,7 @@ async fn every_documented_operation_is_served_and_every_route_documented(backend
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"), "{}", spec["openapi"]);
     assert_eq!(
         spec,
-        serde_json::to_value(healthcore::http::openapi()).unwrap(),
+        serde_json::to_value(healthcore::testing::http::openapi()).unwrap(),
         "served spec equals `healthcore openapi`"
     );
     let paths = spec["paths"].as_object().unwrap();

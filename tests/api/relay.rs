@@ -5,8 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use healthcore::config::{KafkaConfig, RelayConfig};
-use healthcore::relay::Relay;
-use healthcore::store::{Store, outbox};
+use healthcore::testing::relay::Relay;
+use healthcore::testing::store::{Store, outbox};
 use uuid::Uuid;
 
 use crate::helpers::{Backend, TestApp};
@@ -33,15 +33,18 @@ async fn pending(store: &Store) -> u64 {
 /// Writes `count` events straight into the outbox, in transactions of 100, as the API would.
 async fn record_events(app: &TestApp, count: usize) {
     let patient = app.create_patient("Ada", "Lovelace").await;
-    let row = healthcore::store::patients::find(app.store.db(), healthcore::domain::PatientId::from_uuid(patient))
-        .await
-        .unwrap()
-        .unwrap();
-    let ctx = healthcore::context::RequestContext {
+    let row = healthcore::testing::store::patients::find(
+        app.store.db(),
+        healthcore::testing::domain::PatientId::from_uuid(patient),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let ctx = healthcore::testing::context::RequestContext {
         clock: Default::default(),
-        principal: healthcore::auth::Principal {
-            user_id: healthcore::domain::UserId::from_uuid(Uuid::nil()),
-            role: healthcore::domain::Role::Admin,
+        principal: healthcore::testing::auth::Principal {
+            user_id: healthcore::testing::domain::UserId::from_uuid(Uuid::nil()),
+            role: healthcore::testing::domain::Role::Admin,
             patient_id: None,
         },
         correlation_id: "relay-test".into(),
@@ -53,9 +56,9 @@ async fn record_events(app: &TestApp, count: usize) {
         let tx = app.store.begin_write().await.unwrap();
         let envelopes: Vec<_> = (0..100)
             .map(|i| {
-                let mut event = healthcore::events::patient_updated(&row, &["phone"]);
+                let mut event = healthcore::testing::events::patient_updated(&row, &["phone"]);
                 event.aggregate_version = 2 + (chunk * 100 + i) as i64;
-                healthcore::events::Envelope::new(event, &ctx, chrono::Utc::now())
+                healthcore::testing::events::Envelope::new(event, &ctx, chrono::Utc::now())
             })
             .collect();
         outbox::append(&tx, &envelopes, None).await.unwrap();
@@ -83,7 +86,7 @@ async fn of_two_relays_one_leads_and_the_other_takes_over_when_it_stops() {
             Relay::new(store.clone(), kafka(&prefix), config.clone(), store.events_committed(), Default::default())
                 .unwrap();
         let state = relay.state();
-        let (stop, stopping) = healthcore::shutdown::channel();
+        let (stop, stopping) = healthcore::testing::shutdown::channel();
         let task = tokio::spawn(relay.run(stopping, Duration::from_secs(2)));
         relays.push((state, stop, task));
     }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use healthcore::events::EventType;
-use healthcore::store::Store;
+use healthcore::testing::events::EventType;
+use healthcore::testing::store::Store;
 use jsonschema::Validator;
 
 fn load(name: &str) -> Validator {
@@ -30,7 +30,8 @@ fn schemas() -> &'static Schemas {
 }
 
 pub async fn assert_events_match_schemas(store: &Store) {
-    let events = healthcore::store::outbox::after(store.db(), 0, 100_000).await.expect("the outbox is readable");
+    let events =
+        healthcore::testing::store::outbox::after(store.db(), 0, 100_000).await.expect("the outbox is readable");
     let schemas = schemas();
     for event in events {
         let value: serde_json::Value = serde_json::from_str(&event.payload).unwrap();

@@ -21,8 +21,13 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 fn capture_spans() -> (SdkTracerProvider, InMemorySpanExporter) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-    healthcore::telemetry::try_init("info", healthcore::telemetry::LogFormat::Json, std::io::sink, Some(&provider))
-        .expect("this test process installs the only subscriber");
+    healthcore::testing::telemetry::try_init(
+        "info",
+        healthcore::testing::telemetry::LogFormat::Json,
+        std::io::sink,
+        Some(&provider),
+    )
+    .expect("this test process installs the only subscriber");
     (provider, exporter)
 }
 
@@ -146,7 +151,7 @@ async fn a_booking_is_one_trace_across_the_kafka_broker() {
     let webhook = receiver.url("/notifications");
     let settings = settings(&servers, &prefix, &webhook);
     let app = TestApp::spawn_with(Backend::Sqlite, &settings).await;
-    let (stop, tasks) = start_groups(&app, &settings, &healthcore::consumers::ConsumerGroup::ALL);
+    let (stop, tasks) = start_groups(&app, &settings, &healthcore::testing::consumers::ConsumerGroup::ALL);
     book(&app).await;
     let spans = eventually("every group handled the booking", || {
         let _ = provider.force_flush();
