@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use healthcore::events::EventType;
-use healthcore::telemetry::metrics::{
+use healthcore::testing::events::EventType;
+use healthcore::testing::telemetry::metrics::{
     ConsumerLabels, EventTypeLabels, Metrics, QueryLabels, RequestLabels, RouteLabels, classify_sql,
 };
 

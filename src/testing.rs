@@ -1,4 +1,4 @@
-//! What the integration suite (`tests/api`) reaches below HTTP: starting the application in-process,
+//! What the integration suite (`tests/api`) and the benchmarks (`benches/`) reach below HTTP: starting the application in-process,
 //! writing or reading rows directly, driving one worker at a time. It is not an API; it exists so
 //! that the crate's modules can stay private (and what nothing uses is reported as dead code) while
 //! the suite still tests the pieces on their own. Each path mirrors the module it comes from.
@@ -115,6 +115,8 @@ pub mod telemetry {
     pub use crate::telemetry::{LogFormat, try_init};
 
     pub mod metrics {
-        pub use crate::telemetry::metrics::Metrics;
+        pub use crate::telemetry::metrics::{
+            ConsumerLabels, EventTypeLabels, Metrics, QueryLabels, RequestLabels, RouteLabels, classify_sql,
+        };
     }
 }
