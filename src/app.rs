@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::audit::AuditLog;
 use crate::auth::{TokenIssuer, password};
 use crate::cache::ReferenceCache;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::consumers::delivery::DeliveryWorker;
 use crate::consumers::kafka::KafkaConsumer;
@@ -56,19 +57,23 @@ pub fn relay_for(
     config: &Config,
     store: &Store,
     metrics: &Arc<Metrics>,
+    clock: &Clock,
 ) -> anyhow::Result<(Option<Relay>, Option<DeliveryWorker>)> {
     if !config.relay.enabled {
         return Ok((None, None));
     }
     let wake = store.events_committed();
     if let Some(kafka) = config.kafka.clone() {
-        return Ok((Some(Relay::new(store.clone(), kafka, config.relay.clone(), wake, metrics.clone())?), None));
+        let relay = Relay::new(store.clone(), kafka, config.relay.clone(), wake, metrics.clone())?;
+        return Ok((Some(relay.with_clock(clock.clone())), None));
     }
-    let consumers = Consumers::new(store.clone(), config.consumers.clone(), metrics.clone());
+    let consumers = Consumers::new(store.clone(), config.consumers.clone(), metrics.clone()).with_clock(clock.clone());
     let recorded = consumers.deliveries_recorded();
-    let worker = DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), recorded, metrics.clone())?;
+    let worker = DeliveryWorker::new(store.clone(), config.consumers.webhook.clone(), recorded, metrics.clone())?
+        .with_clock(clock.clone());
     let sink = Box::new(InProcessConsumers(consumers));
-    Ok((Some(Relay::in_process(store.clone(), sink, config.relay.clone(), wake, metrics.clone())), Some(worker)))
+    let relay = Relay::in_process(store.clone(), sink, config.relay.clone(), wake, metrics.clone());
+    Ok((Some(relay.with_clock(clock.clone())), Some(worker)))
 }
 
 /// Without Kafka, the relay's sink: this process's consumer groups.
@@ -128,7 +133,7 @@ pub async fn build_state(
     let login_throttle = crate::auth::throttle::LoginThrottle::new(config.login_throttle);
     let state = AppState {
         store,
-        clock: crate::clock::Clock::default(),
+        clock: Clock::default(),
         metrics,
         audit,
         tokens,
@@ -153,8 +158,9 @@ impl Application {
         announce_first_admin(
             users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose())).await?,
         );
-        let (relay, deliveries) = relay_for(&config, &store, &metrics)?;
-        let (mut state, audit_writer) = build_state(config.clone(), store, metrics).await?;
+        let (mut state, audit_writer) = build_state(config.clone(), store.clone(), metrics.clone()).await?;
+        // Every worker of this process reads the requests' clock.
+        let (relay, deliveries) = relay_for(&config, &store, &metrics, &state.clock)?;
         state.relay = relay.as_ref().map(Relay::state);
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -181,7 +187,8 @@ impl Application {
         let deliveries = deliveries.map(|worker| tokio::spawn(worker.run(relay_stopping.clone())));
         let metrics_server = spawn_metrics(metrics_listener, &metrics, &state.config, relay_stopping.clone());
         let scheduler = state.config.jobs.enabled.then(|| {
-            let scheduler = crate::jobs::Scheduler::new(store.clone(), state.config.clone(), metrics.clone());
+            let scheduler = crate::jobs::Scheduler::new(store.clone(), state.config.clone(), metrics.clone())
+                .with_clock(state.clock.clone());
             tokio::spawn(scheduler.run(relay_stopping.clone()))
         });
         let accounts = tokio::spawn(crate::cache::follow_account_changes(

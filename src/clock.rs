@@ -2,9 +2,10 @@
 //! domain's callers, the store, the jobs, the relay and the consumers all read the same clock.
 //!
 //! `Clock` is the application's: every request reads it (`AppState::clock`, `RequestContext::clock`),
-//! and a test can move it forward to see what happens later (an appointment that has started, a
-//! key that has expired) without waiting. `now()` is the process's clock, for the background
-//! workers and the command line, which no test moves.
+//! and so do the workers `app` starts beside them (relay, consumers, webhook deliveries, job
+//! scheduler: each `with_clock`), so a test can move it forward to see what happens later (an
+//! appointment that has started, a job that finds it overdue) without waiting. `now()` is a clock
+//! no one moved, for the command line, token times and operators' audit records.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -18,6 +18,7 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
+use crate::clock::Clock;
 use crate::config::WebhookConfig;
 use crate::shutdown::Shutdown;
 use crate::store::webhooks::{self, Attempt, Delivery, DeliveryStatus, Target};
@@ -43,6 +44,7 @@ pub struct DeliveryWorker {
     http: reqwest::Client,
     wake: Arc<Notify>,
     metrics: Arc<crate::telemetry::metrics::Metrics>,
+    clock: Clock,
 }
 
 impl DeliveryWorker {
@@ -58,7 +60,13 @@ impl DeliveryWorker {
             // A receiver that redirects is misconfigured; following would send the signed body elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(DeliveryWorker { store, config, http, wake, metrics })
+        Ok(DeliveryWorker { store, config, http, wake, metrics, clock: Clock::default() })
+    }
+
+    /// Reads `clock` instead of a clock of its own: the application's, which a test can move.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sends due deliveries until `shutdown`; what is in flight then finishes first.
@@ -85,7 +93,7 @@ impl DeliveryWorker {
     /// Claims due deliveries and sends them: one receiver's in the order they were recorded,
     /// different receivers concurrently. Returns how many it attempted.
     pub async fn round(self: &Arc<Self>) -> Result<usize, sea_orm::DbErr> {
-        let now = crate::clock::now();
+        let now = self.clock.now();
         // The lease outlives one attempt, so a worker that dies mid-attempt leaves the row due again.
         let lease_until = now + chrono::Duration::milliseconds(self.config.timeout_ms as i64 + 5_000);
         let claimed = webhooks::claim_due(self.store.db(), now, lease_until, BATCH).await?;
@@ -128,7 +136,7 @@ impl DeliveryWorker {
             None => return self.give_up(delivery, "unknown delivery target").await,
         };
         let result = self.post(&url, secret.as_bytes(), delivery).await;
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let attempt = match &result {
             Ok(status) if (200..300).contains(status) => Attempt {
                 status_code: Some(*status),
@@ -208,13 +216,13 @@ impl DeliveryWorker {
             status: DeliveryStatus::Failed,
             next_attempt_at: None,
         };
-        webhooks::record_attempt(self.store.db(), delivery.id, &attempt, crate::clock::now()).await
+        webhooks::record_attempt(self.store.db(), delivery.id, &attempt, self.clock.now()).await
     }
 
     /// One POST; the receiver's status code, or why there was none.
     async fn post(&self, url: &str, secret: &[u8], delivery: &Delivery) -> Result<i32, String> {
         let body = delivery.payload.as_bytes().to_vec();
-        let signature = signature(secret, crate::clock::now().timestamp(), &body);
+        let signature = signature(secret, self.clock.now().timestamp(), &body);
         let response = self
             .http
             .post(url)

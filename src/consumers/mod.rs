@@ -24,6 +24,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
+use crate::clock::Clock;
 use crate::config::ConsumerConfig;
 use crate::events::{Envelope, EventType};
 use crate::shutdown::Shutdown;
@@ -151,11 +152,18 @@ pub struct Consumers {
     metrics: std::sync::Arc<Metrics>,
     /// Wakes the delivery worker when a handler recorded a webhook.
     deliveries: std::sync::Arc<tokio::sync::Notify>,
+    clock: Clock,
 }
 
 impl Consumers {
     pub fn new(store: Store, config: ConsumerConfig, metrics: std::sync::Arc<Metrics>) -> Consumers {
-        Consumers { store, config, metrics, deliveries: Default::default() }
+        Consumers { store, config, metrics, deliveries: Default::default(), clock: Clock::default() }
+    }
+
+    /// Reads `clock` instead of a clock of its own: the application's, which a test can move.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn metrics(&self) -> &std::sync::Arc<Metrics> {
@@ -209,7 +217,7 @@ impl Consumers {
         if !group.wants(envelope.event_type) {
             return Ok(Outcome::Ignored);
         }
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let tx = self.store.begin_write().await?;
         if !store::consumers::claim(&tx, group.as_str(), envelope.event_id, now).await? {
             return Ok(Outcome::Duplicate);
@@ -312,7 +320,7 @@ impl Consumers {
             event_type: event_type.map(str::to_owned),
             payload: payload.to_owned(),
             error: rejection.to_string(),
-            failed_at: crate::clock::now(),
+            failed_at: self.clock.now(),
         };
         store::consumers::add_dead_letter(self.store.db(), &letter).await
     }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::store::jobs::{Attempt, RunStatus};
@@ -97,36 +98,43 @@ pub struct Scheduler {
     store: Store,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 impl Scheduler {
     pub fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Scheduler {
-        Scheduler { store, config, metrics }
+        Scheduler { store, config, metrics, clock: Clock::default() }
+    }
+
+    /// Reads `clock` instead of a clock of its own: the application's, which a test can move.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Runs every job on its schedule until `shutdown`.
     pub async fn run(self, mut shutdown: Shutdown) {
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let mut next: Vec<(Job, DateTime<Utc>)> = Job::ALL.iter().map(|job| (*job, job.next_after(now))).collect();
         loop {
             let Some((index, at)) = next.iter().enumerate().min_by_key(|(_, (_, at))| *at).map(|(i, (_, at))| (i, *at))
             else {
                 return;
             };
-            let wait = (at - crate::clock::now()).to_std().unwrap_or_default();
+            let wait = (at - self.clock.now()).to_std().unwrap_or_default();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.recv() => return,
             }
             let job = next[index].0;
             self.run_once(job, at, &mut shutdown).await;
-            next[index].1 = job.next_after(at.max(crate::clock::now()));
+            next[index].1 = job.next_after(at.max(self.clock.now()));
         }
     }
 
     /// Claims the run of `job` scheduled for `at` and performs it, retrying failures.
     pub async fn run_once(&self, job: Job, at: DateTime<Utc>, shutdown: &mut Shutdown) -> RunOutcome {
-        match store::jobs::claim(self.store.db(), job.name(), at, crate::clock::now()).await {
+        match store::jobs::claim(self.store.db(), job.name(), at, self.clock.now()).await {
             Ok(true) => {}
             Ok(false) => return RunOutcome::AlreadyClaimed,
             Err(err) => {
@@ -140,7 +148,7 @@ impl Scheduler {
         for attempt in 1..=MAX_ATTEMPTS {
             let started = Instant::now();
             let span = tracing::info_span!("job.run", otel.name = %format_args!("job {}", job.name()), job = job.name(), attempt);
-            let result = work::perform(job, &self.store, &self.config, at).instrument(span).await;
+            let result = work::perform(job, &self.store, &self.config, at, self.clock.now()).instrument(span).await;
             let metrics = &self.metrics.jobs;
             metrics
                 .duration
@@ -156,7 +164,7 @@ impl Scheduler {
                     };
                     self.record(job, at, done).await;
                     self.count(job, RunStatus::Succeeded.as_str());
-                    let now = crate::clock::now().timestamp() as f64;
+                    let now = self.clock.now().timestamp() as f64;
                     metrics.last_success.get_or_create(&JobLabels { job_name: job.name() }).set(now);
                     tracing::info!(job = job.name(), attempt, summary = %summary, "job run succeeded");
                     return RunOutcome::Succeeded(summary);
@@ -205,7 +213,7 @@ impl Scheduler {
 
     /// Keeps the run's row up to date; a failure to write it is logged, the run goes on.
     async fn record(&self, job: Job, at: DateTime<Utc>, attempt: Attempt<'_>) {
-        if let Err(err) = store::jobs::record(self.store.db(), job.name(), at, attempt, crate::clock::now()).await {
+        if let Err(err) = store::jobs::record(self.store.db(), job.name(), at, attempt, self.clock.now()).await {
             tracing::warn!(job = job.name(), error = %err, "could not record a job run");
         }
     }

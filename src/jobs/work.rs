@@ -15,9 +15,15 @@ use crate::store::{self, Store};
 /// Rows handled per query, so one run never holds a huge result in memory.
 const BATCH: u64 = 500;
 
-pub async fn perform(job: Job, store: &Store, config: &Config, at: DateTime<Utc>) -> anyhow::Result<String> {
+/// Runs `job`, scheduled for `at`, as of `now` (the scheduler's clock).
+pub async fn perform(
+    job: Job,
+    store: &Store,
+    config: &Config,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
     let correlation_id = format!("job-{}-{}", job.name(), at.format("%Y%m%dT%H%M%SZ"));
-    let now = crate::clock::now();
     match job {
         Job::AppointmentReminders => {
             let window = chrono::Duration::hours(config.jobs.reminder_window_hours);
@@ -60,8 +66,7 @@ async fn send_reminders(
             {
                 continue;
             }
-            let envelope =
-                Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, crate::clock::now());
+            let envelope = Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, from);
             if !store::jobs::note_reminder(
                 &tx,
                 appointment.id(),

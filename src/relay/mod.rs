@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
+use crate::clock::Clock;
 use crate::config::{KafkaConfig, RelayConfig};
 use crate::events::kafka;
 use crate::shutdown::Shutdown;
@@ -64,6 +65,7 @@ pub struct Relay {
     wake: watch::Receiver<u64>,
     state: watch::Sender<RelayState>,
     metrics: std::sync::Arc<Metrics>,
+    clock: Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +86,15 @@ impl Relay {
     ) -> Result<Relay, RelayError> {
         let producer = kafka::producer(&kafka)?;
         let (state, _) = watch::channel(RelayState::default());
-        Ok(Relay { store, sink: Sink::Kafka { producer, kafka }, config, wake, state, metrics })
+        Ok(Relay {
+            store,
+            sink: Sink::Kafka { producer, kafka },
+            config,
+            wake,
+            state,
+            metrics,
+            clock: Clock::default(),
+        })
     }
 
     /// A relay that delivers to the consumers in this process (Kafka disabled).
@@ -96,7 +106,13 @@ impl Relay {
         metrics: std::sync::Arc<Metrics>,
     ) -> Relay {
         let (state, _) = watch::channel(RelayState::default());
-        Relay { store, sink: Sink::InProcess(consumers), config, wake, state, metrics }
+        Relay { store, sink: Sink::InProcess(consumers), config, wake, state, metrics, clock: Clock::default() }
+    }
+
+    /// Reads `clock` instead of a clock of its own: the application's, which a test can move.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn state(&self) -> watch::Receiver<RelayState> {
@@ -175,7 +191,7 @@ impl Relay {
         let Ok(backlog) = outbox::backlog(self.store.db()).await else { return };
         let gauges = &self.metrics.outbox;
         gauges.pending.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
-        let age = backlog.oldest.map_or(0.0, |oldest| (crate::clock::now() - oldest).as_seconds_f64().max(0.0));
+        let age = backlog.oldest.map_or(0.0, |oldest| (self.clock.now() - oldest).as_seconds_f64().max(0.0));
         gauges.oldest_pending_age.set(age);
     }
 
@@ -211,7 +227,7 @@ impl Relay {
             }
             delivered.push(event.sequence);
         }
-        let now = crate::clock::now();
+        let now = self.clock.now();
         outbox::mark_delivered(self.store.db(), &delivered, now).await?;
         let latency = self.metrics.events.delivery_latency.get_or_create(&SinkLabels { sink: "in_process" }).clone();
         for event in events.iter().take(delivered.len()) {
@@ -271,10 +287,10 @@ impl Relay {
         drop(spans);
         // Only the acknowledged prefix: a later event of the same aggregate must not be marked
         // before an earlier one that failed.
-        outbox::mark_published(self.store.db(), &published, crate::clock::now()).await?;
+        outbox::mark_published(self.store.db(), &published, self.clock.now()).await?;
         let metrics = &self.metrics;
         metrics.events.producer_queue.set(i64::from(producer.in_flight_count()));
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let latency = metrics.events.delivery_latency.get_or_create(&SinkLabels { sink: "kafka" }).clone();
         for event in events.iter().take(published.len()) {
             latency.observe((now - event.envelope.timestamp).as_seconds_f64().max(0.0));

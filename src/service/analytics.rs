@@ -16,9 +16,9 @@ use crate::store::analytics::{self, DailyAppointments, DailyPatients};
 /// The longest range one request may ask for.
 pub const MAX_DAYS: i64 = 366;
 
-/// A checked `from`–`to` range (both inclusive); the last 30 days by default.
-pub fn range(from: Option<NaiveDate>, to: Option<NaiveDate>) -> AppResult<(NaiveDate, NaiveDate)> {
-    let to = to.unwrap_or_else(|| crate::clock::now().date_naive());
+/// A checked `from`–`to` range (both inclusive); the last 30 days up to `today` by default.
+pub fn range(from: Option<NaiveDate>, to: Option<NaiveDate>, today: NaiveDate) -> AppResult<(NaiveDate, NaiveDate)> {
+    let to = to.unwrap_or(today);
     let from = from.unwrap_or(to - chrono::Duration::days(29));
     if from > to {
         return Err(AppError::Validation(FieldErrors::single("from", "order", "must not be after `to`")));

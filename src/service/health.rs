@@ -111,7 +111,7 @@ pub async fn readiness(state: &AppState) -> Readiness {
     let ready = database.status == CheckStatus::Healthy && audit.status == CheckStatus::Healthy;
     let backlog =
         if ready { store::outbox::backlog(state.store.db()).await.unwrap_or_default() } else { Default::default() };
-    let age = backlog.oldest.map(|oldest| (crate::clock::now() - oldest).num_seconds().max(0));
+    let age = backlog.oldest.map(|oldest| (state.clock.now() - oldest).num_seconds().max(0));
     // Events wait when publishing (or in-process delivery) is not keeping up. Without Kafka and with
     // the relay turned off nothing moves them, by configuration: that is not a fault.
     let moving = state.config.kafka.is_some() || state.relay.is_some();
@@ -155,7 +155,7 @@ async fn consumers_check(state: &AppState, database_up: bool) -> DependencyCheck
     if !database_up {
         return DependencyCheck::because(CheckStatus::Unhealthy, "the database is unavailable");
     }
-    let since = crate::clock::now() - chrono::Duration::hours(1);
+    let since = state.clock.now() - chrono::Duration::hours(1);
     match store::consumers::dead_letters_since(state.store.db(), since).await {
         Ok(0) => DependencyCheck::healthy(),
         Ok(count) => DependencyCheck::because(

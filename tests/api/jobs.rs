@@ -96,6 +96,25 @@ async fn overdue_booked_appointments_are_marked_no_show_with_event_and_audit(bac
     app.stop().await;
 }
 
+async fn the_scheduler_reads_the_application_clock(backend: Backend) {
+    let app = spawn(backend).await;
+    let practitioner = app.create_practitioner("LIC-LATER").await;
+    let patient = app.create_patient("Later", "Than").await;
+    let booked = app.post("/api/v1/appointments", &app.admin_token, booking(patient, practitioner, 2, 30)).await;
+    let id = booked.expect(201).id();
+    let jobs = scheduler(&app).with_clock(app.clock.clone());
+    assert_eq!(run(&jobs, Job::NoShowPastAppointments).await, RunOutcome::Succeeded("0 marked no_show".into()));
+    // A day and a half later by the application's clock, the appointment ended more than the
+    // default 24 hours ago: the job sees the same time the requests do.
+    app.clock.advance(chrono::Duration::hours(36));
+    assert_eq!(run(&jobs, Job::NoShowPastAppointments).await, RunOutcome::Succeeded("1 marked no_show".into()));
+    let marked = app.get(&format!("/api/v1/appointments/{id}"), &app.admin_token).await.expect(200);
+    assert_eq!(marked.body["status"], "no_show");
+    let stamped: chrono::DateTime<chrono::Utc> = marked.body["updated_at"].as_str().unwrap().parse().unwrap();
+    assert!(stamped > chrono::Utc::now() + chrono::Duration::hours(35), "{stamped}");
+    app.stop().await;
+}
+
 async fn each_run_happens_once_across_instances(backend: Backend) {
     let app = spawn(backend).await;
     // A second instance: its own pool on the same database.
@@ -141,6 +160,7 @@ async fn a_failing_run_is_retried_then_recorded_as_failed_and_counted(backend: B
 on_both_backends!(
     reminders_go_out_once_per_appointment_and_start_time,
     overdue_booked_appointments_are_marked_no_show_with_event_and_audit,
+    the_scheduler_reads_the_application_clock,
     each_run_happens_once_across_instances,
     a_failing_run_is_retried_then_recorded_as_failed_and_counted,
 );

@@ -54,7 +54,7 @@ pub async fn patient_analytics(
     let mut params = Params::new(&query);
     let (from, to) = (params.date("from"), params.date("to"));
     params.finish()?;
-    let (from, to) = service::range(from, to)?;
+    let (from, to) = service::range(from, to, ctx.clock.now().date_naive())?;
     let days = service::patients(&state, &ctx, from, to).await?;
     let total_registered = days.iter().map(|d| d.registered).sum();
     Ok(Json(PatientAnalytics { from, to, days, total_registered }))
@@ -80,7 +80,7 @@ pub async fn appointment_analytics(
     let (from, to) = (params.date("from"), params.date("to"));
     let practitioner_id = params.uuid("practitioner_id");
     params.finish()?;
-    let (from, to) = service::range(from, to)?;
+    let (from, to) = service::range(from, to, ctx.clock.now().date_naive())?;
     let days = service::appointments(&state, &ctx, from, to, practitioner_id).await?;
     let totals = AppointmentTotals {
         booked: days.iter().map(|d| d.booked).sum(),
