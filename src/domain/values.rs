@@ -49,10 +49,6 @@ macro_rules! string_value {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
-
-            pub fn into_string(self) -> String {
-                self.0
-            }
         }
 
         impl AsRef<str> for $name {
