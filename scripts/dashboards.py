@@ -44,8 +44,10 @@ DASHBOARDS = {
               (f'sum by (outcome) (increase(healthcore_logins_total{{{I}}}[{R}]))', "{{outcome}}")),
         panel("Sign-in lockouts", "Lockouts started by repeated failed sign-ins, per account name or client address. Empty while there are none.", "short",
               (f'sum by (scope) (increase(healthcore_login_lockouts_total{{{I}}}[{R}]))', "{{scope}}")),
-        panel("SLO error ratio (1 h)", "The availability SLO's error ratio over one hour (recording rule; alert at 1.44 %). Empty while there are no errors.", "percentunit",
-              "healthcore:api_error_ratio:rate1h"),
+        panel("SLO error ratio (1 h, 6 h)", "The availability SLO's error ratio over the long windows of its burn-rate alerts (recording rules; the fast alert fires above 1.44 % over 1 h, the slow one above 0.6 % over 6 h). Empty while there are no errors.", "percentunit",
+              ("healthcore:api_error_ratio:rate1h", "1 h"), ("healthcore:api_error_ratio:rate6h", "6 h")),
+        panel("SLO slow ratio (1 h, 6 h)", "The latency SLO's share of requests slower than 256 ms over the long windows of its burn-rate alerts (recording rules; the fast alert fires above 14.4 % over 1 h, the slow one above 6 % over 6 h).", "percentunit",
+              ("healthcore:api_slow_ratio:rate1h", "1 h"), ("healthcore:api_slow_ratio:rate6h", "6 h")),
     ]),
     "healthcore-database": ("HealthCore — Database performance", "Statements, their duration and errors, the pool, the reference-data caches and the audit writer.", [
         panel("Statements per second", "Database statements by operation.", "ops",

@@ -30,6 +30,43 @@ fn dashboards() -> Vec<Value> {
     all
 }
 
+/// The metric and recorded-series names an expression reads.
+fn series_names(expr: &str) -> std::collections::BTreeSet<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| word.starts_with("healthcore_") || word.starts_with("healthcore:") || *word == "up")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_alert_links_the_panel_that_shows_what_it_watches() {
+    let dashboards = dashboards();
+    for (name, expr, rule) in crate::prometheus::rules().into_iter().filter(|(_, _, rule)| rule.get("alert").is_some())
+    {
+        let link = rule["annotations"]["dashboard"].as_str().unwrap_or_else(|| panic!("{name} has no dashboard"));
+        let (uid, panel) = link
+            .strip_prefix("/d/")
+            .and_then(|rest| rest.split_once("?viewPanel="))
+            .unwrap_or_else(|| panic!("{name}: {link} is not /d/<uid>?viewPanel=<id>"));
+        let dashboard =
+            dashboards.iter().find(|d| d["uid"] == uid).unwrap_or_else(|| panic!("{name}: no dashboard {uid}"));
+        let panel = dashboard["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"].as_u64() == panel.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {uid} has no panel {panel}"));
+        let shown: std::collections::BTreeSet<String> = panel["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| series_names(t["expr"].as_str().unwrap()))
+            .collect();
+        let watched = series_names(&expr);
+        assert!(!watched.is_disjoint(&shown), "{name} watches {watched:?}; its panel {link} shows {shown:?}");
+    }
+}
+
 /// (dashboard, panel, description, expression) of every query.
 fn queries() -> Vec<(String, String, String, String)> {
     let mut all = Vec::new();
