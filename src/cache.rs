@@ -11,13 +11,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use moka::notification::RemovalCause;
+use sea_orm::DbErr;
+
 use crate::domain::practitioner::Practitioner;
 use crate::domain::{PractitionerId, UserId};
 use crate::shutdown::Shutdown;
 use crate::store::users::User;
 use crate::telemetry::metrics::{CacheEvictionLabels, CacheLabels, Metrics};
-use moka::notification::RemovalCause;
-use sea_orm::DbErr;
 
 /// Entries per cache: far more than a hospital's practitioners or active users, small in memory.
 const MAX_ENTRIES: u64 = 50_000;
@@ -30,7 +31,7 @@ pub struct NamedCache<Id: CacheKey, V: Clone + Send + Sync + 'static> {
     metrics: Arc<Metrics>,
 }
 
-/// What a cache is keyed by: one of the domain's typed ids.
+/// What a cache key needs (the domain's typed ids, `PractitionerId` and `UserId` here, have it).
 pub trait CacheKey: Copy + Eq + std::hash::Hash + Send + Sync + 'static {}
 impl<T: Copy + Eq + std::hash::Hash + Send + Sync + 'static> CacheKey for T {}
 

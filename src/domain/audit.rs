@@ -133,6 +133,11 @@ impl Subject {
         Subject { resource_type: "appointment", resource_id: Some(id.as_uuid()), patient_id: Some(patient_id) }
     }
 
+    /// A user account (`None`: one not created, or not found).
+    pub fn user(id: Option<UserId>) -> Self {
+        Subject { resource_type: "user", resource_id: id.map(UserId::as_uuid), patient_id: None }
+    }
+
     pub fn none(resource_type: &'static str) -> Self {
         Subject { resource_type, resource_id: None, patient_id: None }
     }

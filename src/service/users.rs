@@ -3,8 +3,6 @@
 //! is audited and increments the account's token version, so that tokens issued before it stop
 //! working on the next request; the last active administrator cannot be removed.
 
-use uuid::Uuid;
-
 use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::password::{self, PasswordWork};
 use crate::clock::now;
@@ -81,7 +79,7 @@ pub enum Changer<'a> {
 
 impl Changer<'_> {
     fn record(&self, action: AuditAction, user_id: Option<UserId>) -> AuditRecord {
-        let subject = Subject { resource_type: "user", resource_id: user_id.map(Uuid::from), patient_id: None };
+        let subject = Subject::user(user_id);
         match self {
             Changer::Admin(ctx) => AuditRecord::new(ctx, action, subject, AuditOutcome::Success),
             Changer::Operator => AuditRecord::operator(action, subject),
@@ -268,10 +266,6 @@ pub mod admin {
     use crate::error::AppResult;
     use crate::state::AppState;
 
-    fn subject(id: Option<UserId>) -> Subject {
-        Subject { resource_type: "user", resource_id: id.map(Uuid::from), patient_id: None }
-    }
-
     pub async fn create(
         state: &AppState,
         ctx: &RequestContext,
@@ -280,27 +274,27 @@ pub mod admin {
         patient_id: Option<PatientId>,
         password_text: &str,
     ) -> AppResult<User> {
-        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserCreate, subject(None)).await?;
+        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserCreate, Subject::user(None)).await?;
         let by = Changer::Admin(ctx);
         Ok(create_by(&state.store, Some(&state.passwords), by, username, role, patient_id, password_text).await?)
     }
 
     pub async fn change(state: &AppState, ctx: &RequestContext, id: UserId, change: AccountChange) -> AppResult<User> {
-        super::super::authorize(state, ctx, Action::UserManage, change.action(), subject(Some(id))).await?;
+        super::super::authorize(state, ctx, Action::UserManage, change.action(), Subject::user(Some(id))).await?;
         let user = super::change(&state.store, Some(&state.passwords), Changer::Admin(ctx), id, change).await?;
         state.cache.users.invalidate(id);
         Ok(user)
     }
 
     pub async fn get(state: &AppState, ctx: &RequestContext, id: UserId) -> AppResult<User> {
-        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserRead, subject(Some(id))).await?;
+        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserRead, Subject::user(Some(id))).await?;
         let user = store::users::find(state.store.db(), id).await?.ok_or(AppError::NotFound("user"))?;
         state.audit.record(vec![Changer::Admin(ctx).record(AuditAction::UserRead, Some(id))]).await?;
         Ok(user)
     }
 
     pub async fn list(state: &AppState, ctx: &RequestContext, page: PageRequest) -> AppResult<Page<User>> {
-        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserList, subject(None)).await?;
+        super::super::authorize(state, ctx, Action::UserManage, AuditAction::UserList, Subject::user(None)).await?;
         let page = super::list(&state.store, page).await?;
         state.audit.record(vec![Changer::Admin(ctx).record(AuditAction::UserList, None)]).await?;
         Ok(page)
