@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -18,12 +19,13 @@ use crate::telemetry::metrics::Metrics;
 
 /// Records built from what HealthCore knows of a request, an operator or a job.
 impl AuditRecord {
-    /// What every record has: a new id, the time, what was done to what and how it ended; the
-    /// constructors below add who and from where.
-    fn of(action: AuditAction, subject: Subject, outcome: AuditOutcome) -> Self {
+    /// What every record has: a new id, when, what was done to what and how it ended; the
+    /// constructors below add who and from where. The time comes from the caller's clock: the
+    /// application's for requests and jobs, so a test that moves it sees their records move too.
+    fn of(occurred_at: DateTime<Utc>, action: AuditAction, subject: Subject, outcome: AuditOutcome) -> Self {
         AuditRecord {
             id: Uuid::now_v7(),
-            occurred_at: crate::clock::now(),
+            occurred_at,
             actor_id: None,
             actor_role: None,
             action,
@@ -41,30 +43,29 @@ impl AuditRecord {
     /// A change an operator makes with the command line (`healthcore user …`): no account of
     /// HealthCore's, no client address.
     pub fn operator(action: AuditAction, subject: Subject) -> Self {
-        let mut record = AuditRecord::system(action, subject, &format!("cli-{}", Uuid::new_v4()));
+        let mut record = AuditRecord::system(action, subject, &format!("cli-{}", Uuid::new_v4()), crate::clock::now());
         record.user_agent = Some("healthcore cli".to_owned());
         record
     }
 
     /// A change HealthCore makes by itself (a background job): no actor, no client.
-    pub fn system(action: AuditAction, subject: Subject, correlation_id: &str) -> Self {
+    pub fn system(action: AuditAction, subject: Subject, correlation_id: &str, at: DateTime<Utc>) -> Self {
         AuditRecord {
             correlation_id: correlation_id.to_owned(),
             user_agent: Some("healthcore jobs".to_owned()),
-            ..AuditRecord::of(action, subject, AuditOutcome::Success)
+            ..AuditRecord::of(at, action, subject, AuditOutcome::Success)
         }
     }
 
     /// What an authenticated request did, stamped by the application's clock.
     pub fn new(ctx: &RequestContext, action: AuditAction, subject: Subject, outcome: AuditOutcome) -> Self {
         AuditRecord {
-            occurred_at: ctx.clock.now(),
             actor_id: Some(ctx.principal.user_id),
             actor_role: Some(ctx.principal.role),
             correlation_id: ctx.correlation_id.clone(),
             client_addr: ctx.client_addr.clone(),
             user_agent: ctx.user_agent.clone(),
-            ..AuditRecord::of(action, subject, outcome)
+            ..AuditRecord::of(ctx.clock.now(), action, subject, outcome)
         }
     }
 
@@ -75,6 +76,7 @@ impl AuditRecord {
         action: AuditAction,
         subject: Subject,
         outcome: AuditOutcome,
+        at: DateTime<Utc>,
     ) -> Self {
         AuditRecord {
             actor_id: actor.map(|a| a.0),
@@ -82,13 +84,18 @@ impl AuditRecord {
             correlation_id: origin.correlation_id.clone(),
             client_addr: origin.client_addr.clone(),
             user_agent: origin.user_agent.clone(),
-            ..AuditRecord::of(action, subject, outcome)
+            ..AuditRecord::of(at, action, subject, outcome)
         }
     }
 
     /// A login attempt: the actor is known only when the credentials named an existing user.
-    pub fn login(ctx: &AnonymousContext, user: Option<(UserId, Role)>, outcome: AuditOutcome) -> Self {
-        AuditRecord::attempt(ctx, user, AuditAction::AuthLogin, Subject::none("session"), outcome)
+    pub fn login(
+        ctx: &AnonymousContext,
+        user: Option<(UserId, Role)>,
+        outcome: AuditOutcome,
+        at: DateTime<Utc>,
+    ) -> Self {
+        AuditRecord::attempt(ctx, user, AuditAction::AuthLogin, Subject::none("session"), outcome, at)
     }
 }
 

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::access_log::CallerSlot;
 use super::problem::ProblemType;
 use crate::audit::{AuditAction, AuditLog, AuditOutcome, AuditRecord, Subject};
+use crate::clock::Clock;
 use crate::context::Attempt;
 use crate::domain::PatientId;
 
@@ -104,7 +105,7 @@ impl Unauthenticated {
 }
 
 pub async fn middleware(
-    State((audit, unauthenticated)): State<(AuditLog, Unauthenticated)>,
+    State((audit, unauthenticated, clock)): State<(AuditLog, Unauthenticated, Clock)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -146,7 +147,8 @@ pub async fn middleware(
         .map_or_else(|| status.as_u16().to_string(), |t| t.0.as_str().to_owned());
     let subject = Subject { resource_type, resource_id, patient_id };
     let record =
-        AuditRecord::attempt(&origin, principal.map(|p| (p.user_id, p.role)), action, subject, outcome).because(reason);
+        AuditRecord::attempt(&origin, principal.map(|p| (p.user_id, p.role)), action, subject, outcome, clock.now())
+            .because(reason);
     if let Err(err) = audit.record(vec![record]).await {
         // Only when the database itself is unavailable, which is what the response says too.
         tracing::error!(error = %err, action = action.as_str(), "the audit record of a failed attempt could not be written");

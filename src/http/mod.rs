@@ -169,7 +169,7 @@ pub fn router(state: AppState) -> Router {
             body::middleware,
         ))
         .layer(middleware::from_fn_with_state(
-            (state.audit.clone(), attempts::Unauthenticated::default()),
+            (state.audit.clone(), attempts::Unauthenticated::default(), state.clock.clone()),
             attempts::middleware,
         ))
         .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware))

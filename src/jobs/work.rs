@@ -108,8 +108,11 @@ async fn mark_no_shows(
             appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;
             store::appointments::update(&tx, &appointment).await?;
             let subject = Subject::appointment(appointment.id(), appointment.patient_id());
-            store::audit::append(&tx, &[AuditRecord::system(AuditAction::AppointmentNoShow, subject, correlation_id)])
-                .await?;
+            store::audit::append(
+                &tx,
+                &[AuditRecord::system(AuditAction::AppointmentNoShow, subject, correlation_id, now)],
+            )
+            .await?;
             let event = events::appointment(EventType::AppointmentNoShow, &appointment);
             store::outbox::append(
                 &tx,

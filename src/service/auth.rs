@@ -31,10 +31,11 @@ pub async fn login(
         count("throttled");
         let retry_after_seconds = locked.retry_after.as_secs_f64().ceil() as u64;
         if locked.first_refusal {
-            let record = AuditRecord::login(ctx, None, AuditOutcome::Denied).because(match locked.scope {
-                Scope::Account => "throttled_account",
-                Scope::Address => "throttled_address",
-            });
+            let record =
+                AuditRecord::login(ctx, None, AuditOutcome::Denied, state.clock.now()).because(match locked.scope {
+                    Scope::Account => "throttled_account",
+                    Scope::Address => "throttled_address",
+                });
             state.audit.record(vec![record]).await?;
         }
         return Err(AppError::TooManyAttempts { retry_after_seconds });
@@ -70,7 +71,7 @@ pub async fn login(
         }
     }
     let audit_outcome = if outcome.is_ok() { AuditOutcome::Success } else { AuditOutcome::Denied };
-    let mut record = AuditRecord::login(ctx, user.as_ref().map(|u| (u.id, u.role)), audit_outcome);
+    let mut record = AuditRecord::login(ctx, user.as_ref().map(|u| (u.id, u.role)), audit_outcome, state.clock.now());
     record.reason = reason.map(str::to_owned);
     state.audit.record(vec![record]).await?;
     count(if outcome.is_ok() { "success" } else { "failure" });

@@ -112,6 +112,10 @@ async fn the_scheduler_reads_the_application_clock(backend: Backend) {
     assert_eq!(marked.body["status"], "no_show");
     let stamped: chrono::DateTime<chrono::Utc> = marked.body["updated_at"].as_str().unwrap().parse().unwrap();
     assert!(stamped > chrono::Utc::now() + chrono::Duration::hours(35), "{stamped}");
+    // The job's audit record is stamped by the same clock.
+    let audited = app.audit_events(&format!("action=appointment.no_show&patient_id={patient}")).await;
+    let recorded: chrono::DateTime<chrono::Utc> = audited[0]["occurred_at"].as_str().unwrap().parse().unwrap();
+    assert!(recorded > chrono::Utc::now() + chrono::Duration::hours(35), "{recorded}");
     app.stop().await;
 }
 
