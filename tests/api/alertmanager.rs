@@ -1,10 +1,17 @@
 //! The shipped Alertmanager configuration is valid (`amtool`, Debian's `prometheus-alertmanager`,
-//! installed by `scripts/test`), routes every alert of the rules file by its severity, and inhibits
-//! only alerts that exist.
+//! installed by `scripts/test`), routes every alert of the rules file by its severity, inhibits
+//! only alerts that exist, and carries a real alert from a real HealthCore through a real
+//! Prometheus and a real Alertmanager to a webhook, firing and then resolved.
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
+use rdkafka::mocking::MockCluster;
 use serde_json::Value;
+
+use crate::helpers::{Backend, TestApp};
+use crate::prometheus::{RealPrometheus, free_port, new_folder};
+use crate::webhook_receiver::{Received, WebhookReceiver};
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/alertmanager/alertmanager.yml");
 
@@ -86,4 +93,129 @@ fn an_api_outage_silences_exactly_the_slo_alerts() {
             assert_eq!(labels_of(name)[label], source_labels[label], "{name} and {} share {label}", down.1);
         }
     }
+}
+
+/// The receivers' URL in the shipped file, which the Compose file replaces with
+/// `ALERTMANAGER_WEBHOOK_URL` when the container starts.
+const WEBHOOK_PLACEHOLDER: &str = "http://alert-webhook.invalid/set-ALERTMANAGER_WEBHOOK_URL";
+
+/// A real Alertmanager (Debian's `prometheus-alertmanager`) on a free loopback port, running the
+/// shipped configuration with its webhook URL set as the Compose file sets it; stopped and its
+/// folder removed when dropped.
+struct RealAlertmanager {
+    child: Child,
+    folder: std::path::PathBuf,
+    port: u16,
+}
+
+impl Drop for RealAlertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+impl RealAlertmanager {
+    fn start(webhook_url: &str) -> RealAlertmanager {
+        let folder = new_folder("alertmanager");
+        let shipped = std::fs::read_to_string(SHIPPED).unwrap();
+        assert!(shipped.contains(WEBHOOK_PLACEHOLDER));
+        let config_path = folder.join("alertmanager.yml");
+        std::fs::write(&config_path, shipped.replace(WEBHOOK_PLACEHOLDER, webhook_url)).unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.path={}", folder.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // A single Alertmanager: no gossip port to collide with other tests'.
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager is installed (scripts/test installs Debian's package)");
+        RealAlertmanager { child, folder, port }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// The notifications of one alert in the given state (`firing` or `resolved`) among what the
+/// webhook received: Alertmanager's webhook body lists the group's alerts with their labels and
+/// annotations.
+fn notifications_of(received: Vec<Received>, alertname: &str, status: &str) -> Option<Vec<Value>> {
+    let found: Vec<Value> = received
+        .iter()
+        .map(Received::json)
+        .filter(|body| {
+            body["alerts"].as_array().is_some_and(|alerts| {
+                alerts.iter().any(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
+            })
+        })
+        .collect();
+    (!found.is_empty()).then_some(found)
+}
+
+/// Drives a real HealthCore into an alerting state and follows the alert to a person: the broker
+/// goes away while writes continue, so events wait in the outbox; the shipped Prometheus (rules,
+/// `for:` and intervals as shipped; only the addresses are this machine's) fires
+/// HealthCoreOutboxBacklogOld after its five minutes, the shipped Alertmanager routes it to the page
+/// receiver, and once the broker is back and the outbox drains, the resolved notification follows.
+/// The outbox's age is made old by moving the application's clock, which the relay's gauge reads;
+/// everything after that runs on the tools' own time, so this test takes about seven minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_outbox_pages_a_person_and_the_page_resolves_when_events_flow_again() {
+    let receiver = WebhookReceiver::start().await;
+    let alertmanager = RealAlertmanager::start(&receiver.url("/alerts"));
+    let cluster = MockCluster::new(1).unwrap();
+    let servers = cluster.bootstrap_servers();
+    let prefix = format!("hc{}", uuid::Uuid::new_v4().simple());
+    let app = TestApp::spawn_with(Backend::Sqlite, &crate::kafka::kafka_settings(&servers, &prefix)).await;
+    app.create_patient("Before", "Outage").await;
+    crate::kafka::drained(&app, Duration::from_secs(20)).await;
+
+    cluster.broker_down(1).unwrap();
+    app.create_patient("During", "Outage").await;
+    app.clock.advance(chrono::Duration::minutes(10));
+    let api = app.base_url.trim_start_matches("http://").to_owned();
+    // The API process runs the relay and the consumers here, so every HealthCore job scrapes it.
+    let prometheus = RealPrometheus::start_as_shipped(&[
+        ("api:8000", api.clone()),
+        ("relay:9464", api.clone()),
+        ("consumer-analytics:9464", api.clone()),
+        ("consumer-notifications:9464", api.clone()),
+        ("consumer-integrations:9464", api.clone()),
+        ("alertmanager:9093", alertmanager.address()),
+    ]);
+
+    let alert = "HealthCoreOutboxBacklogOld";
+    let (_, _, rule) = crate::prometheus::rules().into_iter().find(|(name, _, _)| name == alert).unwrap();
+    let firing = receiver
+        .wait_until("the outbox alert, firing", Duration::from_secs(540), |received| {
+            notifications_of(received, alert, "firing")
+        })
+        .await;
+    let body = &firing[0];
+    assert_eq!(body["receiver"], "healthcore-pages", "{body:#}");
+    assert_eq!(body["groupLabels"], serde_json::json!({"alertname": alert, "service": "healthcore"}), "{body:#}");
+    let fired = body["alerts"].as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == alert).unwrap();
+    for (label, value) in rule["labels"].as_object().unwrap() {
+        assert_eq!(&fired["labels"][label], value, "label {label}: {fired:#}");
+    }
+    assert_eq!(fired["annotations"], rule["annotations"], "every annotation as the rule states it");
+
+    cluster.broker_up(1).unwrap();
+    crate::kafka::drained(&app, Duration::from_secs(60)).await;
+    let resolved = receiver
+        .wait_until("the outbox alert, resolved", Duration::from_secs(240), |received| {
+            notifications_of(received, alert, "resolved")
+        })
+        .await;
+    assert_eq!(resolved[0]["receiver"], "healthcore-pages");
+    assert_eq!(resolved[0]["status"], "resolved", "{:#}", resolved[0]);
+    drop(prometheus);
+    drop(alertmanager);
+    app.stop().await;
 }

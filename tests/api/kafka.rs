@@ -93,7 +93,7 @@ pub async fn event_ids_on_broker(servers: &str, prefix: &str, expected: usize) -
 }
 
 /// Waits (bounded) until the relay has published every recorded event.
-async fn drained(app: &TestApp, within: Duration) -> usize {
+pub async fn drained(app: &TestApp, within: Duration) -> usize {
     let deadline = Instant::now() + within;
     loop {
         let backlog = outbox::backlog(app.store.db()).await.unwrap();
@@ -127,7 +127,7 @@ fn assert_ordered_per_key(received: &[Received]) {
     }
 }
 
-fn kafka_settings<'a>(servers: &'a str, prefix: &'a str) -> Vec<(&'a str, &'a str)> {
+pub fn kafka_settings<'a>(servers: &'a str, prefix: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("KAFKA_BOOTSTRAP_SERVERS", servers),
         ("KAFKA_TOPIC_PREFIX", prefix),

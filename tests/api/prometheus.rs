@@ -19,9 +19,13 @@ fn promtool(args: &[&str]) {
     assert!(output.status.success(), "promtool {args:?}:\n{report}");
 }
 
+const SHIPPED_FOR_KUBERNETES: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/prometheus-kubernetes.yml");
+
 #[test]
-fn the_shipped_prometheus_config_is_valid() {
+fn the_shipped_prometheus_configs_are_valid() {
     promtool(&["check", "config", SHIPPED]);
+    promtool(&["check", "config", SHIPPED_FOR_KUBERNETES]);
 }
 
 #[test]
@@ -91,8 +95,7 @@ impl RealPrometheus {
     /// As `start`, with the shipped consumers job pointed at `consumer_targets` (host:port of each
     /// `healthcore consume` process's metrics address).
     pub fn start_scraping(app: &TestApp, consumer_targets: &[String], with_rules: bool) -> RealPrometheus {
-        let folder = std::env::temp_dir().join(format!("hc_prometheus_{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&folder).unwrap();
+        let folder = new_folder("prometheus");
         let mut config = yaml(SHIPPED);
         config["global"]["scrape_interval"] = "1s".into();
         config["global"]["evaluation_interval"] = "1s".into();
@@ -116,8 +119,27 @@ impl RealPrometheus {
                 if job["job_name"] == "healthcore-api" { vec![api.clone()] } else { consumer_targets.to_vec() };
             job["static_configs"][0]["targets"] = serde_json::json!(targets);
         }
+        RealPrometheus::launch(folder, &serde_norway::to_string(&config).unwrap())
+    }
+
+    /// The shipped configuration and rules with nothing changed but addresses: each shipped
+    /// `host:port` of `addresses` replaced by where that process listens here, and the rules path by
+    /// this Prometheus's copy of the rules file.
+    pub fn start_as_shipped(addresses: &[(&str, String)]) -> RealPrometheus {
+        let folder = new_folder("prometheus");
+        let mut config = std::fs::read_to_string(SHIPPED).unwrap();
+        for (shipped, here) in addresses {
+            assert!(config.contains(shipped), "the shipped configuration names {shipped}");
+            config = config.replace(shipped, here);
+        }
+        std::fs::copy(RULES, folder.join("rules.yml")).unwrap();
+        config = config.replace("/etc/prometheus/rules/*.yml", &folder.join("rules.yml").display().to_string());
+        RealPrometheus::launch(folder, &config)
+    }
+
+    fn launch(folder: std::path::PathBuf, config: &str) -> RealPrometheus {
         let config_path = folder.join("prometheus.yml");
-        std::fs::write(&config_path, serde_norway::to_string(&config).unwrap()).unwrap();
+        std::fs::write(&config_path, config).unwrap();
         let port = free_port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
@@ -147,7 +169,14 @@ impl RealPrometheus {
     }
 }
 
-fn free_port() -> u16 {
+/// A new empty folder for a tool's configuration and data.
+pub fn new_folder(tool: &str) -> std::path::PathBuf {
+    let folder = std::env::temp_dir().join(format!("hc_{tool}_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
+}
+
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

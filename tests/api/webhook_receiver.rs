@@ -91,15 +91,25 @@ impl WebhookReceiver {
 
     /// Waits (at most 30 s) until `count` requests to `path` have arrived and returns them.
     pub async fn wait_for(&self, path: &str, count: usize) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let what = format!("{count} webhook requests to {path}");
+        self.wait_until(&what, Duration::from_secs(30), |received| {
+            let matching: Vec<Received> = received.into_iter().filter(|r| r.path == path).collect();
+            (matching.len() >= count).then_some(matching)
+        })
+        .await
+    }
+
+    /// Waits (at most `within`) until `check` finds what it looks for among the requests received
+    /// so far, and returns what it found.
+    pub async fn wait_until<T>(&self, what: &str, within: Duration, check: impl Fn(Vec<Received>) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let arrived = self.arrived.notified();
-            let matching: Vec<Received> = self.received().into_iter().filter(|r| r.path == path).collect();
-            if matching.len() >= count {
-                return matching;
+            if let Some(found) = check(self.received()) {
+                return found;
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                panic!("{count} webhook requests to {path} did not arrive within 30 s; got {}", matching.len());
+                panic!("{what} did not arrive within {within:?}; received {} requests", self.received().len());
             }
         }
     }
