@@ -17,6 +17,13 @@ I = 'instance=~"$instance"'
 R = "$__rate_interval"
 
 
+def recorded(name):
+    """A per-instance 5-minute rate the rules record (deploy/prometheus/rules/healthcore.yml,
+    group healthcore-dashboard-recording), averaged over the panel's interval: a 30-day range reads
+    a few recorded series per step instead of every bucket of every route, table and instance."""
+    return f'avg_over_time({name}{{{I}}}[{R}])'
+
+
 def panel(title, description, unit, *targets, kind="timeseries", legend=None):
     return {"title": title, "description": description, "unit": unit, "kind": kind,
             "targets": [t if isinstance(t, tuple) else (t, legend or "") for t in targets]}
@@ -29,8 +36,8 @@ DASHBOARDS = {
         panel("Error ratio (5xx)", "Share of requests answered with a 5xx. Empty while there are no errors.", "percentunit",
               f'sum(rate(healthcore_http_requests_total{{{I},status=~"5.."}}[{R}])) / sum(rate(healthcore_http_requests_total{{{I}}}[{R}]))'),
         panel("Latency p50 / p99", "Request duration percentiles over all routes (the ADR's api_request_duration_seconds).", "s",
-              (f'histogram_quantile(0.5, sum by (le) (rate(healthcore_api_request_duration_seconds_bucket{{{I}}}[{R}])))', "p50"),
-              (f'histogram_quantile(0.99, sum by (le) (rate(healthcore_api_request_duration_seconds_bucket{{{I}}}[{R}])))', "p99")),
+              (f'histogram_quantile(0.5, sum by (le) ({recorded("healthcore:api_request_duration_seconds_bucket:rate5m")}))', "p50"),
+              (f'histogram_quantile(0.99, sum by (le) ({recorded("healthcore:api_request_duration_seconds_bucket:rate5m")}))', "p99")),
         panel("Requests in flight", "Requests being served right now.", "short",
               f'sum(healthcore_http_requests_in_flight{{{I}}})'),
         panel("Patients registered", "Patients created per minute (the ADR's patients_created_total).", "short",
@@ -53,7 +60,7 @@ DASHBOARDS = {
         panel("Statements per second", "Database statements by operation.", "ops",
               (f'sum by (operation) (rate(healthcore_db_query_duration_seconds_count{{{I}}}[{R}]))', "{{operation}}")),
         panel("Statement p99 by table", "99th percentile statement duration per table.", "s",
-              (f'histogram_quantile(0.99, sum by (le, table) (rate(healthcore_db_query_duration_seconds_bucket{{{I}}}[{R}])))', "{{table}}")),
+              (f'histogram_quantile(0.99, sum by (le, table) ({recorded("healthcore:db_query_duration_seconds_bucket_by_table:rate5m")}))', "{{table}}")),
         panel("Statement errors", "Failed statements by operation and table. Empty while there are no errors.", "ops",
               (f'sum by (operation, table) (rate(healthcore_db_query_errors_total{{{I}}}[{R}]))', "{{operation}} {{table}}")),
         panel("Pool connections", "Connections in use and idle against the pool's limit.", "short",
@@ -79,7 +86,7 @@ DASHBOARDS = {
         panel("Requests by route", "Requests per second per route template.", "reqps",
               (f'sum by (method, route) (rate(healthcore_http_requests_total{{{I}}}[{R}]))', "{{method}} {{route}}")),
         panel("p99 by route", "99th percentile duration per route template.", "s",
-              (f'histogram_quantile(0.99, sum by (le, method, route) (rate(healthcore_http_request_duration_seconds_bucket{{{I}}}[{R}])))', "{{method}} {{route}}")),
+              (f'histogram_quantile(0.99, sum by (le, method, route) ({recorded("healthcore:http_request_duration_seconds_bucket_by_route:rate5m")}))', "{{method}} {{route}}")),
         panel("Statuses by route", "Responses per second by route and status code.", "reqps",
               (f'sum by (route, status) (rate(healthcore_http_requests_total{{{I}}}[{R}]))', "{{route}} {{status}}")),
         panel("Request body size p95", "95th percentile request body size per route.", "bytes",

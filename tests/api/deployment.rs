@@ -179,6 +179,9 @@ fn the_compose_stack_runs_every_part_with_settings_ports_and_files_the_code_and_
             })
             .collect()
     };
+    let flags: Vec<String> = services["prometheus"]["command"].as_array().unwrap().iter().map(string).collect();
+    assert_eq!(flag(&flags, "storage.tsdb.retention.time"), "30d", "history is bounded in time");
+    assert!(bytes(flag(&flags, "storage.tsdb.retention.size")) > 0, "and in size");
     let prometheus = mounts("prometheus");
     assert_eq!(prometheus["/etc/prometheus/prometheus.yml"], path("deploy/prometheus/prometheus.yml"));
     assert_eq!(prometheus["/etc/prometheus/rules"], path("deploy/prometheus/rules"));
@@ -214,23 +217,18 @@ fn the_compose_stack_runs_every_part_with_settings_ports_and_files_the_code_and_
 #[test]
 fn the_kubernetes_manifests_give_every_part_probes_limits_and_settings_the_binary_accepts() {
     let dir = path("deploy/kubernetes");
-    let kustomization = documents(&dir.join("kustomization.yaml")).remove(0);
+    let kustomization = documents(&path("deploy/kustomization.yaml")).remove(0);
     let listed: BTreeSet<String> = kustomization["resources"].as_array().unwrap().iter().map(string).collect();
     let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|f| f.ends_with(".yaml") && f != "kustomization.yaml" && f != "secret.example.yaml")
+        .map(|e| format!("kubernetes/{}", e.unwrap().file_name().into_string().unwrap()))
+        .filter(|f| f.ends_with(".yaml") && f != "kubernetes/secret.example.yaml")
         .collect();
     assert_eq!(listed, on_disk, "kustomization.yaml applies every manifest (the Secret is created by hand)");
     let tag = string(&kustomization["images"][0]["newTag"]);
     assert_pinned("kustomization", &format!("healthcore:{tag}"));
 
-    let all: Vec<Value> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .flat_map(|p| documents(&p))
-        .collect();
+    let all = kubernetes_documents();
     let of_kind = |kind: &'static str| all.iter().filter(move |d| d["kind"] == kind);
     let config_map = of_kind("ConfigMap").next().expect("a ConfigMap");
     let secret = of_kind("Secret").next().expect("the example Secret");
@@ -306,6 +304,174 @@ fn the_kubernetes_manifests_give_every_part_probes_limits_and_settings_the_binar
     assert_eq!(budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"], "healthcore-api");
 }
 
+/// Every document of every manifest in deploy/kubernetes (the example Secrets included).
+fn kubernetes_documents() -> Vec<Value> {
+    std::fs::read_dir(path("deploy/kubernetes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .flat_map(|p| documents(&p))
+        .collect()
+}
+
+/// `8GB`, `10Gi` and the like, in bytes.
+fn bytes(size: &str) -> u64 {
+    let digits: String = size.chars().take_while(char::is_ascii_digit).collect();
+    let unit = match &size[digits.len()..] {
+        "GB" => 1_000_000_000,
+        "Gi" => 1 << 30,
+        "MB" => 1_000_000,
+        "Mi" => 1 << 20,
+        other => panic!("unknown size unit {other}"),
+    };
+    digits.parse::<u64>().unwrap() * unit
+}
+
+/// A StatefulSet's container argument `--name=value`'s value.
+fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
+    let prefix = format!("--{name}=");
+    args.iter().find_map(|a| a.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no --{name}"))
+}
+
+#[test]
+fn on_kubernetes_prometheus_scrapes_every_process_keeps_bounded_history_and_alerts_through_alertmanager() {
+    let kustomization = documents(&path("deploy/kustomization.yaml")).remove(0);
+    // The generated ConfigMaps hold exactly the files the suite checks (promtool, amtool).
+    let generated: BTreeMap<String, Vec<String>> = kustomization["configMapGenerator"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (string(&g["name"]), g["files"].as_array().unwrap().iter().map(string).collect()))
+        .collect();
+    assert_eq!(generated["prometheus-config"], ["prometheus.yml=prometheus/prometheus-kubernetes.yml"]);
+    assert_eq!(generated["prometheus-rules"], ["prometheus/rules/healthcore.yml"]);
+    assert_eq!(generated["alertmanager-config"], ["alertmanager/alertmanager.yml"]);
+
+    let all = kubernetes_documents();
+    let named = |kind: &str, name: &str| -> Value {
+        all.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    // The same jobs as the Compose configuration (the rules, dashboards and inhibition select on
+    // their names); each DNS name is a headless Service in front of the pods exposing that port.
+    let config = crate::prometheus::yaml(&path("deploy/prometheus/prometheus-kubernetes.yml").display().to_string());
+    let jobs: BTreeSet<String> =
+        config["scrape_configs"].as_array().unwrap().iter().map(|j| string(&j["job_name"])).collect();
+    assert_eq!(jobs, scrape_targets().into_keys().collect::<BTreeSet<_>>(), "the jobs of prometheus.yml");
+    let mut scraped = BTreeSet::new();
+    for job in config["scrape_configs"].as_array().unwrap() {
+        let discovery = &job["dns_sd_configs"][0];
+        let port = discovery["port"].as_u64().unwrap();
+        for name in discovery["names"].as_array().unwrap().iter().map(string) {
+            let (service, namespace) = name.split_once('.').unwrap();
+            assert_eq!(namespace, format!("{}.svc", string(&kustomization["namespace"])), "{name}");
+            let service = named("Service", service);
+            assert_eq!(service["spec"]["clusterIP"], "None", "{name}: headless, one record per pod");
+            assert_eq!(service["spec"]["ports"][0]["port"].as_u64(), Some(port), "{name}");
+            let selector = service["spec"]["selector"].as_object().unwrap();
+            let deployment = all
+                .iter()
+                .find(|d| {
+                    d["kind"] == "Deployment"
+                        && selector.iter().all(|(k, v)| &d["spec"]["template"]["metadata"]["labels"][k] == v)
+                })
+                .unwrap_or_else(|| panic!("{name} selects no Deployment"));
+            let ports = &deployment["spec"]["template"]["spec"]["containers"][0]["ports"];
+            assert!(ports.as_array().unwrap().iter().any(|p| p["containerPort"].as_u64() == Some(port)), "{name}");
+            scraped.insert(string(&deployment["metadata"]["name"]));
+        }
+    }
+    let deployments = all.iter().filter(|d| d["kind"] == "Deployment").count();
+    assert_eq!(scraped.len(), deployments, "every HealthCore Deployment is scraped");
+    let compose_config = crate::prometheus::yaml(&path("deploy/prometheus/prometheus.yml").display().to_string());
+    assert_eq!(config["rule_files"], compose_config["rule_files"]);
+    assert_eq!(config["alerting"], compose_config["alerting"], "Prometheus sends to the alertmanager Service");
+    let alertmanager_service = named("Service", "alertmanager");
+    assert_eq!(alertmanager_service["spec"]["ports"][0]["port"], 9093);
+
+    // Prometheus: the generated files where its flags and rule_files expect them, and a bounded
+    // history on its persistent volume.
+    let prometheus = named("StatefulSet", "prometheus");
+    let pod = &prometheus["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_pinned("prometheus", &string(&container["image"]));
+    let args: Vec<String> = container["args"].as_array().unwrap().iter().map(string).collect();
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    let mount_of = |volume: &str| mounts.iter().find(|m| m["name"] == volume).unwrap_or_else(|| panic!("no {volume}"));
+    let config_map_of = |volume: &str| {
+        let found = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == volume).unwrap();
+        string(&found["configMap"]["name"])
+    };
+    assert_eq!(config_map_of("config"), "prometheus-config");
+    assert_eq!(
+        string(&mount_of("config")["mountPath"]),
+        flag(&args, "config.file"),
+        "the generated prometheus.yml is the file Prometheus reads"
+    );
+    assert_eq!(string(&mount_of("config")["subPath"]), "prometheus.yml");
+    assert_eq!(config_map_of("rules"), "prometheus-rules");
+    assert_eq!(format!("{}/*.yml", string(&mount_of("rules")["mountPath"])), string(&config["rule_files"][0]));
+    assert_eq!(string(&mount_of("data")["mountPath"]), flag(&args, "storage.tsdb.path"));
+    assert_eq!(flag(&args, "storage.tsdb.retention.time"), "30d");
+    let volume = &prometheus["spec"]["volumeClaimTemplates"][0];
+    assert_eq!(volume["metadata"]["name"], "data");
+    let capacity = bytes(&string(&volume["spec"]["resources"]["requests"]["storage"]));
+    let retained = bytes(flag(&args, "storage.tsdb.retention.size"));
+    assert!(retained * 5 / 4 <= capacity, "the size limit ({retained} B) leaves a quarter of the volume free");
+
+    // Alertmanager: the checked file, its webhook URL written over the placeholder from a Secret.
+    let alertmanager = named("StatefulSet", "alertmanager");
+    let pod = &alertmanager["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_pinned("alertmanager", &string(&container["image"]));
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "config").unwrap();
+    assert_eq!(volume["configMap"]["name"], "alertmanager-config");
+    let started = string(&container["args"][0]);
+    let placeholder = "http://alert-webhook.invalid/set-ALERTMANAGER_WEBHOOK_URL";
+    assert!(started.contains(placeholder) && started.contains("/etc/alertmanager/alertmanager.yml"), "{started}");
+    let url = container["env"].as_array().unwrap().iter().find(|e| e["name"] == "ALERTMANAGER_WEBHOOK_URL").unwrap();
+    let secret = named("Secret", &string(&url["valueFrom"]["secretKeyRef"]["name"]));
+    assert!(secret["stringData"]["ALERTMANAGER_WEBHOOK_URL"].is_string(), "the example Secret shows the key");
+    assert!(alertmanager["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"].is_string());
+}
+
+/// `kubectl kustomize` (the kubectl wheel from PyPI, installed by `scripts/test`) renders the
+/// whole deployment, and what it renders validates against the Kubernetes API schemas with the
+/// checked files inside its ConfigMaps.
+#[test]
+fn the_kustomization_renders_and_the_rendered_manifests_validate() {
+    let rendered = std::process::Command::new("kubectl")
+        .args(["kustomize", &path("deploy").display().to_string()])
+        .output()
+        .expect("kubectl is installed (scripts/test installs it from PyPI)");
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let file = crate::prometheus::new_folder("kustomize").join("rendered.yaml");
+    std::fs::write(&file, &rendered.stdout).unwrap();
+    let documents = documents(&file);
+    let data_of = |prefix: &str| -> Value {
+        documents
+            .iter()
+            .find(|d| d["kind"] == "ConfigMap" && string(&d["metadata"]["name"]).starts_with(prefix))
+            .unwrap_or_else(|| panic!("no ConfigMap {prefix}…"))["data"]
+            .clone()
+    };
+    let read = |relative: &str| std::fs::read_to_string(path(relative)).unwrap();
+    assert_eq!(data_of("prometheus-config-")["prometheus.yml"], read("deploy/prometheus/prometheus-kubernetes.yml"));
+    assert_eq!(data_of("prometheus-rules-")["healthcore.yml"], read("deploy/prometheus/rules/healthcore.yml"));
+    assert_eq!(data_of("alertmanager-config-")["alertmanager.yml"], read("deploy/alertmanager/alertmanager.yml"));
+    assert!(documents.iter().all(|d| d["metadata"]["namespace"] == "healthcore" || d["kind"] == "Namespace"));
+    let output = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet", "--kubernetes-version", "1.31.0"])
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate is installed");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    assert!(output.status.success() && !report.contains("ERROR"), "{report}");
+}
+
 #[test]
 fn the_image_is_pinned_non_root_and_checks_its_own_health() {
     let dockerfile = std::fs::read_to_string(path("Dockerfile")).unwrap();
@@ -329,7 +495,12 @@ fn the_image_is_pinned_non_root_and_checks_its_own_health() {
 
 #[test]
 fn every_deployment_file_passes_yamllint() {
-    let mut files = vec![path("deploy/compose/docker-compose.yml")];
+    let mut files = vec![
+        path("deploy/compose/docker-compose.yml"),
+        path("deploy/kustomization.yaml"),
+        path("deploy/prometheus/prometheus.yml"),
+        path("deploy/prometheus/prometheus-kubernetes.yml"),
+    ];
     files.extend(std::fs::read_dir(path("deploy/kubernetes")).unwrap().map(|e| e.unwrap().path()));
     let output = std::process::Command::new("yamllint")
         .args(["--strict", "-d", "{extends: default, rules: {line-length: {max: 160}, document-start: disable}}"])
@@ -341,11 +512,8 @@ fn every_deployment_file_passes_yamllint() {
 
 #[test]
 fn the_kubernetes_manifests_validate_against_the_api_schemas() {
-    let manifests: Vec<PathBuf> = std::fs::read_dir(path("deploy/kubernetes"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().is_some_and(|name| name != "kustomization.yaml"))
-        .collect();
+    let manifests: Vec<PathBuf> =
+        std::fs::read_dir(path("deploy/kubernetes")).unwrap().map(|e| e.unwrap().path()).collect();
     let output = std::process::Command::new("kubernetes-validate")
         .args(["--strict", "--quiet", "--kubernetes-version", "1.31.0"])
         .args(&manifests)
