@@ -53,7 +53,7 @@ pub mod events {
     }
 
     pub mod kafka {
-        pub use crate::events::kafka::{ensure_named_topics, headers};
+        pub use crate::events::kafka::{TopicClass, ensure_named_topics, headers};
     }
 }
 

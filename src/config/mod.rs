@@ -10,6 +10,7 @@ mod proxies;
 pub use proxies::TrustedProxies;
 
 pub use crate::events::kafka::KafkaConfig;
+use crate::events::kafka::{COMPRESSION_TYPES, CleanupPolicy, TopicPolicy};
 
 use crate::store::{Backend, redact_url};
 use crate::telemetry::traces::TraceExport;
@@ -356,6 +357,48 @@ pub const SETTINGS: &[Setting] = &[
         description: "replication factor of topics the relay creates (1–10)",
     },
     Setting {
+        name: "HEALTHCORE_KAFKA_EVENTS_RETENTION_HOURS",
+        default: "168",
+        secret: false,
+        range: Some((1, 87_600)),
+        description: "`retention.ms` of the event topics, in hours (1–87600; the outbox keeps events for replay as long by default)",
+    },
+    Setting {
+        name: "HEALTHCORE_KAFKA_EVENTS_CLEANUP_POLICY",
+        default: "delete",
+        secret: false,
+        range: None,
+        description: "`cleanup.policy` of the event topics: `delete`, `compact` or `compact,delete` (docs/EVENTS.md says why not compact)",
+    },
+    Setting {
+        name: "HEALTHCORE_KAFKA_DEAD_LETTER_RETENTION_HOURS",
+        default: "720",
+        secret: false,
+        range: Some((1, 87_600)),
+        description: "`retention.ms` of the consumers' dead-letter topics, in hours (1–87600)",
+    },
+    Setting {
+        name: "HEALTHCORE_KAFKA_DEAD_LETTER_CLEANUP_POLICY",
+        default: "delete",
+        secret: false,
+        range: None,
+        description: "`cleanup.policy` of the dead-letter topics: `delete`, `compact` or `compact,delete`",
+    },
+    Setting {
+        name: "HEALTHCORE_KAFKA_MIN_INSYNC_REPLICAS",
+        default: "1",
+        secret: false,
+        range: Some((1, 10)),
+        description: "`min.insync.replicas` of every topic HealthCore creates (1–10, at most the replication factor)",
+    },
+    Setting {
+        name: "HEALTHCORE_KAFKA_COMPRESSION",
+        default: "lz4",
+        secret: false,
+        range: None,
+        description: "`compression.type` of every topic HealthCore creates: `lz4` (what the relay sends), `zstd`, `snappy`, `gzip`, `producer` or `uncompressed`",
+    },
+    Setting {
         name: "HEALTHCORE_RELAY_ENABLED",
         default: "true",
         secret: false,
@@ -633,6 +676,15 @@ impl Source {
         .inspect(|value| value.iter().for_each(|value| self.note(name, value)))
     }
 
+    /// A class of topics' retention and clean-up policy.
+    fn topic_policy(&self, retention: &'static str, cleanup: &'static str) -> Result<TopicPolicy, ConfigError> {
+        let text = self.get(cleanup).unwrap_or(setting(cleanup).default);
+        let cleanup_policy = CleanupPolicy::parse(text)
+            .ok_or_else(|| invalid(cleanup, format!("'{text}' is not delete, compact or compact,delete")))?;
+        self.note(cleanup, cleanup_policy.as_str());
+        Ok(TopicPolicy { retention_hours: self.number(retention)?, cleanup: cleanup_policy })
+    }
+
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         Ok(self.optional_flag(name)?.unwrap_or(default))
     }
@@ -814,13 +866,42 @@ impl Config {
                 }
                 None
             }
-            (Some(servers), _) => Some(KafkaConfig {
-                bootstrap_servers: servers.trim().to_owned(),
-                topic_prefix,
-                message_timeout_ms: source.number("HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS")?,
-                topic_partitions: source.number("HEALTHCORE_KAFKA_TOPIC_PARTITIONS")?,
-                replication_factor: source.number("HEALTHCORE_KAFKA_REPLICATION_FACTOR")?,
-            }),
+            (Some(servers), _) => {
+                let replication_factor = source.number("HEALTHCORE_KAFKA_REPLICATION_FACTOR")?;
+                let min_insync_replicas = source.number("HEALTHCORE_KAFKA_MIN_INSYNC_REPLICAS")?;
+                if min_insync_replicas > replication_factor {
+                    return Err(invalid(
+                        "HEALTHCORE_KAFKA_MIN_INSYNC_REPLICAS",
+                        format!(
+                            "{min_insync_replicas} is more than HEALTHCORE_KAFKA_REPLICATION_FACTOR ({replication_factor})"
+                        ),
+                    ));
+                }
+                let compression = source.get("HEALTHCORE_KAFKA_COMPRESSION").unwrap_or("lz4").trim().to_owned();
+                if !COMPRESSION_TYPES.contains(&compression.as_str()) {
+                    return Err(invalid(
+                        "HEALTHCORE_KAFKA_COMPRESSION",
+                        format!("'{compression}' is not one of {}", COMPRESSION_TYPES.join(", ")),
+                    ));
+                }
+                Some(KafkaConfig {
+                    bootstrap_servers: servers.trim().to_owned(),
+                    topic_prefix,
+                    message_timeout_ms: source.number("HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS")?,
+                    topic_partitions: source.number("HEALTHCORE_KAFKA_TOPIC_PARTITIONS")?,
+                    replication_factor,
+                    event_topics: source.topic_policy(
+                        "HEALTHCORE_KAFKA_EVENTS_RETENTION_HOURS",
+                        "HEALTHCORE_KAFKA_EVENTS_CLEANUP_POLICY",
+                    )?,
+                    dead_letter_topics: source.topic_policy(
+                        "HEALTHCORE_KAFKA_DEAD_LETTER_RETENTION_HOURS",
+                        "HEALTHCORE_KAFKA_DEAD_LETTER_CLEANUP_POLICY",
+                    )?,
+                    min_insync_replicas,
+                    compression,
+                })
+            }
         };
         let relay = RelayConfig {
             enabled: source.flag("HEALTHCORE_RELAY_ENABLED", true)?,
@@ -984,6 +1065,7 @@ fn read_config_file(path: &str) -> Result<HashMap<String, String>, ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::kafka::TopicClass;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_map(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
@@ -1007,6 +1089,37 @@ mod tests {
     #[test]
     fn a_short_signing_key_is_refused() {
         assert_eq!(config(&[("HEALTHCORE_JWT_SECRET", "short")]).unwrap_err().setting, "HEALTHCORE_JWT_SECRET");
+    }
+
+    #[test]
+    fn topic_policies_come_from_their_class_settings_and_are_checked() {
+        let kafka = [("KAFKA_BOOTSTRAP_SERVERS", "k:9092")];
+        let defaults = config(&kafka).unwrap().kafka.unwrap();
+        assert_eq!(
+            defaults.topic_configs(TopicClass::Events),
+            [
+                ("cleanup.policy", "delete".to_owned()),
+                ("retention.ms", "604800000".to_owned()),
+                ("min.insync.replicas", "1".to_owned()),
+                ("compression.type", "lz4".to_owned()),
+            ]
+        );
+        assert_eq!(defaults.topic_configs(TopicClass::DeadLetters)[1], ("retention.ms", "2592000000".to_owned()));
+        let set = config(&[kafka[0], ("HEALTHCORE_KAFKA_DEAD_LETTER_CLEANUP_POLICY", "delete, compact")]).unwrap();
+        assert_eq!(set.kafka.unwrap().topic_configs(TopicClass::DeadLetters)[0].1, "compact,delete");
+        let refused = |pairs: &[(&str, &str)]| config(&[&kafka[..], pairs].concat()).unwrap_err().to_string();
+        assert_eq!(
+            refused(&[("HEALTHCORE_KAFKA_EVENTS_CLEANUP_POLICY", "forever")]),
+            "HEALTHCORE_KAFKA_EVENTS_CLEANUP_POLICY: 'forever' is not delete, compact or compact,delete"
+        );
+        assert_eq!(
+            refused(&[("HEALTHCORE_KAFKA_MIN_INSYNC_REPLICAS", "2")]),
+            "HEALTHCORE_KAFKA_MIN_INSYNC_REPLICAS: 2 is more than HEALTHCORE_KAFKA_REPLICATION_FACTOR (1)"
+        );
+        assert!(
+            refused(&[("HEALTHCORE_KAFKA_COMPRESSION", "brotli")])
+                .starts_with("HEALTHCORE_KAFKA_COMPRESSION: 'brotli'")
+        );
     }
 
     #[test]

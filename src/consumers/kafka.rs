@@ -22,7 +22,7 @@ use tracing::Instrument;
 use super::{ConsumerGroup, Consumers, Rejection, decode};
 use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
-use crate::events::kafka as events_kafka;
+use crate::events::kafka::{self as events_kafka, TopicClass};
 use crate::shutdown::Shutdown;
 use crate::telemetry::traces;
 
@@ -101,8 +101,9 @@ impl KafkaConsumer {
     /// Consumes until `shutdown`; the message in hand is finished (or left uncommitted) first.
     pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let dlq_topic = dlq_topic(&self.kafka.topic_prefix, self.group);
-        let mut topics = self.topics();
-        topics.push(dlq_topic.clone());
+        let mut topics: Vec<(String, TopicClass)> =
+            self.topics().into_iter().map(|topic| (topic, TopicClass::Events)).collect();
+        topics.push((dlq_topic.clone(), TopicClass::DeadLetters));
         events_kafka::ensure_named_topics(&self.kafka, &topics).await?;
         let subscribed = self.topics();
         let names: Vec<&str> = subscribed.iter().map(String::as_str).collect();

@@ -1,9 +1,12 @@
 //! The Kafka side of publishing: producer settings, topic creation, and how an outbox event
 //! becomes a message (topic, key, value, CloudEvents binary-mode headers).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, OwnedResourceSpecifier, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaResult;
@@ -13,6 +16,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::Envelope;
 use super::EventType;
+use super::alter_configs;
 
 /// Where and how events are published (`KAFKA_*` settings; without them, `Config::kafka` is `None`
 /// and events are delivered in-process).
@@ -23,6 +27,74 @@ pub struct KafkaConfig {
     pub message_timeout_ms: u64,
     pub topic_partitions: i32,
     pub replication_factor: i32,
+    /// The domain events' topics (`{prefix}.{event_type}`).
+    pub event_topics: TopicPolicy,
+    /// The consumer groups' dead-letter topics (`{prefix}.dlq.{group}`).
+    pub dead_letter_topics: TopicPolicy,
+    pub min_insync_replicas: i32,
+    /// One of `COMPRESSION_TYPES`.
+    pub compression: String,
+}
+
+/// What a topic holds, which decides its retention and clean-up policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicClass {
+    Events,
+    DeadLetters,
+}
+
+/// How long a class of topics keeps messages, and how the broker cleans them up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicPolicy {
+    pub retention_hours: i64,
+    pub cleanup: CleanupPolicy,
+}
+
+/// Kafka's `cleanup.policy`. `Compact` keeps only the latest message per key, which no HealthCore
+/// topic can afford by default (docs/EVENTS.md, "Topic configuration").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    Delete,
+    Compact,
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    pub fn parse(text: &str) -> Option<CleanupPolicy> {
+        match text.trim().replace(' ', "").as_str() {
+            "delete" => Some(CleanupPolicy::Delete),
+            "compact" => Some(CleanupPolicy::Compact),
+            "compact,delete" | "delete,compact" => Some(CleanupPolicy::CompactDelete),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+}
+
+/// The values of Kafka's topic `compression.type` (`producer`: keep what the producer sent).
+pub const COMPRESSION_TYPES: &[&str] = &["lz4", "zstd", "snappy", "gzip", "producer", "uncompressed"];
+
+impl KafkaConfig {
+    /// The configuration every topic of `class` is created with and reconciled to at start.
+    pub fn topic_configs(&self, class: TopicClass) -> Vec<(&'static str, String)> {
+        let policy = match class {
+            TopicClass::Events => self.event_topics,
+            TopicClass::DeadLetters => self.dead_letter_topics,
+        };
+        vec![
+            ("cleanup.policy", policy.cleanup.as_str().to_owned()),
+            ("retention.ms", (policy.retention_hours * 3_600_000).to_string()),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            ("compression.type", self.compression.clone()),
+        ]
+    }
 }
 
 /// The idempotent, all-replicas-acknowledged producer the relay publishes with. librdkafka's
@@ -41,24 +113,37 @@ pub fn producer(config: &KafkaConfig) -> KafkaResult<FutureProducer> {
         .create()
 }
 
-/// Creates the topic of every event type that does not exist yet.
+/// Creates the topic of every event type that does not exist yet, and brings the configuration of
+/// those that do to the settings.
 pub async fn ensure_topics(config: &KafkaConfig) -> KafkaResult<()> {
-    let names: Vec<String> = EventType::ALL.iter().map(|t| t.topic(&config.topic_prefix)).collect();
-    ensure_named_topics(config, &names).await
+    let topics: Vec<(String, TopicClass)> =
+        EventType::ALL.iter().map(|t| (t.topic(&config.topic_prefix), TopicClass::Events)).collect();
+    ensure_named_topics(config, &topics).await
 }
 
-/// Creates the named topics that do not exist yet, with the configured partitions and replicas.
-pub async fn ensure_named_topics(config: &KafkaConfig, names: &[String]) -> KafkaResult<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers).create()?;
-    let topics: Vec<NewTopic> = names
+/// How long one admin request may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates the named topics that do not exist yet, with the configured partitions, replicas and
+/// their class's configuration; then reconciles the configuration of every one of them (existing
+/// topics may have been created by an older version or by hand). A failed reconciliation is
+/// logged, not returned: publishing and consuming work with any configuration.
+pub async fn ensure_named_topics(config: &KafkaConfig, topics: &[(String, TopicClass)]) -> KafkaResult<()> {
+    let admin: Arc<AdminClient<DefaultClientContext>> =
+        Arc::new(ClientConfig::new().set("bootstrap.servers", &config.bootstrap_servers).create()?);
+    let wanted: Vec<(String, Vec<(&'static str, String)>)> =
+        topics.iter().map(|(name, class)| (name.clone(), config.topic_configs(*class))).collect();
+    let new_topics: Vec<NewTopic> = wanted
         .iter()
-        .map(|name| NewTopic::new(name, config.topic_partitions, TopicReplication::Fixed(config.replication_factor)))
+        .map(|(name, configs)| {
+            configs.iter().fold(
+                NewTopic::new(name, config.topic_partitions, TopicReplication::Fixed(config.replication_factor)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
         .collect();
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(&topics, &options).await? {
+    let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT)).request_timeout(Some(ADMIN_TIMEOUT));
+    for result in admin.create_topics(&new_topics, &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
@@ -68,7 +153,51 @@ pub async fn ensure_named_topics(config: &KafkaConfig, names: &[String]) -> Kafk
             }
         }
     }
+    if let Err(reason) = reconcile_topic_configs(admin, wanted).await {
+        tracing::warn!(error = %reason, "could not reconcile the topics' configuration; they keep what they have");
+    }
     Ok(())
+}
+
+/// Alters every configuration entry of these topics that differs from what is wanted (each change
+/// logged), leaving their other settings alone.
+async fn reconcile_topic_configs(
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    wanted: Vec<(String, Vec<(&'static str, String)>)>,
+) -> Result<(), String> {
+    let specifiers: Vec<ResourceSpecifier> = wanted.iter().map(|(name, _)| ResourceSpecifier::Topic(name)).collect();
+    let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+    let described = admin.describe_configs(&specifiers, &options).await.map_err(|e| e.to_string())?;
+    let mut changes = Vec::new();
+    for resource in described {
+        let resource = resource.map_err(|code| code.to_string())?;
+        let OwnedResourceSpecifier::Topic(topic) = &resource.specifier else { continue };
+        let Some((_, configs)) = wanted.iter().find(|(name, _)| name == topic) else { continue };
+        let differing: Vec<(&'static str, String)> = configs
+            .iter()
+            .filter(|(key, value)| {
+                let current = resource.get(key).and_then(|entry| entry.value.as_deref());
+                if current == Some(value.as_str()) {
+                    return false;
+                }
+                tracing::info!(
+                    topic,
+                    config = key,
+                    from = current,
+                    to = value,
+                    "altering a topic's configuration to the settings"
+                );
+                true
+            })
+            .cloned()
+            .collect();
+        if !differing.is_empty() {
+            changes.push((topic.clone(), differing));
+        }
+    }
+    tokio::task::spawn_blocking(move || alter_configs::set_topic_configs(&admin, &changes, ADMIN_TIMEOUT))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// The URI of the JSON Schema an event's `data` follows (`schemas/events/` in the repository).

@@ -5,6 +5,7 @@
 //! its change committed. The relay then publishes them in order per aggregate. The `data` of each
 //! event is one of the payload types below, which the producer writes and the consumers read.
 
+mod alter_configs;
 pub mod catalogue;
 pub mod envelope;
 pub mod kafka;

@@ -125,13 +125,13 @@ fn the_six_dashboards_are_provisioned_with_units_descriptions_and_variables() {
 
 /// `healthcore consume --group NAME` as its own process, serving `/metrics` on its own address;
 /// killed when dropped.
-struct ConsumerProcess {
+pub struct ConsumerProcess {
     child: Child,
     metrics_addr: String,
 }
 
 impl ConsumerProcess {
-    fn start(app: &TestApp, group: ConsumerGroup, settings: &[(&str, &str)]) -> ConsumerProcess {
+    pub fn start(app: &TestApp, group: ConsumerGroup, settings: &[(&str, &str)]) -> ConsumerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let metrics_addr = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_healthcore"))

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use healthcore::testing::consumers::kafka::{DLQ_ERROR_HEADER, KafkaConsumer, dlq_topic};
 use healthcore::testing::consumers::{ConsumerGroup, Consumers};
+use healthcore::testing::events::kafka::TopicClass;
 use healthcore::testing::shutdown;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -174,7 +175,8 @@ async fn unreadable_messages_go_to_the_dead_letter_topic_and_the_group_moves_on(
     let app = TestApp::spawn_with(backend, &settings).await;
     let kafka = test_config(&app.database_url(), &settings).kafka.unwrap();
     let topic = format!("{prefix}.patient.created");
-    healthcore::testing::events::kafka::ensure_named_topics(&kafka, std::slice::from_ref(&topic)).await.unwrap();
+    let topics = [(topic.clone(), TopicClass::Events)];
+    healthcore::testing::events::kafka::ensure_named_topics(&kafka, &topics).await.unwrap();
 
     // Ahead of a real event on the same partition: a body that is not an envelope, and an
     // envelope from a producer whose schema is newer than this build's.

@@ -35,5 +35,6 @@ mod practitioners;
 mod prometheus;
 mod relay;
 mod schemas;
+mod topics;
 mod traces;
 mod webhook_receiver;

@@ -17,13 +17,14 @@ fn broker() -> String {
 }
 
 fn kafka(prefix: &str) -> KafkaConfig {
-    KafkaConfig {
-        bootstrap_servers: broker(),
-        topic_prefix: prefix.to_owned(),
-        message_timeout_ms: 5_000,
-        topic_partitions: 3,
-        replication_factor: 1,
-    }
+    let settings = [
+        ("KAFKA_BOOTSTRAP_SERVERS", broker()),
+        ("KAFKA_TOPIC_PREFIX", prefix.to_owned()),
+        ("HEALTHCORE_KAFKA_MESSAGE_TIMEOUT_MS", "5000".to_owned()),
+        ("HEALTHCORE_KAFKA_TOPIC_PARTITIONS", "3".to_owned()),
+    ];
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::helpers::test_config("sqlite::memory:", &settings).kafka.expect("Kafka is configured")
 }
 
 async fn pending(store: &Store) -> u64 {
