@@ -91,7 +91,7 @@ pub mod store {
     }
 
     pub mod consumers {
-        pub use crate::store::consumers::dead_letters;
+        pub use crate::store::consumers::{DeadLetter, add_dead_letter, dead_letters};
     }
 
     pub mod idempotency {

@@ -12,7 +12,7 @@ pub enum JobsCommand {
     List,
     /// Run a job now (once across instances, like a scheduled run), then print its outcome.
     Run {
-        /// appointment_reminders, no_show_past_appointments, outbox_retention or idempotency_key_expiry.
+        /// A job's name, as `healthcore jobs list` shows it.
         name: String,
     },
 }

@@ -518,6 +518,41 @@ pub const SETTINGS: &[Setting] = &[
         description: "first pause before a failed job run is retried, doubling, three attempts in all (1–600000)",
     },
     Setting {
+        name: "HEALTHCORE_INBOX_RETENTION_HOURS",
+        default: "24 more than the outbox's or the event topics' retention",
+        secret: false,
+        range: Some((1, 87_600)),
+        description: "how long a consumer group remembers an event it handled, which makes a redelivery harmless; longer than `HEALTHCORE_OUTBOX_RETENTION_HOURS` and, with Kafka, `HEALTHCORE_KAFKA_EVENTS_RETENTION_HOURS` (1–87600)",
+    },
+    Setting {
+        name: "HEALTHCORE_WEBHOOK_RETENTION_DAYS",
+        default: "30",
+        secret: false,
+        range: Some((1, 3650)),
+        description: "how long delivered webhooks are kept; given-up ones are kept as long as dead letters (1–3650)",
+    },
+    Setting {
+        name: "HEALTHCORE_NOTIFICATION_RETENTION_DAYS",
+        default: "30",
+        secret: false,
+        range: Some((1, 3650)),
+        description: "how long notifications whose webhook is no longer pending, and the marks of sent reminders, are kept (1–3650)",
+    },
+    Setting {
+        name: "HEALTHCORE_DEAD_LETTER_RETENTION_DAYS",
+        default: "90",
+        secret: false,
+        range: Some((1, 3650)),
+        description: "how long dead letters and given-up webhook deliveries are kept for investigation (1–3650)",
+    },
+    Setting {
+        name: "HEALTHCORE_JOB_RUN_RETENTION_DAYS",
+        default: "30",
+        secret: false,
+        range: Some((1, 3650)),
+        description: "how long finished job runs are kept (1–3650)",
+    },
+    Setting {
         name: "HEALTHCORE_CONFIG_FILE",
         default: "(none)",
         secret: false,
@@ -588,6 +623,17 @@ pub struct Config {
     pub relay: RelayConfig,
     pub consumers: ConsumerConfig,
     pub jobs: JobsConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long the rows of the growing tables are kept (the retention jobs; `store::retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub inbox_hours: i64,
+    pub webhook_days: i64,
+    pub notification_days: i64,
+    pub dead_letter_days: i64,
+    pub job_run_days: i64,
 }
 
 /// What a client may make the HTTP server spend (`HEALTHCORE_HTTP_*`).
@@ -674,6 +720,28 @@ impl Source {
             Some(other) => Err(invalid(name, format!("'{other}' is neither true nor false"))),
         }
         .inspect(|value| value.iter().for_each(|value| self.note(name, value)))
+    }
+
+    /// How long inbox entries are kept: longer than any event can still be delivered again (from
+    /// the outbox by a replay, or by the broker), or a redelivered event would be handled twice.
+    fn inbox_retention(&self, outbox_hours: i64, kafka: Option<&KafkaConfig>) -> Result<i64, ConfigError> {
+        const NAME: &str = "HEALTHCORE_INBOX_RETENTION_HOURS";
+        let redeliverable = kafka.map_or(outbox_hours, |kafka| outbox_hours.max(kafka.event_topics.retention_hours));
+        if self.get(NAME).is_none() {
+            let derived = redeliverable + 24;
+            self.note(NAME, derived);
+            return Ok(derived);
+        }
+        let hours: i64 = self.number(NAME)?;
+        if hours <= redeliverable {
+            return Err(invalid(
+                NAME,
+                format!(
+                    "{hours} is not longer than the {redeliverable} hours an event can still be delivered again (the outbox's or the event topics' retention)"
+                ),
+            ));
+        }
+        Ok(hours)
     }
 
     /// A class of topics' retention and clean-up policy.
@@ -927,12 +995,20 @@ impl Config {
             no_show_after_hours: source.number("HEALTHCORE_NO_SHOW_AFTER_HOURS")?,
             retry_ms: source.number("HEALTHCORE_JOB_RETRY_MS")?,
         };
+        let retention = RetentionConfig {
+            inbox_hours: source.inbox_retention(relay.retention_hours, kafka.as_ref())?,
+            webhook_days: source.number("HEALTHCORE_WEBHOOK_RETENTION_DAYS")?,
+            notification_days: source.number("HEALTHCORE_NOTIFICATION_RETENTION_DAYS")?,
+            dead_letter_days: source.number("HEALTHCORE_DEAD_LETTER_RETENTION_DAYS")?,
+            job_run_days: source.number("HEALTHCORE_JOB_RUN_RETENTION_DAYS")?,
+        };
         let config = Config {
             described: Vec::new(),
             kafka,
             relay,
             consumers,
             jobs,
+            retention,
             bind,
             data_dir,
             database_url: Secret(database_url),
@@ -1120,6 +1196,17 @@ mod tests {
             refused(&[("HEALTHCORE_KAFKA_COMPRESSION", "brotli")])
                 .starts_with("HEALTHCORE_KAFKA_COMPRESSION: 'brotli'")
         );
+    }
+
+    #[test]
+    fn inbox_entries_outlive_every_redelivery() {
+        assert_eq!(config(&[]).unwrap().retention.inbox_hours, 168 + 24, "the outbox's week and a day");
+        let kafka = ("KAFKA_BOOTSTRAP_SERVERS", "k:9092");
+        let longer_topics = config(&[kafka, ("HEALTHCORE_KAFKA_EVENTS_RETENTION_HOURS", "720")]).unwrap();
+        assert_eq!(longer_topics.retention.inbox_hours, 720 + 24);
+        let err = config(&[kafka, ("HEALTHCORE_INBOX_RETENTION_HOURS", "100")]).unwrap_err().to_string();
+        assert!(err.starts_with("HEALTHCORE_INBOX_RETENTION_HOURS: 100 is not longer than the 168 hours"), "{err}");
+        assert_eq!(config(&[("HEALTHCORE_INBOX_RETENTION_HOURS", "169")]).unwrap().retention.inbox_hours, 169);
     }
 
     #[test]

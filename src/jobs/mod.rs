@@ -31,11 +31,25 @@ pub enum Job {
     NoShowPastAppointments,
     OutboxRetention,
     IdempotencyKeyExpiry,
+    InboxRetention,
+    WebhookRetention,
+    NotificationRetention,
+    DeadLetterRetention,
+    JobRunRetention,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] =
-        [Job::AppointmentReminders, Job::NoShowPastAppointments, Job::OutboxRetention, Job::IdempotencyKeyExpiry];
+    pub const ALL: [Job; 9] = [
+        Job::AppointmentReminders,
+        Job::NoShowPastAppointments,
+        Job::OutboxRetention,
+        Job::IdempotencyKeyExpiry,
+        Job::InboxRetention,
+        Job::WebhookRetention,
+        Job::NotificationRetention,
+        Job::DeadLetterRetention,
+        Job::JobRunRetention,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +57,11 @@ impl Job {
             Job::NoShowPastAppointments => "no_show_past_appointments",
             Job::OutboxRetention => "outbox_retention",
             Job::IdempotencyKeyExpiry => "idempotency_key_expiry",
+            Job::InboxRetention => "inbox_retention",
+            Job::WebhookRetention => "webhook_retention",
+            Job::NotificationRetention => "notification_retention",
+            Job::DeadLetterRetention => "dead_letter_retention",
+            Job::JobRunRetention => "job_run_retention",
         }
     }
 
@@ -57,6 +76,13 @@ impl Job {
             Job::NoShowPastAppointments => "0 7,37 * * * *",
             Job::OutboxRetention => "0 * * * * *",
             Job::IdempotencyKeyExpiry => "0 17 * * * *",
+            // Hourly like every job (the HealthCoreJobNotSucceeding alert counts on it): each run
+            // then has an hour's rows to remove, an index range away.
+            Job::InboxRetention => "0 23 * * * *",
+            Job::WebhookRetention => "0 29 * * * *",
+            Job::NotificationRetention => "0 31 * * * *",
+            Job::DeadLetterRetention => "0 41 * * * *",
+            Job::JobRunRetention => "0 47 * * * *",
         }
     }
 
@@ -70,6 +96,15 @@ impl Job {
             }
             Job::OutboxRetention => "removes published events older than HEALTHCORE_OUTBOX_RETENTION_HOURS",
             Job::IdempotencyKeyExpiry => "removes expired Idempotency-Key records",
+            Job::InboxRetention => "removes consumer inbox entries older than HEALTHCORE_INBOX_RETENTION_HOURS",
+            Job::WebhookRetention => {
+                "removes delivered webhooks older than HEALTHCORE_WEBHOOK_RETENTION_DAYS and given-up ones older than HEALTHCORE_DEAD_LETTER_RETENTION_DAYS"
+            }
+            Job::NotificationRetention => {
+                "removes notifications no longer awaiting their webhook, and sent-reminder marks, older than HEALTHCORE_NOTIFICATION_RETENTION_DAYS"
+            }
+            Job::DeadLetterRetention => "removes dead letters older than HEALTHCORE_DEAD_LETTER_RETENTION_DAYS",
+            Job::JobRunRetention => "removes finished job runs older than HEALTHCORE_JOB_RUN_RETENTION_DAYS",
         }
     }
 

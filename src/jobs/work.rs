@@ -3,14 +3,14 @@
 //! job run, so a run can be followed through logs, audit trail and events.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::Job;
 use crate::audit::{AuditAction, AuditRecord, Subject};
 use crate::config::Config;
 use crate::domain::AppointmentStatus;
 use crate::events::{self, Envelope, EventType};
-use crate::store::{self, Store};
+use crate::store::{self, Store, retention};
 
 /// Rows handled per query, so one run never holds a huge result in memory.
 const BATCH: u64 = 500;
@@ -26,23 +26,50 @@ pub async fn perform(
     let correlation_id = format!("job-{}-{}", job.name(), at.format("%Y%m%dT%H%M%SZ"));
     match job {
         Job::AppointmentReminders => {
-            let window = chrono::Duration::hours(config.jobs.reminder_window_hours);
+            let window = Duration::hours(config.jobs.reminder_window_hours);
             let sent = send_reminders(store, now, now + window, &correlation_id).await?;
             Ok(format!("{sent} reminders"))
         }
         Job::NoShowPastAppointments => {
-            let cutoff = now - chrono::Duration::hours(config.jobs.no_show_after_hours);
+            let cutoff = now - Duration::hours(config.jobs.no_show_after_hours);
             let marked = mark_no_shows(store, cutoff, now, &correlation_id).await?;
             Ok(format!("{marked} marked no_show"))
         }
         Job::OutboxRetention => {
-            let cutoff = now - chrono::Duration::hours(config.relay.retention_hours);
+            let cutoff = now - Duration::hours(config.relay.retention_hours);
             let removed = store::outbox::delete_published_before(store.db(), cutoff).await?;
             Ok(format!("{removed} published events removed"))
         }
         Job::IdempotencyKeyExpiry => {
             let removed = store::idempotency::delete_expired(store.db(), now).await?;
             Ok(format!("{removed} expired keys removed"))
+        }
+        Job::InboxRetention => {
+            let cutoff = now - Duration::hours(config.retention.inbox_hours);
+            let removed = retention::delete_inbox_entries_before(store.db(), cutoff).await?;
+            Ok(format!("{removed} inbox entries removed"))
+        }
+        Job::WebhookRetention => {
+            let (delivered, failed) =
+                (Duration::days(config.retention.webhook_days), Duration::days(config.retention.dead_letter_days));
+            let removed = retention::delete_finished_deliveries(store.db(), now - delivered, now - failed).await?;
+            Ok(format!("{removed} finished webhook deliveries removed"))
+        }
+        Job::NotificationRetention => {
+            let cutoff = now - Duration::days(config.retention.notification_days);
+            let notifications = retention::delete_notifications_before(store.db(), cutoff).await?;
+            let marks = retention::delete_reminder_marks_before(store.db(), cutoff).await?;
+            Ok(format!("{notifications} notifications and {marks} reminder marks removed"))
+        }
+        Job::DeadLetterRetention => {
+            let cutoff = now - Duration::days(config.retention.dead_letter_days);
+            let removed = retention::delete_dead_letters_before(store.db(), cutoff).await?;
+            Ok(format!("{removed} dead letters removed"))
+        }
+        Job::JobRunRetention => {
+            let cutoff = now - Duration::days(config.retention.job_run_days);
+            let removed = retention::delete_job_runs_before(store.db(), cutoff).await?;
+            Ok(format!("{removed} finished job runs removed"))
         }
     }
 }

@@ -122,7 +122,8 @@ pub async fn release(conn: &impl ConnectionTrait, user_id: UserId, key: &str, fi
     Ok(())
 }
 
-/// Removes expired keys; returns how many. Run by the idempotency-expiry job.
+/// Removes expired keys, a batch at a time; returns how many. Run by the idempotency-expiry job.
 pub async fn delete_expired(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(Entity::delete_many().filter(Column::ExpiresAt.lte(now)).exec(conn).await?.rows_affected)
+    let condition = sea_orm::Condition::all().add(Column::ExpiresAt.lte(now));
+    super::retention::delete_in_batches::<Entity>(conn, &[Column::UserId, Column::Key], condition).await
 }

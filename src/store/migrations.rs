@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (3, "event consumers", consumers),
     (4, "background jobs", background_jobs),
     (5, "trust: audit reasons, token versions, name search keys, no truncating the audit trail", trust),
+    (6, "retention: indexes the retention jobs delete by", retention),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -471,6 +472,15 @@ fn background_jobs() -> Vec<Ddl> {
                 .primary_key(Index::create().col("appointment_id").col("starts_at"))
                 .take(),
         ),
+    ]
+}
+
+/// What `store::retention` finds rows by, where no index had it first.
+fn retention() -> Vec<Ddl> {
+    vec![
+        index("ix_webhook_deliveries_finished", "webhook_deliveries", &["status", "created_at"]),
+        index("ix_job_runs_scheduled_for", "job_runs", &["scheduled_for"]),
+        index("ix_appointment_reminders_starts_at", "appointment_reminders", &["starts_at"]),
     ]
 }
 

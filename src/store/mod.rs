@@ -19,6 +19,7 @@ mod observer;
 pub mod outbox;
 pub mod patients;
 pub mod practitioners;
+pub mod retention;
 pub mod subscriptions;
 pub mod users;
 pub mod webhooks;

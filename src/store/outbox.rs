@@ -220,8 +220,9 @@ pub async fn status(conn: &impl ConnectionTrait) -> Result<Status, DbErr> {
     Ok(Status { backlog, total, last_published })
 }
 
-/// Removes events published before `cutoff`; returns how many. Pending events are never removed.
+/// Removes events published before `cutoff`, a batch at a time; returns how many. Pending events
+/// are never removed.
 pub async fn delete_published_before(conn: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
-    let result = Entity::delete_many().filter(Column::PublishedAt.lt(cutoff)).exec(conn).await?;
-    Ok(result.rows_affected)
+    let condition = sea_orm::Condition::all().add(Column::PublishedAt.lt(cutoff));
+    super::retention::delete_in_batches::<Entity>(conn, &[Column::Sequence], condition).await
 }

@@ -34,6 +34,7 @@ mod patients;
 mod practitioners;
 mod prometheus;
 mod relay;
+mod retention;
 mod schemas;
 mod topics;
 mod traces;
