@@ -728,9 +728,7 @@ impl Source {
         const NAME: &str = "HEALTHCORE_INBOX_RETENTION_HOURS";
         let redeliverable = kafka.map_or(outbox_hours, |kafka| outbox_hours.max(kafka.event_topics.retention_hours));
         if self.get(NAME).is_none() {
-            let derived = redeliverable + 24;
-            self.note(NAME, derived);
-            return Ok(derived);
+            return Ok(redeliverable + 24);
         }
         let hours: i64 = self.number(NAME)?;
         if hours <= redeliverable {
@@ -793,6 +791,7 @@ fn describe(source: &Source, config: &Config) -> Vec<(&'static str, String)> {
                 (!config.trusted_proxies.is_empty()).then(|| config.trusted_proxies.to_string())
             }
             "KAFKA_ENABLED" => Some(config.kafka.is_some().to_string()),
+            "HEALTHCORE_INBOX_RETENTION_HOURS" => Some(config.retention.inbox_hours.to_string()),
             "OTEL_SDK_DISABLED" => Some((config.trace_export == TraceExport::Disabled).to_string()),
             // Never the endpoint itself: its URL may carry credentials.
             "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(match config.trace_export {
