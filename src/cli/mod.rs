@@ -1,11 +1,13 @@
 //! The `healthcore` command line. Every command reads the same configuration (see `config`).
 
+mod audit;
 pub mod events;
 mod healthcheck;
 mod jobs;
 mod outbox;
 mod user;
 
+pub use audit::AuditCommand;
 pub use events::EventsCommand;
 pub use jobs::JobsCommand;
 pub use outbox::OutboxCommand;
@@ -40,6 +42,9 @@ pub enum Command {
     /// Watch or replay domain events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Archive closed months of the audit trail to files, check an archive, or restore one.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// List the background jobs or run one now.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -116,6 +121,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Events(command) => events::run(config, command).await,
         Command::Jobs(command) => jobs::run(config, command).await,
+        Command::Audit(command) => audit::run(config, command).await,
         Command::Migrate => {
             let store = app::open_store(&config, &Default::default()).await?;
             println!("database is up to date ({})", store.backend().as_str());

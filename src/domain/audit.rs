@@ -1,13 +1,13 @@
 //! The audit record: who did what to which patient's data, when, from where, and how it ended.
 //! The types only; `crate::audit` builds records from a request and writes them.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AppointmentId, PatientId, Role, UserId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditOutcome {
     Success,
@@ -166,5 +166,74 @@ impl AuditRecord {
     pub fn because(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
         self
+    }
+}
+
+/// A calendar month in UTC: the unit in which the audit trail is partitioned (PostgreSQL),
+/// exported and archived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    first_day: NaiveDate,
+}
+
+impl Month {
+    /// `YYYY-MM`.
+    pub fn parse(text: &str) -> Option<Month> {
+        let (year, month) = text.trim().split_once('-')?;
+        if year.len() != 4 || month.len() != 2 {
+            return None;
+        }
+        Some(Month { first_day: NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)? })
+    }
+
+    /// The month `at` falls in (UTC).
+    pub fn of(at: DateTime<Utc>) -> Month {
+        Month { first_day: at.date_naive().with_day(1).expect("every month has a first day") }
+    }
+
+    pub fn first_day(self) -> NaiveDate {
+        self.first_day
+    }
+
+    /// Its first instant, the lower bound of its records' `occurred_at`.
+    pub fn start(self) -> DateTime<Utc> {
+        self.first_day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+    }
+
+    pub fn next(self) -> Month {
+        Month {
+            first_day: self
+                .first_day
+                .checked_add_months(chrono::Months::new(1))
+                .expect("a month within chrono's range"),
+        }
+    }
+
+    /// Its first instant is the upper bound (exclusive) of its records.
+    pub fn end(self) -> DateTime<Utc> {
+        self.next().start()
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.first_day.format("%Y-%m"))
+    }
+}
+
+#[cfg(test)]
+mod month_tests {
+    use super::Month;
+
+    #[test]
+    fn a_month_parses_prints_and_bounds_its_records() {
+        let december = Month::parse("2026-12").unwrap();
+        assert_eq!(december.to_string(), "2026-12");
+        assert_eq!(december.start().to_rfc3339(), "2026-12-01T00:00:00+00:00");
+        assert_eq!(december.end().to_rfc3339(), "2027-01-01T00:00:00+00:00");
+        assert_eq!(Month::of(december.end()), Month::parse("2027-01").unwrap());
+        for bad in ["2026-13", "2026-1", "26-12", "2026/12", "December"] {
+            assert_eq!(Month::parse(bad), None, "{bad}");
+        }
     }
 }

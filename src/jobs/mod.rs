@@ -36,10 +36,11 @@ pub enum Job {
     NotificationRetention,
     DeadLetterRetention,
     JobRunRetention,
+    AuditPartitions,
 }
 
 impl Job {
-    pub const ALL: [Job; 9] = [
+    pub const ALL: [Job; 10] = [
         Job::AppointmentReminders,
         Job::NoShowPastAppointments,
         Job::OutboxRetention,
@@ -49,6 +50,7 @@ impl Job {
         Job::NotificationRetention,
         Job::DeadLetterRetention,
         Job::JobRunRetention,
+        Job::AuditPartitions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl Job {
             Job::NotificationRetention => "notification_retention",
             Job::DeadLetterRetention => "dead_letter_retention",
             Job::JobRunRetention => "job_run_retention",
+            Job::AuditPartitions => "audit_partitions",
         }
     }
 
@@ -83,6 +86,7 @@ impl Job {
             Job::NotificationRetention => "0 31 * * * *",
             Job::DeadLetterRetention => "0 41 * * * *",
             Job::JobRunRetention => "0 47 * * * *",
+            Job::AuditPartitions => "0 53 * * * *",
         }
     }
 
@@ -105,6 +109,9 @@ impl Job {
             }
             Job::DeadLetterRetention => "removes dead letters older than HEALTHCORE_DEAD_LETTER_RETENTION_DAYS",
             Job::JobRunRetention => "removes finished job runs older than HEALTHCORE_JOB_RUN_RETENTION_DAYS",
+            Job::AuditPartitions => {
+                "PostgreSQL: creates the audit trail's partitions for this month and the next two (SQLite has none)"
+            }
         }
     }
 

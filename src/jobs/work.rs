@@ -9,8 +9,9 @@ use super::Job;
 use crate::audit::{AuditAction, AuditRecord, Subject};
 use crate::config::Config;
 use crate::domain::AppointmentStatus;
+use crate::domain::audit::Month;
 use crate::events::{self, Envelope, EventType};
-use crate::store::{self, Store, retention};
+use crate::store::{self, Backend, Store, retention};
 
 /// Rows handled per query, so one run never holds a huge result in memory.
 const BATCH: u64 = 500;
@@ -65,6 +66,16 @@ pub async fn perform(
             let cutoff = now - Duration::days(config.retention.dead_letter_days);
             let removed = retention::delete_dead_letters_before(store.db(), cutoff).await?;
             Ok(format!("{removed} dead letters removed"))
+        }
+        Job::AuditPartitions => {
+            if store.backend() != Backend::Postgres {
+                return Ok("SQLite keeps the audit trail in one table".into());
+            }
+            let months = [Month::of(now), Month::of(now).next(), Month::of(now).next().next()];
+            for month in months {
+                store::audit::ensure_partition(store.db(), month).await?;
+            }
+            Ok(format!("audit partitions {} to {} in place", months[0], months[2]))
         }
         Job::JobRunRetention => {
             let cutoff = now - Duration::days(config.retention.job_run_days);

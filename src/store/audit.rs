@@ -2,12 +2,16 @@
 //! database refuses both (see the migration's triggers).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Select};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Statement,
+};
 use uuid::Uuid;
 
 use super::entities::audit_event::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
-use crate::domain::audit::{AuditOutcome, AuditRecord};
+use crate::domain::audit::{AuditOutcome, AuditRecord, Month};
 use crate::domain::{PatientId, UserId};
 
 #[derive(Debug, Clone, Default)]
@@ -51,8 +55,8 @@ pub async fn append(conn: &impl ConnectionTrait, records: &[AuditRecord]) -> Res
     Ok(())
 }
 
-/// An audit record as the API returns it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+/// An audit record as the API returns it (and as an archive holds it, one JSON line each).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
@@ -122,4 +126,94 @@ pub async fn list(
 ) -> Result<Page<AuditEvent>, DbErr> {
     let order = |query: Select<Entity>| query.order_by_desc(Column::OccurredAt).order_by_desc(Column::Id);
     fetch_page(conn, filtered(filter), order, page, to_event).await
+}
+
+/// The records of `[from, to)` after `after` in id order (UUIDv7: the order they were written), at
+/// most `limit`: an export reads a month this way, a page at a time.
+pub async fn page_between(
+    conn: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<AuditEvent>, DbErr> {
+    let mut query = filtered(&AuditFilter { from: Some(from), to: Some(to), ..Default::default() });
+    if let Some(after) = after {
+        query = query.filter(Column::Id.gt(after));
+    }
+    query.order_by_asc(Column::Id).limit(limit).all(conn).await?.into_iter().map(to_event).collect()
+}
+
+/// How many records lie in `[from, to)`.
+pub async fn count_between(conn: &impl ConnectionTrait, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<u64, DbErr> {
+    filtered(&AuditFilter { from: Some(from), to: Some(to), ..Default::default() }).count(conn).await
+}
+
+/// When the oldest record still in the table was written.
+pub async fn oldest(conn: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(Entity::find().order_by_asc(Column::OccurredAt).limit(1).one(conn).await?.map(|row| row.occurred_at))
+}
+
+/// Writes archived records back, skipping those still present; returns how many were written.
+pub async fn restore(conn: &impl ConnectionTrait, events: &[AuditEvent]) -> Result<u64, DbErr> {
+    let mut written = 0;
+    for chunk in events.chunks(200) {
+        let rows = chunk.iter().map(|event| {
+            audit_event::Model {
+                id: event.id,
+                occurred_at: event.occurred_at,
+                actor_id: event.actor_id,
+                actor_role: event.actor_role.clone(),
+                action: event.action.clone(),
+                resource_type: event.resource_type.clone(),
+                resource_id: event.resource_id,
+                patient_id: event.patient_id,
+                outcome: event.outcome.as_str().to_owned(),
+                correlation_id: event.correlation_id.clone(),
+                client_addr: event.client_addr.clone(),
+                user_agent: event.user_agent.clone(),
+                reason: event.reason.clone(),
+            }
+            .into_active_model()
+        });
+        written += Entity::insert_many(rows)
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(written)
+}
+
+/// The partition that holds (or held) a month's records on PostgreSQL.
+pub fn partition_name(month: Month) -> String {
+    format!("audit_events_{}", month.first_day().format("%Y_%m"))
+}
+
+/// Creates a month's partition on PostgreSQL if it does not exist (with the tables' owner's
+/// rights, through the migration's function); returns its name.
+pub async fn ensure_partition(conn: &impl ConnectionTrait, month: Month) -> Result<String, DbErr> {
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT healthcore_ensure_audit_partition($1)",
+        [month.first_day().into()],
+    );
+    let row = conn.query_one_raw(statement).await?.ok_or_else(|| DbErr::RecordNotFound("a partition".into()))?;
+    row.try_get_by_index(0)
+}
+
+/// Detaches a month's partition from the audit trail on PostgreSQL: its records leave the table
+/// (and every query) but stay in `partition_name(month)` until the tables' owner drops it. Only
+/// the owner may; returns whether it was attached.
+pub async fn detach_partition(conn: &impl ConnectionTrait, month: Month) -> Result<bool, DbErr> {
+    let name = partition_name(month);
+    let attached = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT 1 FROM pg_inherits WHERE inhparent = 'audit_events'::regclass AND inhrelid = to_regclass($1)",
+        [name.clone().into()],
+    );
+    if conn.query_one_raw(attached).await?.is_none() {
+        return Ok(false);
+    }
+    conn.execute_unprepared(&format!("ALTER TABLE audit_events DETACH PARTITION \"{name}\"")).await?;
+    Ok(true)
 }

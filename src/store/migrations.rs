@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (4, "background jobs", background_jobs),
     (5, "trust: audit reasons, token versions, name search keys, no truncating the audit trail", trust),
     (6, "retention: indexes the retention jobs delete by", retention),
+    (7, "audit trail partitioned by month on PostgreSQL", audit_partitions),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -472,6 +473,74 @@ fn background_jobs() -> Vec<Ddl> {
                 .primary_key(Index::create().col("appointment_id").col("starts_at"))
                 .take(),
         ),
+    ]
+}
+
+/// On PostgreSQL the audit trail becomes a table partitioned by month (`occurred_at`, UTC), so a
+/// closed month can be exported and detached whole (`healthcore audit export`) instead of ever
+/// deleting a record. The existing records are copied once into the new table; every partition
+/// refuses changes and `TRUNCATE` as the table did. `healthcore_ensure_audit_partition` creates a
+/// month's partition with the owner's rights (the `audit_partitions` job calls it as the service,
+/// which does not own the tables); rows of a month without one land in `audit_events_default`.
+/// SQLite keeps one table: export works there by date range.
+fn audit_partitions() -> Vec<Ddl> {
+    let postgres = |sql: &'static str| Ddl::Only(DbBackend::Postgres, sql);
+    vec![
+        postgres("ALTER TABLE audit_events RENAME TO audit_events_before_partitioning"),
+        postgres("ALTER INDEX ix_audit_events_patient RENAME TO ix_audit_events_before_partitioning_patient"),
+        postgres("ALTER INDEX ix_audit_events_actor RENAME TO ix_audit_events_before_partitioning_actor"),
+        postgres("ALTER INDEX ix_audit_events_occurred_at RENAME TO ix_audit_events_before_partitioning_occurred_at"),
+        postgres(
+            "ALTER TABLE audit_events_before_partitioning RENAME CONSTRAINT audit_events_pkey \
+             TO audit_events_before_partitioning_pkey",
+        ),
+        postgres(
+            "CREATE TABLE audit_events (LIKE audit_events_before_partitioning INCLUDING DEFAULTS) \
+             PARTITION BY RANGE (occurred_at)",
+        ),
+        // A partitioned table's unique keys include its partition key.
+        postgres("ALTER TABLE audit_events ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id, occurred_at)"),
+        postgres("CREATE INDEX ix_audit_events_patient ON audit_events (patient_id, occurred_at)"),
+        postgres("CREATE INDEX ix_audit_events_actor ON audit_events (actor_id, occurred_at)"),
+        postgres("CREATE INDEX ix_audit_events_occurred_at ON audit_events (occurred_at)"),
+        postgres(
+            "CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events \
+             FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+        ),
+        postgres(
+            "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events \
+             FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
+        ),
+        // A partition's own TRUNCATE fires no trigger of its parent: each gets its own.
+        postgres(
+            "CREATE FUNCTION healthcore_ensure_audit_partition(month date) RETURNS text LANGUAGE plpgsql \
+             SECURITY DEFINER SET search_path FROM CURRENT AS $$ \
+             DECLARE first date := date_trunc('month', month)::date; \
+                     name text := 'audit_events_' || to_char(first, 'YYYY_MM'); \
+             BEGIN \
+               IF to_regclass(name) IS NULL THEN \
+                 EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L)', name, \
+                   first::timestamp AT TIME ZONE 'UTC', (first + interval '1 month')::timestamp AT TIME ZONE 'UTC'); \
+                 EXECUTE format('CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON %I \
+                   FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()', name); \
+               END IF; \
+               RETURN name; \
+             END $$",
+        ),
+        postgres("CREATE TABLE audit_events_default PARTITION OF audit_events DEFAULT"),
+        postgres(
+            "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events_default \
+             FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
+        ),
+        // A partition for every month from the oldest record to two months ahead.
+        postgres(
+            "SELECT healthcore_ensure_audit_partition(month::date) FROM generate_series( \
+             date_trunc('month', coalesce((SELECT min(occurred_at) FROM audit_events_before_partitioning), now()) \
+             AT TIME ZONE 'UTC'), date_trunc('month', now() AT TIME ZONE 'UTC') + interval '2 months', \
+             interval '1 month') AS month",
+        ),
+        postgres("INSERT INTO audit_events SELECT * FROM audit_events_before_partitioning"),
+        postgres("DROP TABLE audit_events_before_partitioning"),
     ]
 }
 

@@ -8,6 +8,7 @@ mod appointments;
 mod architecture;
 mod asyncapi;
 mod audit;
+mod audit_archive;
 mod auth;
 mod authorization;
 mod chaos;
