@@ -3,14 +3,14 @@
 //! only alerts that exist, and carries a real alert from a real HealthCore through a real
 //! Prometheus and a real Alertmanager to a webhook, firing and then resolved.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp};
-use crate::prometheus::{RealPrometheus, free_port, new_folder};
+use crate::prometheus::{RealPrometheus, ToolProcess, free_port, new_folder};
 use crate::webhook_receiver::{Received, WebhookReceiver};
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/alertmanager/alertmanager.yml");
@@ -103,17 +103,8 @@ const WEBHOOK_PLACEHOLDER: &str = "http://alert-webhook.invalid/set-ALERTMANAGER
 /// shipped configuration with its webhook URL set as the Compose file sets it; stopped and its
 /// folder removed when dropped.
 struct RealAlertmanager {
-    child: Child,
-    folder: std::path::PathBuf,
+    _process: ToolProcess,
     port: u16,
-}
-
-impl Drop for RealAlertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.folder);
-    }
 }
 
 impl RealAlertmanager {
@@ -134,7 +125,7 @@ impl RealAlertmanager {
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus-alertmanager is installed (scripts/test installs Debian's package)");
-        RealAlertmanager { child, folder, port }
+        RealAlertmanager { _process: ToolProcess { child, folder }, port }
     }
 
     fn address(&self) -> String {

@@ -73,13 +73,19 @@ fn every_alert_is_documented_in_the_runbook_and_tested_firing_and_quiet() {
 /// with its API job pointed at a test app, scraping and evaluating rules every second; stopped and
 /// its folder removed when dropped.
 pub struct RealPrometheus {
-    child: Child,
-    folder: std::path::PathBuf,
+    _process: ToolProcess,
     port: u16,
     client: reqwest::Client,
 }
 
-impl Drop for RealPrometheus {
+/// A tool's process and the temporary folder of its configuration and data: stopped and removed
+/// when dropped.
+pub struct ToolProcess {
+    pub child: Child,
+    pub folder: std::path::PathBuf,
+}
+
+impl Drop for ToolProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -150,7 +156,7 @@ impl RealPrometheus {
             .spawn()
             .expect("prometheus is installed (scripts/test installs Debian's prometheus package)");
         let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-        RealPrometheus { child, folder, port, client }
+        RealPrometheus { _process: ToolProcess { child, folder }, port, client }
     }
 
     /// The whole reply of an instant query (`status`, `data.result`, or `error`).
