@@ -68,6 +68,9 @@ async fn each_retention_job_removes_only_what_its_setting_lets_go(backend: Backe
         ("HEALTHCORE_JOBS_ENABLED", "false"),
         ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL", webhook.as_str()),
         ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET", "retention-test-secret-012"),
+        // A refused webhook stays pending through every step below (one retry per step at most).
+        ("HEALTHCORE_WEBHOOK_MAX_ATTEMPTS", "50"),
+        ("HEALTHCORE_WEBHOOK_RETRY_MS", "3600000"),
         // Growing ages, so each step below lets exactly one more kind of row go.
         ("HEALTHCORE_JOB_RUN_RETENTION_DAYS", "5"),
         ("HEALTHCORE_INBOX_RETENTION_HOURS", "200"),
@@ -97,6 +100,11 @@ async fn each_retention_job_removes_only_what_its_setting_lets_go(backend: Backe
         (deliveries.len() == 2 && deliveries.iter().all(|d| d.status == "delivered")).then_some(())
     })
     .await;
+    // A third notification whose webhook the receiver refuses: pending, so never removed.
+    receiver.answer_always(503);
+    app.post("/api/v1/appointments", &app.admin_token, booking(patient, practitioner, 48, 30)).await.expect(201);
+    app.events_settled().await;
+    receiver.wait_for("/notify", 3).await;
     let letter = DeadLetter {
         consumer_group: "analytics".into(),
         event_id: None,
@@ -108,7 +116,7 @@ async fn each_retention_job_removes_only_what_its_setting_lets_go(backend: Backe
     add_dead_letter(app.store.db(), &letter).await.unwrap();
     let day_0 = counts(&app.store).await;
     assert!(day_0.inbox > 0 && day_0.audit > 0, "{day_0:?}");
-    assert_eq!((day_0.deliveries, day_0.notifications, day_0.reminder_marks, day_0.dead_letters), (2, 2, 1, 1));
+    assert_eq!((day_0.deliveries, day_0.notifications, day_0.reminder_marks, day_0.dead_letters), (3, 3, 1, 1));
     assert_eq!(day_0.job_runs, 1);
 
     // Day 4: younger than every retention; nothing goes, and this step's own runs are recorded.
@@ -130,22 +138,25 @@ async fn each_retention_job_removes_only_what_its_setting_lets_go(backend: Backe
     let day_9 = counts(&app.store).await;
     assert_eq!(day_9, Counts { job_runs: 2 * step, inbox: 0, ..day_0 });
 
-    // Day 11: the delivered webhooks are older than 10 days; the notifications stay.
+    // Day 11: the delivered webhooks are older than 10 days; the pending one and the notifications
+    // stay.
     app.clock.advance(Duration::days(2));
     run_retention(&jobs, &app).await;
     let day_11 = counts(&app.store).await;
-    assert_eq!(day_11, Counts { job_runs: 2 * step, inbox: 0, deliveries: 0, ..day_0 });
+    assert_eq!(day_11, Counts { job_runs: 2 * step, inbox: 0, deliveries: 1, ..day_0 });
 
-    // Day 21: notifications and the reminder mark are older than 20 days (and day 11's runs than 5).
+    // Day 21: notifications and the reminder mark are older than 20 days (and day 11's runs than 5);
+    // the notification still awaiting its webhook stays.
     app.clock.advance(Duration::days(10));
     run_retention(&jobs, &app).await;
     let day_21 = counts(&app.store).await;
     assert_eq!(
         day_21,
-        Counts { job_runs: step, inbox: 0, deliveries: 0, notifications: 0, reminder_marks: 0, ..day_0 }
+        Counts { job_runs: step, inbox: 0, deliveries: 1, notifications: 1, reminder_marks: 0, ..day_0 }
     );
 
-    // Day 41: the dead letter is older than 40 days. The audit trail is as it was on day 0.
+    // Day 41: the dead letter is older than 40 days. The pending webhook and its notification are
+    // still there, and the audit trail is as it was on day 0.
     app.clock.advance(Duration::days(20));
     run_retention(&jobs, &app).await;
     let day_41 = counts(&app.store).await;
@@ -154,8 +165,8 @@ async fn each_retention_job_removes_only_what_its_setting_lets_go(backend: Backe
         Counts {
             job_runs: step,
             inbox: 0,
-            deliveries: 0,
-            notifications: 0,
+            deliveries: 1,
+            notifications: 1,
             reminder_marks: 0,
             dead_letters: 0,
             audit: day_0.audit
