@@ -13,13 +13,12 @@ use healthcore::testing::store::entities::audit_event;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp, test_config};
+use crate::helpers::{Backend, TestApp, healthcore_command, test_config};
 use crate::on_both_backends;
 
 fn healthcore(args: &[&str], database_url: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_healthcore"))
+    healthcore_command()
         .args(args)
-        .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", database_url)
         .env("HEALTHCORE_JWT_SECRET", "archive-test-signing-key-0123456789abcdef")

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use healthcore::testing::domain::Role;
 
-use crate::helpers::{ADMIN_PASSWORD, Backend, Reply, TestApp, USER_PASSWORD};
+use crate::helpers::{ADMIN_PASSWORD, Backend, Reply, TestApp, USER_PASSWORD, healthcore_command};
 use crate::on_both_backends;
 
 async fn a_valid_login_returns_a_bearer_token_for_me(backend: Backend) {
@@ -183,8 +183,8 @@ async fn a_command_line_change_takes_effect_on_the_running_server(backend: Backe
     app.get("/api/v1/patients", &token).await.expect(200);
     let url = app.database_url();
     let run = |args: &[&str], stdin: Option<&str>| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"));
-        command.args(args).env_clear().env("DATABASE_URL", &url).stdin(std::process::Stdio::piped());
+        let mut command = healthcore_command();
+        command.args(args).env("DATABASE_URL", &url).stdin(std::process::Stdio::piped());
         command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child = command.spawn().unwrap();
         if let Some(input) = stdin {

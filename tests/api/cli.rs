@@ -2,14 +2,14 @@
 //! users created from the command line, demo data, and the first administrator.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use crate::helpers::{Backend, ServeProcess, TestApp};
+use crate::helpers::{Backend, ServeProcess, TestApp, healthcore_command};
 use crate::on_both_backends;
 
 fn healthcore(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_healthcore"));
-    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut command = healthcore_command();
+    command.args(args).env("PATH", std::env::var("PATH").unwrap_or_default());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -256,9 +256,8 @@ async fn events_tail_prints_new_events_as_they_are_recorded(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_patient("Before", "Tail").await;
     let url = app.store.url().to_owned();
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_healthcore"))
+    let mut tail = healthcore_command()
         .args(["events", "tail", "--type", "patient.created"])
-        .env_clear()
         .env("DATABASE_URL", &url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -299,13 +298,7 @@ on_both_backends!(
 #[test]
 fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
     // `openapi | head -1`: the reader closes the pipe after one line.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_healthcore"))
-        .arg("openapi")
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = healthcore_command().arg("openapi").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = [0u8; 1];
     use std::io::Read;
     child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();

@@ -5,13 +5,13 @@
 //! exposes is used by a panel or a rule.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use healthcore::testing::consumers::ConsumerGroup;
 use healthcore::testing::jobs::{Job, Scheduler};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, booking, eventually, test_config};
+use crate::helpers::{Backend, TestApp, booking, eventually, healthcore_command, test_config};
 use crate::prometheus::{RealPrometheus, rules, yaml};
 use crate::webhook_receiver::WebhookReceiver;
 
@@ -134,9 +134,8 @@ impl ConsumerProcess {
     pub fn start(app: &TestApp, group: ConsumerGroup, settings: &[(&str, &str)]) -> ConsumerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let metrics_addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_healthcore"))
+        let child = healthcore_command()
             .args(["consume", "--group", group.as_str()])
-            .env_clear()
             .envs(settings.iter().copied())
             .env("DATABASE_URL", app.database_url())
             .env("HEALTHCORE_METRICS_ADDR", &metrics_addr)

@@ -14,7 +14,7 @@ use healthcore::cli::{Cli, Command};
 use healthcore::config::{Config, SETTINGS};
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, healthcore_command};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -536,10 +536,9 @@ fn the_dockerfile_passes_hadolint() {
 /// Whether `healthcore healthcheck` passes for a process bound to `bind` (and serving metrics on
 /// `metrics_addr`, if given).
 fn healthcheck_passes(bind: &str, metrics_addr: Option<&str>) -> bool {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"));
+    let mut command = healthcore_command();
     command
         .arg("healthcheck")
-        .env_clear()
         .env("HEALTHCORE_BIND", bind)
         .env("HEALTHCORE_DATA_DIR", std::env::temp_dir().join("hc_healthcheck_unused"));
     if let Some(metrics_addr) = metrics_addr {

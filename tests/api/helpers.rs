@@ -474,6 +474,18 @@ impl TestApp {
 
 /// `healthcore serve` as its own process (the real binary, as an operator runs it) on a free
 /// loopback port, with its data in `folder/data`; killed when dropped unless stopped.
+/// The `healthcore` binary with an empty environment, as a deployment would start it, but for what
+/// the test machinery needs passed on: where an instrumented build writes its coverage
+/// (`LLVM_PROFILE_FILE`, set by `scripts/coverage`).
+pub fn healthcore_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"));
+    command.env_clear();
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        command.env("LLVM_PROFILE_FILE", profile);
+    }
+    command
+}
+
 pub struct ServeProcess {
     pub bind: String,
     child: Option<std::process::Child>,
@@ -484,8 +496,7 @@ impl ServeProcess {
     pub async fn start(folder: &std::path::Path, settings: &[(&str, String)]) -> ServeProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let bind = format!("127.0.0.1:{port}");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_healthcore"))
-            .env_clear()
+        let child = healthcore_command()
             .env("HEALTHCORE_DATA_DIR", folder.join("data"))
             .env("HEALTHCORE_BIND", &bind)
             .env("HEALTHCORE_ADMIN_PASSWORD", "serve-process-test-password")

@@ -1,7 +1,7 @@
 //! The relay as an operator runs it on PostgreSQL: several instances, one leader, and a leader
 //! killed with SIGKILL in the middle of a batch without losing an event.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use healthcore::config::{KafkaConfig, RelayConfig};
@@ -9,7 +9,7 @@ use healthcore::testing::relay::Relay;
 use healthcore::testing::store::{Store, outbox};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, healthcore_command};
 
 fn broker() -> String {
     std::env::var("HEALTHCORE_TEST_KAFKA")
@@ -115,9 +115,8 @@ fn spawn_relay(database_url: &str, prefix: &str) -> Child {
 }
 
 fn spawn_relay_polling_every(database_url: &str, prefix: &str, poll_ms: u32) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_healthcore"))
+    healthcore_command()
         .arg("relay")
-        .env_clear()
         .env("DATABASE_URL", database_url)
         .env("KAFKA_BOOTSTRAP_SERVERS", broker())
         .env("KAFKA_TOPIC_PREFIX", prefix)
