@@ -337,7 +337,9 @@ fn publish_span(event: &outbox::OutboxEvent, topic: &str) -> tracing::Span {
 async fn create_topics_until_done(kafka: KafkaConfig, mut shutdown: Shutdown) {
     let mut backoff = RETRY;
     loop {
-        match tokio::time::timeout(Duration::from_secs(15), kafka::ensure_topics(&kafka)).await {
+        // Creating (10 s), describing (10 s) and altering (11 s) the topics are each bounded; this
+        // bounds the whole, with room for all three.
+        match tokio::time::timeout(Duration::from_secs(40), kafka::ensure_topics(&kafka)).await {
             Ok(Ok(())) => return,
             Ok(Err(err)) => tracing::warn!(error = %err, "could not create topics yet"),
             Err(_) => tracing::warn!("creating topics timed out"),
