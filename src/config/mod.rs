@@ -817,13 +817,16 @@ fn describe(source: &Source, config: &Config) -> Vec<(&'static str, String)> {
 }
 
 /// Whether a webhook URL is one HealthCore will POST to: absolute http(s) with a host.
+/// The longest webhook URL accepted, in characters.
+pub const WEBHOOK_URL_MAX: usize = 2048;
+
 pub fn check_webhook_url(url: &str) -> Result<(), &'static str> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(rest)
             if !rest.is_empty()
                 && !rest.starts_with('/')
-                && url.len() <= 2048
+                && url.chars().count() <= WEBHOOK_URL_MAX
                 && !url.contains(char::is_whitespace) =>
         {
             Ok(())

@@ -14,7 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::validation::{self, FieldErrors, RuleResult, required};
+use super::contract::{self, Blank};
+use super::validation::{self, FieldErrors, Lines, RuleResult, present, required};
+use utoipa::openapi::schema::ObjectBuilder;
 
 pub const MAX_DURATION_HOURS: i64 = 8;
 pub const REASON_MAX: usize = 500;
@@ -38,23 +40,16 @@ pub enum AppointmentStatus {
 }
 
 impl AppointmentStatus {
+    pub const ALL: [Self; 4] = [Self::Booked, Self::Cancelled, Self::Completed, Self::NoShow];
+    /// The wire names, in the order of `ALL` (and of the variants, which serde renames alike).
+    pub const NAMES: [&'static str; 4] = ["booked", "cancelled", "completed", "no_show"];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Booked => "booked",
-            Self::Cancelled => "cancelled",
-            Self::Completed => "completed",
-            Self::NoShow => "no_show",
-        }
+        Self::NAMES[self as usize]
     }
 
-    pub fn parse(value: &str) -> RuleResult<Self> {
-        match value {
-            "booked" => Ok(Self::Booked),
-            "cancelled" => Ok(Self::Cancelled),
-            "completed" => Ok(Self::Completed),
-            "no_show" => Ok(Self::NoShow),
-            _ => Err(("one_of", "must be one of booked, cancelled, completed, no_show".into())),
-        }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == value)
     }
 }
 
@@ -271,17 +266,33 @@ impl Appointment {
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"patient_id": "0193a1f4-6c1e-7d4a-9b8e-3f2a1c0d9e8f", "practitioner_id": "0193a1f4-6c1e-7d4a-9b8e-3f2a1c0d9e90", "start": "2030-01-15T09:00:00Z", "end": "2030-01-15T09:30:00Z", "reason": "annual check-up"})))]
 pub struct BookingInput {
-    #[schema(value_type = Option<uuid::Uuid>)]
+    /// An active patient.
+    #[schema(required = true, schema_with = contract::uuid)]
     pub patient_id: Option<PatientId>,
-    #[schema(value_type = Option<uuid::Uuid>)]
+    /// An active practitioner.
+    #[schema(required = true, schema_with = contract::uuid)]
     pub practitioner_id: Option<PractitionerId>,
-    /// RFC 3339 timestamp; must be in the future.
+    /// In the future, within the booking horizon (`HEALTHCORE_BOOKING_HORIZON_DAYS`, five years by
+    /// default); kept to the microsecond.
+    #[schema(required = true, schema_with = contract::date_time)]
     pub start: Option<DateTime<Utc>>,
-    /// RFC 3339 timestamp; after `start`, at most 8 hours later.
+    /// After `start`, at most 8 hours later.
+    #[schema(required = true, schema_with = contract::date_time)]
     pub end: Option<DateTime<Utc>>,
+    #[schema(required = true, schema_with = reason_schema)]
     pub reason: Option<String>,
+    #[schema(schema_with = notes_schema)]
     pub notes: Option<String>,
+}
+
+fn reason_schema() -> ObjectBuilder {
+    contract::text(REASON_MAX, Lines::Many, Blank::Refused)
+}
+
+fn notes_schema() -> ObjectBuilder {
+    contract::text(NOTES_MAX, Lines::Many, Blank::MeansNone)
 }
 
 /// A valid booking request; whether the slot is free is for the store to decide.
@@ -292,10 +303,6 @@ pub struct BookingDraft {
     pub slot: TimeSlot,
     pub reason: String,
     pub notes: Option<String>,
-}
-
-fn present<T: Copy>(value: Option<T>) -> RuleResult<T> {
-    value.ok_or(("required", "is required".into()))
 }
 
 /// Parses a start/end pair, reporting under `start` and `end`.
@@ -353,15 +360,22 @@ impl BookingDraft {
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"start": "2030-01-16T14:00:00Z", "end": "2030-01-16T14:30:00Z"})))]
 pub struct RescheduleInput {
+    /// As when booking: in the future, within the booking horizon.
+    #[schema(required = true, schema_with = contract::date_time)]
     pub start: Option<DateTime<Utc>>,
+    /// After `start`, at most 8 hours later.
+    #[schema(required = true, schema_with = contract::date_time)]
     pub end: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"reason": "patient asked to cancel"})))]
 pub struct CancelInput {
-    /// Why the appointment is cancelled; required.
+    /// Why the appointment is cancelled.
+    #[schema(required = true, schema_with = reason_schema)]
     pub reason: Option<String>,
 }
 

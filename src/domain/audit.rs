@@ -16,16 +16,16 @@ pub enum AuditOutcome {
 }
 
 impl AuditOutcome {
+    pub const ALL: [Self; 3] = [AuditOutcome::Success, AuditOutcome::Denied, AuditOutcome::Error];
+    /// The wire names, in the order of `ALL` (and of the variants, which serde renames alike).
+    pub const NAMES: [&'static str; 3] = ["success", "denied", "error"];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            AuditOutcome::Success => "success",
-            AuditOutcome::Denied => "denied",
-            AuditOutcome::Error => "error",
-        }
+        Self::NAMES[self as usize]
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [AuditOutcome::Success, AuditOutcome::Denied, AuditOutcome::Error].into_iter().find(|o| o.as_str() == value)
+        Self::ALL.into_iter().find(|o| o.as_str() == value)
     }
 }
 

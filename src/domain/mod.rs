@@ -5,6 +5,7 @@
 
 pub mod appointment;
 pub mod audit;
+pub mod contract;
 pub mod ids;
 pub mod patient;
 pub mod practitioner;

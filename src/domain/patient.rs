@@ -1,6 +1,7 @@
 //! Patients: identity, demographics and contact details. Everything here except `id`, `mrn`, `sex`,
 //! `active` and `version` is PHI and must never leave the database except in API responses.
 
+use super::contract::{self, Blank};
 use super::{Email, Mrn, PatientId, PersonName, Phone};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,23 +22,19 @@ pub enum Sex {
 }
 
 impl Sex {
+    pub const ALL: [Sex; 4] = [Sex::Male, Sex::Female, Sex::Other, Sex::Unknown];
+    /// The wire names, in the order of `ALL` (and of the variants, which serde renames alike).
+    pub const NAMES: [&'static str; 4] = ["male", "female", "other", "unknown"];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Sex::Male => "male",
-            Sex::Female => "female",
-            Sex::Other => "other",
-            Sex::Unknown => "unknown",
-        }
+        Self::NAMES[self as usize]
     }
 
     pub fn parse(value: &str) -> RuleResult<Sex> {
-        match value {
-            "male" => Ok(Sex::Male),
-            "female" => Ok(Sex::Female),
-            "other" => Ok(Sex::Other),
-            "unknown" => Ok(Sex::Unknown),
-            _ => Err(("one_of", "must be one of male, female, other, unknown".into())),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|sex| sex.as_str() == value)
+            .ok_or(("one_of", "must be one of male, female, other, unknown".into()))
     }
 }
 
@@ -72,16 +69,38 @@ pub struct Patient {
 /// `PatientDraft::parse` can report every missing or invalid field at once.
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"given_name": "Ada", "family_name": "Lovelace", "birth_date": "1990-12-10", "sex": "female", "email": "ada@example.org", "phone": "+44 20 7946 0958"})))]
 pub struct PatientInput {
+    #[schema(required = true, schema_with = PersonName::schema)]
     pub given_name: Option<String>,
+    #[schema(required = true, schema_with = PersonName::schema)]
     pub family_name: Option<String>,
-    /// `YYYY-MM-DD`, not in the future, not before 1900.
+    #[schema(required = true, schema_with = birth_date_schema)]
     pub birth_date: Option<String>,
-    /// One of `male`, `female`, `other`, `unknown`.
+    #[schema(required = true, value_type = Sex)]
     pub sex: Option<String>,
+    #[schema(schema_with = optional_email)]
     pub email: Option<String>,
+    #[schema(schema_with = optional_phone)]
     pub phone: Option<String>,
+    #[schema(schema_with = optional_address)]
     pub address: Option<String>,
+}
+
+fn birth_date_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    contract::date().pattern(Some("^(?:19|20)")).description(Some("from 1900-01-01 to today"))
+}
+
+fn optional_email() -> utoipa::openapi::schema::Schema {
+    Email::schema(Blank::MeansNone)
+}
+
+fn optional_phone() -> utoipa::openapi::schema::ObjectBuilder {
+    Phone::schema(Blank::MeansNone)
+}
+
+fn optional_address() -> utoipa::openapi::schema::ObjectBuilder {
+    contract::text(ADDRESS_MAX, validation::Lines::Many, Blank::MeansNone)
 }
 
 /// A valid new patient, ready to be stored.
@@ -104,8 +123,8 @@ impl PatientDraft {
         let birth_date =
             errors.check("birth_date", required(&input.birth_date).and_then(|v| parse_birth_date(v, today)));
         let sex = errors.check("sex", required(&input.sex).and_then(Sex::parse));
-        let email = errors.check("email", optional(&input.email, Email::parse));
-        let phone = errors.check("phone", optional(&input.phone, Phone::parse));
+        let email = errors.check("email", optional(&input.email, Email::MAX_CHARS, Email::parse));
+        let phone = errors.check("phone", optional(&input.phone, Phone::MAX_CHARS, Phone::parse));
         let address = errors.check("address", validation::optional_text(input.address.as_deref(), ADDRESS_MAX));
         errors.into_result(|| PatientDraft {
             given_name: given_name.unwrap(),
@@ -119,22 +138,32 @@ impl PatientDraft {
     }
 }
 
-/// A partial update: absent fields stay as they are; `null` clears an optional field.
+/// A partial update: absent fields stay as they are; `null` (or a blank text) clears an optional
+/// field. The required ones cannot be cleared: `null` is refused for them.
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"family_name": "King", "phone": null})))]
 pub struct PatientPatchInput {
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = PersonName::schema)]
     pub given_name: Option<String>,
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = PersonName::schema)]
     pub family_name: Option<String>,
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = birth_date_schema)]
     pub birth_date: Option<String>,
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(value_type = Sex)]
     pub sex: Option<String>,
-    #[serde(default, deserialize_with = "super::validation::present")]
-    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = optional_email)]
     pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "super::validation::present")]
-    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = optional_phone)]
     pub phone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "super::validation::present")]
-    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = optional_address)]
     pub address: Option<Option<String>>,
 }
 
@@ -161,8 +190,14 @@ impl PatientPatch {
                 .as_deref()
                 .and_then(|v| errors.check("birth_date", parse_birth_date(v, today))),
             sex: input.sex.as_deref().and_then(|v| errors.check("sex", Sex::parse(v))),
-            email: input.email.as_ref().and_then(|v| errors.check("email", optional(v, Email::parse))),
-            phone: input.phone.as_ref().and_then(|v| errors.check("phone", optional(v, Phone::parse))),
+            email: input
+                .email
+                .as_ref()
+                .and_then(|v| errors.check("email", optional(v, Email::MAX_CHARS, Email::parse))),
+            phone: input
+                .phone
+                .as_ref()
+                .and_then(|v| errors.check("phone", optional(v, Phone::MAX_CHARS, Phone::parse))),
             address: input
                 .address
                 .as_ref()
@@ -185,10 +220,9 @@ impl PatientPatch {
     }
 }
 
-/// Birth dates are calendar dates between 1900-01-01 and today.
+/// Birth dates are calendar dates between 1900-01-01 and today, written `YYYY-MM-DD` exactly.
 pub fn parse_birth_date(value: &str, today: NaiveDate) -> RuleResult<NaiveDate> {
-    let date = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
-        .map_err(|_| ("date", "must be a date in YYYY-MM-DD form".to_string()))?;
+    let date = validation::iso_date(value).ok_or(("date", "must be a date in YYYY-MM-DD form".to_string()))?;
     if date > today {
         return Err(("not_in_future", "must not be in the future".into()));
     }

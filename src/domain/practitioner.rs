@@ -1,9 +1,12 @@
 //! Practitioners: the people appointments are booked with. Managed by administrators only.
 
+use super::contract::{self, Blank};
+use super::validation::{CharRanges, Lines, in_ranges};
 use super::{PersonName, PractitionerId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::ObjectBuilder;
 
 use super::assign;
 use super::validation::{self, FieldErrors, RuleResult, required};
@@ -22,25 +25,19 @@ pub enum PractitionerRole {
 }
 
 impl PractitionerRole {
+    pub const ALL: [Self; 5] = [Self::Physician, Self::Nurse, Self::Therapist, Self::Technician, Self::Other];
+    /// The wire names, in the order of `ALL` (and of the variants, which serde renames alike).
+    pub const NAMES: [&'static str; 5] = ["physician", "nurse", "therapist", "technician", "other"];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Physician => "physician",
-            Self::Nurse => "nurse",
-            Self::Therapist => "therapist",
-            Self::Technician => "technician",
-            Self::Other => "other",
-        }
+        Self::NAMES[self as usize]
     }
 
     pub fn parse(value: &str) -> RuleResult<Self> {
-        match value {
-            "physician" => Ok(Self::Physician),
-            "nurse" => Ok(Self::Nurse),
-            "therapist" => Ok(Self::Therapist),
-            "technician" => Ok(Self::Technician),
-            "other" => Ok(Self::Other),
-            _ => Err(("one_of", "must be one of physician, nurse, therapist, technician, other".into())),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|role| role.as_str() == value)
+            .ok_or(("one_of", "must be one of physician, nurse, therapist, technician, other".into()))
     }
 }
 
@@ -64,13 +61,30 @@ pub struct Practitioner {
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"licence_number": "GMC-7046512", "given_name": "Grace", "family_name": "Hopper", "role": "physician", "specialty": "cardiology"})))]
 pub struct PractitionerInput {
+    /// Unique; compared and stored upper-case.
+    #[schema(required = true, schema_with = licence_number_schema)]
     pub licence_number: Option<String>,
+    #[schema(required = true, schema_with = PersonName::schema)]
     pub given_name: Option<String>,
+    #[schema(required = true, schema_with = PersonName::schema)]
     pub family_name: Option<String>,
-    /// One of `physician`, `nurse`, `therapist`, `technician`, `other`.
+    #[schema(required = true, value_type = PractitionerRole)]
     pub role: Option<String>,
+    #[schema(schema_with = specialty_schema)]
     pub specialty: Option<String>,
+}
+
+/// The characters of a licence number.
+const LICENCE_CHARACTERS: CharRanges = &[('0', '9'), ('A', 'Z'), ('a', 'z'), ('-', '-'), ('.', '/')];
+
+pub(super) fn licence_number_schema() -> ObjectBuilder {
+    contract::restricted_text(LICENCE_MAX, LICENCE_CHARACTERS, Blank::Refused)
+}
+
+fn specialty_schema() -> ObjectBuilder {
+    contract::text(SPECIALTY_MAX, Lines::One, Blank::MeansNone)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +99,7 @@ pub struct PractitionerDraft {
 /// Licence numbers: letters, digits and `-`, `/`, `.`; stored upper-case so uniqueness ignores case.
 pub fn parse_licence_number(value: &str) -> RuleResult<String> {
     let text = validation::required_line(value, LICENCE_MAX)?;
-    if text.chars().all(|c| c.is_ascii_alphanumeric() || "-/.".contains(c)) {
+    if text.chars().all(|c| in_ranges(c, LICENCE_CHARACTERS)) {
         Ok(text.to_ascii_uppercase())
     } else {
         Err(("licence_number", "may contain only letters, digits, '-', '/' and '.'".into()))
@@ -111,15 +125,26 @@ impl PractitionerDraft {
     }
 }
 
+/// A partial update: absent fields stay as they are; `null` (or a blank text) clears the specialty.
+/// The required fields cannot be cleared: `null` is refused for them.
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"specialty": "paediatrics"})))]
 pub struct PractitionerPatchInput {
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = licence_number_schema)]
     pub licence_number: Option<String>,
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = PersonName::schema)]
     pub given_name: Option<String>,
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = PersonName::schema)]
     pub family_name: Option<String>,
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(value_type = PractitionerRole)]
     pub role: Option<String>,
-    #[serde(default, deserialize_with = "super::validation::present")]
-    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "super::validation::given")]
+    #[schema(schema_with = specialty_schema)]
     pub specialty: Option<Option<String>>,
 }
 

@@ -58,12 +58,30 @@ pub fn required(value: &Option<String>) -> RuleResult<&str> {
     value.as_deref().ok_or(("required", "is required".into()))
 }
 
-/// A field that may be absent or blank; when given it must pass `rule`.
-pub fn optional<T>(value: &Option<String>, rule: fn(&str) -> RuleResult<T>) -> RuleResult<Option<T>> {
-    match value.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => rule(text).map(Some),
+/// A field of any type that must be present (and not `null`). Bodies keep required fields as
+/// `Option`s and check them with this, so that every missing field is reported at once.
+pub fn present<T>(value: Option<T>) -> RuleResult<T> {
+    value.ok_or(("required", "is required".into()))
+}
+
+/// A field that may be absent or blank; when given it must pass `rule` (which trims it itself). Its
+/// length as sent is bounded even when blank: that is what the contract's `maxLength` says.
+pub fn optional<T>(value: &Option<String>, max_chars: usize, rule: fn(&str) -> RuleResult<T>) -> RuleResult<Option<T>> {
+    match value.as_deref() {
+        None => Ok(None),
+        Some(text) => {
+            within_length(text, max_chars)?;
+            if text.trim().is_empty() { Ok(None) } else { rule(text).map(Some) }
+        }
     }
+}
+
+/// A calendar date written `YYYY-MM-DD` exactly (the `date` format of the API contract: no white
+/// space, no one-digit month or day, no sign).
+pub fn iso_date(value: &str) -> Option<chrono::NaiveDate> {
+    let exact_form = value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().filter(|_| exact_form)
 }
 
 /// Whether a text may span lines: free text (reasons, notes, addresses) may, a name may not.
@@ -84,6 +102,7 @@ pub fn required_text(value: &str, max_chars: usize) -> RuleResult<String> {
 }
 
 fn required_trimmed(value: &str, max_chars: usize, lines: Lines) -> RuleResult<String> {
+    within_length(value, max_chars)?;
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(("required", "must not be empty".into()));
@@ -102,6 +121,7 @@ pub fn optional_text(value: Option<&str>, max_chars: usize) -> RuleResult<Option
 }
 
 fn optional_trimmed(value: Option<&str>, max_chars: usize, lines: Lines) -> RuleResult<Option<String>> {
+    value.map_or(Ok(()), |value| within_length(value, max_chars))?;
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(text) => bounded(text, max_chars, lines).map(Some),
@@ -116,12 +136,21 @@ pub fn clean(text: &str, lines: Lines) -> RuleResult<String> {
     Ok(unicode_normalization::UnicodeNormalization::nfc(text).collect())
 }
 
+/// Cleans a text and bounds it as stored (trimmed, in NFC: a few characters decompose, so this can
+/// be longer than what was sent).
 pub(super) fn bounded(text: &str, max_chars: usize, lines: Lines) -> RuleResult<String> {
     let text = clean(text, lines)?;
+    within_length(&text, max_chars)?;
+    Ok(text)
+}
+
+/// Bounds a text's length in characters. Texts are bounded as sent as well as as stored: the length
+/// as sent is what the OpenAPI document's `maxLength` states.
+pub fn within_length(text: &str, max_chars: usize) -> RuleResult<()> {
     if text.chars().count() > max_chars {
         return Err(("max_length", format!("must be at most {max_chars} characters")));
     }
-    Ok(text)
+    Ok(())
 }
 
 /// Refuses control characters (NUL included: PostgreSQL cannot store it in text, and SQLite would)
@@ -132,19 +161,18 @@ pub(super) fn bounded(text: &str, max_chars: usize, lines: Lines) -> RuleResult<
 pub fn check_characters(text: &str, lines: Lines) -> RuleResult<()> {
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
-        let line_break = matches!(c, '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}');
-        if line_break {
+        if in_ranges(c, LINE_BREAKS) {
             if lines == Lines::One {
                 return Err(("single_line", "must be one line, without line breaks or tabs".into()));
             }
             continue;
         }
-        if c.is_control() {
+        if in_ranges(c, CONTROLS) {
             return Err(("no_control_characters", "must not contain control characters".into()));
         }
-        if is_invisible_format(c) {
+        if in_ranges(c, FORMAT_CHARACTERS) {
             let joins = |n: Option<&char>| n.is_some_and(|n| !n.is_ascii() && !n.is_whitespace());
-            let joiner = matches!(c, '\u{200C}' | '\u{200D}');
+            let joiner = JOINERS.contains(&c);
             if !(joiner && i > 0 && joins(chars.get(i - 1)) && joins(chars.get(i + 1))) {
                 return Err(("no_invisible_characters", "must not contain invisible formatting characters".into()));
             }
@@ -153,13 +181,80 @@ pub fn check_characters(text: &str, lines: Lines) -> RuleResult<()> {
     Ok(())
 }
 
+/// The tables below are the one declaration of which characters a text may hold: `check_characters`
+/// applies them, and `contract` turns them into the patterns the OpenAPI document states.
+pub type CharRanges = &'static [(char, char)];
+
+/// Line breaks and tabs: allowed in free text, refused in a one-line text.
+pub(super) const LINE_BREAKS: CharRanges = &[('\t', '\n'), ('\r', '\r'), ('\u{2028}', '\u{2029}')];
+
+/// Unicode's control characters (general category Cc); the line breaks above are among them.
+pub(super) const CONTROLS: CharRanges = &[('\u{0}', '\u{1F}'), ('\u{7F}', '\u{9F}')];
+
 /// Unicode's format characters (general category Cf, as of Unicode 15.1).
-fn is_invisible_format(c: char) -> bool {
-    matches!(c as u32,
-        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2 | 0x180E
-        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF
-        | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3
-        | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+pub(super) const FORMAT_CHARACTERS: CharRanges = &[
+    ('\u{AD}', '\u{AD}'),
+    ('\u{600}', '\u{605}'),
+    ('\u{61C}', '\u{61C}'),
+    ('\u{6DD}', '\u{6DD}'),
+    ('\u{70F}', '\u{70F}'),
+    ('\u{890}', '\u{891}'),
+    ('\u{8E2}', '\u{8E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// The zero-width non-joiner and joiner: format characters kept between two non-ASCII characters.
+pub(super) const JOINERS: [char; 2] = ['\u{200C}', '\u{200D}'];
+
+/// Unicode's White_Space characters: what `str::trim` removes from both ends of a text.
+pub(super) const WHITE_SPACE: CharRanges = &[
+    ('\t', '\r'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{A0}', '\u{A0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200A}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202F}', '\u{202F}'),
+    ('\u{205F}', '\u{205F}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+pub fn in_ranges(c: char, ranges: CharRanges) -> bool {
+    ranges.iter().any(|&(low, high)| (low..=high).contains(&c))
+}
+
+/// The characters a text with these `lines` may not hold anywhere (a joiner aside, see
+/// `check_characters`).
+pub(super) fn forbidden(lines: Lines) -> Vec<(char, char)> {
+    let mut ranges: Vec<(char, char)> = FORMAT_CHARACTERS.to_vec();
+    match lines {
+        Lines::One => ranges.extend_from_slice(CONTROLS),
+        // The control characters but the line breaks and tabs.
+        Lines::Many => ranges.extend_from_slice(&[
+            ('\u{0}', '\u{8}'),
+            ('\u{B}', '\u{C}'),
+            ('\u{E}', '\u{1F}'),
+            ('\u{7F}', '\u{9F}'),
+        ]),
+    }
+    if lines == Lines::One {
+        ranges.extend_from_slice(LINE_BREAKS);
+    }
+    ranges
 }
 
 /// The key a name is searched by: case folded and in NFC, the same on both databases (SQLite's own
@@ -172,9 +267,10 @@ pub fn search_key(name: &str) -> String {
     folded.nfc().collect()
 }
 
-/// Deserializes a field that is present (possibly `null`) as `Some(value)`, so that with
-/// `#[serde(default)]` "absent" and "null" can be told apart in partial updates.
-pub fn present<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+/// Deserializes a field that is present as `Some(value)`, so that with `#[serde(default)]` "absent"
+/// and "null" can be told apart in partial updates: with `T = Option<String>` a `null` is
+/// `Some(None)` (clear the field); with `T = String` it is refused (the field cannot be cleared).
+pub fn given<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     T: serde::Deserialize<'de>,
     D: serde::Deserializer<'de>,
@@ -264,7 +360,7 @@ mod properties {
         fn accepted_text_holds_no_control_or_invisible_character(text in any_text()) {
             if let Ok(clean) = required_line(&text, 100) {
                 let joiner = |c: char| matches!(c, '\u{200C}' | '\u{200D}');
-                let hidden = clean.chars().any(|c| c.is_control() || (is_invisible_format(c) && !joiner(c)));
+                let hidden = clean.chars().any(|c| c.is_control() || (in_ranges(c, FORMAT_CHARACTERS) && !joiner(c)));
                 prop_assert!(!hidden, "{:?}", clean);
                 prop_assert!(!clean.is_empty() && clean.chars().count() <= 100);
                 let again: String = unicode_normalization::UnicodeNormalization::nfc(clean.as_str()).collect();

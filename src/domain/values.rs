@@ -9,11 +9,15 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::validation::{Lines, RuleResult, bounded, required_line};
+use utoipa::openapi::schema::ObjectBuilder;
+
+use super::contract::{self, Blank};
+use super::validation::{Lines, RuleResult, bounded, required_line, within_length};
 
 /// Longest accepted given or family name, in characters.
 pub const NAME_MAX: usize = 100;
-const EMAIL_MAX: usize = 254;
+
+const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 5..=20;
 
 /// Declares a string newtype with its accessors; `redacted` ones hide their value from `Debug`.
 macro_rules! string_value {
@@ -98,11 +102,20 @@ impl PersonName {
     pub fn parse(value: &str) -> RuleResult<Self> {
         required_line(value, NAME_MAX).map(Self)
     }
+
+    /// What `parse` accepts, as the API contract states it.
+    pub fn schema() -> ObjectBuilder {
+        contract::text(NAME_MAX, Lines::One, Blank::Refused).examples(["Ada"])
+    }
 }
 
 impl Email {
+    pub const MAX_CHARS: usize = 254;
+
+    /// Not trimmed: an address with white space around it is refused, as the `email` format does.
     pub fn parse(value: &str) -> RuleResult<Self> {
-        let text = bounded(value.trim(), EMAIL_MAX, Lines::One)?;
+        within_length(value, Self::MAX_CHARS)?;
+        let text = bounded(value, Self::MAX_CHARS, Lines::One)?;
         let valid = match text.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -111,26 +124,44 @@ impl Email {
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
                     && !text.chars().any(char::is_whitespace)
+                    && contract::is_email_format(value)
             }
             None => false,
         };
         if valid { Ok(Self(text)) } else { Err(("email", "must be an e-mail address".into())) }
     }
+
+    /// What `parse` accepts, as the API contract states it.
+    pub fn schema(blank: Blank) -> utoipa::openapi::schema::Schema {
+        contract::email(Self::MAX_CHARS, blank)
+    }
 }
 
 impl Phone {
+    pub const MAX_CHARS: usize = 40;
+
     pub fn parse(value: &str) -> RuleResult<Self> {
+        within_length(value, Self::MAX_CHARS)?;
         let text = value.trim();
         let digits = text.chars().filter(char::is_ascii_digit).count();
-        let allowed =
-            text.char_indices().all(|(i, c)| c.is_ascii_digit() || " -().".contains(c) || (c == '+' && i == 0));
-        if allowed && (5..=20).contains(&digits) {
+        let allowed = text
+            .char_indices()
+            .all(|(i, c)| c.is_ascii_digit() || PHONE_SEPARATORS.contains(c) || (c == '+' && i == 0));
+        if allowed && PHONE_DIGITS.contains(&digits) {
             Ok(Self(text.to_owned()))
         } else {
             Err(("phone", "must be a phone number of 5 to 20 digits".into()))
         }
     }
+
+    /// What `parse` accepts, as the API contract states it.
+    pub fn schema(blank: Blank) -> ObjectBuilder {
+        contract::phone(Self::MAX_CHARS, PHONE_SEPARATORS, PHONE_DIGITS, blank).examples(["+44 20 7946 0958"])
+    }
 }
+
+/// What may stand between a phone number's digits.
+const PHONE_SEPARATORS: &str = " -().";
 
 impl Mrn {
     /// A new number from nine random digits; the tenth is their Luhn check digit.

@@ -170,9 +170,23 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     }
 }
 
-/// `If-Match: "<version>"`. `*` or no header means "any version"; a value that is not one of our
-/// ETags can never match, so it is treated as a stale version.
+/// `If-Match: W/"<version>"` (the ETag a read returned; the strong form `"<version>"` too). `*`,
+/// an empty value or no header means "any version"; anything else is not an entity tag and is refused with 400,
+/// as `IF_MATCH_PATTERN` tells clients.
 pub struct IfMatch(pub Option<i64>);
+
+/// What an `If-Match` header holds, as the OpenAPI document states it: `*` or one of our ETags.
+pub const IF_MATCH_PATTERN: &str = r#"^[ \t]*(?:\*|(?:W/)?"[0-9]{1,18}")?[ \t]*$"#;
+
+fn parse_if_match(text: &str) -> Option<Option<i64>> {
+    let text = text.trim_matches([' ', '\t']);
+    if text.is_empty() || text == "*" {
+        return Some(None);
+    }
+    let quoted = text.strip_prefix("W/").unwrap_or(text).strip_prefix('"')?.strip_suffix('"')?;
+    let digits = (1..=18).contains(&quoted.len()) && quoted.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| quoted.parse().ok()).flatten().map(Some)
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = Response;
@@ -181,17 +195,21 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         let Some(value) = parts.headers.get(header::IF_MATCH) else {
             return Ok(IfMatch(None));
         };
-        let text = value.to_str().unwrap_or_default().trim();
-        if text == "*" {
-            return Ok(IfMatch(None));
+        match value.to_str().ok().and_then(parse_if_match) {
+            Some(version) => Ok(IfMatch(version)),
+            None => {
+                Err(AppError::BadRequest("If-Match must be * or the ETag a read returned, such as W/\"3\"".to_owned())
+                    .into_response())
+            }
         }
-        let version = text.trim_start_matches("W/").trim_matches('"').parse::<i64>().unwrap_or(-1);
-        Ok(IfMatch(Some(version)))
     }
 }
 
 /// The longest `Idempotency-Key` accepted.
 pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// What an `Idempotency-Key` header holds, as the OpenAPI document states it: visible ASCII.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
 
 /// The `Idempotency-Key` header, if sent.
 pub struct IdempotencyKey(pub Option<String>);

@@ -12,6 +12,7 @@ pub mod deadline;
 pub mod extract;
 pub mod headers;
 pub mod metrics;
+pub mod openapi;
 pub mod origin;
 pub mod params;
 pub mod problem;
@@ -107,6 +108,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::ready))
         .split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    self::openapi::add_implied_problems(&mut openapi);
     (router, openapi)
 }
 

@@ -3,14 +3,16 @@
 
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder};
 use uuid::Uuid;
 
 use super::authorize;
 use super::unit_of_work::UnitOfWork;
 use crate::audit::{AuditAction, Subject};
 use crate::auth::Action;
-use crate::config::check_webhook_url;
+use crate::config::{WEBHOOK_URL_MAX, check_webhook_url};
 use crate::context::RequestContext;
+use crate::domain::contract;
 use crate::domain::validation::{self, FieldErrors, Lines};
 use crate::error::{AppError, AppResult};
 use crate::events::EventType;
@@ -24,41 +26,70 @@ const SECRET_MAX: usize = 256;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"event_types": ["appointment.booked", "appointment.cancelled"], "callback_url": "https://partner.example.org/healthcore", "secret": "a-shared-secret-of-16+-characters"})))]
 pub struct SubscriptionInput {
-    /// Event type names (`appointment.booked`, …), or `["*"]` for every type.
-    pub event_types: Vec<String>,
+    /// Event type names (`appointment.booked`, …), or `"*"` for every type; repeats count once.
+    #[schema(required = true, schema_with = event_types_schema)]
+    pub event_types: Option<Vec<String>>,
     /// Where deliveries are POSTed: an absolute http(s) URL.
-    pub callback_url: String,
-    /// The HMAC-SHA256 key deliveries are signed with (16–256 characters). It is not shown again.
-    pub secret: String,
+    #[schema(required = true, schema_with = callback_url_schema)]
+    pub callback_url: Option<String>,
+    /// The HMAC-SHA256 key deliveries are signed with. It is not shown again.
+    #[schema(required = true, schema_with = secret_schema)]
+    pub secret: Option<String>,
+}
+
+/// At most one of each event type and the wildcard.
+const EVENT_TYPES_MAX: usize = EventType::ALL.len() + 1;
+
+fn event_types_schema() -> ArrayBuilder {
+    let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).chain(["*"]).collect();
+    ArrayBuilder::new().items(contract::one_of(&names)).min_items(Some(1)).max_items(Some(EVENT_TYPES_MAX))
+}
+
+fn callback_url_schema() -> ObjectBuilder {
+    contract::url(WEBHOOK_URL_MAX)
+}
+
+fn secret_schema() -> ObjectBuilder {
+    contract::text_as_sent(SECRET_MIN, SECRET_MAX, Lines::One)
 }
 
 fn validate(input: SubscriptionInput) -> Result<(Vec<String>, String, String), FieldErrors> {
     let mut errors = FieldErrors::new();
+    let names = errors.check("event_types", validation::present(input.event_types));
+    let callback_url = errors.check("callback_url", validation::present(input.callback_url));
+    let secret = errors.check("secret", validation::present(input.secret));
+    let (Some(names), Some(callback_url), Some(secret)) = (names, callback_url, secret) else {
+        return Err(errors);
+    };
     let mut event_types: Vec<String> = Vec::new();
-    if input.event_types.is_empty() || input.event_types.len() > EventType::ALL.len() + 1 {
-        errors.add("event_types", "length", "must name between 1 and 14 event types, or be [\"*\"]");
+    if names.is_empty() || names.len() > EVENT_TYPES_MAX {
+        errors.add("event_types", "length", format!("must name between 1 and {EVENT_TYPES_MAX} event types"));
     }
-    for name in &input.event_types {
+    for name in &names {
         if name != "*" && EventType::parse(name).is_none() {
             errors.add("event_types", "one_of", "names an event type that does not exist (see docs/EVENTS.md)");
         } else if !event_types.contains(name) {
             event_types.push(name.clone());
         }
     }
-    let callback_url = input.callback_url.trim().to_owned();
-    if let Err((rule, message)) = validation::check_characters(&callback_url, Lines::One) {
+    let as_sent = callback_url;
+    let callback_url = as_sent.trim().to_owned();
+    if let Err((rule, message)) = validation::within_length(&as_sent, WEBHOOK_URL_MAX) {
+        errors.add("callback_url", rule, message);
+    } else if let Err((rule, message)) = validation::check_characters(&callback_url, Lines::One) {
         errors.add("callback_url", rule, message);
     } else if let Err(rule) = check_webhook_url(&callback_url) {
         errors.add("callback_url", "url", rule);
     }
-    let secret_length = input.secret.chars().count();
+    let secret_length = secret.chars().count();
     if !(SECRET_MIN..=SECRET_MAX).contains(&secret_length) {
         errors.add("secret", "length", format!("must be {SECRET_MIN}–{SECRET_MAX} characters"));
-    } else if let Err((rule, message)) = validation::check_characters(&input.secret, Lines::One) {
+    } else if let Err((rule, message)) = validation::check_characters(&secret, Lines::One) {
         errors.add("secret", rule, message);
     }
-    errors.into_result(|| (event_types, callback_url, input.secret))
+    errors.into_result(|| (event_types, callback_url, secret))
 }
 
 fn subject(id: Option<Uuid>) -> Subject {

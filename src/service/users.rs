@@ -7,6 +7,7 @@ use crate::audit::{AuditAction, AuditOutcome, AuditRecord, Subject};
 use crate::auth::password::{self, PasswordWork};
 use crate::clock::now;
 use crate::context::RequestContext;
+use crate::domain::validation::{CharRanges, in_ranges};
 use crate::domain::{PatientId, Role, UserId};
 use crate::error::{AppError, ProblemCode};
 use crate::service::unit_of_work::UnitOfWork;
@@ -65,8 +66,13 @@ impl From<UserError> for AppError {
     }
 }
 
+/// How long a username is, in characters, and which characters it is made of.
+pub const USERNAME_LENGTH: std::ops::RangeInclusive<usize> = 3..=64;
+pub const USERNAME_CHARACTERS: CharRanges =
+    &[('0', '9'), ('A', 'Z'), ('a', 'z'), ('.', '.'), ('_', '_'), ('-', '-'), ('@', '@')];
+
 pub(crate) fn valid_username(username: &str) -> bool {
-    (3..=64).contains(&username.len()) && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    USERNAME_LENGTH.contains(&username.chars().count()) && username.chars().all(|c| in_ranges(c, USERNAME_CHARACTERS))
 }
 
 /// Who changes an account: an administrator over the API, or an operator with the command line

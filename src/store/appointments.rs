@@ -25,7 +25,7 @@ pub struct AppointmentFilter {
 pub fn to_domain(row: appointment::Model) -> Result<Appointment, DbErr> {
     Ok(Appointment::restore(StoredAppointment {
         status: AppointmentStatus::parse(&row.status)
-            .map_err(|_| DbErr::Type(format!("appointments.status holds '{}'", row.status)))?,
+            .ok_or_else(|| DbErr::Type(format!("appointments.status holds '{}'", row.status)))?,
         slot: TimeSlot::new(row.starts_at, row.ends_at)
             .map_err(|(_, rule)| DbErr::Type(format!("appointment {}: its end {rule}", row.id)))?,
         id: AppointmentId::from_uuid(row.id),

@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use crate::error::AppResult;
 use crate::http::extract::{Caller, QueryParams};
-use crate::http::params::Params;
+use crate::http::params::{Params, Query, Rule, query_parameters};
 use crate::http::problem::Problem;
 use crate::service::analytics as service;
 use crate::state::AppState;
@@ -37,12 +37,17 @@ pub struct AppointmentAnalytics {
     pub totals: AppointmentTotals,
 }
 
+const FROM: Query = Query::of("from", Rule::Date, "first day (default: 29 days before `to`); not after `to`");
+const TO: Query =
+    Query::of("to", Rule::Date, "last day (default: today, UTC); at most 366 days after `from`, counting both");
+const PRACTITIONER: Query = Query::of("practitioner_id", Rule::Uuid, "only this practitioner's appointments");
+
+query_parameters!(PatientAnalyticsQuery: FROM, TO);
+query_parameters!(AppointmentAnalyticsQuery: FROM, TO, PRACTITIONER);
+
 /// Patients registered per day (UTC), from the analytics consumer (admins).
 #[utoipa::path(get, path = "/api/v1/analytics/patients", tag = "analytics",
-    params(
-        ("from" = Option<String>, Query, description = "first day, YYYY-MM-DD (default: 29 days before `to`)"),
-        ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD (default: today, UTC); at most 366 days in all"),
-    ),
+    params(PatientAnalyticsQuery),
     responses((status = 200, body = PatientAnalytics), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -52,7 +57,7 @@ pub async fn patient_analytics(
     QueryParams(query): QueryParams,
 ) -> AppResult<Json<PatientAnalytics>> {
     let mut params = Params::new(&query);
-    let (from, to) = (params.date("from"), params.date("to"));
+    let (from, to) = (params.date(&FROM), params.date(&TO));
     params.finish()?;
     let (from, to) = service::range(from, to, ctx.clock.now().date_naive())?;
     let days = service::patients(&state, &ctx, from, to).await?;
@@ -63,11 +68,7 @@ pub async fn patient_analytics(
 /// Appointments booked, cancelled, completed and no-show per day (UTC) and practitioner, from
 /// the analytics consumer (admins). A day is the day the event happened.
 #[utoipa::path(get, path = "/api/v1/analytics/appointments", tag = "analytics",
-    params(
-        ("from" = Option<String>, Query, description = "first day, YYYY-MM-DD (default: 29 days before `to`)"),
-        ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD (default: today, UTC); at most 366 days in all"),
-        ("practitioner_id" = Option<uuid::Uuid>, Query),
-    ),
+    params(AppointmentAnalyticsQuery),
     responses((status = 200, body = AppointmentAnalytics), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -77,8 +78,8 @@ pub async fn appointment_analytics(
     QueryParams(query): QueryParams,
 ) -> AppResult<Json<AppointmentAnalytics>> {
     let mut params = Params::new(&query);
-    let (from, to) = (params.date("from"), params.date("to"));
-    let practitioner_id = params.uuid("practitioner_id");
+    let (from, to) = (params.date(&FROM), params.date(&TO));
+    let practitioner_id = params.uuid(&PRACTITIONER);
     params.finish()?;
     let (from, to) = service::range(from, to, ctx.clock.now().date_naive())?;
     let days = service::appointments(&state, &ctx, from, to, practitioner_id).await?;

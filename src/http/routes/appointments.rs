@@ -7,7 +7,7 @@ use crate::domain::appointment::{BookingInput, CancelInput, RescheduleInput};
 use crate::domain::{Appointment, AppointmentId, AppointmentStatus};
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
-use crate::http::params::Params;
+use crate::http::params::{LIMIT, OFFSET, Params, Query, Rule, query_parameters};
 use crate::http::problem::Problem;
 use crate::http::response::{create_idempotently, resource};
 use crate::service::appointments::{self as service, Transition};
@@ -43,14 +43,16 @@ pub async fn book_appointment(
     .await
 }
 
+const PATIENT: Query = Query::of("patient_id", Rule::Uuid, "only this patient's appointments");
+const PRACTITIONER: Query = Query::of("practitioner_id", Rule::Uuid, "only this practitioner's appointments");
+const STATUS: Query = Query::of("status", Rule::OneOf(&AppointmentStatus::NAMES), "only appointments in this state");
+const FROM: Query = Query::of("from", Rule::Time, "appointments starting at or after this instant");
+const TO: Query = Query::of("to", Rule::Time, "appointments starting before this instant");
+
+query_parameters!(AppointmentQuery: PATIENT, PRACTITIONER, STATUS, FROM, TO, LIMIT, OFFSET);
+
 #[utoipa::path(get, path = "/api/v1/appointments", tag = "appointments",
-    params(
-        ("patient_id" = Option<uuid::Uuid>, Query), ("practitioner_id" = Option<uuid::Uuid>, Query),
-        ("status" = Option<String>, Query, description = "booked, cancelled, completed or no_show"),
-        ("from" = Option<String>, Query, description = "RFC 3339; appointments starting at or after"),
-        ("to" = Option<String>, Query, description = "RFC 3339; appointments starting before"),
-        ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query),
-    ),
+    params(AppointmentQuery),
     responses((status = 200, body = AppointmentList), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list_appointments(
@@ -60,11 +62,11 @@ pub async fn list_appointments(
 ) -> AppResult<Json<AppointmentList>> {
     let mut params = Params::new(&query);
     let filter = AppointmentFilter {
-        patient_id: params.uuid("patient_id"),
-        practitioner_id: params.uuid("practitioner_id"),
-        status: params.one_of("status", AppointmentStatus::parse),
-        from: params.time("from"),
-        to: params.time("to"),
+        patient_id: params.uuid(&PATIENT),
+        practitioner_id: params.uuid(&PRACTITIONER),
+        status: params.one_of(&STATUS, AppointmentStatus::parse),
+        from: params.time(&FROM),
+        to: params.time(&TO),
     };
     let page = params.page();
     params.finish()?;

@@ -6,7 +6,7 @@ use super::PageInfo;
 use crate::audit::AuditOutcome;
 use crate::error::AppResult;
 use crate::http::extract::{Caller, QueryParams};
-use crate::http::params::Params;
+use crate::http::params::{LIMIT, OFFSET, Params, Query, Rule, query_parameters};
 use crate::http::problem::Problem;
 use crate::state::AppState;
 use crate::store::audit::{AuditEvent, AuditFilter};
@@ -17,15 +17,18 @@ pub struct AuditEventList {
     pub page: PageInfo,
 }
 
+const PATIENT: Query = Query::of("patient_id", Rule::Uuid, "records about this patient");
+const ACTOR: Query = Query::of("actor_id", Rule::Uuid, "records of this user's actions");
+const ACTION: Query = Query::text("action", 64, "e.g. patient.read, appointment.book, auth.login");
+const OUTCOME: Query = Query::of("outcome", Rule::OneOf(&AuditOutcome::NAMES), "success, denied or error");
+const FROM: Query = Query::of("from", Rule::Time, "records at or after this instant");
+const TO: Query = Query::of("to", Rule::Time, "records before this instant");
+
+query_parameters!(AuditQuery: PATIENT, ACTOR, ACTION, OUTCOME, FROM, TO, LIMIT, OFFSET);
+
 /// The audit trail, newest first (admins and auditors). Read-only: nothing modifies or deletes it.
 #[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit",
-    params(
-        ("patient_id" = Option<uuid::Uuid>, Query), ("actor_id" = Option<uuid::Uuid>, Query),
-        ("action" = Option<String>, Query, description = "e.g. patient.read, appointment.book, auth.login"),
-        ("outcome" = Option<String>, Query, description = "success, denied or error"),
-        ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
-        ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query),
-    ),
+    params(AuditQuery),
     responses((status = 200, body = AuditEventList), (status = 403, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list_audit_events(
@@ -35,13 +38,12 @@ pub async fn list_audit_events(
 ) -> AppResult<Json<AuditEventList>> {
     let mut params = Params::new(&query);
     let filter = AuditFilter {
-        patient_id: params.uuid("patient_id"),
-        actor_id: params.uuid("actor_id"),
-        action: params.text("action", 64),
-        outcome: params
-            .one_of("outcome", |v| AuditOutcome::parse(v).ok_or(("one_of", "must be success, denied or error".into()))),
-        from: params.time("from"),
-        to: params.time("to"),
+        patient_id: params.uuid(&PATIENT),
+        actor_id: params.uuid(&ACTOR),
+        action: params.text(&ACTION),
+        outcome: params.one_of(&OUTCOME, AuditOutcome::parse),
+        from: params.time(&FROM),
+        to: params.time(&TO),
     };
     let page = params.page();
     params.finish()?;

@@ -1,9 +1,10 @@
 use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::ObjectBuilder;
 use uuid::Uuid;
 
-use crate::domain::{FieldErrors, Role};
+use crate::domain::{FieldErrors, Role, contract};
 use crate::error::AppResult;
 use crate::http::extract::{Anonymous, Caller, JsonBody};
 use crate::http::problem::Problem;
@@ -12,9 +13,25 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"username": "admin", "password": "the administrator's password"})))]
 pub struct TokenRequest {
+    #[schema(required = true, schema_with = username_schema)]
     pub username: Option<String>,
+    #[schema(required = true, schema_with = password_schema)]
     pub password: Option<String>,
+}
+
+/// The longest username and password a sign-in reads (in characters): longer ones are refused
+/// before any lookup or hashing.
+const USERNAME_MAX: usize = 64;
+const PASSWORD_MAX: usize = 1024;
+
+fn username_schema() -> ObjectBuilder {
+    contract::verbatim(1, USERNAME_MAX)
+}
+
+fn password_schema() -> ObjectBuilder {
+    contract::verbatim(1, PASSWORD_MAX)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,13 +60,14 @@ pub async fn issue_token(
     body: JsonBody<TokenRequest>,
 ) -> AppResult<Json<TokenResponse>> {
     let mut errors = FieldErrors::new();
-    let username = body.value.username.filter(|u| !u.is_empty() && u.len() <= 64);
-    let password = body.value.password.filter(|p| !p.is_empty() && p.len() <= 1024);
+    let within = |text: &String, max: usize| (1..=max).contains(&text.chars().count());
+    let username = body.value.username.filter(|u| within(u, USERNAME_MAX));
+    let password = body.value.password.filter(|p| within(p, PASSWORD_MAX));
     if username.is_none() {
-        errors.add("username", "required", "is required (1–64 characters)");
+        errors.add("username", "required", format!("is required (1–{USERNAME_MAX} characters)"));
     }
     if password.is_none() {
-        errors.add("password", "required", "is required");
+        errors.add("password", "required", format!("is required (1–{PASSWORD_MAX} characters)"));
     }
     let (Some(username), Some(password)) = (username, password) else {
         return Err(errors.into());

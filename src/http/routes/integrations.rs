@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::PageInfo;
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, JsonBody, QueryParams};
-use crate::http::params::Params;
+use crate::http::params::{LIMIT, OFFSET, PageQuery, Params, Query, Rule, query_parameters};
 use crate::http::problem::Problem;
 use crate::service::integrations::{self as service, SubscriptionInput};
 use crate::state::AppState;
@@ -47,7 +47,7 @@ pub async fn create_subscription(
 }
 
 #[utoipa::path(get, path = "/api/v1/integrations/subscriptions", tag = "integrations",
-    params(("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
+    params(PageQuery),
     responses((status = 200, body = SubscriptionList), (status = 403, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list_subscriptions(
@@ -99,10 +99,13 @@ pub async fn enable_subscription(
     Ok(Json(service::enable(&state, &ctx, id).await?))
 }
 
+const STATUS: Query = Query::of("status", Rule::OneOf(&DeliveryStatus::NAMES), "only deliveries in this state");
+
+query_parameters!(DeliveryQuery: STATUS, LIMIT, OFFSET);
+
 /// A subscription's delivery history, newest first.
 #[utoipa::path(get, path = "/api/v1/integrations/subscriptions/{id}/deliveries", tag = "integrations",
-    params(("id" = uuid::Uuid, Path), ("status" = Option<String>, Query, description = "pending, delivered or failed"),
-        ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
+    params(("id" = uuid::Uuid, Path), DeliveryQuery),
     responses((status = 200, body = DeliveryList), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list_deliveries(
@@ -112,9 +115,7 @@ pub async fn list_deliveries(
     QueryParams(query): QueryParams,
 ) -> AppResult<Json<DeliveryList>> {
     let mut params = Params::new(&query);
-    let status = params.one_of("status", |v| {
-        DeliveryStatus::parse(v).ok_or(("one_of", "must be pending, delivered or failed".into()))
-    });
+    let status = params.one_of(&STATUS, DeliveryStatus::parse);
     let page = params.page();
     params.finish()?;
     let page = service::deliveries(&state, &ctx, id, status, page).await?;

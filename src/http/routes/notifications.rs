@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::PageInfo;
 use crate::error::AppResult;
 use crate::http::extract::{Caller, QueryParams};
-use crate::http::params::Params;
+use crate::http::params::{LIMIT, OFFSET, Params, Query, Rule, query_parameters};
 use crate::http::problem::Problem;
 use crate::service::notifications as service;
 use crate::state::AppState;
@@ -38,13 +38,15 @@ pub struct NotificationList {
     pub page: PageInfo,
 }
 
+const PATIENT: Query = Query::of("patient_id", Rule::Uuid, "only this patient's notifications");
+const APPOINTMENT: Query = Query::of("appointment_id", Rule::Uuid, "only notifications about this appointment");
+
+query_parameters!(NotificationQuery: PATIENT, APPOINTMENT, LIMIT, OFFSET);
+
 /// Patient notifications prepared by the notifications consumer, newest first, with their webhook
 /// delivery status (admins and receptionists; audited per patient).
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
-    params(
-        ("patient_id" = Option<Uuid>, Query), ("appointment_id" = Option<Uuid>, Query),
-        ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query),
-    ),
+    params(NotificationQuery),
     responses((status = 200, body = NotificationList), (status = 403, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list_notifications(
@@ -53,8 +55,7 @@ pub async fn list_notifications(
     QueryParams(query): QueryParams,
 ) -> AppResult<Json<NotificationList>> {
     let mut params = Params::new(&query);
-    let filter =
-        NotificationFilter { patient_id: params.uuid("patient_id"), appointment_id: params.uuid("appointment_id") };
+    let filter = NotificationFilter { patient_id: params.uuid(&PATIENT), appointment_id: params.uuid(&APPOINTMENT) };
     let page = params.page();
     params.finish()?;
     let (page, mut deliveries) = service::list(&state, &ctx, filter, page).await?;

@@ -7,7 +7,7 @@ use crate::domain::patient::{PatientInput, PatientPatchInput};
 use crate::domain::{NAME_FILTER_MAX, Patient, PatientId};
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
-use crate::http::params::Params;
+use crate::http::params::{LIMIT, OFFSET, Params, Query, Rule, query_parameters};
 use crate::http::problem::Problem;
 use crate::http::response::{create_idempotently, resource};
 use crate::service::idempotency::Disclosure;
@@ -42,16 +42,16 @@ pub async fn create_patient(
     .await
 }
 
+const NAME: Query = Query::text("name", NAME_FILTER_MAX, "case-insensitive prefix of the given or family name");
+const MRN: Query = Query::text("mrn", NAME_FILTER_MAX, "prefix of the MRN");
+const ACTIVE: Query = Query::of("active", Rule::Boolean, "only active (or only deactivated) patients");
+const SORT: Query = Query::of("sort", Rule::OneOf(&["name", "created_at"]), "`name` (the default) or `created_at`");
+
+query_parameters!(PatientQuery: NAME, MRN, ACTIVE, SORT, LIMIT, OFFSET);
+
 /// List patients: filter by name or MRN prefix and active flag; sorted by name (or creation time).
 #[utoipa::path(get, path = "/api/v1/patients", tag = "patients",
-    params(
-        ("name" = Option<String>, Query, description = "case-insensitive prefix of the given or family name"),
-        ("mrn" = Option<String>, Query, description = "prefix of the MRN"),
-        ("active" = Option<bool>, Query),
-        ("sort" = Option<String>, Query, description = "`name` (default) or `created_at`"),
-        ("limit" = Option<u64>, Query, description = "1–100, default 20"),
-        ("offset" = Option<u64>, Query, description = "0–100000, default 0"),
-    ),
+    params(PatientQuery),
     responses((status = 200, body = PatientList), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list_patients(
@@ -61,15 +61,15 @@ pub async fn list_patients(
 ) -> AppResult<Json<PatientList>> {
     let mut params = Params::new(&query);
     let filter = PatientFilter {
-        name_prefix: params.text("name", NAME_FILTER_MAX),
-        mrn_prefix: params.text("mrn", NAME_FILTER_MAX),
-        active: params.boolean("active"),
+        name_prefix: params.text(&NAME),
+        mrn_prefix: params.text(&MRN),
+        active: params.boolean(&ACTIVE),
         only: None,
         sort: params
-            .one_of("sort", |v| match v {
-                "name" => Ok(PatientSort::Name),
-                "created_at" => Ok(PatientSort::CreatedAt),
-                _ => Err(("one_of", "must be name or created_at".into())),
+            .one_of(&SORT, |v| match v {
+                "name" => Some(PatientSort::Name),
+                "created_at" => Some(PatientSort::CreatedAt),
+                _ => None,
             })
             .unwrap_or_default(),
     };

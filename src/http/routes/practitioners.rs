@@ -7,7 +7,7 @@ use crate::domain::practitioner::{PractitionerInput, PractitionerPatchInput};
 use crate::domain::{NAME_FILTER_MAX, Practitioner, PractitionerId, PractitionerRole};
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, IdempotencyKey, IfMatch, JsonBody, QueryParams};
-use crate::http::params::Params;
+use crate::http::params::{LIMIT, OFFSET, Params, Query, Rule, query_parameters};
 use crate::http::problem::Problem;
 use crate::http::response::{create_idempotently, resource};
 use crate::service::idempotency::Disclosure;
@@ -42,14 +42,15 @@ pub async fn create_practitioner(
     .await
 }
 
+const NAME: Query = Query::text("name", NAME_FILTER_MAX, "case-insensitive prefix of the given or family name");
+const LICENCE: Query = Query::text("licence_number", NAME_FILTER_MAX, "prefix of the licence number");
+const ROLE: Query = Query::of("role", Rule::OneOf(&PractitionerRole::NAMES), "only practitioners of this role");
+const ACTIVE: Query = Query::of("active", Rule::Boolean, "only active (or only deactivated) practitioners");
+
+query_parameters!(PractitionerQuery: NAME, LICENCE, ROLE, ACTIVE, LIMIT, OFFSET);
+
 #[utoipa::path(get, path = "/api/v1/practitioners", tag = "practitioners",
-    params(
-        ("name" = Option<String>, Query, description = "case-insensitive prefix of the given or family name"),
-        ("licence_number" = Option<String>, Query, description = "prefix of the licence number"),
-        ("role" = Option<String>, Query),
-        ("active" = Option<bool>, Query),
-        ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query),
-    ),
+    params(PractitionerQuery),
     responses((status = 200, body = PractitionerList), (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list_practitioners(
@@ -59,10 +60,10 @@ pub async fn list_practitioners(
 ) -> AppResult<Json<PractitionerList>> {
     let mut params = Params::new(&query);
     let filter = PractitionerFilter {
-        name_prefix: params.text("name", NAME_FILTER_MAX),
-        licence_prefix: params.text("licence_number", NAME_FILTER_MAX),
-        role: params.one_of("role", PractitionerRole::parse),
-        active: params.boolean("active"),
+        name_prefix: params.text(&NAME),
+        licence_prefix: params.text(&LICENCE),
+        role: params.one_of(&ROLE, |v| PractitionerRole::parse(v).ok()),
+        active: params.boolean(&ACTIVE),
     };
     let page = params.page();
     params.finish()?;

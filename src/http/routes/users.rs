@@ -5,15 +5,19 @@ use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::ObjectBuilder;
 use uuid::Uuid;
 
 use super::PageInfo;
+use crate::auth::password;
+use crate::domain::contract;
+use crate::domain::validation::present;
 use crate::domain::{FieldErrors, PatientId, Role, UserId};
 use crate::error::AppResult;
 use crate::http::extract::{Caller, IdPath, JsonBody, QueryParams};
-use crate::http::params::Params;
+use crate::http::params::{PageQuery, Params};
 use crate::http::problem::Problem;
-use crate::service::users::{AccountChange, admin as service};
+use crate::service::users::{AccountChange, USERNAME_CHARACTERS, USERNAME_LENGTH, admin as service};
 use crate::state::AppState;
 use crate::store::users::User;
 
@@ -50,19 +54,33 @@ pub struct UserList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"username": "r.lee", "role": "receptionist", "password": "correct horse battery staple"})))]
 pub struct UserInput {
-    pub username: String,
-    pub role: Role,
-    /// Required for (and only for) the `patient` role.
+    /// Unique; letters, digits and `.`, `_`, `-`, `@`.
+    #[schema(required = true, schema_with = username_schema)]
+    pub username: Option<String>,
+    #[schema(required = true, value_type = Role)]
+    pub role: Option<Role>,
+    /// Required for (and only for) the `patient` role: the patient record the account is.
     #[schema(value_type = Option<Uuid>)]
     pub patient_id: Option<PatientId>,
-    /// 12–256 characters.
-    pub password: String,
+    #[schema(required = true, schema_with = new_password_schema)]
+    pub password: Option<String>,
 }
 
-/// What to change; each change given is applied and audited on its own.
+fn username_schema() -> ObjectBuilder {
+    contract::word(USERNAME_LENGTH, USERNAME_CHARACTERS).examples(["r.lee"])
+}
+
+fn new_password_schema() -> ObjectBuilder {
+    contract::verbatim(password::MIN_LENGTH, password::MAX_LENGTH)
+}
+
+/// What to change; each change given is applied and audited on its own. At least one of `role`
+/// and `active` is required.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1, examples(json!({"active": false})))]
 pub struct UserPatchInput {
     /// A new role; with `patient`, `patient_id` names the patient record.
     pub role: Option<Role>,
@@ -75,16 +93,17 @@ pub struct UserPatchInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordInput {
-    /// 12–256 characters.
-    pub password: String,
+    #[schema(required = true, schema_with = new_password_schema)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OwnPasswordInput {
-    pub current_password: String,
-    /// 12–256 characters.
-    pub new_password: String,
+    #[schema(required = true, value_type = String)]
+    pub current_password: Option<String>,
+    #[schema(required = true, schema_with = new_password_schema)]
+    pub new_password: Option<String>,
 }
 
 /// Create an account (admin only).
@@ -97,13 +116,20 @@ pub async fn create_user(
     body: JsonBody<UserInput>,
 ) -> AppResult<(axum::http::StatusCode, Json<UserView>)> {
     let input = body.value;
-    let user = service::create(&state, &ctx, &input.username, input.role, input.patient_id, &input.password).await?;
+    let mut errors = FieldErrors::new();
+    let username = errors.check("username", present(input.username));
+    let role = errors.check("role", present(input.role));
+    let password = errors.check("password", present(input.password));
+    let (Some(username), Some(role), Some(password)) = (username, role, password) else {
+        return Err(errors.into());
+    };
+    let user = service::create(&state, &ctx, &username, role, input.patient_id, &password).await?;
     Ok((axum::http::StatusCode::CREATED, Json(user.into())))
 }
 
 /// Every account, by username (admin only).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
-    params(("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
+    params(PageQuery),
     responses((status = 200, body = UserList), (status = 403, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list_users(
@@ -170,7 +196,9 @@ pub async fn reset_password(
     IdPath(id): IdPath<UserId>,
     body: JsonBody<PasswordInput>,
 ) -> AppResult<Json<UserView>> {
-    let change = AccountChange::Password(body.value.password);
+    let password =
+        present(body.value.password).map_err(|(rule, message)| FieldErrors::single("password", rule, message))?;
+    let change = AccountChange::Password(password);
     Ok(Json(service::change(&state, &ctx, id, change).await?.into()))
 }
 
@@ -184,6 +212,12 @@ pub async fn change_own_password(
     body: JsonBody<OwnPasswordInput>,
 ) -> AppResult<axum::http::StatusCode> {
     let input = body.value;
-    service::change_own_password(&state, &ctx, &input.current_password, &input.new_password).await?;
+    let mut errors = FieldErrors::new();
+    let current = errors.check("current_password", present(input.current_password));
+    let new = errors.check("new_password", present(input.new_password));
+    let (Some(current), Some(new)) = (current, new) else {
+        return Err(errors.into());
+    };
+    service::change_own_password(&state, &ctx, &current, &new).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
