@@ -119,17 +119,35 @@ ensure_linters() {
 }
 
 # schemathesis (PyPI), which fuzzes the served OpenAPI document, in a virtual environment of its
-# own in the tools cache, on PATH as `st` for the tests.
+# own in the tools cache, on PATH as `st` for the tests. Beside it, in another, the contract's
+# independent checkers: openapi-spec-validator (is the document valid OpenAPI 3.1?) and
+# openapi-python-client (generates a client from it; the tests run the README's booking flow through
+# that client with the environment's python, `contract-python`, which has the client's libraries).
 SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+PYTHON_DATEUTIL_VERSION=2.9.0.post0
 
 ensure_fuzzers() {
   export PATH="$HEALTHCORE_TOOLS/bin:$PATH"
-  if st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-    return 0
+  if ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    log "installing schemathesis into $HEALTHCORE_TOOLS"
+    python3 -m venv "$HEALTHCORE_TOOLS/fuzzers"
+    "$HEALTHCORE_TOOLS/fuzzers/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+    mkdir -p "$HEALTHCORE_TOOLS/bin"
+    ln -sf "$HEALTHCORE_TOOLS/fuzzers/bin/st" "$HEALTHCORE_TOOLS/bin/st"
   fi
-  log "installing schemathesis into $HEALTHCORE_TOOLS"
-  python3 -m venv "$HEALTHCORE_TOOLS/fuzzers"
-  "$HEALTHCORE_TOOLS/fuzzers/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
-  mkdir -p "$HEALTHCORE_TOOLS/bin"
-  ln -sf "$HEALTHCORE_TOOLS/fuzzers/bin/st" "$HEALTHCORE_TOOLS/bin/st"
+  if ! openapi-python-client --version 2>/dev/null | grep -q "$OPENAPI_PYTHON_CLIENT_VERSION" \
+    || ! contract-python -c "import attrs, dateutil, httpx" 2>/dev/null; then
+    log "installing openapi-spec-validator and openapi-python-client into $HEALTHCORE_TOOLS"
+    python3 -m venv "$HEALTHCORE_TOOLS/contract"
+    "$HEALTHCORE_TOOLS/contract/bin/pip" install --quiet "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" \
+      "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" "python-dateutil==$PYTHON_DATEUTIL_VERSION"
+    mkdir -p "$HEALTHCORE_TOOLS/bin"
+    ln -sf "$HEALTHCORE_TOOLS/contract/bin/openapi-spec-validator" "$HEALTHCORE_TOOLS/bin/openapi-spec-validator"
+    ln -sf "$HEALTHCORE_TOOLS/contract/bin/openapi-python-client" "$HEALTHCORE_TOOLS/bin/openapi-python-client"
+    # A wrapper, not a link: a linked venv python does not find the environment it belongs to.
+    printf '#!/bin/sh\nexec "%s" "$@"\n' "$HEALTHCORE_TOOLS/contract/bin/python" >"$HEALTHCORE_TOOLS/bin/contract-python"
+    chmod +x "$HEALTHCORE_TOOLS/bin/contract-python"
+  fi
 }

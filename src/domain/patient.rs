@@ -65,8 +65,9 @@ pub struct Patient {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The body of a patient registration, as the client sent it. Everything is optional here so that
-/// `PatientDraft::parse` can report every missing or invalid field at once.
+// The required fields are `Option`s here so that `PatientDraft::parse` can report every missing or
+// invalid field at once; the schema marks them required.
+/// A patient registration. The MRN is generated.
 #[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"given_name": "Ada", "family_name": "Lovelace", "birth_date": "1990-12-10", "sex": "female", "email": "ada@example.org", "phone": "+44 20 7946 0958"})))]

@@ -18,6 +18,14 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 const TYPE_BASE: &str = "https://healthcore.dev/problems/";
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({
+    "type": "https://healthcore.dev/problems/validation",
+    "title": "Unprocessable Entity",
+    "status": 422,
+    "detail": "the request has invalid fields: birth_date",
+    "correlation_id": "0b6c2f4e-7a51-4e0f-9d3c-1f2a3b4c5d6e",
+    "errors": [{"field": "birth_date", "rule": "not_in_future", "message": "must not be in the future"}]
+})))]
 pub struct Problem {
     #[serde(rename = "type")]
     pub problem_type: String,

@@ -15,6 +15,7 @@ mod chaos;
 mod cli;
 mod concurrency;
 mod consumers;
+mod contract;
 mod dashboards;
 mod deployment;
 mod errors;

@@ -92,6 +92,7 @@ pub struct UserPatchInput {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"password": "a new long pass phrase"})))]
 pub struct PasswordInput {
     #[schema(required = true, schema_with = new_password_schema)]
     pub password: Option<String>,
@@ -99,6 +100,7 @@ pub struct PasswordInput {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"current_password": "the password you signed in with", "new_password": "a new long pass phrase"})))]
 pub struct OwnPasswordInput {
     #[schema(required = true, value_type = String)]
     pub current_password: Option<String>,
