@@ -30,7 +30,5 @@ mod audit;
 mod backoff;
 /// The reference-data caches (practitioners, users) and the account-change listener.
 mod cache;
-/// `healthcore seed`: demo data through the same use cases as the API.
-mod seed;
 /// The application state the handlers share.
 mod state;

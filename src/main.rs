@@ -27,6 +27,11 @@ fn exit_quietly_on_broken_pipe(command: &Option<cli::Command>) {
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     exit_quietly_on_broken_pipe(&cli.command);
+    if let Some(cli::Command::Completions { shell }) = cli.command {
+        // Like `openapi`, it describes the program and needs no configuration.
+        cli::print_completions(shell);
+        return std::process::ExitCode::SUCCESS;
+    }
     if let Some(cli::Command::Openapi) = cli.command {
         // The one command that must work even with a broken configuration.
         return match cli::print_openapi() {

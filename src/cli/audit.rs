@@ -17,6 +17,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+use super::progress;
 use crate::app;
 use crate::config::Config;
 use crate::domain::audit::Month;
@@ -89,9 +90,9 @@ async fn export(store: &Store, before: &str, dir: &Path, detach: bool) -> anyhow
             if file.exists() {
                 println!("{month}: {} exists; verifying it against the database", file.display());
             } else {
-                write_month(store, month, &file).await?;
+                write_month(store, month, count, &file).await?;
             }
-            let checksum = verify_against_database(store, month, &file).await?;
+            let checksum = verify_against_database(store, month, count, &file).await?;
             println!("{month}: {count} records in {} (sha256 {checksum}), verified", file.display());
             if detach {
                 let name = audit::partition_name(month);
@@ -137,10 +138,11 @@ fn sha256_of(file: &Path) -> anyhow::Result<String> {
 
 /// Writes a month's records to `file` (through a `.partial` file renamed when complete), then its
 /// checksum file.
-async fn write_month(store: &Store, month: Month, file: &Path) -> anyhow::Result<()> {
+async fn write_month(store: &Store, month: Month, count: u64, file: &Path) -> anyhow::Result<()> {
     let partial = file.with_extension("gz.partial");
     let _ = std::fs::remove_file(&partial);
     let mut out = GzEncoder::new(BufWriter::new(create_private(&partial)?), Compression::default());
+    let progress = progress::bar(count, &format!("{month} export"));
     let mut after = None;
     loop {
         let page = audit::page_between(store.db(), month.start(), month.end(), after, PAGE).await?;
@@ -148,11 +150,13 @@ async fn write_month(store: &Store, month: Month, file: &Path) -> anyhow::Result
             serde_json::to_writer(&mut out, record)?;
             out.write_all(b"\n")?;
         }
+        progress.inc(page.len() as u64);
         match page.last() {
             Some(last) if page.len() as u64 == PAGE => after = Some(last.id),
             _ => break,
         }
     }
+    progress.finish_and_clear();
     out.finish()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&partial, file)?;
     let name = file.file_name().and_then(|n| n.to_str()).context("an archive file name")?;
@@ -220,8 +224,9 @@ fn verify_file(file: &Path) -> anyhow::Result<(Month, u64)> {
 
 /// Verifies `file` and that it holds exactly the month's records in the database, in order,
 /// reading both a page at a time; returns its checksum.
-async fn verify_against_database(store: &Store, month: Month, file: &Path) -> anyhow::Result<String> {
+async fn verify_against_database(store: &Store, month: Month, count: u64, file: &Path) -> anyhow::Result<String> {
     let mut archive = Archive::open(file)?;
+    let progress = progress::bar(count, &format!("{month} verify"));
     let mut after = None;
     loop {
         let page = audit::page_between(store.db(), month.start(), month.end(), after, PAGE).await?;
@@ -231,11 +236,13 @@ async fn verify_against_database(store: &Store, month: Month, file: &Path) -> an
                 bail!("{}: record {} differs from the database's; keep the partition", file.display(), archive.read);
             }
         }
+        progress.inc(page.len() as u64);
         match page.last() {
             Some(last) if page.len() as u64 == PAGE => after = Some(last.id),
             _ => break,
         }
     }
+    progress.finish_and_clear();
     ensure!(archive.next_record()?.is_none(), "{}: holds more records than the database", file.display());
     sha256_of(file)
 }
@@ -247,6 +254,7 @@ async fn restore(store: &Store, file: &Path) -> anyhow::Result<()> {
         audit::ensure_partition(store.db(), month).await?;
     }
     let mut archive = Archive::open(file)?;
+    let progress = progress::bar(count, &format!("{month} restore"));
     let mut written = 0;
     let mut batch = Vec::with_capacity(PAGE as usize);
     loop {
@@ -255,12 +263,14 @@ async fn restore(store: &Store, file: &Path) -> anyhow::Result<()> {
         batch.extend(record);
         if batch.len() as u64 == PAGE || (done && !batch.is_empty()) {
             written += audit::restore(store.db(), &batch).await?;
+            progress.inc(batch.len() as u64);
             batch.clear();
         }
         if done {
             break;
         }
     }
+    progress.finish_and_clear();
     println!("{month}: {written} of {count} records written back ({} were present)", count - written);
     Ok(())
 }

@@ -100,6 +100,8 @@ pub async fn replay(
 ) -> anyhow::Result<()> {
     let store = crate::app::open_store(&config, &Default::default()).await?;
     let tx = store.begin_write().await?;
+    // A few statements, each over the whole history: on a long one they run a while.
+    let progress = super::progress::spinner("marking the events for replay");
     if rebuild_analytics {
         analytics::reset(&tx).await?;
         let forgotten = consumers::forget(&tx, crate::consumers::ConsumerGroup::Analytics.as_str()).await?;
@@ -109,6 +111,7 @@ pub async fn replay(
     let count = outbox::replay(&tx, &selection).await?;
     crate::store::outbox::notify_relays(&tx).await?;
     tx.commit().await?;
+    progress.finish_and_clear();
     let destination = if config.kafka.is_some() { "Kafka" } else { "the in-process consumers" };
     println!("{count} events since {} queued for replay to {destination}", since.to_rfc3339());
     store.close().await;

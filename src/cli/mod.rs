@@ -5,6 +5,8 @@ pub mod events;
 mod healthcheck;
 mod jobs;
 mod outbox;
+mod progress;
+mod seed;
 mod user;
 
 pub use audit::AuditCommand;
@@ -13,7 +15,7 @@ pub use jobs::JobsCommand;
 pub use outbox::OutboxCommand;
 pub use user::UserCommand;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::app::{self, Application};
 use crate::config::Config;
@@ -59,6 +61,14 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print the effective configuration, secrets masked.
     Config,
+    /// Print a shell completion script: `healthcore completions bash > /etc/bash_completion.d/healthcore`.
+    ///
+    /// zsh: write it as `_healthcore` in a folder of `$fpath`; fish: to
+    /// `~/.config/fish/completions/healthcore.fish`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Exit 0 if this instance answers (for container health checks).
     ///
     /// Probes `/health/live` on HEALTHCORE_BIND or, for processes that serve no API (relay,
@@ -129,7 +139,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::User(command) => user::run(config, command).await,
         Command::Openapi => print_openapi(),
-        Command::Seed(args) => crate::seed::run(config, args.patients, args.practitioners, args.appointments).await,
+        Command::Completions { shell } => {
+            print_completions(shell);
+            Ok(())
+        }
+        Command::Seed(args) => seed::run(config, args.patients, args.practitioners, args.appointments).await,
         Command::Config => {
             for (name, value) in config.describe() {
                 println!("{name}={value}");
@@ -137,6 +151,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes the completion script for `shell` to standard output. Needs no configuration.
+pub fn print_completions(shell: clap_complete::Shell) {
+    clap_complete::generate(shell, &mut Cli::command(), "healthcore", &mut std::io::stdout());
 }
 
 /// `healthcore openapi`: needs no configuration, the document is derived from the code alone.

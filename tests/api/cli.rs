@@ -194,6 +194,8 @@ async fn seed_creates_the_requested_demo_data(backend: Backend) {
         None,
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
+    // Not on a terminal: no progress drawn, so logs and pipes get only the result.
+    assert!(!text(&output.stderr).contains('[') && !text(&output.stderr).contains('\r'), "{}", text(&output.stderr));
     let patients = app.get("/api/v1/patients?limit=1", &app.admin_token).await.expect(200);
     assert_eq!(patients.body["page"]["total"], 25);
     let practitioners = app.get("/api/v1/practitioners?limit=1", &app.admin_token).await.expect(200);
@@ -293,7 +295,61 @@ on_both_backends!(
     events_tail_prints_new_events_as_they_are_recorded,
     jobs_are_listed_and_run_on_demand,
     the_first_start_creates_an_admin_with_a_generated_password_once,
+    seed_shows_its_progress_on_a_terminal,
 );
+
+/// On a terminal (util-linux `script` gives the command one), `seed` shows its progress.
+async fn seed_shows_its_progress_on_a_terminal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.store.url().to_owned();
+    let seed = format!("{} seed --patients 5 --practitioners 2 --appointments 3", env!("CARGO_BIN_EXE_healthcore"));
+    // `script` runs the command on a new pseudo-terminal and copies what is drawn there to stdout.
+    let mut command = std::process::Command::new("script");
+    command.env_clear().args(["--quiet", "--return", "--command", &seed, "/dev/null"]);
+    command.env("PATH", std::env::var("PATH").unwrap_or_default()).env("TERM", "xterm");
+    command.env("DATABASE_URL", &url).env("HEALTHCORE_JWT_SECRET", "seed-signing-key-0123456789abcdef0123456789");
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        command.env("LLVM_PROFILE_FILE", profile);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    let drawn = text(&output.stdout);
+    assert!(output.status.success(), "{drawn}{}", text(&output.stderr));
+    assert!(drawn.contains("patients [") && drawn.contains("5/5"), "{drawn}");
+    app.stop().await;
+}
+
+#[test]
+fn completion_scripts_complete_the_commands() {
+    // No configuration is needed, as for `openapi`.
+    let bash = healthcore(&["completions", "bash"], &[], None);
+    assert!(bash.status.success(), "{}", text(&bash.stderr));
+    let folder = std::env::temp_dir().join(format!("hc_completions_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let script = folder.join("healthcore.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    // What bash offers after `healthcore aud<TAB>` and after `healthcore audit <TAB>`.
+    let complete = |words: &str, index: usize| {
+        let program = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={index}; _healthcore healthcore \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let output = std::process::Command::new("bash").args(["-c", &program]).output().unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(complete("healthcore aud", 1), ["audit"]);
+    let after_audit = complete("healthcore audit ''", 2);
+    for sub in ["export", "verify", "restore"] {
+        assert!(after_audit.iter().any(|w| w == sub), "{after_audit:?}");
+    }
+    std::fs::remove_dir_all(&folder).unwrap();
+    for (shell, marker) in [("zsh", "#compdef healthcore"), ("fish", "complete -c healthcore")] {
+        let output = healthcore(&["completions", shell], &[], None);
+        let printed = text(&output.stdout);
+        assert!(output.status.success() && printed.contains(marker), "{shell}: {printed}");
+        assert!(printed.contains("audit") && printed.contains("completions"), "{shell} completes the commands");
+    }
+}
 
 #[test]
 fn a_printing_command_ends_quietly_when_its_reader_goes_away() {

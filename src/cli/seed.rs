@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Timelike};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, seq::IndexedRandom};
 use uuid::Uuid;
 
@@ -19,6 +18,8 @@ use crate::domain::{Role, UserId};
 use crate::error::AppError;
 use crate::service;
 
+use super::progress::bar;
+
 const GIVEN: &[&str] = &[
     "Amara", "Ben", "Chloé", "Dmitri", "Elif", "Farah", "Gustavo", "Hana", "Ivan", "Jun", "Kofi", "Lena", "Mateo",
     "Nia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tariq", "Uma", "Viktor", "Wen", "Ximena", "Yusuf", "Zofia",
@@ -32,17 +33,6 @@ const SPECIALTIES: &[&str] =
     &["cardiology", "dermatology", "family medicine", "paediatrics", "physiotherapy", "radiology"];
 const REASONS: &[&str] =
     &["annual check-up", "follow-up", "vaccination", "blood test", "consultation", "physiotherapy session"];
-
-fn bar(length: u64, label: &'static str) -> ProgressBar {
-    let bar = ProgressBar::new(length);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>13} [{bar:40}] {pos}/{len} ({per_sec})")
-            .expect("the template is valid")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label);
-    bar
-}
 
 pub async fn run(config: Config, patients: u32, practitioners: u32, appointments: u32) -> anyhow::Result<()> {
     let config = Arc::new(config);
