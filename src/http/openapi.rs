@@ -17,14 +17,14 @@
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
 use super::extract::{IDEMPOTENCY_KEY_PATTERN, IF_MATCH_PATTERN};
 use super::problem::CONTENT_TYPE;
 
 /// Adds to every operation the problem responses its shape implies (see the module's table); a
-/// response the handler declared itself is kept as it is. States the rules of the headers the
-/// shared extractors read.
+/// response the handler declared itself is kept (given the implied description if it has none).
+/// States the rules of the headers the shared extractors read.
 pub fn add_implied_problems(openapi: &mut OpenApi) {
     for item in openapi.paths.paths.values_mut() {
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
@@ -42,7 +42,12 @@ pub fn add_implied_problems(openapi: &mut OpenApi) {
                 }
             }
             for (status, description) in implied_problems(operation) {
-                if !operation.responses.responses.contains_key(status) {
+                if let Some(RefOr::T(declared)) = operation.responses.responses.get_mut(status) {
+                    // Declared by the handler for its own reasons; say what the shared parts add.
+                    if declared.description.is_empty() {
+                        declared.description = description.to_owned();
+                    }
+                } else if !operation.responses.responses.contains_key(status) {
                     let response = ResponseBuilder::new()
                         .description(description)
                         .content(
@@ -53,7 +58,28 @@ pub fn add_implied_problems(openapi: &mut OpenApi) {
                     operation.responses.responses.insert(status.to_owned(), response.into());
                 }
             }
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = generic_description(status).to_owned();
+                }
+            }
         }
+    }
+}
+
+/// What a status says, for a response declared without words (the problem's `type` and `detail`
+/// say more).
+fn generic_description(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "created",
+        "204" => "done, nothing to return",
+        "401" => "not signed in, or the credentials are wrong",
+        "409" => "conflicts with another record or with the record's state (see the problem's type)",
+        "429" => "too many attempts; retry after the Retry-After seconds",
+        _ => "see the problem's type",
     }
 }
 

@@ -76,9 +76,12 @@ impl Query {
     pub fn parameter(&self) -> Parameter {
         let schema = match self.rule {
             // Blank means absent; a query string has no `null`.
-            Rule::Text(max_chars) => {
-                contract::text(max_chars, Lines::One, Blank::MeansNone).schema_type(SchemaType::Type(Type::String))
-            }
+            Rule::Text(max_chars) => contract::text(max_chars, Lines::One, Blank::MeansNone)
+                .schema_type(SchemaType::Type(Type::String))
+                .description(Some(format!(
+                    "one line, at most {max_chars} characters; white space around it is trimmed; no control or \
+                     invisible formatting characters"
+                ))),
             Rule::Boolean => ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean)),
             Rule::Uuid => contract::uuid(),
             Rule::Time => contract::date_time(),
