@@ -268,23 +268,37 @@ impl Appointment {
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"patient_id": "0193a1f4-6c1e-7d4a-9b8e-3f2a1c0d9e8f", "practitioner_id": "0193a1f4-6c1e-7d4a-9b8e-3f2a1c0d9e90", "start": "2030-01-15T09:00:00Z", "end": "2030-01-15T09:30:00Z", "reason": "annual check-up"})))]
 pub struct BookingInput {
-    /// An active patient.
-    #[schema(required = true, schema_with = contract::uuid)]
+    #[schema(required = true, schema_with = patient_schema)]
     pub patient_id: Option<PatientId>,
-    /// An active practitioner.
-    #[schema(required = true, schema_with = contract::uuid)]
+    #[schema(required = true, schema_with = practitioner_schema)]
     pub practitioner_id: Option<PractitionerId>,
-    /// In the future, within the booking horizon (`HEALTHCORE_BOOKING_HORIZON_DAYS`, five years by
-    /// default); kept to the microsecond.
-    #[schema(required = true, schema_with = contract::date_time)]
+    #[schema(required = true, schema_with = start_schema)]
     pub start: Option<DateTime<Utc>>,
-    /// After `start`, at most 8 hours later.
-    #[schema(required = true, schema_with = contract::date_time)]
+    #[schema(required = true, schema_with = end_schema)]
     pub end: Option<DateTime<Utc>>,
     #[schema(required = true, schema_with = reason_schema)]
     pub reason: Option<String>,
     #[schema(schema_with = notes_schema)]
     pub notes: Option<String>,
+}
+
+fn patient_schema() -> ObjectBuilder {
+    contract::uuid().description(Some("an active patient"))
+}
+
+fn practitioner_schema() -> ObjectBuilder {
+    contract::uuid().description(Some("an active practitioner"))
+}
+
+fn start_schema() -> ObjectBuilder {
+    contract::date_time().description(Some(
+        "in the future, within the booking horizon (HEALTHCORE_BOOKING_HORIZON_DAYS, five years by default); \
+         kept to the microsecond",
+    ))
+}
+
+fn end_schema() -> ObjectBuilder {
+    contract::date_time().description(Some(format!("after start, at most {MAX_DURATION_HOURS} hours later")))
 }
 
 fn reason_schema() -> ObjectBuilder {
@@ -362,11 +376,9 @@ impl BookingDraft {
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"start": "2030-01-16T14:00:00Z", "end": "2030-01-16T14:30:00Z"})))]
 pub struct RescheduleInput {
-    /// As when booking: in the future, within the booking horizon.
-    #[schema(required = true, schema_with = contract::date_time)]
+    #[schema(required = true, schema_with = start_schema)]
     pub start: Option<DateTime<Utc>>,
-    /// After `start`, at most 8 hours later.
-    #[schema(required = true, schema_with = contract::date_time)]
+    #[schema(required = true, schema_with = end_schema)]
     pub end: Option<DateTime<Utc>>,
 }
 
@@ -374,7 +386,6 @@ pub struct RescheduleInput {
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"reason": "patient asked to cancel"})))]
 pub struct CancelInput {
-    /// Why the appointment is cancelled.
     #[schema(required = true, schema_with = reason_schema)]
     pub reason: Option<String>,
 }

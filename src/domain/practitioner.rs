@@ -63,7 +63,6 @@ pub struct Practitioner {
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"licence_number": "GMC-7046512", "given_name": "Grace", "family_name": "Hopper", "role": "physician", "specialty": "cardiology"})))]
 pub struct PractitionerInput {
-    /// Unique; compared and stored upper-case.
     #[schema(required = true, schema_with = licence_number_schema)]
     pub licence_number: Option<String>,
     #[schema(required = true, schema_with = PersonName::schema)]
@@ -81,6 +80,7 @@ const LICENCE_CHARACTERS: CharRanges = &[('0', '9'), ('A', 'Z'), ('a', 'z'), ('-
 
 pub(super) fn licence_number_schema() -> ObjectBuilder {
     contract::restricted_text(LICENCE_MAX, LICENCE_CHARACTERS, Blank::Refused)
+        .description(Some("unique, whatever its case (stored upper-case); letters, digits, `-`, `/` and `.`"))
 }
 
 fn specialty_schema() -> ObjectBuilder {

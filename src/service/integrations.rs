@@ -28,13 +28,10 @@ const SECRET_MAX: usize = 256;
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"event_types": ["appointment.booked", "appointment.cancelled"], "callback_url": "https://partner.example.org/healthcore", "secret": "a-shared-secret-of-16+-characters"})))]
 pub struct SubscriptionInput {
-    /// Event type names (`appointment.booked`, …), or `"*"` for every type; repeats count once.
     #[schema(required = true, schema_with = event_types_schema)]
     pub event_types: Option<Vec<String>>,
-    /// Where deliveries are POSTed: an absolute http(s) URL.
     #[schema(required = true, schema_with = callback_url_schema)]
     pub callback_url: Option<String>,
-    /// The HMAC-SHA256 key deliveries are signed with. It is not shown again.
     #[schema(required = true, schema_with = secret_schema)]
     pub secret: Option<String>,
 }
@@ -44,15 +41,20 @@ const EVENT_TYPES_MAX: usize = EventType::ALL.len() + 1;
 
 fn event_types_schema() -> ArrayBuilder {
     let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).chain(["*"]).collect();
-    ArrayBuilder::new().items(contract::one_of(&names)).min_items(Some(1)).max_items(Some(EVENT_TYPES_MAX))
+    ArrayBuilder::new()
+        .items(contract::one_of(&names))
+        .min_items(Some(1))
+        .max_items(Some(EVENT_TYPES_MAX))
+        .description(Some("event type names (`appointment.booked`, …), or `*` for every type; repeats count once"))
 }
 
 fn callback_url_schema() -> ObjectBuilder {
-    contract::url(WEBHOOK_URL_MAX)
+    contract::url(WEBHOOK_URL_MAX).description(Some("where deliveries are POSTed: an absolute http(s) URL"))
 }
 
 fn secret_schema() -> ObjectBuilder {
     contract::text_as_sent(SECRET_MIN, SECRET_MAX, Lines::One)
+        .description(Some("the HMAC-SHA256 key deliveries are signed with; it is not shown again"))
 }
 
 fn validate(input: SubscriptionInput) -> Result<(Vec<String>, String, String), FieldErrors> {

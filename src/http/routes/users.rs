@@ -56,7 +56,6 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"username": "r.lee", "role": "receptionist", "password": "correct horse battery staple"})))]
 pub struct UserInput {
-    /// Unique; letters, digits and `.`, `_`, `-`, `@`.
     #[schema(required = true, schema_with = username_schema)]
     pub username: Option<String>,
     #[schema(required = true, value_type = Role)]
@@ -69,7 +68,9 @@ pub struct UserInput {
 }
 
 fn username_schema() -> ObjectBuilder {
-    contract::word(USERNAME_LENGTH, USERNAME_CHARACTERS).examples(["r.lee"])
+    contract::word(USERNAME_LENGTH, USERNAME_CHARACTERS)
+        .description(Some("unique; letters, digits and `.`, `_`, `-`, `@`"))
+        .examples(["r.lee"])
 }
 
 fn new_password_schema() -> ObjectBuilder {
