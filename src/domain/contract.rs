@@ -62,16 +62,20 @@ fn push_literal(class: &mut String, c: char) {
     }
 }
 
-/// The pattern of a text that is trimmed before it is checked: any white space around a core that
-/// starts and ends with a visible character and holds none of the forbidden ones. `inner` is the
-/// class of the core's characters; `edge` that of its first and last.
-fn trimmed_pattern(inner: &str, edge: &str, blank: Blank) -> String {
+/// The whole-text pattern of a value that is trimmed before it is checked: `core` with any white
+/// space around it, or (where a blank means none) white space alone.
+fn trimmed(core: &str, blank: Blank) -> String {
     let space = class(WHITE_SPACE, false);
-    let core = format!("{edge}(?:{inner}*{edge})?");
     match blank {
         Blank::Refused => format!("^{space}*{core}{space}*$"),
         Blank::MeansNone => format!("^{space}*(?:{core})?{space}*$"),
     }
+}
+
+/// The pattern of a trimmed text: a core that starts and ends with a visible character. `inner` is
+/// the class of the core's characters; `edge` that of its first and last.
+fn trimmed_pattern(inner: &str, edge: &str, blank: Blank) -> String {
+    trimmed(&format!("{edge}(?:{inner}*{edge})?"), blank)
 }
 
 fn with_white_space(ranges: &[(char, char)]) -> Vec<(char, char)> {
@@ -156,16 +160,14 @@ pub fn email(max_chars: usize, blank: Blank) -> Schema {
 /// A phone number as `Phone::parse` accepts it: an optional leading `+`, then a number of digits
 /// in `digits` among the `separators`.
 pub fn phone(max_chars: usize, separators: &str, digits: RangeInclusive<usize>, blank: Blank) -> ObjectBuilder {
-    let space = class(WHITE_SPACE, false);
     let separators: Vec<(char, char)> = separators.chars().map(|c| (c, c)).collect();
     let separator = class(&separators, false);
     let (fewest, most) = digits.into_inner();
     let number = format!("\\+?{separator}*(?:[0-9]{separator}*){{{fewest},{most}}}");
-    let pattern = match blank {
-        Blank::Refused => format!("^{space}*{number}{space}*$"),
-        Blank::MeansNone => format!("^{space}*(?:{number})?{space}*$"),
-    };
-    ObjectBuilder::new().schema_type(string_type(blank)).max_length(Some(max_chars)).pattern(Some(pattern))
+    ObjectBuilder::new()
+        .schema_type(string_type(blank))
+        .max_length(Some(max_chars))
+        .pattern(Some(trimmed(&number, blank)))
 }
 
 /// A calendar date, `YYYY-MM-DD` exactly.

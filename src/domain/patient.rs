@@ -34,7 +34,7 @@ impl Sex {
         Self::ALL
             .into_iter()
             .find(|sex| sex.as_str() == value)
-            .ok_or(("one_of", "must be one of male, female, other, unknown".into()))
+            .ok_or_else(|| ("one_of", format!("must be one of {}", Self::NAMES.join(", "))))
     }
 }
 

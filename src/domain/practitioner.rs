@@ -37,7 +37,7 @@ impl PractitionerRole {
         Self::ALL
             .into_iter()
             .find(|role| role.as_str() == value)
-            .ok_or(("one_of", "must be one of physician, nurse, therapist, technician, other".into()))
+            .ok_or_else(|| ("one_of", format!("must be one of {}", Self::NAMES.join(", "))))
     }
 }
 

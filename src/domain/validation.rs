@@ -53,9 +53,9 @@ impl FieldErrors {
 /// A rule violation: (rule name, human message).
 pub type RuleResult<T> = Result<T, (&'static str, String)>;
 
-/// A field that must be present in the input.
+/// A text field that must be present in the input.
 pub fn required(value: &Option<String>) -> RuleResult<&str> {
-    value.as_deref().ok_or(("required", "is required".into()))
+    present(value.as_deref())
 }
 
 /// A field of any type that must be present (and not `null`). Bodies keep required fields as
@@ -161,6 +161,10 @@ pub fn within_length(text: &str, max_chars: usize) -> RuleResult<()> {
 pub fn check_characters(text: &str, lines: Lines) -> RuleResult<()> {
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
+        // Printable ASCII is in none of the tables: most text never reaches them.
+        if matches!(c, ' '..='~') {
+            continue;
+        }
         if in_ranges(c, LINE_BREAKS) {
             if lines == Lines::One {
                 return Err(("single_line", "must be one line, without line breaks or tabs".into()));
@@ -242,7 +246,10 @@ pub fn in_ranges(c: char, ranges: CharRanges) -> bool {
 pub(super) fn forbidden(lines: Lines) -> Vec<(char, char)> {
     let mut ranges: Vec<(char, char)> = FORMAT_CHARACTERS.to_vec();
     match lines {
-        Lines::One => ranges.extend_from_slice(CONTROLS),
+        Lines::One => {
+            ranges.extend_from_slice(CONTROLS);
+            ranges.extend_from_slice(LINE_BREAKS);
+        }
         // The control characters but the line breaks and tabs.
         Lines::Many => ranges.extend_from_slice(&[
             ('\u{0}', '\u{8}'),
@@ -250,9 +257,6 @@ pub(super) fn forbidden(lines: Lines) -> Vec<(char, char)> {
             ('\u{E}', '\u{1F}'),
             ('\u{7F}', '\u{9F}'),
         ]),
-    }
-    if lines == Lines::One {
-        ranges.extend_from_slice(LINE_BREAKS);
     }
     ranges
 }

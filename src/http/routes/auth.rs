@@ -9,6 +9,7 @@ use crate::error::AppResult;
 use crate::http::extract::{Anonymous, Caller, JsonBody};
 use crate::http::problem::Problem;
 use crate::service::auth as service;
+use crate::service::users::USERNAME_LENGTH;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -22,8 +23,8 @@ pub struct TokenRequest {
 }
 
 /// The longest username and password a sign-in reads (in characters): longer ones are refused
-/// before any lookup or hashing.
-const USERNAME_MAX: usize = 64;
+/// before any lookup or hashing. No account has a longer username.
+const USERNAME_MAX: usize = *USERNAME_LENGTH.end();
 const PASSWORD_MAX: usize = 1024;
 
 fn username_schema() -> ObjectBuilder {
