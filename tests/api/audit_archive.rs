@@ -64,7 +64,7 @@ fn archived_ids(file: &std::path::Path) -> Vec<Uuid> {
 }
 
 async fn a_closed_month_is_archived_verified_and_restorable(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_JOBS_ENABLED", "false")]).await;
+    let app = TestApp::spawn(backend).await;
     // Two months ago by the application's clock: the partition job runs for that month as it
     // would have then, and the requests below are audited in it.
     app.clock.advance(-Duration::days(62));

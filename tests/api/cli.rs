@@ -230,7 +230,7 @@ fn consume_without_brokers_says_where_the_consumers_run() {
 }
 
 async fn jobs_are_listed_and_run_on_demand(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_JOBS_ENABLED", "false")]).await;
+    let app = TestApp::spawn(backend).await;
     let url = app.store.url().to_owned();
     let env = [("DATABASE_URL", url.as_str())];
     let run = healthcore(&["jobs", "run", "idempotency_key_expiry"], &env, None);

@@ -164,7 +164,6 @@ async fn every_panel_and_rule_query_returns_series_from_a_real_prometheus() {
     let servers = std::env::var("HEALTHCORE_TEST_KAFKA").expect("./scripts/test starts a broker");
     let prefix = format!("hc{}", uuid::Uuid::new_v4().simple());
     let settings = [
-        ("HEALTHCORE_JOBS_ENABLED", "false"),
         ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL", webhook.as_str()),
         ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET", "dashboard-test-secret-0123"),
         ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),

@@ -2,7 +2,8 @@ use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 
 async fn live_and_ready_answer_without_a_token(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // As `serve` runs by default: with the scheduler, whose state readiness reports.
+    let app = TestApp::spawn_with(backend, &[("HEALTHCORE_JOBS_ENABLED", "true")]).await;
     let live = app.call(reqwest::Method::GET, "/health/live", None, None).await.expect(200);
     assert_eq!(live.body["status"], "ok");
     let ready = app.call(reqwest::Method::GET, "/health/ready", None, None).await.expect(200);

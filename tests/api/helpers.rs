@@ -199,6 +199,10 @@ pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
         ("HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS", "20000"),
         ("HEALTHCORE_DB_STATEMENT_TIMEOUT_MS", "30000"),
         ("HEALTHCORE_REQUEST_TIMEOUT_MS", "120000"),
+        // The scheduler's jobs fire on the wall clock's five-minute marks: left running, a
+        // reminder would now and then add a notification to a test that counts them. Tests of
+        // the jobs run them themselves; a test that wants the scheduler sets this to true.
+        ("HEALTHCORE_JOBS_ENABLED", "false"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

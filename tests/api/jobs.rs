@@ -14,7 +14,7 @@ use crate::on_both_backends;
 
 /// The app without its own scheduler, so only the test's runs happen.
 async fn spawn(backend: Backend) -> TestApp {
-    TestApp::spawn_with(backend, &[("HEALTHCORE_JOBS_ENABLED", "false"), ("HEALTHCORE_JOB_RETRY_MS", "5")]).await
+    TestApp::spawn_with(backend, &[("HEALTHCORE_JOB_RETRY_MS", "5")]).await
 }
 
 fn scheduler(app: &TestApp) -> Scheduler {

@@ -65,7 +65,6 @@ async fn each_retention_job_removes_only_what_its_setting_lets_go(backend: Backe
     let receiver = WebhookReceiver::start().await;
     let webhook = receiver.url("/notify");
     let settings = [
-        ("HEALTHCORE_JOBS_ENABLED", "false"),
         ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_URL", webhook.as_str()),
         ("HEALTHCORE_NOTIFICATIONS_WEBHOOK_SECRET", "retention-test-secret-012"),
         // A refused webhook stays pending through every step below (one retry per step at most).

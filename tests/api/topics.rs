@@ -55,7 +55,6 @@ async fn every_topic_gets_its_class_settings_and_existing_topics_are_reconciled(
         ("HEALTHCORE_KAFKA_EVENTS_RETENTION_HOURS", "48"),
         ("HEALTHCORE_KAFKA_DEAD_LETTER_RETENTION_HOURS", "100"),
         ("HEALTHCORE_KAFKA_COMPRESSION", "zstd"),
-        ("HEALTHCORE_JOBS_ENABLED", "false"),
     ];
     let app = TestApp::spawn_with(Backend::Sqlite, &settings).await;
     let events = entries(&[
