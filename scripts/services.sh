@@ -130,11 +130,13 @@ ensure_linters() {
 # own in the tools cache, on PATH as `st` for the tests. Beside it, in another, the contract's
 # independent checkers: openapi-spec-validator (is the document valid OpenAPI 3.1?) and
 # openapi-python-client (generates a client from it; the tests run the README's booking flow through
-# that client with the environment's python, `contract-python`, which has the client's libraries).
+# that client with the environment's python, `contract-python`, which has the client's libraries)
+# and fhir.resources (strict FHIR R4B models: the tests validate every FHIR response with them).
 SCHEMATHESIS_VERSION=4.32.5
 OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
 PYTHON_DATEUTIL_VERSION=2.9.0.post0
+FHIR_RESOURCES_VERSION=8.3.0
 
 ensure_fuzzers() {
   export PATH="$HEALTHCORE_TOOLS/bin:$PATH"
@@ -146,11 +148,13 @@ ensure_fuzzers() {
     ln -sf "$HEALTHCORE_TOOLS/fuzzers/bin/st" "$HEALTHCORE_TOOLS/bin/st"
   fi
   if ! openapi-python-client --version 2>/dev/null | grep -q "$OPENAPI_PYTHON_CLIENT_VERSION" \
-    || ! contract-python -c "import attrs, dateutil, httpx" 2>/dev/null; then
+    || ! contract-python -c "import attrs, dateutil, httpx" 2>/dev/null \
+    || ! contract-python -m pip show fhir.resources 2>/dev/null | grep -q "^Version: $FHIR_RESOURCES_VERSION$"; then
     log "installing openapi-spec-validator and openapi-python-client into $HEALTHCORE_TOOLS"
     python3 -m venv "$HEALTHCORE_TOOLS/contract"
     "$HEALTHCORE_TOOLS/contract/bin/pip" install --quiet "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" \
-      "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" "python-dateutil==$PYTHON_DATEUTIL_VERSION"
+      "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" "python-dateutil==$PYTHON_DATEUTIL_VERSION" \
+      "fhir.resources==$FHIR_RESOURCES_VERSION"
     mkdir -p "$HEALTHCORE_TOOLS/bin"
     ln -sf "$HEALTHCORE_TOOLS/contract/bin/openapi-spec-validator" "$HEALTHCORE_TOOLS/bin/openapi-spec-validator"
     ln -sf "$HEALTHCORE_TOOLS/contract/bin/openapi-python-client" "$HEALTHCORE_TOOLS/bin/openapi-python-client"

@@ -490,6 +490,13 @@ pub const SETTINGS: &[Setting] = &[
         description: "failed attempts in a row after which an integration subscription is disabled (1–1000)",
     },
     Setting {
+        name: "HEALTHCORE_FHIR_BASE_URL",
+        default: "http://127.0.0.1:8000/fhir/R4",
+        secret: false,
+        range: None,
+        description: "where clients reach the FHIR interface: the base of the resource URLs in FHIR notifications",
+    },
+    Setting {
         name: "HEALTHCORE_JOBS_ENABLED",
         default: "true",
         secret: false,
@@ -670,6 +677,8 @@ pub struct ConsumerConfig {
     pub max_attempts: u32,
     pub retry_ms: u64,
     pub webhook: WebhookConfig,
+    /// The FHIR interface's public base, for the URLs FHIR notifications name (no trailing `/`).
+    pub fhir_base_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -853,6 +862,15 @@ fn notification_webhook(source: &Source) -> Result<Option<(String, Secret)>, Con
     }
 }
 
+fn fhir_base_url(source: &Source) -> Result<String, ConfigError> {
+    const NAME: &str = "HEALTHCORE_FHIR_BASE_URL";
+    let url = source.get(NAME).unwrap_or(setting(NAME).default).trim();
+    check_webhook_url(url).map_err(|reason| invalid(NAME, reason))?;
+    let url = url.trim_end_matches('/');
+    source.note(NAME, url);
+    Ok(url.to_owned())
+}
+
 fn log_file(source: &Source) -> Result<Option<crate::telemetry::log_file::LogFileConfig>, ConfigError> {
     use crate::telemetry::log_file::{LogFileConfig, Rotation};
     let Some(path) = source.get("HEALTHCORE_LOG_FILE") else { return Ok(None) };
@@ -990,6 +1008,7 @@ impl Config {
                 retry_ms: source.number("HEALTHCORE_WEBHOOK_RETRY_MS")?,
                 disable_after: source.number("HEALTHCORE_SUBSCRIPTION_DISABLE_AFTER")?,
             },
+            fhir_base_url: fhir_base_url(&source)?,
         };
         let jobs = JobsConfig {
             enabled: source.flag("HEALTHCORE_JOBS_ENABLED", true)?,

@@ -228,7 +228,7 @@ impl Consumers {
                 false
             }
             ConsumerGroup::Notifications => notifications::apply(&tx, envelope, &self.config.webhook, now).await?,
-            ConsumerGroup::Integrations => integrations::apply(&tx, envelope, now).await?,
+            ConsumerGroup::Integrations => integrations::apply(&tx, envelope, &self.config.fhir_base_url, now).await?,
         };
         tx.commit().await?;
         if recorded_webhooks {

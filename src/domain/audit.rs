@@ -73,6 +73,51 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    /// Every action, in declaration order.
+    pub const ALL: [AuditAction; 37] = [
+        AuditAction::PatientCreate,
+        AuditAction::PatientList,
+        AuditAction::PatientRead,
+        AuditAction::PatientUpdate,
+        AuditAction::PatientDeactivate,
+        AuditAction::PatientReactivate,
+        AuditAction::PractitionerCreate,
+        AuditAction::PractitionerList,
+        AuditAction::PractitionerRead,
+        AuditAction::PractitionerUpdate,
+        AuditAction::PractitionerDeactivate,
+        AuditAction::PractitionerReactivate,
+        AuditAction::AppointmentBook,
+        AuditAction::AppointmentList,
+        AuditAction::AppointmentRead,
+        AuditAction::AppointmentReschedule,
+        AuditAction::AppointmentCancel,
+        AuditAction::AppointmentComplete,
+        AuditAction::AppointmentNoShow,
+        AuditAction::NotificationList,
+        AuditAction::AnalyticsRead,
+        AuditAction::AuditList,
+        AuditAction::IntegrationCreate,
+        AuditAction::IntegrationList,
+        AuditAction::IntegrationRead,
+        AuditAction::IntegrationEnable,
+        AuditAction::IntegrationDelete,
+        AuditAction::IntegrationDeliveries,
+        AuditAction::UserCreate,
+        AuditAction::UserList,
+        AuditAction::UserRead,
+        AuditAction::UserActivate,
+        AuditAction::UserDeactivate,
+        AuditAction::UserRoleChange,
+        AuditAction::UserPasswordReset,
+        AuditAction::UserPasswordChange,
+        AuditAction::AuthLogin,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::PatientCreate => "patient.create",

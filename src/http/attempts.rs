@@ -75,6 +75,17 @@ const ROUTES: &[(Method, &str, AuditAction, &str, PathId)] = &[
     ),
     (Method::GET, "/api/v1/audit-events", AuditAction::AuditList, "audit_event", PathId::None),
     (Method::GET, "/api/v1/notifications", AuditAction::NotificationList, "notification", PathId::None),
+    // The FHIR twins of the routes above.
+    (Method::GET, "/fhir/R4/Patient", AuditAction::PatientList, "patient", PathId::None),
+    (Method::GET, "/fhir/R4/Patient/{id}", AuditAction::PatientRead, "patient", PathId::Patient),
+    (Method::POST, "/fhir/R4/Appointment", AuditAction::AppointmentBook, "appointment", PathId::None),
+    (Method::GET, "/fhir/R4/Appointment", AuditAction::AppointmentList, "appointment", PathId::None),
+    (Method::GET, "/fhir/R4/Appointment/{id}", AuditAction::AppointmentRead, "appointment", PathId::Appointment),
+    // A patch cancels, fulfils or marks a no-show: a refused one is recorded as the cancellation
+    // attempt (the one a patient may make).
+    (Method::PATCH, "/fhir/R4/Appointment/{id}", AuditAction::AppointmentCancel, "appointment", PathId::Appointment),
+    (Method::GET, "/fhir/R4/AuditEvent", AuditAction::AuditList, "audit_event", PathId::None),
+    (Method::GET, "/fhir/R4/AuditEvent/{id}", AuditAction::AuditList, "audit_event", PathId::None),
 ];
 
 /// The id in the path, where the route template has `{id}`.
@@ -174,6 +185,19 @@ mod tests {
     fn every_audited_route_exists() {
         let (_, openapi) = crate::http::api();
         for (method, route, ..) in ROUTES {
+            if let Some(fhir) = route.strip_prefix("/fhir/R4/") {
+                let (resource_type, instance) = fhir.split_once('/').map_or((fhir, false), |(t, _)| (t, true));
+                let interaction = match (method.as_str(), instance) {
+                    ("GET", true) => "read",
+                    ("GET", false) => "search-type",
+                    ("POST", false) => "create",
+                    ("PATCH", true) => "patch",
+                    _ => panic!("{method} {route} is not a FHIR interaction"),
+                };
+                let support = crate::http::fhir::capability::support(resource_type);
+                assert!(support.interactions.contains(&interaction), "{method} {route} is not declared");
+                continue;
+            }
             let item = openapi.paths.paths.get(*route).unwrap_or_else(|| panic!("{route} is not a route"));
             let operation = match *method {
                 Method::GET => item.get.as_ref(),

@@ -10,6 +10,7 @@ pub mod body;
 pub mod correlation;
 pub mod deadline;
 pub mod extract;
+pub mod fhir;
 pub mod headers;
 pub mod metrics;
 pub mod openapi;
@@ -158,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs/docs.js", get(routes::docs::script))
         .route("/api/docs/swagger-ui-bundle.js", get(routes::docs::asset))
         .route("/api/docs/swagger-ui.css", get(routes::docs::asset))
+        .merge(fhir::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
@@ -177,6 +179,7 @@ pub fn router(state: AppState) -> Router {
             (state.audit.clone(), attempts::Unauthenticated::default(), state.clock.clone()),
             attempts::middleware,
         ))
+        .layer(middleware::from_fn(fhir::outcome::middleware))
         .layer(middleware::from_fn_with_state(state.config.access_log, access_log::middleware))
         .layer(middleware::from_fn_with_state(Arc::new(state.config.trusted_proxies.clone()), origin::middleware));
     let api =

@@ -23,3 +23,16 @@ pub async fn list(
     state.audit.record(vec![AuditRecord::new(ctx, AuditAction::AuditList, subject, AuditOutcome::Success)]).await?;
     Ok(page)
 }
+
+/// One record of the trail (FHIR's AuditEvent read); its reading is recorded like a listing of it.
+pub async fn get(state: &AppState, ctx: &RequestContext, id: uuid::Uuid) -> AppResult<AuditEvent> {
+    let unknown = Subject { resource_type: "audit_event", resource_id: Some(id), patient_id: None };
+    authorize(state, ctx, Action::AuditRead, AuditAction::AuditList, unknown).await?;
+    let event =
+        store::audit::find(state.store.db(), id).await?.ok_or(crate::error::AppError::NotFound("audit event"))?;
+    let patient_id = event.patient_id.map(crate::domain::PatientId::from_uuid);
+    ctx.concerns(Some(id), patient_id);
+    let subject = Subject { patient_id, ..unknown };
+    state.audit.record(vec![AuditRecord::new(ctx, AuditAction::AuditList, subject, AuditOutcome::Success)]).await?;
+    Ok(event)
+}

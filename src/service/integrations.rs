@@ -17,7 +17,7 @@ use crate::domain::validation::{self, FieldErrors, Lines};
 use crate::error::{AppError, AppResult};
 use crate::events::EventType;
 use crate::state::AppState;
-use crate::store::subscriptions::{self, Subscription};
+use crate::store::subscriptions::{self, Payload, Subscription};
 use crate::store::webhooks::{self, Delivery, DeliveryStatus};
 use crate::store::{Page, PageRequest};
 
@@ -34,6 +34,15 @@ pub struct SubscriptionInput {
     pub callback_url: Option<String>,
     #[schema(required = true, schema_with = secret_schema)]
     pub secret: Option<String>,
+    #[schema(schema_with = payload_schema)]
+    pub payload: Option<String>,
+}
+
+fn payload_schema() -> ObjectBuilder {
+    contract::one_of(&Payload::NAMES).description(Some(
+        "what each delivery carries: `envelope` (the default: the event as published) or `fhir-id-only` (a FHIR R4B \
+         subscription-notification Bundle naming the changed resource, docs/FHIR.md)",
+    ))
 }
 
 /// At most one of each event type and the wildcard.
@@ -57,8 +66,23 @@ fn secret_schema() -> ObjectBuilder {
         .description(Some("the HMAC-SHA256 key deliveries are signed with; it is not shown again"))
 }
 
-fn validate(input: SubscriptionInput) -> Result<(Vec<String>, String, String), FieldErrors> {
+/// What a valid subscription request asks for.
+struct Request {
+    event_types: Vec<String>,
+    callback_url: String,
+    secret: String,
+    payload: Payload,
+}
+
+fn validate(input: SubscriptionInput) -> Result<Request, FieldErrors> {
     let mut errors = FieldErrors::new();
+    let payload = match input.payload.as_deref() {
+        None => Payload::Envelope,
+        Some(name) => Payload::parse(name).unwrap_or_else(|| {
+            errors.add("payload", "one_of", format!("must be one of {}", Payload::NAMES.join(", ")));
+            Payload::Envelope
+        }),
+    };
     let names = errors.check("event_types", validation::present(input.event_types));
     let callback_url = errors.check("callback_url", validation::present(input.callback_url));
     let secret = errors.check("secret", validation::present(input.secret));
@@ -91,7 +115,7 @@ fn validate(input: SubscriptionInput) -> Result<(Vec<String>, String, String), F
     } else if let Err((rule, message)) = validation::check_characters(&secret, Lines::One) {
         errors.add("secret", rule, message);
     }
-    errors.into_result(|| (event_types, callback_url, secret))
+    errors.into_result(|| Request { event_types, callback_url, secret, payload })
 }
 
 fn subject(id: Option<Uuid>) -> Subject {
@@ -104,7 +128,7 @@ async fn allow(state: &AppState, ctx: &RequestContext, audit_action: AuditAction
 
 pub async fn create(state: &AppState, ctx: &RequestContext, input: SubscriptionInput) -> AppResult<Subscription> {
     allow(state, ctx, AuditAction::IntegrationCreate, None).await?;
-    let (event_types, callback_url, secret) = validate(input)?;
+    let Request { event_types, callback_url, secret, payload } = validate(input)?;
     let now = state.clock.now();
     let subscription = Subscription {
         id: Uuid::now_v7(),
@@ -114,6 +138,7 @@ pub async fn create(state: &AppState, ctx: &RequestContext, input: SubscriptionI
         active: true,
         consecutive_failures: 0,
         disabled_reason: None,
+        payload,
         created_by: Some(ctx.principal.user_id.into()),
         created_at: now,
         updated_at: now,

@@ -13,6 +13,7 @@ use sea_orm::{
 
 #[derive(Debug, Clone, Default)]
 pub struct AppointmentFilter {
+    pub id: Option<AppointmentId>,
     pub patient_id: Option<PatientId>,
     pub practitioner_id: Option<PractitionerId>,
     pub status: Option<AppointmentStatus>,
@@ -163,6 +164,9 @@ pub async fn overdue_booked(
 
 fn filtered(filter: &AppointmentFilter) -> Select<Entity> {
     let mut query = Entity::find();
+    if let Some(id) = filter.id {
+        query = query.filter(Column::Id.eq(id));
+    }
     if let Some(id) = filter.patient_id {
         query = query.filter(Column::PatientId.eq(id));
     }

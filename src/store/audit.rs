@@ -16,9 +16,12 @@ use crate::domain::{PatientId, UserId};
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    pub id: Option<Uuid>,
     pub patient_id: Option<PatientId>,
     pub actor_id: Option<UserId>,
     pub action: Option<String>,
+    /// Any of these actions (FHIR's `action` code stands for several).
+    pub actions: Option<Vec<&'static str>>,
     pub outcome: Option<AuditOutcome>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
@@ -97,6 +100,9 @@ fn to_event(row: audit_event::Model) -> Result<AuditEvent, DbErr> {
 
 fn filtered(filter: &AuditFilter) -> Select<Entity> {
     let mut query = Entity::find();
+    if let Some(id) = filter.id {
+        query = query.filter(Column::Id.eq(id));
+    }
     if let Some(id) = filter.patient_id {
         query = query.filter(Column::PatientId.eq(id));
     }
@@ -105,6 +111,9 @@ fn filtered(filter: &AuditFilter) -> Select<Entity> {
     }
     if let Some(action) = &filter.action {
         query = query.filter(Column::Action.eq(action.as_str()));
+    }
+    if let Some(actions) = &filter.actions {
+        query = query.filter(Column::Action.is_in(actions.iter().copied()));
     }
     if let Some(outcome) = filter.outcome {
         query = query.filter(Column::Outcome.eq(outcome.as_str()));
@@ -116,6 +125,10 @@ fn filtered(filter: &AuditFilter) -> Select<Entity> {
         query = query.filter(Column::OccurredAt.lt(to));
     }
     query
+}
+
+pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<AuditEvent>, DbErr> {
+    Entity::find().filter(Column::Id.eq(id)).one(conn).await?.map(to_event).transpose()
 }
 
 /// Newest first: an auditor usually asks "what happened lately".

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (5, "trust: audit reasons, token versions, name search keys, no truncating the audit trail", trust),
     (6, "retention: indexes the retention jobs delete by", retention),
     (7, "audit trail partitioned by month on PostgreSQL", audit_partitions),
+    (8, "FHIR notifications for integration subscriptions", fhir_notifications),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -607,6 +608,15 @@ fn trust() -> Vec<Ddl> {
             "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events \
              FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
         ),
+    ]
+}
+
+/// An integration subscription may receive FHIR subscription notifications instead of the event
+/// envelope; those number the events each subscription was notified of.
+fn fhir_notifications() -> Vec<Ddl> {
+    vec![
+        Ddl::Sql("ALTER TABLE integration_subscriptions ADD COLUMN payload TEXT NOT NULL DEFAULT 'envelope'"),
+        Ddl::Sql("ALTER TABLE integration_subscriptions ADD COLUMN events_notified BIGINT NOT NULL DEFAULT 0"),
     ]
 }
 

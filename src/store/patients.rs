@@ -27,6 +27,16 @@ pub struct PatientFilter {
     pub active: Option<bool>,
     /// Restricts the list to one patient (a patient user listing "all" patients sees itself).
     pub only: Option<PatientId>,
+    /// The patient with this id (FHIR's `_id`); unlike `only`, a search term of the caller's.
+    pub id: Option<PatientId>,
+    /// The MRN, exactly.
+    pub mrn: Option<String>,
+    /// Case-insensitive prefixes of the family name and of the given name, each alone.
+    pub family_prefix: Option<String>,
+    pub given_prefix: Option<String>,
+    /// Born on or after this day, and before this one.
+    pub born_from: Option<chrono::NaiveDate>,
+    pub born_before: Option<chrono::NaiveDate>,
     pub sort: PatientSort,
 }
 
@@ -121,6 +131,24 @@ fn filtered(filter: &PatientFilter) -> Select<Entity> {
     }
     if let Some(id) = filter.only {
         query = query.filter(Column::Id.eq(id));
+    }
+    if let Some(id) = filter.id {
+        query = query.filter(Column::Id.eq(id));
+    }
+    if let Some(mrn) = &filter.mrn {
+        query = query.filter(Column::Mrn.eq(mrn.as_str()));
+    }
+    if let Some(prefix) = &filter.family_prefix {
+        query = query.filter(Column::FamilyNameKey.like(prefix_pattern(&search_key(prefix))));
+    }
+    if let Some(prefix) = &filter.given_prefix {
+        query = query.filter(Column::GivenNameKey.like(prefix_pattern(&search_key(prefix))));
+    }
+    if let Some(day) = filter.born_from {
+        query = query.filter(Column::BirthDate.gte(day));
+    }
+    if let Some(day) = filter.born_before {
+        query = query.filter(Column::BirthDate.lt(day));
     }
     query
 }

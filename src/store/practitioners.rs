@@ -18,6 +18,9 @@ pub struct PractitionerFilter {
     pub licence_prefix: Option<String>,
     pub role: Option<PractitionerRole>,
     pub active: Option<bool>,
+    pub id: Option<PractitionerId>,
+    /// The licence number, exactly.
+    pub licence: Option<String>,
 }
 
 pub fn to_domain(row: practitioner::Model) -> Result<Practitioner, DbErr> {
@@ -84,6 +87,12 @@ fn filtered(filter: &PractitionerFilter) -> Select<Entity> {
     }
     if let Some(active) = filter.active {
         query = query.filter(Column::Active.eq(active));
+    }
+    if let Some(id) = filter.id {
+        query = query.filter(Column::Id.eq(id));
+    }
+    if let Some(licence) = &filter.licence {
+        query = query.filter(Column::LicenceNumber.eq(licence.as_str()));
     }
     query
 }

@@ -8,6 +8,32 @@ use uuid::Uuid;
 use super::entities::integration_subscription::{self, Column, Entity};
 use super::{Page, PageRequest, fetch_page};
 
+/// What a subscription's deliveries carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub enum Payload {
+    /// The event envelope, as published on Kafka.
+    #[serde(rename = "envelope")]
+    Envelope,
+    /// A FHIR R4B subscription-notification Bundle naming the changed resource (id only), as the
+    /// Subscriptions R5 Backport IG's `id-only` content.
+    #[serde(rename = "fhir-id-only")]
+    FhirIdOnly,
+}
+
+impl Payload {
+    pub const ALL: [Self; 2] = [Payload::Envelope, Payload::FhirIdOnly];
+    /// The wire names, in the order of `ALL`.
+    pub const NAMES: [&'static str; 2] = ["envelope", "fhir-id-only"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
 /// A subscription as stored and as the API shows it; the secret is here for signing, and is never
 /// serialized.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -22,6 +48,7 @@ pub struct Subscription {
     /// Failed delivery attempts in a row; at the configured limit the subscription is disabled.
     pub consecutive_failures: i32,
     pub disabled_reason: Option<String>,
+    pub payload: Payload,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -44,6 +71,9 @@ fn to_subscription(row: integration_subscription::Model) -> Result<Subscription,
         active: row.active,
         consecutive_failures: row.consecutive_failures,
         disabled_reason: row.disabled_reason,
+        payload: Payload::parse(&row.payload).ok_or_else(|| {
+            DbErr::Type(format!("integration_subscriptions.payload of {} holds '{}'", row.id, row.payload))
+        })?,
         created_by: row.created_by,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -59,6 +89,8 @@ pub async fn insert(conn: &impl ConnectionTrait, subscription: &Subscription) ->
         active: Set(subscription.active),
         consecutive_failures: Set(subscription.consecutive_failures),
         disabled_reason: Set(subscription.disabled_reason.clone()),
+        payload: Set(subscription.payload.as_str().to_owned()),
+        events_notified: Set(0),
         created_by: Set(subscription.created_by),
         created_at: Set(subscription.created_at),
         updated_at: Set(subscription.updated_at),
@@ -102,6 +134,17 @@ pub async fn set_active(
         update = update.col_expr(Column::ConsecutiveFailures, Expr::value(0));
     }
     Ok(update.filter(Column::Id.eq(id)).exec(conn).await?.rows_affected == 1)
+}
+
+/// Counts one more event notified to the subscription; returns its number (1 for the first).
+pub async fn next_event_number(conn: &impl ConnectionTrait, id: Uuid) -> Result<i64, DbErr> {
+    Entity::update_many()
+        .col_expr(Column::EventsNotified, Expr::col(Column::EventsNotified).add(1))
+        .filter(Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    let row = Entity::find_by_id(id).one(conn).await?;
+    Ok(row.map_or(0, |row| row.events_notified))
 }
 
 /// Counts a failed attempt; returns the failures in a row so far.

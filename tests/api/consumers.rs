@@ -53,6 +53,7 @@ on_both_backends!(
     a_subscription_that_keeps_failing_is_disabled_and_can_be_enabled_again,
     a_replayed_event_has_no_second_effect_unless_the_consumer_is_rebuilt,
     an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves_on,
+    a_fhir_subscription_receives_id_only_notification_bundles,
 );
 
 async fn the_three_consumers_act_on_a_booking_flow_without_kafka(backend: Backend) {
@@ -126,6 +127,53 @@ async fn the_three_consumers_act_on_a_booking_flow_without_kafka(backend: Backen
     })
     .await;
     assert_eq!(deliveries["items"][0]["attempts"], 1);
+    app.stop().await;
+}
+
+async fn a_fhir_subscription_receives_id_only_notification_bundles(backend: Backend) {
+    let base = "https://fhir.hospital.example/fhir/R4";
+    let (app, receiver) = spawn_with_receiver(backend, &[("HEALTHCORE_FHIR_BASE_URL", base)]).await;
+    let body = json!({
+        "event_types": ["patient.created", "appointment.booked"],
+        "callback_url": receiver.url("/hook"),
+        "secret": SUBSCRIPTION_SECRET,
+        "payload": "fhir-id-only",
+    });
+    let reply = app.post("/api/v1/integrations/subscriptions", &app.admin_token, body).await.expect(201);
+    assert_eq!(reply.body["payload"], "fhir-id-only");
+    let subscription = reply.id();
+    let practitioner = app.create_practitioner("LIC-FHIR-SUB").await;
+    let patient = app.create_patient("Zebulon", "Quixotic").await;
+    let appointment = app
+        .post("/api/v1/appointments", &app.admin_token, booking(patient, practitioner, 30, 30))
+        .await
+        .expect(201)
+        .id();
+
+    let hooks = receiver.wait_for("/hook", 2).await;
+    let expected = [
+        ("1", "patient.created", format!("{base}/Patient/{patient}"), "POST"),
+        ("2", "appointment.booked", format!("{base}/Appointment/{appointment}"), "POST"),
+    ];
+    for (hook, (number, topic, focus, method)) in hooks.iter().zip(expected) {
+        assert!(signature_is_valid(hook, SUBSCRIPTION_SECRET));
+        let bundle = hook.json();
+        crate::fhir::received(&bundle);
+        let text = bundle.to_string();
+        assert!(!text.contains("Zebulon") && !text.contains("Quixotic"), "PHI in a notification: {text}");
+        assert_eq!(bundle["type"], "subscription-notification");
+        let status = &bundle["entry"][0]["resource"];
+        assert_eq!(status["resourceType"], "SubscriptionStatus");
+        assert_eq!(status["type"], "event-notification");
+        assert_eq!(status["subscription"]["reference"], format!("{base}/Subscription/{subscription}"));
+        assert_eq!(status["topic"], format!("https://healthcore.dev/fhir/SubscriptionTopic/{topic}"));
+        assert_eq!(status["notificationEvent"][0]["eventNumber"], number);
+        assert_eq!(status["notificationEvent"][0]["focus"]["reference"], focus.as_str());
+        let named = &bundle["entry"][1];
+        assert_eq!(named["fullUrl"], focus.as_str());
+        assert_eq!(named["request"]["method"], method);
+        assert!(named.get("resource").is_none(), "id-only: the resource is not sent");
+    }
     app.stop().await;
 }
 
@@ -273,7 +321,7 @@ mod validation {
 
     async fn a_subscription_is_refused_with_every_broken_rule_named(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let body = json!({"event_types": ["patient.merged"], "callback_url": "ftp://example.org", "secret": "short"});
+        let body = json!({"event_types": ["patient.merged"], "callback_url": "ftp://example.org", "secret": "short", "payload": "fhir"});
         let reply = app
             .post("/api/v1/integrations/subscriptions", &app.admin_token, body)
             .await
@@ -285,6 +333,7 @@ mod validation {
             [
                 ("callback_url".into(), "url".into()),
                 ("event_types".into(), "one_of".into()),
+                ("payload".into(), "one_of".into()),
                 ("secret".into(), "length".into())
             ]
         );

@@ -288,6 +288,7 @@ impl TestApp {
     /// when the returned value is dropped.
     pub async fn stop(mut self) -> TestDatabase {
         crate::schemas::assert_events_match_schemas(&self.store).await;
+        crate::fhir::assert_received_resources_are_valid();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -351,7 +352,9 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.json(&body);
+            // A Content-Type among `headers` is the body's; `json` would add a second one.
+            let typed = headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+            request = if typed { request.body(body.to_string()) } else { request.json(&body) };
         }
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -431,7 +434,11 @@ impl Reply {
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Reply { status, headers, body }
+        let reply = Reply { status, headers, body };
+        if reply.header("content-type") == Some("application/fhir+json") {
+            crate::fhir::received(&reply.body);
+        }
+        reply
     }
 }
 

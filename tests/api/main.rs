@@ -20,6 +20,7 @@ mod dashboards;
 mod deployment;
 mod errors;
 mod events;
+mod fhir;
 mod fuzz;
 mod health;
 mod idempotency;

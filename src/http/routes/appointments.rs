@@ -67,6 +67,7 @@ pub async fn list_appointments(
         status: params.one_of(&STATUS, AppointmentStatus::parse),
         from: params.time(&FROM),
         to: params.time(&TO),
+        ..AppointmentFilter::default()
     };
     let page = params.page();
     params.finish()?;

@@ -44,6 +44,7 @@ pub async fn list_audit_events(
         outcome: params.one_of(&OUTCOME, AuditOutcome::parse),
         from: params.time(&FROM),
         to: params.time(&TO),
+        ..AuditFilter::default()
     };
     let page = params.page();
     params.finish()?;

@@ -72,6 +72,7 @@ pub async fn list_patients(
                 _ => None,
             })
             .unwrap_or_default(),
+        ..PatientFilter::default()
     };
     let page = params.page();
     params.finish()?;

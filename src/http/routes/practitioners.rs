@@ -64,6 +64,7 @@ pub async fn list_practitioners(
         licence_prefix: params.text(&LICENCE),
         role: params.one_of(&ROLE, |v| PractitionerRole::parse(v).ok()),
         active: params.boolean(&ACTIVE),
+        ..PractitionerFilter::default()
     };
     let page = params.page();
     params.finish()?;

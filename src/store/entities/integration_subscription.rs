@@ -14,6 +14,10 @@ pub struct Model {
     pub consecutive_failures: i32,
     pub disabled_reason: Option<String>,
     pub created_by: Option<Uuid>,
+    /// `envelope` (the event as published) or `fhir-id-only` (a FHIR notification Bundle).
+    pub payload: String,
+    /// How many events this subscription was notified of: the FHIR notifications' event numbers.
+    pub events_notified: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

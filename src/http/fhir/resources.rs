@@ -1,0 +1,419 @@
+//! HealthCore's records as FHIR R4 resources, and an incoming Appointment or JSON Patch as the
+//! input of a use case. `docs/FHIR.md` is this file's mapping in a table.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+use super::{LICENCE_SYSTEM, MRN_SYSTEM, USER_SYSTEM};
+use crate::audit::{AuditAction, AuditOutcome};
+use crate::domain::appointment::{BookingInput, CancelInput};
+use crate::domain::{Appointment, AppointmentStatus, FieldErrors, Patient, Practitioner};
+use crate::store::audit::AuditEvent;
+
+/// An instant as FHIR writes one: seconds always, fractions only when there are any, `Z`.
+pub fn instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn meta(version: i64, updated_at: DateTime<Utc>) -> Value {
+    json!({"versionId": version.to_string(), "lastUpdated": instant(updated_at)})
+}
+
+fn name(family: &str, given: &str) -> Value {
+    json!([{"use": "official", "family": family, "given": [given]}])
+}
+
+pub fn patient(p: &Patient) -> Value {
+    let mut resource = json!({
+        "resourceType": "Patient",
+        "id": p.id.to_string(),
+        "meta": meta(p.version, p.updated_at),
+        "identifier": [{
+            "use": "usual",
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR", "display": "Medical record number"}]},
+            "system": MRN_SYSTEM,
+            "value": p.mrn.as_str(),
+        }],
+        "active": p.active,
+        "name": name(p.family_name.as_str(), p.given_name.as_str()),
+        "gender": p.sex.as_str(),
+        "birthDate": p.birth_date.format("%Y-%m-%d").to_string(),
+    });
+    let mut telecom = Vec::new();
+    if let Some(phone) = &p.phone {
+        telecom.push(json!({"system": "phone", "value": phone.as_str()}));
+    }
+    if let Some(email) = &p.email {
+        telecom.push(json!({"system": "email", "value": email.as_str()}));
+    }
+    if !telecom.is_empty() {
+        resource["telecom"] = Value::Array(telecom);
+    }
+    if let Some(address) = &p.address {
+        resource["address"] = json!([{"text": address}]);
+    }
+    resource
+}
+
+pub fn practitioner(p: &Practitioner) -> Value {
+    let mut qualifications = vec![json!({"code": {"text": p.role.as_str()}})];
+    if let Some(specialty) = &p.specialty {
+        qualifications.push(json!({"code": {"text": specialty}}));
+    }
+    json!({
+        "resourceType": "Practitioner",
+        "id": p.id.to_string(),
+        "meta": meta(p.version, p.updated_at),
+        "identifier": [{"system": LICENCE_SYSTEM, "value": p.licence_number}],
+        "active": p.active,
+        "name": name(p.family_name.as_str(), p.given_name.as_str()),
+        "qualification": qualifications,
+    })
+}
+
+/// FHIR's appointment status for ours.
+pub fn status_code(status: AppointmentStatus) -> &'static str {
+    match status {
+        AppointmentStatus::Booked => "booked",
+        AppointmentStatus::Cancelled => "cancelled",
+        AppointmentStatus::Completed => "fulfilled",
+        AppointmentStatus::NoShow => "noshow",
+    }
+}
+
+/// Our status for FHIR's code: `Ok(None)` for FHIR codes no appointment here ever has.
+pub fn status_of(code: &str) -> Result<Option<AppointmentStatus>, ()> {
+    match code {
+        "booked" => Ok(Some(AppointmentStatus::Booked)),
+        "cancelled" => Ok(Some(AppointmentStatus::Cancelled)),
+        "fulfilled" => Ok(Some(AppointmentStatus::Completed)),
+        "noshow" => Ok(Some(AppointmentStatus::NoShow)),
+        "proposed" | "pending" | "arrived" | "entered-in-error" | "checked-in" | "waitlist" => Ok(None),
+        _ => Err(()),
+    }
+}
+
+pub fn appointment(a: &Appointment) -> Value {
+    let slot = a.slot();
+    let participant =
+        |reference: String| json!({"actor": {"reference": reference}, "required": "required", "status": "accepted"});
+    let mut resource = json!({
+        "resourceType": "Appointment",
+        "id": a.id().to_string(),
+        "meta": meta(a.version(), a.updated_at()),
+        "status": status_code(a.status()),
+        "reasonCode": [{"text": a.reason()}],
+        "start": instant(slot.start()),
+        "end": instant(slot.end()),
+        "created": instant(a.created_at()),
+        "participant": [
+            participant(format!("Patient/{}", a.patient_id())),
+            participant(format!("Practitioner/{}", a.practitioner_id())),
+        ],
+    });
+    if let Some(notes) = a.notes() {
+        resource["comment"] = json!(notes);
+    }
+    if let Some(reason) = a.cancellation_reason() {
+        resource["cancelationReason"] = json!({"text": reason});
+    }
+    resource
+}
+
+/// FHIR's `AuditEvent.action` for an action: Create, Read, Update, Delete or Execute.
+pub fn action_code(action: AuditAction) -> &'static str {
+    use AuditAction::*;
+    match action {
+        PatientCreate | PractitionerCreate | AppointmentBook | IntegrationCreate | UserCreate => "C",
+        PatientList
+        | PatientRead
+        | PractitionerList
+        | PractitionerRead
+        | AppointmentList
+        | AppointmentRead
+        | NotificationList
+        | AnalyticsRead
+        | AuditList
+        | IntegrationList
+        | IntegrationRead
+        | IntegrationDeliveries
+        | UserList
+        | UserRead => "R",
+        PatientUpdate
+        | PatientReactivate
+        | PractitionerUpdate
+        | PractitionerReactivate
+        | AppointmentReschedule
+        | AppointmentCancel
+        | AppointmentComplete
+        | AppointmentNoShow
+        | IntegrationEnable
+        | UserActivate
+        | UserDeactivate
+        | UserRoleChange
+        | UserPasswordReset
+        | UserPasswordChange => "U",
+        PatientDeactivate | PractitionerDeactivate | IntegrationDelete => "D",
+        AuthLogin => "E",
+    }
+}
+
+/// The actions a FHIR `action` code stands for.
+pub fn actions_of(code: &str) -> Vec<&'static str> {
+    AuditAction::ALL.into_iter().filter(|a| action_code(*a) == code).map(AuditAction::as_str).collect()
+}
+
+/// The FHIR RESTful interaction an action is, where it is one.
+fn interaction(action: &str) -> Option<&'static str> {
+    let (_, verb) = action.split_once('.')?;
+    Some(match verb {
+        "create" | "book" => "create",
+        "read" => "read",
+        "list" | "deliveries" => "search-type",
+        "deactivate" | "delete" => "delete",
+        "login" => return None,
+        _ => "update",
+    })
+}
+
+const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
+
+/// An audit record in the shape of IHE's Basic Audit Log Patterns (BALP): the user, the client
+/// (network address, user agent) and this server as agents; the patient, the resource and the
+/// correlation ID as entities.
+pub fn audit_event(e: &AuditEvent) -> Value {
+    let code = AuditAction::parse(&e.action).map_or("E", action_code);
+    let mut subtype = vec![json!({"system": "https://healthcore.dev/fhir/CodeSystem/audit-action", "code": e.action})];
+    if let Some(interaction) = interaction(&e.action) {
+        subtype.insert(0, json!({"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}));
+    }
+    let user = match e.actor_id {
+        Some(id) => json!({"identifier": {"system": USER_SYSTEM, "value": id.to_string()}}),
+        None => json!({"display": "a caller who did not authenticate"}),
+    };
+    let mut human = json!({
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP", "display": "information recipient"}]},
+        "who": user,
+        "requestor": true,
+    });
+    if let Some(role) = &e.actor_role {
+        human["role"] = json!([{"text": role}]);
+    }
+    let mut client = json!({
+        "type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
+        "requestor": false,
+    });
+    if let Some(agent) = &e.user_agent {
+        client["who"] = json!({"display": agent});
+    }
+    if let Some(address) = &e.client_addr {
+        client["network"] = json!({"address": address, "type": "2"});
+    }
+    let server = json!({
+        "type": {"coding": [{"system": DCM, "code": "110152", "display": "Destination Role ID"}]},
+        "who": {"display": "HealthCore"},
+        "requestor": false,
+    });
+    let mut entity = Vec::new();
+    if let Some(patient) = e.patient_id {
+        entity.push(json!({
+            "what": {"reference": format!("Patient/{patient}")},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
+        }));
+    }
+    if let Some(id) = e.resource_id.filter(|id| Some(*id) != e.patient_id) {
+        let what = match e.resource_type.as_str() {
+            "appointment" => json!({"reference": format!("Appointment/{id}")}),
+            "practitioner" => json!({"reference": format!("Practitioner/{id}")}),
+            "audit_event" => json!({"reference": format!("AuditEvent/{id}")}),
+            other => {
+                json!({"identifier": {"system": format!("https://healthcore.dev/fhir/sid/{other}"), "value": id.to_string()}})
+            }
+        };
+        entity.push(json!({
+            "what": what,
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4", "display": "Domain Resource"},
+        }));
+    }
+    entity.push(json!({
+        "what": {"identifier": {"value": e.correlation_id}},
+        "type": {"system": "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType", "code": "XrequestId", "display": "X-Request-Id"},
+    }));
+    let mut resource = json!({
+        "resourceType": "AuditEvent",
+        "id": e.id.to_string(),
+        "meta": {"versionId": "1", "lastUpdated": instant(e.occurred_at)},
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+        "subtype": subtype,
+        "action": code,
+        "recorded": instant(e.occurred_at),
+        "outcome": match e.outcome { AuditOutcome::Success => "0", AuditOutcome::Denied => "4", AuditOutcome::Error => "8" },
+        "agent": [human, client, server],
+        "source": {
+            "observer": {"display": "HealthCore"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
+        },
+        "entity": entity,
+    });
+    if let Some(reason) = &e.reason {
+        resource["outcomeDesc"] = json!(reason);
+    }
+    resource
+}
+
+/// The elements of an Appointment a booking reads; any other is refused rather than dropped.
+const BOOKING_ELEMENTS: [&str; 10] =
+    ["resourceType", "id", "meta", "text", "status", "start", "end", "participant", "reasonCode", "comment"];
+
+fn text_of(value: &Value) -> Option<String> {
+    value.get("text").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// A FHIR Appointment to be booked, as the booking use case's input. Field errors name the
+/// element by its FHIRPath.
+pub fn booking(resource: &Map<String, Value>) -> Result<BookingInput, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    if resource.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
+        errors.add("Appointment.resourceType", "equals", "must be Appointment");
+    }
+    for element in resource.keys().filter(|k| !BOOKING_ELEMENTS.contains(&k.as_str())) {
+        let plain = element.len() <= 64 && element.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let field = if plain { format!("Appointment.{element}") } else { "Appointment".to_owned() };
+        errors.add(&field, "supported", "is not an element a booking takes here (see docs/FHIR.md)");
+    }
+    match resource.get("status").and_then(Value::as_str) {
+        Some("booked") => {}
+        _ => errors.add("Appointment.status", "equals", "must be booked: an appointment is created booked"),
+    }
+    let time = |errors: &mut FieldErrors, element: &str| -> Option<DateTime<Utc>> {
+        let value = resource.get(element)?;
+        let parsed = value.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+        if parsed.is_none() {
+            errors.add(&format!("Appointment.{element}"), "instant", "must be an instant with its time zone");
+        }
+        parsed
+    };
+    let start = time(&mut errors, "start");
+    let end = time(&mut errors, "end");
+    let mut patient_id = None;
+    let mut practitioner_id = None;
+    let participants = resource.get("participant").and_then(Value::as_array).cloned().unwrap_or_default();
+    for (i, participant) in participants.iter().enumerate() {
+        let reference = participant.pointer("/actor/reference").and_then(Value::as_str).unwrap_or_default();
+        let field = format!("Appointment.participant[{i}].actor.reference");
+        match reference.split_once('/') {
+            Some(("Patient", id)) if patient_id.is_none() => {
+                patient_id = Some(id.parse().map_err(|_| errors.add(&field, "exists", "no patient has this id")).ok())
+            }
+            Some(("Practitioner", id)) if practitioner_id.is_none() => {
+                practitioner_id =
+                    Some(id.parse().map_err(|_| errors.add(&field, "exists", "no practitioner has this id")).ok())
+            }
+            _ => errors.add(&field, "participant", "must be Patient/<id> or Practitioner/<id>, one of each"),
+        }
+    }
+    let reason = resource.get("reasonCode").and_then(Value::as_array).and_then(|codes| codes.first()).and_then(text_of);
+    let input = BookingInput {
+        patient_id: patient_id.flatten(),
+        practitioner_id: practitioner_id.flatten(),
+        start,
+        end,
+        reason,
+        notes: resource.get("comment").and_then(Value::as_str).map(str::to_owned),
+    };
+    if errors.is_empty() { Ok(input) } else { Err(errors) }
+}
+
+/// The FHIRPath of a booking input's field, for the use case's field errors.
+pub fn booking_path(field: &str) -> String {
+    match field {
+        "patient_id" => "Appointment.participant.actor.reference (Patient)".to_owned(),
+        "practitioner_id" => "Appointment.participant.actor.reference (Practitioner)".to_owned(),
+        "reason" => "Appointment.reasonCode.text".to_owned(),
+        "notes" => "Appointment.comment".to_owned(),
+        other => format!("Appointment.{other}"),
+    }
+}
+
+/// What a JSON Patch of an Appointment asks for: a status change.
+#[derive(Debug)]
+pub enum StatusChange {
+    Cancel(CancelInput),
+    Fulfil,
+    NoShow,
+}
+
+/// Reads a JSON Patch (RFC 6902) of an Appointment. Only `/status` may change (to cancelled,
+/// fulfilled or noshow), with `/cancelationReason` (or its `/text`) for a cancellation; `test`
+/// operations are not supported.
+pub fn status_change(patch: &Value) -> Result<StatusChange, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let Some(operations) = patch.as_array() else {
+        errors.add("body", "json_patch", "must be a JSON Patch: an array of operations");
+        return Err(errors);
+    };
+    let mut status = None;
+    let mut reason = None;
+    for (i, operation) in operations.iter().enumerate() {
+        let op = operation.get("op").and_then(Value::as_str).unwrap_or_default();
+        let path = operation.get("path").and_then(Value::as_str).unwrap_or_default();
+        let value = operation.get("value");
+        if !matches!(op, "replace" | "add") {
+            errors.add(&format!("[{i}].op"), "supported", "must be replace or add");
+            continue;
+        }
+        match path {
+            "/status" => status = value.and_then(Value::as_str).map(str::to_owned),
+            "/cancelationReason" => reason = value.and_then(text_of),
+            "/cancelationReason/text" => reason = value.and_then(Value::as_str).map(str::to_owned),
+            _ => errors.add(
+                &format!("[{i}].path"),
+                "supported",
+                "may be /status or /cancelationReason: other changes go through the REST API",
+            ),
+        }
+    }
+    let change = match status.as_deref() {
+        Some("cancelled") => Some(StatusChange::Cancel(CancelInput { reason })),
+        Some("fulfilled") => Some(StatusChange::Fulfil),
+        Some("noshow") => Some(StatusChange::NoShow),
+        _ => {
+            errors.add("Appointment.status", "one_of", "the patch must set /status to cancelled, fulfilled or noshow");
+            None
+        }
+    };
+    match change {
+        Some(change) if errors.is_empty() => Ok(change),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_a_code_and_each_code_its_actions() {
+        for action in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+            assert!(actions_of(action_code(action)).contains(&action.as_str()));
+        }
+        assert_eq!(actions_of("E"), ["auth.login"]);
+    }
+
+    #[test]
+    fn a_patch_sets_a_status_or_is_refused_naming_the_operation() {
+        let cancel = json!([{"op": "replace", "path": "/status", "value": "cancelled"},
+                            {"op": "add", "path": "/cancelationReason", "value": {"text": "ill"}}]);
+        assert!(
+            matches!(status_change(&cancel), Ok(StatusChange::Cancel(CancelInput { reason: Some(r) })) if r == "ill")
+        );
+        let other = json!([{"op": "replace", "path": "/start", "value": "2030-01-01T09:00:00Z"}]);
+        let errors = status_change(&other).unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["[0].path", "Appointment.status"]);
+        assert!(status_change(&json!({"status": "cancelled"})).is_err());
+    }
+}
