@@ -34,6 +34,8 @@ pub struct SubscriptionInput {
     pub callback_url: Option<String>,
     #[schema(required = true, schema_with = secret_schema)]
     pub secret: Option<String>,
+    /// Absent means `envelope`; `null` is refused, as the schema says.
+    #[serde(default, deserialize_with = "validation::given")]
     #[schema(schema_with = payload_schema)]
     pub payload: Option<String>,
 }

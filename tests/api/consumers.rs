@@ -344,6 +344,16 @@ mod validation {
             .await
             .expect_problem(422, "validation");
         assert_eq!(reply.field_errors(), [("event_types".to_owned(), "length".to_owned())]);
+        let null_payload = json!({"event_types": ["*"], "callback_url": "https://example.org/hook", "secret": "long-enough-secret-1", "payload": null});
+        let reply = app
+            .post("/api/v1/integrations/subscriptions", &app.admin_token, null_payload)
+            .await
+            .expect_problem(422, "validation");
+        assert_eq!(
+            reply.field_errors(),
+            [("payload".to_owned(), "type".to_owned())],
+            "absent means envelope, null is refused"
+        );
         let unknown = json!({"event_types": ["*"], "callback_url": "https://example.org", "secret": "long-enough-secret-1", "url": "x"});
         app.post("/api/v1/integrations/subscriptions", &app.admin_token, unknown).await.expect(422);
         let missing = Uuid::now_v7();

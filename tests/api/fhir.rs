@@ -291,11 +291,13 @@ async fn searches_page_and_treat_unknown_parameters_as_fhir_says(backend: Backen
     assert_eq!(issues[0]["expression"], json!(["colour"]));
 
     // Invalid values are 400, each named.
-    let bad = fhir(&app, Method::GET, "/Appointment?date=tomorrow&status=maybe&_count=500", Some(token), None).await;
+    let bad = fhir(&app, Method::GET, "/Appointment?date=tomorrow&status=maybe&_count=ten", Some(token), None).await;
     let mut named: Vec<String> =
         outcome(bad, 400, "invalid").iter().map(|i| i["expression"][0].as_str().unwrap().to_owned()).collect();
     named.sort();
     assert_eq!(named, ["_count", "date", "status"]);
+    let capped = search(&app, "/Patient?family=pager&_count=500", token).await;
+    assert!(link(&capped, "self").unwrap().ends_with("_count=100&_offset=0"), "a larger count is capped");
     let proposed = search(&app, "/Appointment?status=proposed", token).await;
     assert_eq!(proposed["total"], 0, "a FHIR status no appointment here has");
     app.stop().await;

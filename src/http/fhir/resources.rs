@@ -303,7 +303,10 @@ pub fn booking(resource: &Map<String, Value>) -> Result<BookingInput, FieldError
     for (i, participant) in participants.iter().enumerate() {
         let reference = participant.pointer("/actor/reference").and_then(Value::as_str).unwrap_or_default();
         let field = format!("Appointment.participant[{i}].actor.reference");
-        match reference.split_once('/') {
+        // `Type/<id>`, or an absolute URL that ends so.
+        let mut segments = reference.rsplit('/');
+        let (id, resource_type) = (segments.next().unwrap_or_default(), segments.next());
+        match resource_type.map(|t| (t, id)) {
             Some(("Patient", id)) if patient_id.is_none() => {
                 patient_id = Some(id.parse().map_err(|_| errors.add(&field, "exists", "no patient has this id")).ok())
             }
@@ -401,6 +404,34 @@ mod tests {
             assert!(actions_of(action_code(action)).contains(&action.as_str()));
         }
         assert_eq!(actions_of("E"), ["auth.login"]);
+    }
+
+    #[test]
+    fn a_booking_takes_relative_or_absolute_references_and_names_what_it_cannot_take() {
+        let patient = uuid::Uuid::now_v7();
+        let practitioner = uuid::Uuid::now_v7();
+        let resource = json!({
+            "resourceType": "Appointment",
+            "status": "booked",
+            "start": "2030-01-15T09:00:00Z",
+            "end": "2030-01-15T09:30:00+00:00",
+            "reasonCode": [{"text": "check-up"}],
+            "participant": [
+                {"actor": {"reference": format!("https://fhir.example/fhir/R4/Patient/{patient}")}},
+                {"actor": {"reference": format!("Practitioner/{practitioner}")}},
+            ],
+        });
+        let input = booking(resource.as_object().unwrap()).unwrap();
+        assert_eq!(input.patient_id.map(|id| id.as_uuid()), Some(patient));
+        assert_eq!(input.practitioner_id.map(|id| id.as_uuid()), Some(practitioner));
+        assert_eq!(input.reason.as_deref(), Some("check-up"));
+        let wrong = json!({"resourceType": "Patient", "status": "booked", "slot": [], "participant": [{"actor": {"reference": "Device/1"}}]});
+        let errors = booking(wrong.as_object().unwrap()).unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["Appointment.resourceType", "Appointment.slot", "Appointment.participant[0].actor.reference"]
+        );
     }
 
     #[test]

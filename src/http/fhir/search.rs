@@ -236,20 +236,23 @@ impl Search {
         range
     }
 
-    /// `_count` (0 to 100, 20 when absent) and `_offset`.
+    /// `_count` (20 when absent; a larger count than 100 is a wish the page caps, as FHIR lets a
+    /// server) and `_offset` (up to 100,000).
     pub fn page(&mut self) -> PageRequest {
-        let mut number = |name: &'static str, default: u64, max: u64| match self.single(name) {
+        let mut number = |name: &'static str, default: u64, max: u64, capped: bool| match self.single(name) {
             None => default,
             Some(value) => match value.parse::<u64>() {
                 Ok(n) if n <= max => n,
+                Ok(_) if capped => max,
                 _ => {
-                    self.errors.add(name, "range", format!("must be a whole number from 0 to {max}"));
+                    let rule = if capped { "whole number" } else { "range" };
+                    self.errors.add(name, rule, format!("must be a whole number from 0 to {max}"));
                     default
                 }
             },
         };
-        let limit = number("_count", DEFAULT_LIMIT, MAX_LIMIT);
-        let offset = number("_offset", 0, MAX_OFFSET);
+        let limit = number("_count", DEFAULT_LIMIT, MAX_LIMIT, true);
+        let offset = number("_offset", 0, MAX_OFFSET, false);
         // The links state the page explicitly; `_format` was checked by the outcome middleware.
         self.applied.retain(|(name, _)| !RESULT_PARAMETERS.contains(&name.as_str()));
         PageRequest { limit, offset }
