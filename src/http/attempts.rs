@@ -84,6 +84,8 @@ const ROUTES: &[(Method, &str, AuditAction, &str, PathId)] = &[
     // A patch cancels, fulfils or marks a no-show: a refused one is recorded as the cancellation
     // attempt (the one a patient may make).
     (Method::PATCH, "/fhir/R4/Appointment/{id}", AuditAction::AppointmentCancel, "appointment", PathId::Appointment),
+    // An update moves the slot or changes the status: a failed one is recorded as a reschedule.
+    (Method::PUT, "/fhir/R4/Appointment/{id}", AuditAction::AppointmentReschedule, "appointment", PathId::Appointment),
     (Method::GET, "/fhir/R4/AuditEvent", AuditAction::AuditList, "audit_event", PathId::None),
     (Method::GET, "/fhir/R4/AuditEvent/{id}", AuditAction::AuditList, "audit_event", PathId::None),
 ];
@@ -192,6 +194,7 @@ mod tests {
                     ("GET", false) => "search-type",
                     ("POST", false) => "create",
                     ("PATCH", true) => "patch",
+                    ("PUT", true) => "update",
                     _ => panic!("{method} {route} is not a FHIR interaction"),
                 };
                 let support = crate::http::fhir::capability::support(resource_type);

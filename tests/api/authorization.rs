@@ -66,6 +66,8 @@ const MATRIX: &[(&str, &str)] = &[
     ("PATCH /fhir/Appointment/{own} cancelled", "YYYYNY"),
     ("PATCH /fhir/Appointment/{other} cancelled", "YYYYNN"),
     ("PATCH /fhir/Appointment/{id} fulfilled", "YYYNNN"),
+    ("PUT /fhir/Appointment/{own} cancelled", "YYYYNY"),
+    ("PUT /fhir/Appointment/{own} moved", "YYYYNN"),
     ("GET /fhir/AuditEvent", "YNNNYN"),
     ("GET /fhir/AuditEvent/{id}", "YNNNYN"),
     // Last: it ends the token that made it.
@@ -285,6 +287,22 @@ impl Fixture {
             "PATCH /fhir/Appointment/{other} cancelled" => {
                 let id = self.book(self.other_patient).await;
                 return self.patch_status(&format!("/fhir/R4/Appointment/{id}"), "cancelled", token).await;
+            }
+            "PUT /fhir/Appointment/{own} cancelled" => {
+                let id = self.book(self.own_patient).await;
+                let path = format!("/fhir/R4/Appointment/{id}");
+                let mut resource = app.get(&path, &app.admin_token).await.expect(200).body;
+                resource["status"] = json!("cancelled");
+                resource["cancelationReason"] = json!({"text": "r"});
+                (Method::PUT, path, Some(resource))
+            }
+            "PUT /fhir/Appointment/{own} moved" => {
+                let id = self.book(self.own_patient).await;
+                let path = format!("/fhir/R4/Appointment/{id}");
+                let mut resource = app.get(&path, &app.admin_token).await.expect(200).body;
+                let slot = booking(self.own_patient, self.practitioner, hour(), 30);
+                (resource["start"], resource["end"]) = (slot["start"].clone(), slot["end"].clone());
+                (Method::PUT, path, Some(resource))
             }
             "PATCH /fhir/Appointment/{id} fulfilled" => {
                 let id = self.started().await;

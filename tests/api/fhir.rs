@@ -111,6 +111,7 @@ on_both_backends!(
     a_patient_found_by_mrn_is_booked_cancelled_and_audited_through_fhir,
     searches_page_and_treat_unknown_parameters_as_fhir_says,
     errors_are_operation_outcomes_and_refusals_are_audited,
+    an_update_reschedules_or_cancels_through_the_rest_use_cases,
 );
 
 async fn a_patient_found_by_mrn_is_booked_cancelled_and_audited_through_fhir(backend: Backend) {
@@ -373,5 +374,68 @@ async fn errors_are_operation_outcomes_and_refusals_are_audited(backend: Backend
     let failed = app.audit_events("action=patient.read&outcome=error").await;
     assert_eq!(failed.len(), 2, "the reads of an unknown id and of a malformed one: {failed:#?}");
     assert!(failed.iter().all(|record| record["reason"] == "not-found"));
+    app.stop().await;
+}
+
+async fn an_update_reschedules_or_cancels_through_the_rest_use_cases(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.user_token(healthcore::testing::domain::Role::Receptionist, None).await;
+    let practitioner = app.create_practitioner("MD-FHIR-PUT").await;
+    let patient = app.create_patient("Put", "Through").await;
+    let id = app
+        .post("/api/v1/appointments", &app.admin_token, crate::helpers::booking(patient, practitioner, 48, 30))
+        .await
+        .expect(201)
+        .id();
+    let path = format!("/Appointment/{id}");
+    let put = |body: Value, version: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        let path = format!("/fhir/R4/Appointment/{id}");
+        async move {
+            let headers = [FHIR_JSON, ("if-match", version)];
+            app.call_with(Method::PUT, &path, Some(&token), Some(body), &headers).await
+        }
+    };
+    let mut resource = fhir(&app, Method::GET, &path, Some(&token), None).await.expect(200).body;
+
+    // Unchanged: answered as it is.
+    let same = put(resource.clone(), "W/\"1\"").await.expect(200);
+    assert_eq!(same.body["meta"]["versionId"], "1");
+
+    // A new slot: the REST reschedule, under the same rules.
+    let start = chrono::DateTime::parse_from_rfc3339(resource["start"].as_str().unwrap()).unwrap();
+    let moved = (start + chrono::Duration::days(1)).with_timezone(&chrono::Utc);
+    resource["start"] = json!(moved.to_rfc3339());
+    resource["end"] = json!((moved + chrono::Duration::minutes(45)).to_rfc3339());
+    let rescheduled = put(resource.clone(), "W/\"1\"").await.expect(200);
+    assert_eq!(rescheduled.header("etag"), Some("W/\"2\""));
+    let rest = app.get(&format!("/api/v1/appointments/{id}"), &token).await.expect(200);
+    assert_eq!(chrono::DateTime::parse_from_rfc3339(rest.body["start"].as_str().unwrap()).unwrap(), moved);
+    assert_eq!(app.audit_events(&format!("action=appointment.reschedule&patient_id={patient}")).await.len(), 1);
+    outcome(put(resource.clone(), "W/\"1\"").await, 412, "conflict");
+
+    // What an update cannot change, named; and the id must be the URL's.
+    let mut other_reason = rescheduled.body.clone();
+    other_reason["reasonCode"] = json!([{"text": "something else"}]);
+    let issues = outcome(put(other_reason, "W/\"2\"").await, 422, "invalid");
+    assert_eq!(issues[0]["expression"], json!(["Appointment.reasonCode"]));
+    let mut elsewhere = rescheduled.body.clone();
+    elsewhere["id"] = json!(Uuid::now_v7().to_string());
+    outcome(put(elsewhere, "W/\"2\"").await, 400, "invalid");
+
+    // Cancelled: the REST cancellation, which needs a reason; then it stays cancelled.
+    let mut cancel = rescheduled.body.clone();
+    cancel["status"] = json!("cancelled");
+    let issues = outcome(put(cancel.clone(), "W/\"2\"").await, 422, "invalid");
+    assert_eq!(issues[0]["expression"], json!(["Appointment.cancelationReason.text"]));
+    cancel["cancelationReason"] = json!({"text": "clinic closed"});
+    let cancelled = put(cancel, "W/\"2\"").await.expect(200);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["cancelationReason"]["text"], "clinic closed");
+    let mut again = cancelled.body.clone();
+    again["status"] = json!("booked");
+    let issues = outcome(put(again, "W/\"3\"").await, 422, "invalid");
+    assert_eq!(issues[0]["expression"], json!(["Appointment.status"]));
     app.stop().await;
 }

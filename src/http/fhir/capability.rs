@@ -15,7 +15,8 @@ pub struct SearchParam {
 #[derive(Debug, Clone, Copy)]
 pub struct ResourceSupport {
     pub resource_type: &'static str,
-    /// FHIR's type-level and instance-level interactions: `read`, `search-type`, `create`, `patch`.
+    /// FHIR's type-level and instance-level interactions: `read`, `search-type`, `create`, `update`,
+    /// `patch`.
     pub interactions: &'static [&'static str],
     pub search: &'static [SearchParam],
     pub documentation: &'static str,
@@ -58,7 +59,7 @@ pub const RESOURCES: [ResourceSupport; 4] = [
     },
     ResourceSupport {
         resource_type: "Appointment",
-        interactions: &["read", "search-type", "create", "patch"],
+        interactions: &["read", "search-type", "create", "update", "patch"],
         search: &[
             ID,
             param("patient", "reference", "the patient taking part (Patient/<id> or <id>)"),
@@ -67,8 +68,9 @@ pub const RESOURCES: [ResourceSupport; 4] = [
             param("date", "date", "the start; prefixes eq, ge, gt, le, lt; a date or an instant"),
             param("status", "token", "booked, cancelled, fulfilled or noshow"),
         ],
-        documentation: "Appointments: book with create (status booked), cancel or conclude with a JSON Patch of \
-                        /status (cancelled needs /cancelationReason); the REST API's rules and locks",
+        documentation: "Appointments: book with create (status booked); update to move the slot or change the \
+                        status, or a JSON Patch of /status (cancelled needs cancelationReason); the REST API's \
+                        rules and locks",
     },
     ResourceSupport {
         resource_type: "AuditEvent",

@@ -1,6 +1,6 @@
 //! The FHIR R4 interface at `/fhir/R4`: the same use cases as the REST API (`service`), in FHIR's
 //! representation. Patients, practitioners and appointments are read and searched, appointments
-//! are booked (`POST`) and cancelled or concluded (`PATCH`), and the audit trail is read as
+//! are booked (`POST`) and rescheduled, cancelled or concluded (`PUT`, `PATCH`), and the audit trail is read as
 //! `AuditEvent`s. Authorization, audit records, events and locks are the use cases', so a FHIR
 //! request and its REST twin leave the same trail.
 //!
@@ -46,7 +46,10 @@ pub fn router() -> Router<AppState> {
         .route("/fhir/R4/Practitioner", get(routes::search_practitioners))
         .route("/fhir/R4/Practitioner/{id}", get(routes::read_practitioner))
         .route("/fhir/R4/Appointment", get(routes::search_appointments).post(routes::book_appointment))
-        .route("/fhir/R4/Appointment/{id}", get(routes::read_appointment).patch(routes::patch_appointment))
+        .route(
+            "/fhir/R4/Appointment/{id}",
+            get(routes::read_appointment).put(routes::update_appointment).patch(routes::patch_appointment),
+        )
         .route("/fhir/R4/AuditEvent", get(routes::search_audit_events))
         .route("/fhir/R4/AuditEvent/{id}", get(routes::read_audit_event))
         .route("/fhir/R4", get(routes::unsupported))

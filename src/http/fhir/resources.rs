@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::{LICENCE_SYSTEM, MRN_SYSTEM, USER_SYSTEM};
 use crate::audit::{AuditAction, AuditOutcome};
-use crate::domain::appointment::{BookingInput, CancelInput};
+use crate::domain::appointment::{BookingInput, CancelInput, RescheduleInput};
 use crate::domain::{Appointment, AppointmentStatus, FieldErrors, Patient, Practitioner};
 use crate::store::audit::AuditEvent;
 
@@ -263,29 +263,37 @@ pub fn audit_event(e: &AuditEvent) -> Value {
     resource
 }
 
-/// The elements of an Appointment a booking reads; any other is refused rather than dropped.
-const BOOKING_ELEMENTS: [&str; 10] =
-    ["resourceType", "id", "meta", "text", "status", "start", "end", "participant", "reasonCode", "comment"];
+/// The elements of an Appointment a booking or an update reads; any other is refused rather than
+/// dropped. (`id`, `meta`, `text` and `created` are the server's and are ignored.)
+const APPOINTMENT_ELEMENTS: [&str; 12] = [
+    "resourceType",
+    "id",
+    "meta",
+    "text",
+    "created",
+    "status",
+    "start",
+    "end",
+    "participant",
+    "reasonCode",
+    "comment",
+    "cancelationReason",
+];
 
 fn text_of(value: &Value) -> Option<String> {
     value.get("text").and_then(Value::as_str).map(str::to_owned)
 }
 
-/// A FHIR Appointment to be booked, as the booking use case's input. Field errors name the
-/// element by its FHIRPath.
-pub fn booking(resource: &Map<String, Value>) -> Result<BookingInput, FieldErrors> {
-    let mut errors = FieldErrors::new();
+/// An incoming Appointment's elements, as the booking input they amount to (field errors name
+/// each element by its FHIRPath).
+fn read_appointment(resource: &Map<String, Value>, errors: &mut FieldErrors) -> BookingInput {
     if resource.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
         errors.add("Appointment.resourceType", "equals", "must be Appointment");
     }
-    for element in resource.keys().filter(|k| !BOOKING_ELEMENTS.contains(&k.as_str())) {
+    for element in resource.keys().filter(|k| !APPOINTMENT_ELEMENTS.contains(&k.as_str())) {
         let plain = element.len() <= 64 && element.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         let field = if plain { format!("Appointment.{element}") } else { "Appointment".to_owned() };
-        errors.add(&field, "supported", "is not an element a booking takes here (see docs/FHIR.md)");
-    }
-    match resource.get("status").and_then(Value::as_str) {
-        Some("booked") => {}
-        _ => errors.add("Appointment.status", "equals", "must be booked: an appointment is created booked"),
+        errors.add(&field, "supported", "is not an element this server takes (see docs/FHIR.md)");
     }
     let time = |errors: &mut FieldErrors, element: &str| -> Option<DateTime<Utc>> {
         let value = resource.get(element)?;
@@ -295,8 +303,8 @@ pub fn booking(resource: &Map<String, Value>) -> Result<BookingInput, FieldError
         }
         parsed
     };
-    let start = time(&mut errors, "start");
-    let end = time(&mut errors, "end");
+    let start = time(errors, "start");
+    let end = time(errors, "end");
     let mut patient_id = None;
     let mut practitioner_id = None;
     let participants = resource.get("participant").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -318,15 +326,83 @@ pub fn booking(resource: &Map<String, Value>) -> Result<BookingInput, FieldError
         }
     }
     let reason = resource.get("reasonCode").and_then(Value::as_array).and_then(|codes| codes.first()).and_then(text_of);
-    let input = BookingInput {
+    BookingInput {
         patient_id: patient_id.flatten(),
         practitioner_id: practitioner_id.flatten(),
         start,
         end,
         reason,
         notes: resource.get("comment").and_then(Value::as_str).map(str::to_owned),
-    };
+    }
+}
+
+/// A FHIR Appointment to be booked, as the booking use case's input.
+pub fn booking(resource: &Map<String, Value>) -> Result<BookingInput, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let input = read_appointment(resource, &mut errors);
+    if resource.get("status").and_then(Value::as_str) != Some("booked") {
+        errors.add("Appointment.status", "equals", "must be booked: an appointment is created booked");
+    }
+    if resource.contains_key("cancelationReason") {
+        errors.add("Appointment.cancelationReason", "supported", "a booking is not cancelled");
+    }
     if errors.is_empty() { Ok(input) } else { Err(errors) }
+}
+
+/// What an update (PUT) of an Appointment asks for, against the appointment as it is.
+#[derive(Debug)]
+pub enum Update {
+    /// The same appointment: answered as a read.
+    Unchanged,
+    /// New start and end, still booked.
+    Reschedule(RescheduleInput),
+    Status(StatusChange),
+}
+
+/// Reads an update of `current`: participants, reason and comment stay as they are; either the
+/// slot moves (status still booked) or the status changes (to cancelled with its
+/// `cancelationReason`, fulfilled or noshow) — one change at a time, as the REST API's actions.
+pub fn update(current: &Appointment, resource: &Map<String, Value>) -> Result<Update, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let input = read_appointment(resource, &mut errors);
+    if input.patient_id != Some(current.patient_id()) || input.practitioner_id != Some(current.practitioner_id()) {
+        errors.add("Appointment.participant", "unchanged", "the participants of an appointment cannot change");
+    }
+    if input.reason.as_deref() != Some(current.reason()) {
+        errors.add("Appointment.reasonCode", "unchanged", "the reason cannot change here (book anew)");
+    }
+    if input.notes.as_deref() != current.notes() {
+        errors.add("Appointment.comment", "unchanged", "the comment cannot change here");
+    }
+    let slot = current.slot();
+    let moved = input.start != Some(slot.start()) || input.end != Some(slot.end());
+    let status = resource.get("status").and_then(Value::as_str).unwrap_or_default();
+    let change = match (status, status == status_code(current.status())) {
+        (_, true) if !moved => Some(Update::Unchanged),
+        ("booked", true) => Some(Update::Reschedule(RescheduleInput { start: input.start, end: input.end })),
+        (_, false) if moved => {
+            errors.add("Appointment.start", "one_change", "change the status or the slot, not both at once");
+            None
+        }
+        ("cancelled", false) => {
+            let reason = resource.get("cancelationReason").and_then(text_of);
+            Some(Update::Status(StatusChange::Cancel(CancelInput { reason })))
+        }
+        ("fulfilled", false) => Some(Update::Status(StatusChange::Fulfil)),
+        ("noshow", false) => Some(Update::Status(StatusChange::NoShow)),
+        (_, _) => {
+            errors.add(
+                "Appointment.status",
+                "transition",
+                format!("may go from {} to cancelled, fulfilled or noshow", status_code(current.status())),
+            );
+            None
+        }
+    };
+    match change {
+        Some(change) if errors.is_empty() => Ok(change),
+        _ => Err(errors),
+    }
 }
 
 /// The FHIRPath of a booking input's field, for the use case's field errors.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::capability::{self, support};
-use super::resources::{self, StatusChange};
+use super::resources::{self, StatusChange, Update};
 use super::search::{NO_MATCH, Search, refused};
 use super::{LICENCE_SYSTEM, MRN_SYSTEM, base_url, respond, versioned};
 use crate::domain::{AppointmentId, FieldErrors, NAME_FILTER_MAX, PatientId, PractitionerId};
@@ -231,19 +231,63 @@ pub async fn patch_appointment(
 ) -> Answer {
     let id: AppointmentId = resource_id(&id, "appointment").map_err(failed)?;
     let change = resources::status_change(&patch).map_err(|errors| failed(AppError::Validation(errors)))?;
-    let transition = match change {
-        StatusChange::Cancel(input) => Transition::Cancel(input),
-        StatusChange::Fulfil => Transition::Complete,
-        StatusChange::NoShow => Transition::NoShow,
-    };
     let cancellation_path = |field: &str| match field {
         "reason" => "Appointment.cancelationReason.text".to_owned(),
         other => format!("Appointment.{other}"),
     };
-    let appointment = appointments::transition(&state, &ctx, id, transition, version)
+    let appointment = appointments::transition(&state, &ctx, id, transition(change), version)
         .await
         .map_err(|e| in_fhir_terms(e, cancellation_path))?;
     Ok(versioned(StatusCode::OK, &resources::appointment(&appointment), appointment.version()))
+}
+
+/// `PUT /fhir/R4/Appointment/{id}`: the appointment as the client wants it. Compared with the
+/// appointment as it is (read first, and audited as a read, as the response shows it), it asks for
+/// one of the REST API's actions — reschedule, cancel, complete, no-show — or for nothing.
+pub async fn update_appointment(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(id): Path<String>,
+    IfMatch(version): IfMatch,
+    body: JsonBody<Value>,
+) -> Answer {
+    let id: AppointmentId = resource_id(&id, "appointment").map_err(failed)?;
+    let Value::Object(resource) = &body.value else {
+        let errors = FieldErrors::single("body", "object", "must be an Appointment resource");
+        return Err(failed(AppError::Validation(errors)));
+    };
+    if resource.get("id").and_then(Value::as_str) != Some(id.to_string().as_str()) {
+        return Err(failed(AppError::BadRequest("the resource's id must be the id in the URL".to_owned())));
+    }
+    let current = appointments::get(&state, &ctx, id).await.map_err(failed)?;
+    let paths = |field: &str| match field {
+        "reason" => "Appointment.cancelationReason.text".to_owned(),
+        other => format!("Appointment.{other}"),
+    };
+    let appointment = match resources::update(&current, resource).map_err(|e| failed(AppError::Validation(e)))? {
+        // Nothing to change, but an If-Match that names another version is still refused.
+        Update::Unchanged => match version {
+            Some(expected) if expected != current.version() => {
+                return Err(failed(AppError::PreconditionFailed { expected }));
+            }
+            _ => current,
+        },
+        Update::Reschedule(input) => {
+            appointments::reschedule(&state, &ctx, id, input, version).await.map_err(|e| in_fhir_terms(e, paths))?
+        }
+        Update::Status(change) => appointments::transition(&state, &ctx, id, transition(change), version)
+            .await
+            .map_err(|e| in_fhir_terms(e, paths))?,
+    };
+    Ok(versioned(StatusCode::OK, &resources::appointment(&appointment), appointment.version()))
+}
+
+fn transition(change: StatusChange) -> Transition {
+    match change {
+        StatusChange::Cancel(input) => Transition::Cancel(input),
+        StatusChange::Fulfil => Transition::Complete,
+        StatusChange::NoShow => Transition::NoShow,
+    }
 }
 
 pub async fn read_audit_event(State(state): State<AppState>, Caller(ctx): Caller, Path(id): Path<String>) -> Answer {
