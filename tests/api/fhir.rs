@@ -68,7 +68,9 @@ async fn search(app: &TestApp, query: &str, token: &str) -> Value {
 }
 
 fn ids(bundle: &Value) -> Vec<String> {
-    bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect()
+    // A Bundle of no matches has no `entry` (FHIR JSON has no empty arrays).
+    let entries = bundle["entry"].as_array().map_or(&[][..], Vec::as_slice);
+    entries.iter().map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect()
 }
 
 fn link<'a>(bundle: &'a Value, relation: &str) -> Option<&'a str> {
@@ -136,6 +138,7 @@ async fn a_patient_found_by_mrn_is_booked_cancelled_and_audited_through_fhir(bac
     assert!(link(&found, "self").unwrap().contains("identifier="));
     let elsewhere = search(&app, &format!("/Patient?identifier=https://example.org/mrn|{mrn}"), &token).await;
     assert_eq!(elsewhere["total"], 0, "an MRN of another system is another identifier");
+    assert!(elsewhere.get("entry").is_none(), "no empty arrays in FHIR JSON");
     let read = fhir(&app, Method::GET, &format!("/Patient/{patient}"), Some(&token), None).await.expect(200);
     assert_eq!(read.header("etag"), Some("W/\"1\""));
     assert_eq!(read.body["meta"]["versionId"], "1");
@@ -320,6 +323,8 @@ async fn errors_are_operation_outcomes_and_refusals_are_audited(backend: Backend
     outcome(fhir(&app, Method::GET, "/Patient/not-an-id", Some(token), None).await, 404, "not-found");
     outcome(fhir(&app, Method::GET, "/Observation", Some(token), None).await, 404, "not-found");
     outcome(fhir(&app, Method::GET, "/Patient?_format=xml", Some(token), None).await, 406, "not-supported");
+    let xml = app.call_with(Method::GET, "/fhir/R4/metadata", None, None, &[("accept", "application/fhir+xml")]).await;
+    outcome(xml, 406, "not-supported");
 
     // A booking names each element it cannot take by its FHIRPath.
     let empty = json!({"resourceType": "Appointment", "status": "proposed", "minutesDuration": 30});

@@ -1,7 +1,7 @@
 """Validates FHIR resources with an implementation no one here wrote: the strict R4B models of
 `fhir.resources` (PyPI), which refuse unknown elements, wrong types and missing required ones.
-They do not check required code bindings, so the bindings HealthCore fills are checked here, from
-the FHIR R4 value sets.
+They do not check required code bindings, nor FHIR JSON's rule that an element is never an empty
+array, null or empty string, so those are checked here (the bindings from the FHIR value sets).
 
 Input: one JSON resource per line on stdin. Output: one line per invalid resource; exit 1 if any.
 """
@@ -28,6 +28,17 @@ BINDINGS = {
 ISSUE_SEVERITY = {"fatal", "error", "warning", "information"}
 
 
+def json_rule_errors(value, path):
+    """FHIR's JSON rules the models let through: no empty arrays, no nulls, no empty strings."""
+    if value is None or value == "" or value == []:
+        return [f"{path} is {json.dumps(value)}: FHIR JSON leaves an empty element out"]
+    if isinstance(value, dict):
+        return [e for key, item in value.items() for e in json_rule_errors(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [e for i, item in enumerate(value) for e in json_rule_errors(item, f"{path}[{i}]")]
+    return []
+
+
 def binding_errors(resource):
     kind = resource.get("resourceType")
     errors = [f"{kind}.{element} = {resource.get(element)!r} is not in its value set"
@@ -47,7 +58,7 @@ def main():
         kind = resource.get("resourceType", "")
         try:
             get_fhir_model_class(kind).model_validate(resource)
-            problems = binding_errors(resource)
+            problems = binding_errors(resource) + json_rule_errors(resource, kind)
         except Exception as error:  # the model's validation error, or an unknown resourceType
             problems = [str(error)]
         for problem in problems:

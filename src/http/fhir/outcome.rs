@@ -82,12 +82,21 @@ fn is_problem(response: &Response) -> bool {
     response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == problem::CONTENT_TYPE.as_bytes())
 }
 
-/// `_format` may ask for JSON only: FHIR's XML and RDF are not served.
+/// `_format`, or an `Accept` header, that asks for something other than JSON: FHIR's XML and
+/// RDF are not served.
 fn wants_other_format(request: &Request) -> bool {
-    let Some(query) = request.uri().query() else { return false };
-    form_urlencoded::parse(query.as_bytes())
-        .filter(|(name, _)| name == "_format")
-        .any(|(_, value)| !matches!(value.as_ref(), "json" | "application/json" | "application/fhir+json"))
+    let format = request.uri().query().is_some_and(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .filter(|(name, _)| name == "_format")
+            .any(|(_, value)| !matches!(value.as_ref(), "json" | "application/json" | "application/fhir+json"))
+    });
+    let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| {
+        let types = accept.split(',').map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        !types.into_iter().any(|t| {
+            t.is_empty() || t == "*/*" || t == "application/*" || t == "application/json" || t.ends_with("+json")
+        })
+    });
+    format || accept
 }
 
 pub async fn middleware(request: Request, next: Next) -> Response {
@@ -95,7 +104,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     if wants_other_format(&request) {
-        let body = error("not-supported", "only JSON is served: _format=json or application/fhir+json");
+        let body = error("not-supported", "only JSON is served: application/fhir+json (or _format=json)");
         return super::respond(StatusCode::NOT_ACCEPTABLE, &body);
     }
     let response = next.run(request).await;

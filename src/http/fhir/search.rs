@@ -294,7 +294,12 @@ impl Search {
                 json!({"fullUrl": format!("{base}/{reference}"), "resource": resource, "search": {"mode": "match"}})
             })
             .collect();
-        json!({"resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links, "entry": entry})
+        let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links});
+        // FHIR JSON has no empty arrays: a search that found nothing has no `entry`.
+        if !entry.is_empty() {
+            bundle["entry"] = Value::Array(entry);
+        }
+        bundle
     }
 }
 
