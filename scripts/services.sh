@@ -45,13 +45,23 @@ ensure_nextest() {
   cargo install --locked cargo-nextest >/dev/null
 }
 
+# Whether a command's output mentions a version: `reports VERSION command args…`. The output is
+# read whole first: `command | grep -q` fails under `set -o pipefail` whenever grep stops reading
+# before the command finishes writing (SIGPIPE), which made an installed tool look missing.
+reports() {
+  local version=$1 output
+  shift
+  output=$("$@" 2>/dev/null) || return 1
+  [[ $output == *"$version"* ]]
+}
+
 # A Kafka-protocol broker for tests and local runs: tansu, built once with cargo install (about
 # fifteen minutes on two cores) into a cache outside the repository and reused afterwards.
 HEALTHCORE_TOOLS=${HEALTHCORE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/healthcore/tools}
 TANSU_VERSION=0.6.0
 
 ensure_tansu() {
-  if [ -x "$HEALTHCORE_TOOLS/bin/tansu" ] && "$HEALTHCORE_TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  if [ -x "$HEALTHCORE_TOOLS/bin/tansu" ] && reports "$TANSU_VERSION" "$HEALTHCORE_TOOLS/bin/tansu" --version; then
     return 0
   fi
   log "building tansu $TANSU_VERSION into $HEALTHCORE_TOOLS (once; about fifteen minutes on two cores)"
@@ -109,10 +119,10 @@ KUBECTL_VERSION=1.37.1
 
 ensure_linters() {
   export PATH="$HEALTHCORE_TOOLS/bin:$PATH"
-  if yamllint --version 2>/dev/null | grep -q "$YAMLLINT_VERSION" &&
-    hadolint --version 2>/dev/null | grep -q "$HADOLINT_VERSION" &&
-    kubernetes-validate --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION" &&
-    kubectl version --client 2>/dev/null | grep -q "v$KUBECTL_VERSION"; then
+  if reports "$YAMLLINT_VERSION" yamllint --version &&
+    reports "$HADOLINT_VERSION" hadolint --version &&
+    reports "$KUBERNETES_VALIDATE_VERSION" kubernetes-validate --version &&
+    reports "v$KUBECTL_VERSION" kubectl version --client; then
     return 0
   fi
   log "installing yamllint, hadolint, kubernetes-validate and kubectl into $HEALTHCORE_TOOLS"
@@ -140,16 +150,16 @@ FHIR_RESOURCES_VERSION=8.3.0
 
 ensure_fuzzers() {
   export PATH="$HEALTHCORE_TOOLS/bin:$PATH"
-  if ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  if ! reports "$SCHEMATHESIS_VERSION" st --version; then
     log "installing schemathesis into $HEALTHCORE_TOOLS"
     python3 -m venv "$HEALTHCORE_TOOLS/fuzzers"
     "$HEALTHCORE_TOOLS/fuzzers/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
     mkdir -p "$HEALTHCORE_TOOLS/bin"
     ln -sf "$HEALTHCORE_TOOLS/fuzzers/bin/st" "$HEALTHCORE_TOOLS/bin/st"
   fi
-  if ! openapi-python-client --version 2>/dev/null | grep -q "$OPENAPI_PYTHON_CLIENT_VERSION" \
+  if ! reports "$OPENAPI_PYTHON_CLIENT_VERSION" openapi-python-client --version \
     || ! contract-python -c "import attrs, dateutil, httpx" 2>/dev/null \
-    || ! contract-python -m pip show fhir.resources 2>/dev/null | grep -q "^Version: $FHIR_RESOURCES_VERSION$"; then
+    || ! reports "Version: $FHIR_RESOURCES_VERSION" contract-python -m pip show fhir.resources; then
     log "installing openapi-spec-validator and openapi-python-client into $HEALTHCORE_TOOLS"
     python3 -m venv "$HEALTHCORE_TOOLS/contract"
     "$HEALTHCORE_TOOLS/contract/bin/pip" install --quiet "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" \
