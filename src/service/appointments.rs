@@ -215,6 +215,7 @@ pub async fn reschedule(
 }
 
 /// The three status transitions share one shape: lock, check version, apply, save, audit.
+#[derive(Debug)]
 pub enum Transition {
     Cancel(CancelInput),
     Complete,

@@ -8,6 +8,7 @@ use super::{LICENCE_SYSTEM, MRN_SYSTEM, USER_SYSTEM};
 use crate::audit::{AuditAction, AuditOutcome};
 use crate::domain::appointment::{BookingInput, CancelInput, RescheduleInput};
 use crate::domain::{Appointment, AppointmentStatus, FieldErrors, Patient, Practitioner};
+use crate::service::appointments::Transition;
 use crate::store::audit::AuditEvent;
 
 /// An instant as FHIR writes one: seconds always, fractions only when there are any, `Z`.
@@ -356,7 +357,7 @@ pub enum Update {
     Unchanged,
     /// New start and end, still booked.
     Reschedule(RescheduleInput),
-    Status(StatusChange),
+    Status(Transition),
 }
 
 /// Reads an update of `current`: participants, reason and comment stay as they are; either the
@@ -386,10 +387,10 @@ pub fn update(current: &Appointment, resource: &Map<String, Value>) -> Result<Up
         }
         ("cancelled", false) => {
             let reason = resource.get("cancelationReason").and_then(text_of);
-            Some(Update::Status(StatusChange::Cancel(CancelInput { reason })))
+            Some(Update::Status(Transition::Cancel(CancelInput { reason })))
         }
-        ("fulfilled", false) => Some(Update::Status(StatusChange::Fulfil)),
-        ("noshow", false) => Some(Update::Status(StatusChange::NoShow)),
+        ("fulfilled", false) => Some(Update::Status(Transition::Complete)),
+        ("noshow", false) => Some(Update::Status(Transition::NoShow)),
         (_, _) => {
             errors.add(
                 "Appointment.status",
@@ -405,6 +406,14 @@ pub fn update(current: &Appointment, resource: &Map<String, Value>) -> Result<Up
     }
 }
 
+/// The FHIRPath of a field the reschedule or a transition reported (a cancellation's `reason`).
+pub fn change_path(field: &str) -> String {
+    match field {
+        "reason" => "Appointment.cancelationReason.text".to_owned(),
+        other => format!("Appointment.{other}"),
+    }
+}
+
 /// The FHIRPath of a booking input's field, for the use case's field errors.
 pub fn booking_path(field: &str) -> String {
     match field {
@@ -416,18 +425,10 @@ pub fn booking_path(field: &str) -> String {
     }
 }
 
-/// What a JSON Patch of an Appointment asks for: a status change.
-#[derive(Debug)]
-pub enum StatusChange {
-    Cancel(CancelInput),
-    Fulfil,
-    NoShow,
-}
-
 /// Reads a JSON Patch (RFC 6902) of an Appointment. Only `/status` may change (to cancelled,
 /// fulfilled or noshow), with `/cancelationReason` (or its `/text`) for a cancellation; `test`
 /// operations are not supported.
-pub fn status_change(patch: &Value) -> Result<StatusChange, FieldErrors> {
+pub fn status_change(patch: &Value) -> Result<Transition, FieldErrors> {
     let mut errors = FieldErrors::new();
     let Some(operations) = patch.as_array() else {
         errors.add("body", "json_patch", "must be a JSON Patch: an array of operations");
@@ -455,9 +456,9 @@ pub fn status_change(patch: &Value) -> Result<StatusChange, FieldErrors> {
         }
     }
     let change = match status.as_deref() {
-        Some("cancelled") => Some(StatusChange::Cancel(CancelInput { reason })),
-        Some("fulfilled") => Some(StatusChange::Fulfil),
-        Some("noshow") => Some(StatusChange::NoShow),
+        Some("cancelled") => Some(Transition::Cancel(CancelInput { reason })),
+        Some("fulfilled") => Some(Transition::Complete),
+        Some("noshow") => Some(Transition::NoShow),
         _ => {
             errors.add("Appointment.status", "one_of", "the patch must set /status to cancelled, fulfilled or noshow");
             None
@@ -515,7 +516,7 @@ mod tests {
         let cancel = json!([{"op": "replace", "path": "/status", "value": "cancelled"},
                             {"op": "add", "path": "/cancelationReason", "value": {"text": "ill"}}]);
         assert!(
-            matches!(status_change(&cancel), Ok(StatusChange::Cancel(CancelInput { reason: Some(r) })) if r == "ill")
+            matches!(status_change(&cancel), Ok(Transition::Cancel(CancelInput { reason: Some(r) })) if r == "ill")
         );
         let other = json!([{"op": "replace", "path": "/start", "value": "2030-01-01T09:00:00Z"}]);
         let errors = status_change(&other).unwrap_err();

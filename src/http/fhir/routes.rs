@@ -13,14 +13,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::capability::{self, support};
-use super::resources::{self, StatusChange, Update};
+use super::resources::{self, Update};
 use super::search::{NO_MATCH, Search, refused};
 use super::{LICENCE_SYSTEM, MRN_SYSTEM, base_url, respond, versioned};
 use crate::domain::{AppointmentId, FieldErrors, NAME_FILTER_MAX, PatientId, PractitionerId};
 use crate::error::{AppError, ProblemCode};
 use crate::http::extract::{Caller, IfMatch, JsonBody};
 use crate::http::problem::Problem;
-use crate::service::appointments::Transition;
 use crate::service::{appointments, audit_events, patients, practitioners};
 use crate::state::AppState;
 use crate::store::appointments::AppointmentFilter;
@@ -231,13 +230,9 @@ pub async fn patch_appointment(
 ) -> Answer {
     let id: AppointmentId = resource_id(&id, "appointment").map_err(failed)?;
     let change = resources::status_change(&patch).map_err(|errors| failed(AppError::Validation(errors)))?;
-    let cancellation_path = |field: &str| match field {
-        "reason" => "Appointment.cancelationReason.text".to_owned(),
-        other => format!("Appointment.{other}"),
-    };
-    let appointment = appointments::transition(&state, &ctx, id, transition(change), version)
+    let appointment = appointments::transition(&state, &ctx, id, change, version)
         .await
-        .map_err(|e| in_fhir_terms(e, cancellation_path))?;
+        .map_err(|e| in_fhir_terms(e, resources::change_path))?;
     Ok(versioned(StatusCode::OK, &resources::appointment(&appointment), appointment.version()))
 }
 
@@ -260,10 +255,6 @@ pub async fn update_appointment(
         return Err(failed(AppError::BadRequest("the resource's id must be the id in the URL".to_owned())));
     }
     let current = appointments::get(&state, &ctx, id).await.map_err(failed)?;
-    let paths = |field: &str| match field {
-        "reason" => "Appointment.cancelationReason.text".to_owned(),
-        other => format!("Appointment.{other}"),
-    };
     let appointment = match resources::update(&current, resource).map_err(|e| failed(AppError::Validation(e)))? {
         // Nothing to change, but an If-Match that names another version is still refused.
         Update::Unchanged => match version {
@@ -272,22 +263,14 @@ pub async fn update_appointment(
             }
             _ => current,
         },
-        Update::Reschedule(input) => {
-            appointments::reschedule(&state, &ctx, id, input, version).await.map_err(|e| in_fhir_terms(e, paths))?
-        }
-        Update::Status(change) => appointments::transition(&state, &ctx, id, transition(change), version)
+        Update::Reschedule(input) => appointments::reschedule(&state, &ctx, id, input, version)
             .await
-            .map_err(|e| in_fhir_terms(e, paths))?,
+            .map_err(|e| in_fhir_terms(e, resources::change_path))?,
+        Update::Status(change) => appointments::transition(&state, &ctx, id, change, version)
+            .await
+            .map_err(|e| in_fhir_terms(e, resources::change_path))?,
     };
     Ok(versioned(StatusCode::OK, &resources::appointment(&appointment), appointment.version()))
-}
-
-fn transition(change: StatusChange) -> Transition {
-    match change {
-        StatusChange::Cancel(input) => Transition::Cancel(input),
-        StatusChange::Fulfil => Transition::Complete,
-        StatusChange::NoShow => Transition::NoShow,
-    }
 }
 
 pub async fn read_audit_event(State(state): State<AppState>, Caller(ctx): Caller, Path(id): Path<String>) -> Answer {
