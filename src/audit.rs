@@ -192,7 +192,7 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Work>, max_bat
         }
         let records: Vec<AuditRecord> = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
         let started = std::time::Instant::now();
-        let result = commit(&store, &records)
+        let result = store::audit::append_batch(&store, &records)
             .await
             .map_err(|err| BatchFailure { reason: err.to_string(), database_unavailable: store::is_unavailable(&err) });
         let metrics = &metrics.audit;
@@ -214,10 +214,4 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Work>, max_bat
             let _ = answer.send(result.clone().map_err(|failure| failure.reason));
         }
     }
-}
-
-async fn commit(store: &Store, records: &[AuditRecord]) -> Result<(), sea_orm::DbErr> {
-    let tx = store.begin_write().await?;
-    store::audit::append(&tx, records).await?;
-    tx.commit().await
 }

@@ -24,29 +24,36 @@ fn window(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> BookingWindow
     BookingWindow { now, horizon_days: state.config.booking_horizon_days }
 }
 
-/// Locks the practitioner and the patient and checks both can take `slot`.
-async fn lock_participants_and_check(
+/// Locks the practitioner's and the patient's rows (one round trip) and checks both may be booked.
+async fn lock_participants(tx: &WriteTx, practitioner_id: PractitionerId, patient_id: PatientId) -> AppResult<()> {
+    let participants = store::appointments::lock_participants(tx, practitioner_id, patient_id).await?;
+    let practitioner_active = participants
+        .practitioner_active
+        .ok_or_else(|| AppError::invalid("practitioner_id", "exists", "no practitioner has this id"))?;
+    let patient_active = participants
+        .patient_active
+        .ok_or_else(|| AppError::invalid("patient_id", "exists", "no patient has this id"))?;
+    if !practitioner_active {
+        return Err(AppError::conflict(
+            ProblemCode::InactivePractitioner,
+            "the practitioner is inactive and cannot be booked",
+        ));
+    }
+    if !patient_active {
+        return Err(AppError::conflict(ProblemCode::InactivePatient, "the patient is inactive and cannot be booked"));
+    }
+    Ok(())
+}
+
+/// Refuses a slot that overlaps a booked appointment of either participant (other than `except`);
+/// correct while `lock_participants` holds their rows.
+async fn check_no_clash(
     tx: &WriteTx,
     practitioner_id: PractitionerId,
     patient_id: PatientId,
     slot: TimeSlot,
     except: Option<AppointmentId>,
 ) -> AppResult<()> {
-    let practitioner = store::practitioners::find_for_update(tx, practitioner_id)
-        .await?
-        .ok_or_else(|| AppError::invalid("practitioner_id", "exists", "no practitioner has this id"))?;
-    let patient = store::patients::find_for_update(tx, patient_id)
-        .await?
-        .ok_or_else(|| AppError::invalid("patient_id", "exists", "no patient has this id"))?;
-    if !practitioner.active {
-        return Err(AppError::conflict(
-            ProblemCode::InactivePractitioner,
-            "the practitioner is inactive and cannot be booked",
-        ));
-    }
-    if !patient.active {
-        return Err(AppError::conflict(ProblemCode::InactivePatient, "the patient is inactive and cannot be booked"));
-    }
     match store::appointments::find_clash(tx, practitioner_id, patient_id, slot, except).await? {
         Some(Clash::Practitioner) => Err(AppError::conflict(
             ProblemCode::DoubleBooking,
@@ -83,21 +90,31 @@ pub async fn book(
     .await?;
     let slot = draft.slot;
     let appointment = Appointment::book(draft, now);
+    let (practitioner_id, patient_id) = (appointment.practitioner_id(), appointment.patient_id());
     let mut work = UnitOfWork::begin(&state.store).await?;
-    lock_participants_and_check(work.tx(), appointment.practitioner_id(), appointment.patient_id(), slot, None).await?;
-    // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
-    // bookings are not limited (a course of therapy is booked ahead), but count. The patient's row
-    // is locked, so concurrent bookings count each other.
-    let limit = state.config.patient_future_bookings_max;
-    if ctx.principal.role == crate::domain::Role::Patient
-        && store::appointments::count_future_booked(work.tx(), appointment.patient_id(), now).await? >= limit
-    {
-        return Err(AppError::conflict(
-            ProblemCode::BookingLimit,
-            format!("a patient may hold at most {limit} future appointments booked by themselves; cancel one first"),
-        ));
+    lock_participants(work.tx(), practitioner_id, patient_id).await?;
+    if ctx.principal.role == crate::domain::Role::Patient {
+        // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
+        // bookings are not limited (a course of therapy is booked ahead), but count. The patient's
+        // row is locked, so concurrent bookings count each other. A clash is reported first.
+        check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
+        let limit = state.config.patient_future_bookings_max;
+        if store::appointments::count_future_booked(work.tx(), patient_id, now).await? >= limit {
+            return Err(AppError::conflict(
+                ProblemCode::BookingLimit,
+                format!(
+                    "a patient may hold at most {limit} future appointments booked by themselves; cancel one first"
+                ),
+            ));
+        }
+        store::appointments::insert(work.tx(), &appointment).await?;
+    } else if !store::appointments::insert_unless_clash(work.tx(), &appointment).await? {
+        // Nothing was written; the same locks are held, so the clash is still there to name.
+        check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "a booking clashed but no clash was found under the same locks"
+        )));
     }
-    store::appointments::insert(work.tx(), &appointment).await?;
     let subject = Subject::appointment(appointment.id(), appointment.patient_id());
     work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
     work.event(ctx, events::appointment(EventType::AppointmentBooked, &appointment));
@@ -200,7 +217,8 @@ pub async fn reschedule(
     let slot = parse_slot(&mut errors, input.start, input.end, window(state, now));
     let slot = errors.into_result(|| slot)?.expect("a slot exists when no field error was reported");
     let mut work = UnitOfWork::begin(&state.store).await?;
-    lock_participants_and_check(work.tx(), current.practitioner_id(), current.patient_id(), slot, Some(id)).await?;
+    lock_participants(work.tx(), current.practitioner_id(), current.patient_id()).await?;
+    check_no_clash(work.tx(), current.practitioner_id(), current.patient_id(), slot, Some(id)).await?;
     let mut appointment =
         store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
     check_version(expected_version, appointment.version())?;

@@ -7,8 +7,8 @@ use crate::domain::appointment::StoredAppointment;
 use crate::domain::{Appointment, AppointmentId, AppointmentStatus, PatientId, PractitionerId, TimeSlot};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Select, Statement,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -83,6 +83,65 @@ pub enum Clash {
     Patient,
 }
 
+/// The participants of a booking as found while locking them: `None` where no row has the id,
+/// otherwise whether it is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Participants {
+    pub practitioner_active: Option<bool>,
+    pub patient_active: Option<bool>,
+}
+
+/// Locks the practitioner's and the patient's rows for the rest of the transaction, in that order
+/// (every booking takes them so, and no two can deadlock), in one round trip. SQLite has no row
+/// locks: its write transaction already excludes every other writer.
+pub async fn lock_participants(
+    conn: &impl ConnectionTrait,
+    practitioner_id: PractitionerId,
+    patient_id: PatientId,
+) -> Result<Participants, DbErr> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT (SELECT active FROM practitioners WHERE id = $1 FOR UPDATE) AS practitioner_active, \
+                    (SELECT active FROM patients WHERE id = $2 FOR UPDATE) AS patient_active"
+        }
+        _ => {
+            "SELECT (SELECT active FROM practitioners WHERE id = ?) AS practitioner_active, \
+                    (SELECT active FROM patients WHERE id = ?) AS patient_active"
+        }
+    };
+    let statement =
+        Statement::from_sql_and_values(backend, sql, [practitioner_id.as_uuid().into(), patient_id.as_uuid().into()]);
+    let row = conn.query_one_raw(statement).await?.ok_or_else(|| DbErr::RecordNotFound("participants".into()))?;
+    Ok(Participants {
+        practitioner_active: row.try_get("", "practitioner_active")?,
+        patient_active: row.try_get("", "patient_active")?,
+    })
+}
+
+/// Booked appointments of the practitioner or the patient that overlap `slot`, other than `except`.
+fn clashing(
+    practitioner_id: PractitionerId,
+    patient_id: PatientId,
+    slot: TimeSlot,
+    except: Option<AppointmentId>,
+) -> Condition {
+    // No appointment lasts longer than the domain's maximum, so one that overlaps must start
+    // after `start - maximum`: this bounds the index range scan from both sides, keeping the check
+    // independent of how many appointments a practitioner or patient has had.
+    let earliest_overlapping_start = slot.start() - Duration::hours(MAX_DURATION_HOURS);
+    let mut condition = Condition::all()
+        .add(Column::Status.eq(AppointmentStatus::Booked.as_str()))
+        .add(Column::StartsAt.gt(earliest_overlapping_start))
+        .add(Column::StartsAt.lt(slot.end()))
+        .add(Column::EndsAt.gt(slot.start()))
+        .add(Condition::any().add(Column::PractitionerId.eq(practitioner_id)).add(Column::PatientId.eq(patient_id)));
+    if let Some(id) = except {
+        condition = condition.add(Column::Id.ne(id));
+    }
+    condition
+}
+
 /// Finds a booked appointment of the practitioner or the patient that overlaps `slot`, other than
 /// `except`. Correct only while the caller holds the practitioner's and patient's row locks (or the
 /// SQLite write lock), so that no overlapping booking can commit in between.
@@ -93,22 +152,47 @@ pub async fn find_clash(
     slot: TimeSlot,
     except: Option<AppointmentId>,
 ) -> Result<Option<Clash>, DbErr> {
-    // No appointment lasts longer than the domain's maximum, so one that overlaps must start
-    // after `start - maximum`: this bounds the index range scan from both sides, keeping the check
-    // independent of how many appointments a practitioner or patient has had.
-    let earliest_overlapping_start = slot.start() - Duration::hours(MAX_DURATION_HOURS);
-    let mut query = Entity::find()
-        .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
-        .filter(Column::StartsAt.gt(earliest_overlapping_start))
-        .filter(Column::StartsAt.lt(slot.end()))
-        .filter(Column::EndsAt.gt(slot.start()))
-        .filter(Condition::any().add(Column::PractitionerId.eq(practitioner_id)).add(Column::PatientId.eq(patient_id)));
-    if let Some(id) = except {
-        query = query.filter(Column::Id.ne(id));
-    }
-    let clash = query.limit(1).one(conn).await?;
+    let clash = Entity::find().filter(clashing(practitioner_id, patient_id, slot, except)).limit(1).one(conn).await?;
     Ok(clash
         .map(|row| if row.practitioner_id == practitioner_id.as_uuid() { Clash::Practitioner } else { Clash::Patient }))
+}
+
+/// Inserts a new booked appointment unless it clashes (`find_clash`), in one round trip; `false`
+/// when it clashed and nothing was written. The same locks as `find_clash` make it correct: this
+/// statement starts after they were taken, so it sees every booking that committed before.
+pub async fn insert_unless_clash(conn: &impl ConnectionTrait, appointment: &Appointment) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let row = to_row(appointment);
+    let values: [(Column, sea_orm::Value); 12] = [
+        (Column::Id, row.id.into()),
+        (Column::PatientId, row.patient_id.into()),
+        (Column::PractitionerId, row.practitioner_id.into()),
+        (Column::StartsAt, row.starts_at.into()),
+        (Column::EndsAt, row.ends_at.into()),
+        (Column::Reason, row.reason.into()),
+        (Column::Notes, row.notes.into()),
+        (Column::Status, row.status.into()),
+        (Column::CancellationReason, row.cancellation_reason.into()),
+        (Column::Version, row.version.into()),
+        (Column::CreatedAt, row.created_at.into()),
+        (Column::UpdatedAt, row.updated_at.into()),
+    ];
+    let clash = Query::select()
+        .expr(Expr::val(1))
+        .from(Entity)
+        .cond_where(clashing(appointment.practitioner_id(), appointment.patient_id(), appointment.slot(), None))
+        .to_owned();
+    let unless_clash = Query::select()
+        .exprs(values.iter().map(|(_, value)| Expr::val(value.clone())))
+        .and_where(Expr::exists(clash).not())
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(Entity)
+        .columns(values.iter().map(|(column, _)| *column))
+        .select_from(unless_clash)
+        .map_err(|err| DbErr::Custom(err.to_string()))?
+        .to_owned();
+    Ok(conn.execute(&insert).await?.rows_affected() == 1)
 }
 
 /// Booked appointments starting after `now` of a patient or of a practitioner, locked for update.

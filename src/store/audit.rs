@@ -2,15 +2,15 @@
 //! database refuses both (see the migration's triggers).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{InsertStatement, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Statement,
+    QueryOrder, QuerySelect, QueryTrait, Select, Statement,
 };
 use uuid::Uuid;
 
 use super::entities::audit_event::{self, Column, Entity};
-use super::{Page, PageRequest, fetch_page};
+use super::{Backend, Page, PageRequest, Store, fetch_page};
 use crate::domain::audit::{AuditOutcome, AuditRecord, Month};
 use crate::domain::{PatientId, UserId};
 
@@ -45,17 +45,90 @@ fn to_row(record: &AuditRecord) -> audit_event::Model {
     }
 }
 
-/// Appends records in one multi-row insert.
+/// Most records in one insert statement: well below SQLite's 32,766 bound parameters (13 columns
+/// a row), and small enough that the connection's buffers stay small.
+pub const MAX_ROWS_PER_INSERT: usize = 200;
+
+/// Appends records in multi-row inserts of at most `MAX_ROWS_PER_INSERT` rows.
 pub async fn append(conn: &impl ConnectionTrait, records: &[AuditRecord]) -> Result<(), DbErr> {
+    for chunk in records.chunks(MAX_ROWS_PER_INSERT) {
+        conn.execute(&insertion(chunk)).await?;
+    }
+    Ok(())
+}
+
+/// The insert of `records` (at most `MAX_ROWS_PER_INSERT`, at least one), for a caller that
+/// writes it together with other rows (`store::insert_together`).
+pub fn insertion(records: &[AuditRecord]) -> InsertStatement {
+    debug_assert!(!records.is_empty() && records.len() <= MAX_ROWS_PER_INSERT);
+    Entity::insert_many(records.iter().map(|r| to_row(r).into_active_model())).into_query()
+}
+
+/// The columns `copy_rows` writes, in its order.
+const COPY_STATEMENT: &str = "COPY audit_events (id, occurred_at, actor_id, actor_role, action, resource_type, \
+     resource_id, patient_id, outcome, correlation_id, client_addr, user_agent, reason) FROM STDIN";
+
+/// Appends a batch of records as a transaction of its own: on PostgreSQL one `COPY` (a single
+/// round trip of data, no `BEGIN`/`COMMIT`, nothing parsed per row but the values), on SQLite the
+/// multi-row inserts of `append` in one write transaction.
+pub async fn append_batch(store: &Store, records: &[AuditRecord]) -> Result<(), DbErr> {
     if records.is_empty() {
         return Ok(());
     }
-    // Bounded statements: well below SQLite's 32,766 bound parameters (12 columns a row), and
-    // small enough that the connection's buffers stay small.
-    for chunk in records.chunks(200) {
-        Entity::insert_many(chunk.iter().map(|r| to_row(r).into_active_model())).exec_without_returning(conn).await?;
+    match store.backend() {
+        Backend::Postgres => store.db().copy_in(COPY_STATEMENT, &copy_rows(records)).await.map(drop),
+        Backend::Sqlite => {
+            let tx = store.begin_write().await?;
+            append(&tx, records).await?;
+            tx.commit().await
+        }
     }
-    Ok(())
+}
+
+/// The records in `COPY`'s text format: tab-separated, `\N` for NULL, one line per record.
+fn copy_rows(records: &[AuditRecord]) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(records.len() * 320);
+    for record in records {
+        let row = to_row(record);
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{}\t{}\t", row.id, row.occurred_at.format("%Y-%m-%d %H:%M:%S%.6f+00"));
+        copy_field(&mut out, row.actor_id.map(|id| id.to_string()).as_deref());
+        copy_field(&mut out, row.actor_role.as_deref());
+        copy_field(&mut out, Some(&row.action));
+        copy_field(&mut out, Some(&row.resource_type));
+        copy_field(&mut out, row.resource_id.map(|id| id.to_string()).as_deref());
+        copy_field(&mut out, row.patient_id.map(|id| id.to_string()).as_deref());
+        copy_field(&mut out, Some(&row.outcome));
+        copy_field(&mut out, Some(&row.correlation_id));
+        copy_field(&mut out, row.client_addr.as_deref());
+        copy_field(&mut out, row.user_agent.as_deref());
+        copy_field(&mut out, row.reason.as_deref());
+        out.pop(); // the last field's tab
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// One field and its tab, escaped so that no value (a client's `User-Agent` is any text) can end
+/// a field or a row early. PostgreSQL text cannot hold NUL at all: it becomes U+FFFD.
+fn copy_field(out: &mut String, value: Option<&str>) {
+    match value {
+        None => out.push_str("\\N"),
+        Some(value) => {
+            for c in value.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\t' => out.push_str("\\t"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\0' => out.push('\u{FFFD}'),
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+    out.push('\t');
 }
 
 /// An audit record as the API returns it (and as an archive holds it, one JSON line each).

@@ -69,11 +69,64 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 /// Replacing the pool again sooner than this would only churn connections during one fault.
 const REPLACE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
+/// After a round trip ended without its answer, connections released within this long are pinged
+/// with a deadline before they go back to the pool (see `Interruptions`).
+const PING_RELEASES_AFTER_INTERRUPTION_FOR: Duration = Duration::from_secs(10);
+
+/// When a round trip last ended without its whole answer (cancelled by a deadline or a client that
+/// went away, or failed), or a write transaction was dropped without commit. Only then can a
+/// connection go back to the pool with a reply half read or a rollback queued, which sqlx's own
+/// release check (a ping, without a deadline) would wait on forever if the network had stopped
+/// answering. A connection released soon after such an event is therefore pinged first within a
+/// deadline and closed if it does not answer; the release of a round trip that simply completed
+/// costs no second ping.
+#[derive(Default)]
+pub struct Interruptions {
+    /// Milliseconds since `epoch` of the last interruption plus one; 0 for none yet.
+    last: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl Interruptions {
+    fn elapsed_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    pub fn mark(&self) {
+        self.last.store(self.elapsed_ms() + 1, Ordering::Relaxed);
+    }
+
+    fn recent(&self) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        last != 0 && self.elapsed_ms() + 1 - last <= PING_RELEASES_AFTER_INTERRUPTION_FOR.as_millis() as u64
+    }
+}
+
+/// Marks an interruption unless disarmed: held across a round trip, or by a write transaction
+/// until it commits.
+pub struct UnlessFinished(Option<Arc<Interruptions>>);
+
+impl UnlessFinished {
+    pub fn finished(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for UnlessFinished {
+    fn drop(&mut self) {
+        if let Some(interruptions) = self.0.take() {
+            interruptions.mark();
+        }
+    }
+}
+
 /// How to open a pool: kept, so that a replacement is opened the same way.
 pub(super) struct PoolRecipe {
     /// Connection faults seen by this pool and the pools opened beside it (the audit writer's):
     /// counted by the hooks and the round trips that meet a dead or silent connection.
     pub faults: Arc<AtomicU64>,
+    /// Shared the same way: a pool's releases ping after an interruption in either.
+    pub interruptions: Arc<Interruptions>,
     pub url: String,
     pub backend: Backend,
     pub max_connections: u32,
@@ -114,17 +167,23 @@ impl PoolRecipe {
                 Ok(alive)
             })
         });
-        // Every connection going back to the pool is pinged first, within a deadline. sqlx pings it
-        // too, but without one: after a statement was cancelled (by its own deadline, the request's,
-        // a readiness probe's, a client that went away) on a network that stopped answering, that
-        // ping would hold the connection's pool slot forever. One more round trip per release, off
-        // the request's path, is the price of a pool that cannot be wedged.
+        // A connection going back to the pool soon after an interruption is pinged first, within a
+        // deadline. sqlx pings it too, but without one: after a statement was cancelled (by its own
+        // deadline, the request's, a readiness probe's, a client that went away) on a network that
+        // stopped answering, that ping would hold the connection's pool slot forever. Releases with
+        // no interruption near them (every request that completed) skip this second ping.
         let faults = self.faults.clone();
+        let interruptions = self.interruptions.clone();
         options.map_sqlx_postgres_pool_opts(move |pool| {
             let faults = faults.clone();
+            let interruptions = interruptions.clone();
             pool.after_release(move |conn, _meta| {
                 let faults = faults.clone();
+                let check = interruptions.recent();
                 Box::pin(async move {
+                    if !check {
+                        return Ok(true);
+                    }
                     let pinged = tokio::time::timeout(limits.ping(), sea_orm::sqlx::Connection::ping(conn)).await;
                     if !matches!(pinged, Ok(Ok(()))) {
                         faults.fetch_add(1, Ordering::Relaxed);
@@ -224,6 +283,16 @@ impl Db {
         self.shared.recipe.faults.clone()
     }
 
+    pub(super) fn interruptions(&self) -> Arc<Interruptions> {
+        self.shared.recipe.interruptions.clone()
+    }
+
+    /// A mark of an interruption, for a holder of a connection (a write transaction) to disarm once
+    /// it finished cleanly.
+    pub(super) fn unless_finished(&self) -> UnlessFinished {
+        UnlessFinished(Some(self.interruptions()))
+    }
+
     /// Changes whenever the pool was replaced after a fault.
     pub fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::Relaxed)
@@ -250,10 +319,17 @@ impl Db {
     /// been caught by the fault in the instant after the bounded one answered. (Without a fault
     /// seen, a pool that cannot hand out a connection is merely busy, and is kept.)
     pub(super) async fn bounded<T>(&self, round_trip: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
+        // Dropped here before the answer (the caller was cancelled) or after a failure: marked.
+        let interrupted = self.unless_finished();
         let outcome = match self.round_trip {
             Some(limit) => tokio::time::timeout(limit, round_trip).await.unwrap_or_else(|_| Err(timed_out(limit))),
             None => round_trip.await,
         };
+        if outcome.is_ok() {
+            interrupted.finished();
+        } else {
+            drop(interrupted);
+        }
         if let Err(err) = &outcome {
             let faults = &self.shared.recipe.faults;
             if super::is_connection_lost(err) {
@@ -297,6 +373,30 @@ impl Db {
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(30), old.close()).await;
         });
+    }
+
+    /// Streams `data` into PostgreSQL with one `COPY … FROM STDIN` (its own transaction: no
+    /// `BEGIN`/`COMMIT` round trips, no bound parameters), within the round trip's deadline and
+    /// reported to the observer like any statement.
+    pub(super) async fn copy_in(&self, statement: &str, data: &[u8]) -> Result<u64, DbErr> {
+        let pool = self.connection().get_postgres_connection_pool().clone();
+        let started = Instant::now();
+        let copied = self
+            .bounded(async move {
+                let exec = |err: sea_orm::sqlx::Error| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)));
+                let mut conn = pool.acquire().await.map_err(exec)?;
+                let mut copy = conn.copy_in_raw(statement).await.map_err(exec)?;
+                copy.send(data).await.map_err(exec)?;
+                copy.finish().await.map_err(exec)
+            })
+            .await;
+        self.shared.recipe.observer.statement(
+            self.shared.recipe.backend,
+            statement,
+            started.elapsed(),
+            copied.is_err(),
+        );
+        copied
     }
 
     pub async fn close(&self) {

@@ -27,8 +27,8 @@ pub mod webhooks;
 use std::{path::Path, sync::Arc};
 
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode,
-    Statement, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
@@ -89,6 +89,8 @@ enum Opened<'a> {
 pub struct WriteTx {
     tx: DatabaseTransaction,
     db: Db,
+    /// Dropped without a commit, the transaction's connection goes back with a rollback queued.
+    unfinished: db::UnlessFinished,
     _gate: Option<OwnedMutexGuard<()>>,
     recorded_events: std::sync::Mutex<Vec<crate::events::EventType>>,
     events_committed: Arc<watch::Sender<u64>>,
@@ -120,8 +122,9 @@ impl ConnectionTrait for WriteTx {
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
-        let WriteTx { tx, db, _gate, recorded_events, events_committed, observer } = self;
+        let WriteTx { tx, db, unfinished, _gate, recorded_events, events_committed, observer } = self;
         db.bounded(tx.commit()).await?;
+        unfinished.finished();
         drop(_gate);
         let recorded = recorded_events.into_inner().unwrap_or_else(|e| e.into_inner());
         if !recorded.is_empty() {
@@ -179,6 +182,7 @@ impl Store {
         };
         let recipe = db::PoolRecipe {
             faults: beside.map_or_else(Default::default, |store| store.db.faults()),
+            interruptions: beside.map_or_else(Default::default, |store| store.db.interruptions()),
             url: url.to_owned(),
             backend,
             max_connections,
@@ -253,7 +257,9 @@ impl Store {
         };
         let options = TransactionOptions {
             isolation_level: None,
-            access_mode: (self.backend == Backend::Postgres).then_some(AccessMode::ReadWrite),
+            // A PostgreSQL transaction is read-write by default; stating it costs a round trip of
+            // its own (`SET TRANSACTION READ WRITE`) on every write.
+            access_mode: None,
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         };
         let connection = self.db.connection();
@@ -261,6 +267,7 @@ impl Store {
         self.observer.write_acquired(waiting.elapsed());
         Ok(WriteTx {
             tx,
+            unfinished: self.db.unless_finished(),
             db: self.db.clone(),
             _gate: gate,
             recorded_events: Default::default(),
@@ -485,6 +492,34 @@ pub(crate) fn is_acquire_timeout(err: &DbErr) -> bool {
 /// SQLite's "database is locked" after the busy timeout: another process held the write lock.
 fn is_sqlite_busy(err: &sea_orm::sqlx::Error) -> bool {
     sqlstate(err).is_some_and(|code| code == "5" || code == "517")
+}
+
+/// Runs inserts into different tables as one statement on PostgreSQL, all but the last as
+/// data-modifying `WITH` queries (one round trip instead of one each, inside the caller's
+/// transaction); one after another on SQLite, which has no network between it and the process.
+pub(crate) async fn insert_together(
+    conn: &impl ConnectionTrait,
+    mut inserts: Vec<sea_orm::sea_query::InsertStatement>,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
+    let Some(last) = inserts.pop() else { return Ok(()) };
+    if conn.get_database_backend() != DbBackend::Postgres {
+        for insert in inserts {
+            conn.execute(&insert).await?;
+        }
+        conn.execute(&last).await?;
+        return Ok(());
+    }
+    if inserts.is_empty() {
+        conn.execute(&last).await?;
+        return Ok(());
+    }
+    let mut with = WithClause::new();
+    for (n, insert) in inserts.into_iter().enumerate() {
+        with.cte(CommonTableExpression::new().query(insert).table_name(Alias::new(format!("written_{n}"))).to_owned());
+    }
+    conn.execute(&last.with(with)).await?;
+    Ok(())
 }
 
 /// Runs `sql` only on the given backend; used for the few backend-specific statements.

@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 
 use super::entities::outbox_event::{self, Column, Entity};
 use crate::events::Envelope;
+use sea_orm::sea_query::InsertStatement;
 
 /// A recorded event as the relay and the in-process dispatcher read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,13 @@ pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparen
     if events.is_empty() {
         return Ok(());
     }
+    conn.execute(&insertion(events, traceparent)).await?;
+    Ok(())
+}
+
+/// The insert of `events` (at least one), for a caller that writes it together with other rows
+/// (`store::insert_together`).
+pub fn insertion(events: &[Envelope], traceparent: Option<&str>) -> InsertStatement {
     let rows = events.iter().map(|envelope| {
         let mut row = outbox_event::Model {
             sequence: 0,
@@ -51,8 +59,7 @@ pub async fn append(conn: &impl ConnectionTrait, events: &[Envelope], traceparen
         row.sequence = NotSet;
         row
     });
-    Entity::insert_many(rows).exec_without_returning(conn).await?;
-    Ok(())
+    Entity::insert_many(rows).into_query()
 }
 
 /// The PostgreSQL channel on which committed events wake relays in other processes.

@@ -35,6 +35,30 @@ async fn a_read_is_audited_with_actor_patient_correlation_and_origin(backend: Ba
     app.stop().await;
 }
 
+/// What a client sends is recorded as sent, whatever it holds: the group commit streams records to
+/// PostgreSQL as `COPY` text, where a tab ends a field, a backslash escapes and `\N` is NULL.
+async fn client_text_is_recorded_as_sent_even_with_copy_control_characters(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let patient = app.create_patient("Ada", "Lovelace").await;
+    let agents = ["\\N", "ward\ttablet \\N \\\\ end\\", "\\.", "kiosk/1.0 (\\t; \\r)"];
+    for agent in agents {
+        app.call_with(
+            Method::GET,
+            &format!("/api/v1/patients/{patient}"),
+            Some(&app.admin_token),
+            None,
+            &[("user-agent", agent)],
+        )
+        .await
+        .expect(200);
+    }
+    let events = app.audit_events(&format!("patient_id={patient}&action=patient.read")).await;
+    let mut recorded: Vec<&str> = events.iter().map(|e| e["user_agent"].as_str().unwrap_or("<null>")).collect();
+    recorded.reverse();
+    assert_eq!(recorded, agents);
+    app.stop().await;
+}
+
 async fn every_write_and_every_listed_patient_is_audited(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let a = app.create_patient("Ada", "Lovelace").await;
@@ -207,6 +231,7 @@ async fn failed_attempts_on_patient_data_are_audited_with_their_outcome(backend:
 on_both_backends!(
     failed_attempts_on_patient_data_are_audited_with_their_outcome,
     a_read_is_audited_with_actor_patient_correlation_and_origin,
+    client_text_is_recorded_as_sent_even_with_copy_control_characters,
     every_write_and_every_listed_patient_is_audited,
     a_denied_attempt_is_audited_as_denied,
     the_audit_trail_filters_by_actor_action_and_time,
