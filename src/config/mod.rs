@@ -74,7 +74,7 @@ pub const SETTINGS: &[Setting] = &[
         default: "sqlite://<HEALTHCORE_DATA_DIR>/healthcore.db",
         secret: true,
         range: None,
-        description: "sqlite://… or postgres://user:password@host/db",
+        description: "sqlite://… or postgres://user:password@host/db (postgres://user@/db?host=/var/run/postgresql: the Unix socket)",
     },
     Setting {
         name: "HEALTHCORE_DB_MAX_CONNECTIONS",

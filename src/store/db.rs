@@ -139,7 +139,7 @@ pub(super) struct PoolRecipe {
 impl PoolRecipe {
     async fn open(&self, lazy: bool) -> Result<DatabaseConnection, DbErr> {
         let limits = self.limits;
-        let mut options = ConnectOptions::new(self.url.clone());
+        let mut options = ConnectOptions::new(with_socket_placeholder_host(&self.url));
         options
             .max_connections(self.max_connections)
             // No background connecting: sqlx keeps `min_connections` by connecting with a deadline of
@@ -439,6 +439,22 @@ impl ConnectionTrait for Db {
     }
 }
 
+/// libpq's form for PostgreSQL's Unix-domain socket, `postgres://user@/db?host=/var/run/postgresql`,
+/// has user information but no host, which the `url` crate — and so sea-orm, before sqlx reads the
+/// URL — rejects. Such a URL is given the host `localhost`, which sqlx never uses: the `host`
+/// parameter naming a directory wins, as in libpq. Any other URL is returned as it is.
+fn with_socket_placeholder_host(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_ends = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(authority_ends);
+    match authority.rsplit_once('@') {
+        Some((user_info, "")) if scheme.starts_with("postgres") => {
+            format!("{scheme}://{user_info}@localhost{path_and_query}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,5 +466,21 @@ mod tests {
         let short = DbLimits { acquire: Duration::from_millis(100), statement: Duration::from_millis(200) };
         assert_eq!(short.round_trip(), Duration::from_millis(300));
         assert_eq!(short.ping(), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn only_a_socket_url_without_a_host_gets_the_placeholder() {
+        let socket = "postgres://app:s%40cret@/hc?host=/var/run/postgresql";
+        assert_eq!(
+            with_socket_placeholder_host(socket),
+            "postgres://app:s%40cret@localhost/hc?host=/var/run/postgresql"
+        );
+        for unchanged in [
+            "postgres://app@db:5432/hc",
+            "postgres:///hc?host=/var/run/postgresql&user=app",
+            "sqlite://data/healthcore.db",
+        ] {
+            assert_eq!(with_socket_placeholder_host(unchanged), unchanged);
+        }
     }
 }

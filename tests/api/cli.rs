@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Output, Stdio};
 
-use crate::helpers::{Backend, ServeProcess, TestApp, healthcore_command};
+use crate::helpers::{Backend, ServeProcess, TestApp, TestDatabase, admin_store, healthcore_command, patient_body};
 use crate::on_both_backends;
 
 fn healthcore(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
@@ -398,6 +398,55 @@ async fn serve_writes_json_lines_to_a_rotated_log_file() {
     }
     assert!(correlated > 0, "the request lines are in the files");
     std::fs::remove_dir_all(&folder).unwrap();
+}
+
+/// PostgreSQL on the same host is reached over its Unix-domain socket (`?host=<directory>`), which
+/// skips the loopback TCP stack; `HEALTHCORE_TEST_POSTGRES_SOCKET_DIR` names the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reaches_postgresql_over_its_unix_domain_socket() {
+    let socket_dir =
+        std::env::var("HEALTHCORE_TEST_POSTGRES_SOCKET_DIR").unwrap_or_else(|_| "/var/run/postgresql".to_owned());
+    let database = TestDatabase::postgres().await;
+    let name = database.postgres_name().unwrap().to_owned();
+    let url = format!("postgres://postgres@/{name}?host={socket_dir}");
+    let shown = healthcore(&["config"], &[("DATABASE_URL", url.as_str())], None);
+    assert!(text(&shown.stdout).contains(&url), "{}", text(&shown.stdout));
+
+    let folder = std::env::temp_dir().join(format!("hc_socket_{}", uuid::Uuid::new_v4().simple()));
+    let settings =
+        [("DATABASE_URL", url), ("HEALTHCORE_JWT_SECRET", "socket-signing-key-0123456789abcdef0123".to_owned())];
+    let server = ServeProcess::start(&folder, &settings).await;
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(server.url("/health/ready")).send().await.unwrap().status(), 200);
+    let login = serde_json::json!({"username": "admin", "password": "serve-process-test-password"});
+    let token: serde_json::Value =
+        client.post(server.url("/api/v1/auth/token")).json(&login).send().await.unwrap().json().await.unwrap();
+    let token = token["access_token"].as_str().expect("a token").to_owned();
+    let created = client
+        .post(server.url("/api/v1/patients"))
+        .bearer_auth(&token)
+        .json(&patient_body("Socket", "Reader"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let read = client.get(server.url(&format!("/api/v1/patients/{id}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+
+    // Every connection the server holds to its database came over the socket (no client address).
+    let admin = admin_store().await;
+    let check = format!(
+        "DO $$ BEGIN \
+           IF (SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' AND client_addr IS NULL) = 0 \
+              OR (SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' AND client_addr IS NOT NULL) > 0 \
+           THEN RAISE EXCEPTION 'the server is not connected over the socket only'; END IF; END $$"
+    );
+    admin.db_execute(&check).await.expect("only socket connections");
+    admin.close().await;
+    assert!(server.stop());
+    // On PostgreSQL the server writes nothing to its data folder unless asked to.
+    let _ = std::fs::remove_dir_all(&folder);
 }
 
 /// What an OTLP/HTTP collector received: each request's content type and body.

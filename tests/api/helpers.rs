@@ -69,6 +69,19 @@ enum Cleanup {
 }
 
 impl TestDatabase {
+    /// An empty PostgreSQL database, for a test that starts the server itself.
+    pub async fn postgres() -> TestDatabase {
+        TestDatabase::create(Backend::Postgres).await
+    }
+
+    /// The database's name on the PostgreSQL server (`None` for SQLite).
+    pub fn postgres_name(&self) -> Option<&str> {
+        match &self.cleanup {
+            Cleanup::Database(name) => Some(name),
+            _ => None,
+        }
+    }
+
     async fn create(backend: Backend) -> TestDatabase {
         let name = format!("hc_test_{}", Uuid::new_v4().simple());
         match backend {
