@@ -1,7 +1,8 @@
 //! The `appointments` table.
 
 use super::entities::appointment::{self, Column, Entity};
-use super::{Page, PageRequest, fetch_page};
+use super::row_counts::CountedTable;
+use super::{Page, PageRequest, Selection, fetch_page};
 use crate::domain::appointment::MAX_DURATION_HOURS;
 use crate::domain::appointment::StoredAppointment;
 use crate::domain::{Appointment, AppointmentId, AppointmentStatus, PatientId, PractitionerId, TimeSlot};
@@ -21,6 +22,20 @@ pub struct AppointmentFilter {
     pub from: Option<DateTime<Utc>>,
     /// Appointments that start before this time.
     pub to: Option<DateTime<Utc>>,
+}
+
+impl AppointmentFilter {
+    /// No condition at all: the list is the whole table.
+    fn selects_all(&self) -> bool {
+        // Destructured so that a new condition cannot be forgotten here.
+        let AppointmentFilter { id, patient_id, practitioner_id, status, from, to } = self;
+        id.is_none()
+            && patient_id.is_none()
+            && practitioner_id.is_none()
+            && status.is_none()
+            && from.is_none()
+            && to.is_none()
+    }
 }
 
 pub fn to_domain(row: appointment::Model) -> Result<Appointment, DbErr> {
@@ -275,5 +290,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<Appointment>, DbErr> {
     let order = |query: Select<Entity>| query.order_by_asc(Column::StartsAt).order_by_asc(Column::Id);
-    fetch_page(conn, filtered(filter), order, page, to_domain).await
+    let selection =
+        if filter.selects_all() { Selection::WholeTable(CountedTable::Appointments) } else { Selection::Filtered };
+    fetch_page(conn, filtered(filter), selection, order, page, to_domain).await
 }

@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::audit_event::{self, Column, Entity};
-use super::{Backend, Page, PageRequest, Store, fetch_page};
+use super::{Backend, Page, PageRequest, Selection, Store, fetch_page};
 use crate::domain::audit::{AuditOutcome, AuditRecord, Month};
 use crate::domain::{PatientId, UserId};
 
@@ -211,7 +211,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<AuditEvent>, DbErr> {
     let order = |query: Select<Entity>| query.order_by_desc(Column::OccurredAt).order_by_desc(Column::Id);
-    fetch_page(conn, filtered(filter), order, page, to_event).await
+    fetch_page(conn, filtered(filter), Selection::Filtered, order, page, to_event).await
 }
 
 /// The records of `[from, to)` after `after` in id order (UUIDv7: the order they were written), at

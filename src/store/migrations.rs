@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (6, "retention: indexes the retention jobs delete by", retention),
     (7, "audit trail partitioned by month on PostgreSQL", audit_partitions),
     (8, "FHIR notifications for integration subscriptions", fhir_notifications),
+    (9, "row counts kept for the totals of whole-table lists", row_counts),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -618,6 +619,100 @@ fn fhir_notifications() -> Vec<Ddl> {
         Ddl::Sql("ALTER TABLE integration_subscriptions ADD COLUMN payload TEXT NOT NULL DEFAULT 'envelope'"),
         Ddl::Sql("ALTER TABLE integration_subscriptions ADD COLUMN events_notified BIGINT NOT NULL DEFAULT 0"),
     ]
+}
+
+/// The whole-table counts `store::row_counts` reads: triggers add the rows each statement inserts
+/// and subtract those it deletes, in its transaction. On PostgreSQL a statement's count goes to one
+/// of 64 rows per table picked by its connection, so concurrent inserts do not queue on one row lock,
+/// and the functions run with the tables' owner's rights, so the service role cannot change a count.
+fn row_counts() -> Vec<Ddl> {
+    macro_rules! counted {
+        ($table:literal) => {
+            [
+                Ddl::Only(
+                    DbBackend::Postgres,
+                    concat!(
+                        "CREATE TRIGGER ",
+                        $table,
+                        "_counted_insert AFTER INSERT ON ",
+                        $table,
+                        " REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION row_counts_add()"
+                    ),
+                ),
+                Ddl::Only(
+                    DbBackend::Postgres,
+                    concat!(
+                        "CREATE TRIGGER ",
+                        $table,
+                        "_counted_delete AFTER DELETE ON ",
+                        $table,
+                        " REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION row_counts_subtract()"
+                    ),
+                ),
+                Ddl::Only(
+                    DbBackend::Sqlite,
+                    concat!(
+                        "CREATE TRIGGER ",
+                        $table,
+                        "_counted_insert AFTER INSERT ON ",
+                        $table,
+                        " BEGIN UPDATE row_counts SET n = n + 1 WHERE table_name = '",
+                        $table,
+                        "'; END"
+                    ),
+                ),
+                Ddl::Only(
+                    DbBackend::Sqlite,
+                    concat!(
+                        "CREATE TRIGGER ",
+                        $table,
+                        "_counted_delete AFTER DELETE ON ",
+                        $table,
+                        " BEGIN UPDATE row_counts SET n = n - 1 WHERE table_name = '",
+                        $table,
+                        "'; END"
+                    ),
+                ),
+                // After the triggers: on PostgreSQL creating them locks out writers until the
+                // migration commits, so no row is counted twice or missed.
+                Ddl::Sql(concat!(
+                    "INSERT INTO row_counts (table_name, shard, n) SELECT '",
+                    $table,
+                    "', 0, count(*) FROM ",
+                    $table
+                )),
+            ]
+        };
+    }
+    let mut steps = vec![
+        Ddl::Sql(
+            "CREATE TABLE row_counts (table_name TEXT NOT NULL, shard INTEGER NOT NULL, n BIGINT NOT NULL, \
+             PRIMARY KEY (table_name, shard))",
+        ),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE FUNCTION row_counts_add() RETURNS trigger LANGUAGE plpgsql \
+             SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN \
+               INSERT INTO row_counts AS kept (table_name, shard, n) \
+                 SELECT TG_TABLE_NAME, pg_backend_pid() % 64, count(*) FROM changed HAVING count(*) > 0 \
+                 ON CONFLICT (table_name, shard) DO UPDATE SET n = kept.n + excluded.n; \
+               RETURN NULL; \
+             END $$",
+        ),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE FUNCTION row_counts_subtract() RETURNS trigger LANGUAGE plpgsql \
+             SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN \
+               INSERT INTO row_counts AS kept (table_name, shard, n) \
+                 SELECT TG_TABLE_NAME, pg_backend_pid() % 64, -count(*) FROM changed HAVING count(*) > 0 \
+                 ON CONFLICT (table_name, shard) DO UPDATE SET n = kept.n + excluded.n; \
+               RETURN NULL; \
+             END $$",
+        ),
+    ];
+    steps.extend(counted!("patients"));
+    steps.extend(counted!("appointments"));
+    steps
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod patients;
 pub mod practitioners;
 pub mod retention;
+mod row_counts;
 pub mod subscriptions;
 pub mod users;
 pub mod webhooks;
@@ -546,11 +547,21 @@ pub struct Page<T> {
     pub offset: u64,
 }
 
-/// Counts every match of `filtered`, then reads one page of it in the order `order` gives
-/// (which must end on a unique column for pages to be stable).
+/// What a list selects, which says how its total is found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selection {
+    /// Some rows: each match is counted.
+    Filtered,
+    /// Every row of a table whose count the database keeps: read, not counted.
+    WholeTable(row_counts::CountedTable),
+}
+
+/// Finds the total of `filtered` (see [`Selection`]), then reads one page of it in the order
+/// `order` gives (which must end on a unique column for pages to be stable).
 pub(crate) async fn fetch_page<E, T>(
     conn: &impl ConnectionTrait,
     filtered: sea_orm::Select<E>,
+    selection: Selection,
     order: impl FnOnce(sea_orm::Select<E>) -> sea_orm::Select<E>,
     page: PageRequest,
     to_domain: fn(E::Model) -> Result<T, DbErr>,
@@ -560,7 +571,10 @@ where
     E::Model: Sync,
 {
     use sea_orm::{PaginatorTrait, QuerySelect};
-    let total = filtered.clone().count(conn).await?;
+    let total = match selection {
+        Selection::Filtered => filtered.clone().count(conn).await?,
+        Selection::WholeTable(table) => row_counts::rows_in(conn, table).await?,
+    };
     let rows = order(filtered).limit(page.limit).offset(page.offset).all(conn).await?;
     let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
     Ok(Page { items, total, limit: page.limit, offset: page.offset })

@@ -5,7 +5,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 use super::entities::notification::{self, Column, Entity};
-use super::{Page, PageRequest, fetch_page};
+use super::{Page, PageRequest, Selection, fetch_page};
 use crate::domain::{AppointmentId, PatientId, PractitionerId};
 
 /// A prepared notification. Ids and times only: the receiving service looks up how to reach the
@@ -83,5 +83,5 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<Notification>, DbErr> {
     let order = |query: Select<Entity>| query.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id);
-    fetch_page(conn, filtered(filter), order, page, to_notification).await
+    fetch_page(conn, filtered(filter), Selection::Filtered, order, page, to_notification).await
 }

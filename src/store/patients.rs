@@ -1,7 +1,8 @@
 //! The `patients` table.
 
 use super::entities::patient::{self, Column, Entity};
-use super::{Page, PageRequest, fetch_page};
+use super::row_counts::CountedTable;
+use super::{Page, PageRequest, Selection, fetch_page};
 use crate::domain::validation::search_key;
 use crate::domain::{Email, Mrn, Patient, PatientId, PersonName, Phone, Sex};
 use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
@@ -38,6 +39,36 @@ pub struct PatientFilter {
     pub born_from: Option<chrono::NaiveDate>,
     pub born_before: Option<chrono::NaiveDate>,
     pub sort: PatientSort,
+}
+
+impl PatientFilter {
+    /// No condition at all: the list is the whole table (the sort is not a condition).
+    fn selects_all(&self) -> bool {
+        // Destructured so that a new condition cannot be forgotten here.
+        let PatientFilter {
+            name_prefix,
+            mrn_prefix,
+            active,
+            only,
+            id,
+            mrn,
+            family_prefix,
+            given_prefix,
+            born_from,
+            born_before,
+            sort: _,
+        } = self;
+        name_prefix.is_none()
+            && mrn_prefix.is_none()
+            && active.is_none()
+            && only.is_none()
+            && id.is_none()
+            && mrn.is_none()
+            && family_prefix.is_none()
+            && given_prefix.is_none()
+            && born_from.is_none()
+            && born_before.is_none()
+    }
 }
 
 pub fn to_domain(row: patient::Model) -> Result<Patient, DbErr> {
@@ -164,5 +195,7 @@ pub async fn list(
         }
         PatientSort::CreatedAt => query.order_by_asc(Column::CreatedAt).order_by_asc(Column::Id),
     };
-    fetch_page(conn, filtered(filter), order, page, to_domain).await
+    let selection =
+        if filter.selects_all() { Selection::WholeTable(CountedTable::Patients) } else { Selection::Filtered };
+    fetch_page(conn, filtered(filter), selection, order, page, to_domain).await
 }

@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::entities::practitioner::{self, Column, Entity};
 use super::patients::{name_starts_with, prefix_pattern};
-use super::{Page, PageRequest, fetch_page};
+use super::{Page, PageRequest, Selection, fetch_page};
 use crate::domain::validation::search_key;
 use crate::domain::{PersonName, Practitioner, PractitionerId, PractitionerRole};
 
@@ -105,5 +105,5 @@ pub async fn list(
     let order = |query: Select<Entity>| {
         query.order_by_asc(Column::FamilyName).order_by_asc(Column::GivenName).order_by_asc(Column::Id)
     };
-    fetch_page(conn, filtered(filter), order, page, to_domain).await
+    fetch_page(conn, filtered(filter), Selection::Filtered, order, page, to_domain).await
 }

@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 use super::entities::integration_subscription::{self, Column, Entity};
-use super::{Page, PageRequest, fetch_page};
+use super::{Page, PageRequest, Selection, fetch_page};
 
 /// What a subscription's deliveries carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -111,7 +111,7 @@ pub async fn active(conn: &impl ConnectionTrait) -> Result<Vec<Subscription>, Db
 
 pub async fn list(conn: &impl ConnectionTrait, page: PageRequest) -> Result<Page<Subscription>, DbErr> {
     let order = |query: Select<Entity>| query.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id);
-    fetch_page(conn, Entity::find(), order, page, to_subscription).await
+    fetch_page(conn, Entity::find(), Selection::Filtered, order, page, to_subscription).await
 }
 
 pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {

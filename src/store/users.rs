@@ -65,7 +65,7 @@ pub async fn other_active_admins(conn: &impl ConnectionTrait, except: UserId) ->
 pub async fn list(conn: &impl ConnectionTrait, page: super::PageRequest) -> Result<super::Page<User>, DbErr> {
     use sea_orm::QueryOrder;
     let order = |query: sea_orm::Select<Entity>| query.order_by_asc(Column::Username).order_by_asc(Column::Id);
-    super::fetch_page(conn, Entity::find(), order, page, to_domain).await
+    super::fetch_page(conn, Entity::find(), super::Selection::Filtered, order, page, to_domain).await
 }
 
 fn to_row(user: &User) -> user::Model {

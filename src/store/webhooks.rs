@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::entities::webhook_delivery::{self, Column, Entity};
-use super::{Page, PageRequest, fetch_page};
+use super::{Page, PageRequest, Selection, fetch_page};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -239,5 +239,5 @@ pub async fn list_for_subscription(
     page: PageRequest,
 ) -> Result<Page<Delivery>, DbErr> {
     let order = |query: Select<Entity>| query.order_by_desc(Column::CreatedAt).order_by_desc(Column::Id);
-    fetch_page(conn, of_subscription(subscription_id, status), order, page, to_delivery).await
+    fetch_page(conn, of_subscription(subscription_id, status), Selection::Filtered, order, page, to_delivery).await
 }

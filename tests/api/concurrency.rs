@@ -100,7 +100,44 @@ async fn of_simultaneous_updates_from_one_version_exactly_one_applies(backend: B
     std::sync::Arc::into_inner(app).expect("all requests finished").stop().await;
 }
 
+/// An unfiltered list's total is the count the database keeps (`row_counts`), not a count of
+/// rows: it stays equal to a count of the matches through concurrent registrations and removals.
+async fn the_total_of_a_whole_list_stays_exact_through_concurrent_writes(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let registrations = (0..RACERS)
+        .map(|n| {
+            let app = app.clone();
+            async move { app.create_patient("Count", &format!("Keeper{n}")).await }
+        })
+        .collect();
+    let patients = join_all(registrations).await;
+    let total = |query: &'static str| {
+        let app = app.clone();
+        async move { app.get(query, &app.admin_token).await.expect(200).body["page"]["total"].clone() }
+    };
+    assert_eq!(total("/api/v1/patients?limit=1").await, RACERS);
+    assert_eq!(total("/api/v1/patients?limit=1&active=true").await, RACERS, "counted, not kept");
+    let practitioner = app.create_practitioner("LIC-COUNT-1").await;
+    let bookings = patients
+        .iter()
+        .enumerate()
+        .map(|(n, patient)| {
+            let app = app.clone();
+            let body = booking(*patient, practitioner, 24 + n as i64, 30);
+            async move { app.post("/api/v1/appointments", &app.admin_token, body).await.status.as_u16() }
+        })
+        .collect();
+    assert_eq!(join_all(bookings).await, vec![201; RACERS]);
+    assert_eq!(total("/api/v1/appointments?limit=1").await, RACERS);
+    // HealthCore never deletes these rows itself; an operator's DELETE is counted all the same.
+    let removed = app.store.db_execute("DELETE FROM appointments WHERE status = 'booked'").await.unwrap();
+    assert_eq!(removed, RACERS as u64);
+    assert_eq!(total("/api/v1/appointments?limit=1").await, 0);
+    std::sync::Arc::into_inner(app).expect("all requests finished").stop().await;
+}
+
 on_both_backends!(
+    the_total_of_a_whole_list_stays_exact_through_concurrent_writes,
     of_simultaneous_overlapping_bookings_exactly_one_wins,
     of_simultaneous_bookings_for_one_patient_exactly_one_wins,
     of_simultaneous_updates_from_one_version_exactly_one_applies,
