@@ -64,19 +64,29 @@ pub fn insertion(records: &[AuditRecord]) -> InsertStatement {
     Entity::insert_many(records.iter().map(|r| to_row(r).into_active_model())).into_query()
 }
 
-/// The columns `copy_rows` writes, in its order.
-const COPY_STATEMENT: &str = "COPY audit_events (id, occurred_at, actor_id, actor_role, action, resource_type, \
-     resource_id, patient_id, outcome, correlation_id, client_addr, user_agent, reason) FROM STDIN";
+/// On PostgreSQL a batch of any size is one statement with one parameter: the records as a JSON
+/// array, which the server turns into rows. One round trip, no `BEGIN`/`COMMIT` (the statement is
+/// its own transaction) and one prepared plan whatever the batch's size. (`COPY` was measured
+/// first: sqlx sends its data and its end as two writes, and on TCP the second waits for the
+/// server's delayed acknowledgement of the first — about 40 ms per batch, which every audited read
+/// waited on. BENCHMARKS.md, issue 14.)
+const INSERT_FROM_JSON: &str = "INSERT INTO audit_events (id, occurred_at, actor_id, actor_role, action, \
+     resource_type, resource_id, patient_id, outcome, correlation_id, client_addr, user_agent, reason) \
+     SELECT id, occurred_at, actor_id, actor_role, action, resource_type, resource_id, patient_id, outcome, \
+     correlation_id, client_addr, user_agent, reason FROM json_populate_recordset(NULL::audit_events, $1::json)";
 
-/// Appends a batch of records as a transaction of its own: on PostgreSQL one `COPY` (a single
-/// round trip of data, no `BEGIN`/`COMMIT`, nothing parsed per row but the values), on SQLite the
-/// multi-row inserts of `append` in one write transaction.
+/// Appends a batch of records as a transaction of its own: on PostgreSQL `INSERT_FROM_JSON`, on
+/// SQLite the multi-row inserts of `append` in one write transaction.
 pub async fn append_batch(store: &Store, records: &[AuditRecord]) -> Result<(), DbErr> {
     if records.is_empty() {
         return Ok(());
     }
     match store.backend() {
-        Backend::Postgres => store.db().copy_in(COPY_STATEMENT, &copy_rows(records)).await.map(drop),
+        Backend::Postgres => {
+            let rows = serde_json::Value::Array(records.iter().map(json_row).collect()).to_string();
+            let insert = Statement::from_sql_and_values(DbBackend::Postgres, INSERT_FROM_JSON, [rows.into()]);
+            store.db().execute_raw(insert).await.map(drop)
+        }
         Backend::Sqlite => {
             let tx = store.begin_write().await?;
             append(&tx, records).await?;
@@ -85,50 +95,26 @@ pub async fn append_batch(store: &Store, records: &[AuditRecord]) -> Result<(), 
     }
 }
 
-/// The records in `COPY`'s text format: tab-separated, `\N` for NULL, one line per record.
-fn copy_rows(records: &[AuditRecord]) -> Vec<u8> {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(records.len() * 320);
-    for record in records {
-        let row = to_row(record);
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{}\t{}\t", row.id, row.occurred_at.format("%Y-%m-%d %H:%M:%S%.6f+00"));
-        copy_field(&mut out, row.actor_id.map(|id| id.to_string()).as_deref());
-        copy_field(&mut out, row.actor_role.as_deref());
-        copy_field(&mut out, Some(&row.action));
-        copy_field(&mut out, Some(&row.resource_type));
-        copy_field(&mut out, row.resource_id.map(|id| id.to_string()).as_deref());
-        copy_field(&mut out, row.patient_id.map(|id| id.to_string()).as_deref());
-        copy_field(&mut out, Some(&row.outcome));
-        copy_field(&mut out, Some(&row.correlation_id));
-        copy_field(&mut out, row.client_addr.as_deref());
-        copy_field(&mut out, row.user_agent.as_deref());
-        copy_field(&mut out, row.reason.as_deref());
-        out.pop(); // the last field's tab
-        out.push('\n');
-    }
-    out.into_bytes()
-}
-
-/// One field and its tab, escaped so that no value (a client's `User-Agent` is any text) can end
-/// a field or a row early. PostgreSQL text cannot hold NUL at all: it becomes U+FFFD.
-fn copy_field(out: &mut String, value: Option<&str>) {
-    match value {
-        None => out.push_str("\\N"),
-        Some(value) => {
-            for c in value.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '\t' => out.push_str("\\t"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\0' => out.push('\u{FFFD}'),
-                    c => out.push(c),
-                }
-            }
-        }
-    }
-    out.push('\t');
+/// A record as `json_populate_recordset` reads it: one member per column. PostgreSQL text cannot
+/// hold NUL at all (a client's `User-Agent` is any text): it becomes U+FFFD.
+fn json_row(record: &AuditRecord) -> serde_json::Value {
+    let row = to_row(record);
+    let text = |value: &str| value.replace('\0', "\u{FFFD}");
+    serde_json::json!({
+        "id": row.id,
+        "occurred_at": row.occurred_at,
+        "actor_id": row.actor_id,
+        "actor_role": row.actor_role.as_deref().map(text),
+        "action": text(&row.action),
+        "resource_type": text(&row.resource_type),
+        "resource_id": row.resource_id,
+        "patient_id": row.patient_id,
+        "outcome": text(&row.outcome),
+        "correlation_id": text(&row.correlation_id),
+        "client_addr": row.client_addr.as_deref().map(text),
+        "user_agent": row.user_agent.as_deref().map(text),
+        "reason": row.reason.as_deref().map(text),
+    })
 }
 
 /// An audit record as the API returns it (and as an archive holds it, one JSON line each).

@@ -375,30 +375,6 @@ impl Db {
         });
     }
 
-    /// Streams `data` into PostgreSQL with one `COPY … FROM STDIN` (its own transaction: no
-    /// `BEGIN`/`COMMIT` round trips, no bound parameters), within the round trip's deadline and
-    /// reported to the observer like any statement.
-    pub(super) async fn copy_in(&self, statement: &str, data: &[u8]) -> Result<u64, DbErr> {
-        let pool = self.connection().get_postgres_connection_pool().clone();
-        let started = Instant::now();
-        let copied = self
-            .bounded(async move {
-                let exec = |err: sea_orm::sqlx::Error| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)));
-                let mut conn = pool.acquire().await.map_err(exec)?;
-                let mut copy = conn.copy_in_raw(statement).await.map_err(exec)?;
-                copy.send(data).await.map_err(exec)?;
-                copy.finish().await.map_err(exec)
-            })
-            .await;
-        self.shared.recipe.observer.statement(
-            self.shared.recipe.backend,
-            statement,
-            started.elapsed(),
-            copied.is_err(),
-        );
-        copied
-    }
-
     pub async fn close(&self) {
         let _ = self.connection().close().await;
     }

@@ -35,12 +35,14 @@ async fn a_read_is_audited_with_actor_patient_correlation_and_origin(backend: Ba
     app.stop().await;
 }
 
-/// What a client sends is recorded as sent, whatever it holds: the group commit streams records to
-/// PostgreSQL as `COPY` text, where a tab ends a field, a backslash escapes and `\N` is NULL.
-async fn client_text_is_recorded_as_sent_even_with_copy_control_characters(backend: Backend) {
+/// What a client sends is recorded as sent, whatever it holds: the group commit sends records to
+/// PostgreSQL as JSON text, so quotes, backslashes, tabs and what looks like `COPY`'s `\N` must
+/// arrive as they were.
+async fn client_text_is_recorded_as_sent_even_with_control_characters(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let patient = app.create_patient("Ada", "Lovelace").await;
-    let agents = ["\\N", "ward\ttablet \\N \\\\ end\\", "\\.", "kiosk/1.0 (\\t; \\r)"];
+    let agents =
+        ["\\N", "ward\ttablet \\N \\\\ end\\", "\\.", "kiosk/1.0 (\\t; \\r)", "app \"x\" {\"id\": null} \\u0000"];
     for agent in agents {
         app.call_with(
             Method::GET,
@@ -231,7 +233,7 @@ async fn failed_attempts_on_patient_data_are_audited_with_their_outcome(backend:
 on_both_backends!(
     failed_attempts_on_patient_data_are_audited_with_their_outcome,
     a_read_is_audited_with_actor_patient_correlation_and_origin,
-    client_text_is_recorded_as_sent_even_with_copy_control_characters,
+    client_text_is_recorded_as_sent_even_with_control_characters,
     every_write_and_every_listed_patient_is_audited,
     a_denied_attempt_is_audited_as_denied,
     the_audit_trail_filters_by_actor_action_and_time,

@@ -124,7 +124,6 @@ pub fn classify_sql(sql: &str) -> QueryLabels {
         "release",
         "notify",
         "listen",
-        "copy",
     ]
     .into_iter()
     .find(|op| keyword.eq_ignore_ascii_case(op))
