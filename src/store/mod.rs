@@ -580,6 +580,38 @@ where
     Ok(Page { items, total, limit: page.limit, offset: page.offset })
 }
 
+/// Like `fetch_page`, but the page is sorted out of the matches, which are fenced off first (a
+/// materialized `WITH`): for conditions the planner cannot judge, a name prefix above all. Given
+/// `ORDER BY family_name … LIMIT 20`, PostgreSQL walks the name index and tests every row against
+/// the prefix, hoping to find twenty early; for a prefix whose matches sort late ("v…", or given
+/// names) that read most of a million-row table, two seconds a page (`scripts/bench-scale`). Fenced,
+/// the cost follows the number of matches, found through the prefix indexes, whatever their place.
+/// `order_by` is the SQL of the order (column names of this crate, never input).
+pub(crate) async fn fetch_page_of_matches<E, T>(
+    conn: &impl ConnectionTrait,
+    filtered: sea_orm::Select<E>,
+    order_by: &'static str,
+    page: PageRequest,
+    to_domain: fn(E::Model) -> Result<T, DbErr>,
+) -> Result<Page<T>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Sync,
+{
+    use sea_orm::{PaginatorTrait, QueryTrait};
+    let total = filtered.clone().count(conn).await?;
+    let backend = conn.get_database_backend();
+    let matches = filtered.build(backend);
+    let sql = format!(
+        "WITH matches AS MATERIALIZED ({}) SELECT * FROM matches ORDER BY {order_by} LIMIT {} OFFSET {}",
+        matches.sql, page.limit, page.offset
+    );
+    let values = matches.values.map(|values| values.0).unwrap_or_default();
+    let rows = E::find().from_raw_sql(Statement::from_sql_and_values(backend, sql, values)).all(conn).await?;
+    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+    Ok(Page { items, total, limit: page.limit, offset: page.offset })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 use super::entities::patient::{self, Column, Entity};
 use super::row_counts::CountedTable;
-use super::{Page, PageRequest, Selection, fetch_page};
+use super::{Page, PageRequest, Selection, fetch_page, fetch_page_of_matches};
 use crate::domain::validation::search_key;
 use crate::domain::{Email, Mrn, Patient, PatientId, PersonName, Phone, Sex};
 use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
@@ -42,6 +42,12 @@ pub struct PatientFilter {
 }
 
 impl PatientFilter {
+    /// A condition on a name's start: see `fetch_page_of_matches` for why such a list is read
+    /// differently.
+    fn has_name_prefix(&self) -> bool {
+        self.name_prefix.is_some() || self.family_prefix.is_some() || self.given_prefix.is_some()
+    }
+
     /// No condition at all: the list is the whole table (the sort is not a condition).
     fn selects_all(&self) -> bool {
         // Destructured so that a new condition cannot be forgotten here.
@@ -195,6 +201,13 @@ pub async fn list(
         }
         PatientSort::CreatedAt => query.order_by_asc(Column::CreatedAt).order_by_asc(Column::Id),
     };
+    if filter.has_name_prefix() {
+        let order_by = match filter.sort {
+            PatientSort::Name => "family_name, given_name, id",
+            PatientSort::CreatedAt => "created_at, id",
+        };
+        return fetch_page_of_matches(conn, filtered(filter), order_by, page, to_domain).await;
+    }
     let selection =
         if filter.selects_all() { Selection::WholeTable(CountedTable::Patients) } else { Selection::Filtered };
     fetch_page(conn, filtered(filter), selection, order, page, to_domain).await
