@@ -10,6 +10,16 @@ function common.read_lines(path)
   return lines
 end
 
+-- A function that returns the lines of the file at `path` one after another, round and round.
+function common.cycle(path)
+  local lines = common.read_lines(path)
+  local i = 0
+  return function()
+    i = i + 1
+    return lines[(i % #lines) + 1]
+  end
+end
+
 function common.headers(extra)
   local headers = { ["Authorization"] = "Bearer " .. common.token, ["Content-Type"] = "application/json" }
   for k, v in pairs(extra or {}) do headers[k] = v end
