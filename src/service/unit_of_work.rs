@@ -53,12 +53,10 @@ impl<'a> UnitOfWork<'a> {
         // The records and the events in one statement where they fit one (every request's do):
         // one round trip less while the change's row locks are held.
         let mut together = Vec::new();
-        if audit.len() <= store::audit::MAX_ROWS_PER_INSERT {
-            if !audit.is_empty() {
-                together.push(store::audit::insertion(&audit));
-            }
-        } else {
-            store::audit::append(&tx, &audit).await?;
+        match audit.len() {
+            0 => {}
+            1..=store::audit::MAX_ROWS_PER_INSERT => together.push(store::audit::insertion(&audit)),
+            _ => store::audit::append(&tx, &audit).await?,
         }
         let writes_events = !events.is_empty() && !cfg!(feature = "bench-without-outbox");
         let span = if writes_events {

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (7, "audit trail partitioned by month on PostgreSQL", audit_partitions),
     (8, "FHIR notifications for integration subscriptions", fhir_notifications),
     (9, "row counts kept for the totals of whole-table lists", row_counts),
+    (10, "patient name-prefix indexes that carry the list's columns", covering_name_indexes),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -713,6 +714,27 @@ fn row_counts() -> Vec<Ddl> {
     steps.extend(counted!("patients"));
     steps.extend(counted!("appointments"));
     steps
+}
+
+/// A name-prefix list gathers its matches' ids and sort columns from these indexes alone
+/// (`store::fetch_page_of_matches`): at a million patients a prefix matches thousands, and a heap
+/// page read for each cost 350 ms a list at the 99th percentile. `active` is the list's other common
+/// condition. SQLite has no `INCLUDE`; its lists stay small enough without.
+fn covering_name_indexes() -> Vec<Ddl> {
+    vec![
+        Ddl::Only(DbBackend::Postgres, "DROP INDEX ix_patients_family_name_key"),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE INDEX ix_patients_family_name_key ON patients (family_name_key text_pattern_ops) \
+             INCLUDE (family_name, given_name, created_at, active, id)",
+        ),
+        Ddl::Only(DbBackend::Postgres, "DROP INDEX ix_patients_given_name_key"),
+        Ddl::Only(
+            DbBackend::Postgres,
+            "CREATE INDEX ix_patients_given_name_key ON patients (given_name_key text_pattern_ops) \
+             INCLUDE (family_name, given_name, created_at, active, id)",
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -503,18 +503,13 @@ pub(crate) async fn insert_together(
     mut inserts: Vec<sea_orm::sea_query::InsertStatement>,
 ) -> Result<(), DbErr> {
     use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
-    let Some(last) = inserts.pop() else { return Ok(()) };
-    if conn.get_database_backend() != DbBackend::Postgres {
+    if inserts.len() < 2 || conn.get_database_backend() != DbBackend::Postgres {
         for insert in inserts {
             conn.execute(&insert).await?;
         }
-        conn.execute(&last).await?;
         return Ok(());
     }
-    if inserts.is_empty() {
-        conn.execute(&last).await?;
-        return Ok(());
-    }
+    let last = inserts.pop().expect("two or more inserts");
     let mut with = WithClause::new();
     for (n, insert) in inserts.into_iter().enumerate() {
         with.cte(CommonTableExpression::new().query(insert).table_name(Alias::new(format!("written_{n}"))).to_owned());
@@ -576,40 +571,79 @@ where
         Selection::WholeTable(table) => row_counts::rows_in(conn, table).await?,
     };
     let rows = order(filtered).limit(page.limit).offset(page.offset).all(conn).await?;
+    page_of(rows, total, page, to_domain)
+}
+
+fn page_of<M, T>(
+    rows: Vec<M>,
+    total: u64,
+    page: PageRequest,
+    to_domain: fn(M) -> Result<T, DbErr>,
+) -> Result<Page<T>, DbErr> {
     let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
     Ok(Page { items, total, limit: page.limit, offset: page.offset })
 }
 
-/// Like `fetch_page`, but the page is sorted out of the matches, which are fenced off first (a
-/// materialized `WITH`): for conditions the planner cannot judge, a name prefix above all. Given
-/// `ORDER BY family_name … LIMIT 20`, PostgreSQL walks the name index and tests every row against
-/// the prefix, hoping to find twenty early; for a prefix whose matches sort late ("v…", or given
-/// names) that read most of a million-row table, two seconds a page (`scripts/bench-scale`). Fenced,
-/// the cost follows the number of matches, found through the prefix indexes, whatever their place.
-/// `order_by` is the SQL of the order (column names of this crate, never input).
+/// Like `fetch_page`, for lists whose condition is the start of a name. Each of `alternatives` is
+/// the whole condition with one way to match (the family name's start; the given name's), and a row
+/// matches if any of them does. `order` is the list's order and ends on the primary key.
+///
+/// Why not `fetch_page`: PostgreSQL's planner cannot judge a prefix's matches. Given `ORDER BY
+/// family_name … LIMIT 20` it walks the name index testing every row, hoping to find twenty early;
+/// for a prefix whose matches sort late ("v…", or given names) that read most of a million-row table,
+/// two seconds a page. Reading every match whole instead cost a heap page per match, twice (count,
+/// page): 350 ms at the 99th percentile for three-letter prefixes of a million patients
+/// (`scripts/bench-scale`). So the matches' keys and sort columns are gathered first, one UNION
+/// branch per alternative, each an index-only scan of a prefix index that carries those columns
+/// (migration 10); they are counted and sorted, and only the page's rows are read whole. One
+/// statement: the count and the page come from the same snapshot in one round trip.
 pub(crate) async fn fetch_page_of_matches<E, T>(
     conn: &impl ConnectionTrait,
-    filtered: sea_orm::Select<E>,
-    order_by: &'static str,
+    alternatives: Vec<sea_orm::Select<E>>,
+    order: &[E::Column],
     page: PageRequest,
     to_domain: fn(E::Model) -> Result<T, DbErr>,
 ) -> Result<Page<T>, DbErr>
 where
     E: sea_orm::EntityTrait,
-    E::Model: Sync,
 {
-    use sea_orm::{PaginatorTrait, QueryTrait};
-    let total = filtered.clone().count(conn).await?;
+    use sea_orm::sea_query::UnionType;
+    use sea_orm::{FromQueryResult, IdenStatic, QuerySelect, QueryTrait};
+    let branch =
+        |alternative: sea_orm::Select<E>| alternative.select_only().columns(order.iter().copied()).into_query();
+    let mut alternatives = alternatives.into_iter();
+    let Some(first) = alternatives.next() else {
+        return Ok(Page { items: Vec::new(), total: 0, limit: page.limit, offset: page.offset });
+    };
+    let mut keys = branch(first);
+    keys.unions(alternatives.map(|alternative| (UnionType::Distinct, branch(alternative))));
     let backend = conn.get_database_backend();
-    let matches = filtered.build(backend);
+    let keys = backend.build(&keys);
+    let order_by = order.iter().map(|column| column.as_str()).collect::<Vec<_>>().join(", ");
+    let key = order.last().expect("an order ends on the primary key").as_str();
+    let table = E::default().table_name().to_owned();
+    // The count's one row, joined to the page's rows: still one row (of NULLs) when the page is
+    // empty, so that the total always arrives.
     let sql = format!(
-        "WITH matches AS MATERIALIZED ({}) SELECT * FROM matches ORDER BY {order_by} LIMIT {} OFFSET {}",
-        matches.sql, page.limit, page.offset
+        "WITH matches AS MATERIALIZED ({keys}) \
+         SELECT listed.*, counted.total_matches FROM (SELECT count(*) AS total_matches FROM matches) AS counted \
+         LEFT JOIN (SELECT * FROM {table} WHERE {key} IN \
+           (SELECT {key} FROM matches ORDER BY {order_by} LIMIT {limit} OFFSET {offset})) AS listed ON true \
+         ORDER BY {order_by}",
+        keys = keys.sql,
+        limit = page.limit,
+        offset = page.offset,
     );
-    let values = matches.values.map(|values| values.0).unwrap_or_default();
-    let rows = E::find().from_raw_sql(Statement::from_sql_and_values(backend, sql, values)).all(conn).await?;
-    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
-    Ok(Page { items, total, limit: page.limit, offset: page.offset })
+    let values = keys.values.map(|values| values.0).unwrap_or_default();
+    let rows = conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let total = match rows.first() {
+        Some(row) => u64::try_from(row.try_get::<i64>("", "total_matches")?).unwrap_or(0),
+        None => 0,
+    };
+    let listed = total.saturating_sub(page.offset).min(page.limit);
+    let rows = if listed == 0 { Vec::new() } else { rows };
+    let rows = rows.iter().map(|row| E::Model::from_query_result(row, "")).collect::<Result<Vec<_>, _>>()?;
+    page_of(rows, total, page, to_domain)
 }
 
 #[cfg(test)]

@@ -41,13 +41,17 @@ pub struct PatientFilter {
     pub sort: PatientSort,
 }
 
-impl PatientFilter {
-    /// A condition on a name's start: see `fetch_page_of_matches` for why such a list is read
-    /// differently.
-    fn has_name_prefix(&self) -> bool {
-        self.name_prefix.is_some() || self.family_prefix.is_some() || self.given_prefix.is_some()
+impl PatientSort {
+    /// The columns a list is sorted on, in turn, ascending; the last is unique.
+    fn columns(self) -> &'static [Column] {
+        match self {
+            PatientSort::Name => &[Column::FamilyName, Column::GivenName, Column::Id],
+            PatientSort::CreatedAt => &[Column::CreatedAt, Column::Id],
+        }
     }
+}
 
+impl PatientFilter {
     /// No condition at all: the list is the whole table (the sort is not a condition).
     fn selects_all(&self) -> bool {
         // Destructured so that a new condition cannot be forgotten here.
@@ -135,13 +139,6 @@ pub async fn update(conn: &impl ConnectionTrait, patient: &Patient) -> Result<()
     Ok(())
 }
 
-/// The family or the given name starts with `prefix`, compared by their search keys (case-folded,
-/// NFC), so that `élo` finds Élodie on SQLite as on PostgreSQL.
-pub(super) fn name_starts_with(family_key: impl ColumnTrait, given_key: impl ColumnTrait, prefix: &str) -> Expr {
-    let pattern = prefix_pattern(&search_key(prefix));
-    Expr::col(family_key).like(pattern.clone()).or(Expr::col(given_key).like(pattern))
-}
-
 /// `LIKE` pattern for a prefix, with the wildcards of the input escaped.
 pub(super) fn prefix_pattern(prefix: &str) -> LikeExpr {
     let escaped: String = prefix
@@ -155,11 +152,9 @@ pub(super) fn prefix_pattern(prefix: &str) -> LikeExpr {
     LikeExpr::new(format!("{escaped}%")).escape('\\')
 }
 
+/// Every condition of `filter` but `name_prefix`, which `list` splits into one alternative per name.
 fn filtered(filter: &PatientFilter) -> Select<Entity> {
     let mut query = Entity::find();
-    if let Some(prefix) = &filter.name_prefix {
-        query = query.filter(name_starts_with(Column::FamilyNameKey, Column::GivenNameKey, prefix));
-    }
     if let Some(prefix) = &filter.mrn_prefix {
         query = query.filter(Expr::expr(Func::lower(Expr::col(Column::Mrn))).like(prefix_pattern(prefix)));
     }
@@ -195,20 +190,22 @@ pub async fn list(
     filter: &PatientFilter,
     page: PageRequest,
 ) -> Result<Page<Patient>, DbErr> {
-    let order = |query: Select<Entity>| match filter.sort {
-        PatientSort::Name => {
-            query.order_by_asc(Column::FamilyName).order_by_asc(Column::GivenName).order_by_asc(Column::Id)
-        }
-        PatientSort::CreatedAt => query.order_by_asc(Column::CreatedAt).order_by_asc(Column::Id),
-    };
-    if filter.has_name_prefix() {
-        let order_by = match filter.sort {
-            PatientSort::Name => "family_name, given_name, id",
-            PatientSort::CreatedAt => "created_at, id",
-        };
-        return fetch_page_of_matches(conn, filtered(filter), order_by, page, to_domain).await;
+    let order = filter.sort.columns();
+    if let Some(prefix) = &filter.name_prefix {
+        // A match of either name: one alternative for each, with the rest of the filter in both.
+        let rest = filtered(filter);
+        let pattern = prefix_pattern(&search_key(prefix));
+        let alternatives = vec![
+            rest.clone().filter(Column::FamilyNameKey.like(pattern.clone())),
+            rest.filter(Column::GivenNameKey.like(pattern)),
+        ];
+        return fetch_page_of_matches(conn, alternatives, order, page, to_domain).await;
+    }
+    if filter.family_prefix.is_some() || filter.given_prefix.is_some() {
+        return fetch_page_of_matches(conn, vec![filtered(filter)], order, page, to_domain).await;
     }
     let selection =
         if filter.selects_all() { Selection::WholeTable(CountedTable::Patients) } else { Selection::Filtered };
-    fetch_page(conn, filtered(filter), selection, order, page, to_domain).await
+    let in_order = |query: Select<Entity>| order.iter().fold(query, |query, column| query.order_by_asc(*column));
+    fetch_page(conn, filtered(filter), selection, in_order, page, to_domain).await
 }

@@ -83,6 +83,44 @@ async fn lists_filter_by_name_prefix_and_paginate_in_a_stable_order(backend: Bac
     app.stop().await;
 }
 
+/// A name-prefix list is gathered from each name's matches: a patient matching by both names is
+/// listed and counted once, pages past the end still carry the total, and the other conditions
+/// and the sort apply to the matches.
+async fn a_name_prefix_list_counts_each_match_once_whatever_the_page(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada_adams = app.create_patient("Ada", "Adams").await;
+    app.create_patient("Ada", "Lovelace").await;
+    app.create_patient("Linus", "Adamson").await;
+    app.create_patient("Grace", "Hopper").await;
+    let names = |reply: &crate::helpers::Reply| -> Vec<String> {
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{} {}", p["given_name"].as_str().unwrap(), p["family_name"].as_str().unwrap()))
+            .collect()
+    };
+    let first = app.get("/api/v1/patients?name=ada&limit=2", &app.admin_token).await.expect(200);
+    assert_eq!(first.body["page"]["total"], 3, "Ada Adams matches by both names and counts once");
+    assert_eq!(names(&first), ["Ada Adams", "Linus Adamson"]);
+    let second = app.get("/api/v1/patients?name=ada&limit=2&offset=2", &app.admin_token).await.expect(200);
+    assert_eq!((second.body["page"]["total"].clone(), names(&second)), (json!(3), vec!["Ada Lovelace".to_owned()]));
+    let past = app.get("/api/v1/patients?name=ada&limit=2&offset=10", &app.admin_token).await.expect(200);
+    assert_eq!((past.body["page"]["total"].clone(), names(&past)), (json!(3), Vec::<String>::new()));
+    let none = app.get("/api/v1/patients?name=zzz", &app.admin_token).await.expect(200);
+    assert_eq!((none.body["page"]["total"].clone(), names(&none)), (json!(0), Vec::<String>::new()));
+
+    let by_registration = app.get("/api/v1/patients?name=ada&sort=created_at", &app.admin_token).await.expect(200);
+    assert_eq!(names(&by_registration), ["Ada Adams", "Ada Lovelace", "Linus Adamson"]);
+    app.delete(&format!("/api/v1/patients/{ada_adams}"), &app.admin_token).await.expect(200);
+    let active = app.get("/api/v1/patients?name=ada&active=true", &app.admin_token).await.expect(200);
+    assert_eq!(
+        (active.body["page"]["total"].clone(), names(&active)),
+        (json!(2), vec!["Linus Adamson".to_owned(), "Ada Lovelace".to_owned()])
+    );
+    app.stop().await;
+}
+
 async fn lists_filter_by_mrn_prefix_and_active_flag(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.post("/api/v1/patients", &app.admin_token, patient_body("Ada", "Lovelace")).await.expect(201);
@@ -195,6 +233,7 @@ on_both_backends!(
     every_invalid_field_is_reported_with_its_rule,
     a_birth_date_in_the_future_is_rejected,
     lists_filter_by_name_prefix_and_paginate_in_a_stable_order,
+    a_name_prefix_list_counts_each_match_once_whatever_the_page,
     lists_filter_by_mrn_prefix_and_active_flag,
     wildcards_in_a_name_filter_match_literally,
     bad_list_parameters_are_all_reported,
