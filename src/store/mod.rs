@@ -584,22 +584,25 @@ fn page_of<M, T>(
     Ok(Page { items, total, limit: page.limit, offset: page.offset })
 }
 
-/// Like `fetch_page`, for lists whose condition is the start of a name. Each of `alternatives` is
-/// the whole condition with one way to match (the family name's start; the given name's), and a row
-/// matches if any of them does. `order` is the list's order and ends on the primary key.
+/// Like `fetch_page`, for lists whose condition is the start of a name: the rows of `matching`
+/// that meet any of `alternatives` (the family name's start; the given name's), or all its rows when
+/// there are none. `order` is the list's order and ends on the primary key.
 ///
 /// Why not `fetch_page`: PostgreSQL's planner cannot judge a prefix's matches. Given `ORDER BY
 /// family_name … LIMIT 20` it walks the name index testing every row, hoping to find twenty early;
 /// for a prefix whose matches sort late ("v…", or given names) that read most of a million-row table,
 /// two seconds a page. Reading every match whole instead cost a heap page per match, twice (count,
 /// page): 350 ms at the 99th percentile for three-letter prefixes of a million patients
-/// (`scripts/bench-scale`). So the matches' keys and sort columns are gathered first, one UNION
-/// branch per alternative, each an index-only scan of a prefix index that carries those columns
-/// (migration 10); they are counted and sorted, and only the page's rows are read whole. One
-/// statement: the count and the page come from the same snapshot in one round trip.
+/// (`scripts/bench-scale`). So the matches' keys and sort columns are gathered first, one branch
+/// per alternative, each an index-only scan of a prefix index that carries those columns and the
+/// other alternatives' keys (migration 10). Each branch leaves out what an earlier one matched, so
+/// the branches are disjoint and joined with `UNION ALL` (no hashing to remove duplicates). The
+/// matches are counted and sorted, and only the page's rows are read whole. One statement: the count
+/// and the page come from the same snapshot in one round trip.
 pub(crate) async fn fetch_page_of_matches<E, T>(
     conn: &impl ConnectionTrait,
-    alternatives: Vec<sea_orm::Select<E>>,
+    matching: sea_orm::Select<E>,
+    alternatives: Vec<sea_orm::sea_query::Expr>,
     order: &[E::Column],
     page: PageRequest,
     to_domain: fn(E::Model) -> Result<T, DbErr>,
@@ -608,15 +611,14 @@ where
     E: sea_orm::EntityTrait,
 {
     use sea_orm::sea_query::UnionType;
-    use sea_orm::{FromQueryResult, IdenStatic, QuerySelect, QueryTrait};
-    let branch =
-        |alternative: sea_orm::Select<E>| alternative.select_only().columns(order.iter().copied()).into_query();
-    let mut alternatives = alternatives.into_iter();
-    let Some(first) = alternatives.next() else {
-        return Ok(Page { items: Vec::new(), total: 0, limit: page.limit, offset: page.offset });
-    };
-    let mut keys = branch(first);
-    keys.unions(alternatives.map(|alternative| (UnionType::Distinct, branch(alternative))));
+    use sea_orm::{FromQueryResult, IdenStatic, QueryFilter, QuerySelect, QueryTrait};
+    let keys_of = |rows: sea_orm::Select<E>| rows.select_only().columns(order.iter().copied()).into_query();
+    let mut branches = alternatives.iter().enumerate().map(|(n, alternative)| {
+        let earlier = alternatives[..n].iter().cloned().map(sea_orm::sea_query::ExprTrait::not);
+        keys_of(earlier.fold(matching.clone().filter(alternative.clone()), |rows, unmatched| rows.filter(unmatched)))
+    });
+    let mut keys = branches.next().unwrap_or_else(|| keys_of(matching.clone()));
+    keys.unions(branches.map(|branch| (UnionType::All, branch)));
     let backend = conn.get_database_backend();
     let keys = backend.build(&keys);
     let order_by = order.iter().map(|column| column.as_str()).collect::<Vec<_>>().join(", ");

@@ -192,17 +192,14 @@ pub async fn list(
 ) -> Result<Page<Patient>, DbErr> {
     let order = filter.sort.columns();
     if let Some(prefix) = &filter.name_prefix {
-        // A match of either name: one alternative for each, with the rest of the filter in both.
-        let rest = filtered(filter);
+        // A match of either name, with the rest of the filter.
         let pattern = prefix_pattern(&search_key(prefix));
-        let alternatives = vec![
-            rest.clone().filter(Column::FamilyNameKey.like(pattern.clone())),
-            rest.filter(Column::GivenNameKey.like(pattern)),
-        ];
-        return fetch_page_of_matches(conn, alternatives, order, page, to_domain).await;
+        let alternatives =
+            vec![Expr::col(Column::FamilyNameKey).like(pattern.clone()), Expr::col(Column::GivenNameKey).like(pattern)];
+        return fetch_page_of_matches(conn, filtered(filter), alternatives, order, page, to_domain).await;
     }
     if filter.family_prefix.is_some() || filter.given_prefix.is_some() {
-        return fetch_page_of_matches(conn, vec![filtered(filter)], order, page, to_domain).await;
+        return fetch_page_of_matches(conn, filtered(filter), Vec::new(), order, page, to_domain).await;
     }
     let selection =
         if filter.selects_all() { Selection::WholeTable(CountedTable::Patients) } else { Selection::Filtered };
