@@ -26,4 +26,35 @@ function common.headers(extra)
   return headers
 end
 
+-- Bookings that never conflict, so that a run measures booking, not the conflict path: slot number
+-- s (thread number × 10^6 + counter) is practitioner s mod P at the 30-minute time s div P from
+-- tomorrow, and patient s mod N (N ≥ P, so a patient's slots are at least one time apart). Times
+-- stay within the booking horizon (HEALTHCORE_BOOKING_HORIZON_DAYS, five years by default): with 50
+-- practitioners, two threads reach about two and a half years ahead. Each wrk thread numbers itself
+-- in `thread_number` (see `common.number_threads`).
+common.first_booking_day = os.time() + 86400
+
+function common.bookings(patients, practitioners)
+  local counter = 0
+  return function()
+    counter = counter + 1
+    local slot = thread_number * 1000000 + counter
+    local start = common.first_booking_day + math.floor(slot / #practitioners) * 1800
+    local body = string.format(
+      '{"patient_id":"%s","practitioner_id":"%s","start":"%s","end":"%s","reason":"benchmark"}',
+      patients[(slot % #patients) + 1], practitioners[(slot % #practitioners) + 1],
+      os.date("!%Y-%m-%dT%H:%M:%SZ", start), os.date("!%Y-%m-%dT%H:%M:%SZ", start + 1800))
+    return wrk.format("POST", "/api/v1/appointments", common.headers(), body)
+  end
+end
+
+-- wrk's `setup`: gives each thread its number (1, 2, …) as the global `thread_number`.
+function common.number_threads()
+  local next_thread = 0
+  return function(thread)
+    next_thread = next_thread + 1
+    thread:set("thread_number", next_thread)
+  end
+end
+
 return common
