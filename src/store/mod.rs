@@ -586,7 +586,8 @@ fn page_of<M, T>(
 
 /// Like `fetch_page`, for lists whose condition is the start of a name: the rows of `matching`
 /// that meet any of `alternatives` (the family name's start; the given name's), or all its rows when
-/// there are none. `order` is the list's order and ends on the primary key.
+/// there are none. Alternatives must never be NULL (a branch negates the earlier ones). `order` is
+/// the list's order and ends on the primary key.
 ///
 /// Why not `fetch_page`: PostgreSQL's planner cannot judge a prefix's matches. Given `ORDER BY
 /// family_name … LIMIT 20` it walks the name index testing every row, hoping to find twenty early;

@@ -139,6 +139,15 @@ pub async fn update(conn: &impl ConnectionTrait, patient: &Patient) -> Result<()
     Ok(())
 }
 
+/// The family name starts with `prefix`; the given name does: the two ways a name prefix matches,
+/// compared by the search keys (case-folded, NFC), so that `élo` finds Élodie on SQLite as on
+/// PostgreSQL. Keys are never NULL, so each condition is true or false (`fetch_page_of_matches`
+/// negates them).
+pub(super) fn name_starts_with(family_key: impl ColumnTrait, given_key: impl ColumnTrait, prefix: &str) -> [Expr; 2] {
+    let pattern = prefix_pattern(&search_key(prefix));
+    [Expr::col(family_key).like(pattern.clone()), Expr::col(given_key).like(pattern)]
+}
+
 /// `LIKE` pattern for a prefix, with the wildcards of the input escaped.
 pub(super) fn prefix_pattern(prefix: &str) -> LikeExpr {
     let escaped: String = prefix
@@ -192,10 +201,7 @@ pub async fn list(
 ) -> Result<Page<Patient>, DbErr> {
     let order = filter.sort.columns();
     if let Some(prefix) = &filter.name_prefix {
-        // A match of either name, with the rest of the filter.
-        let pattern = prefix_pattern(&search_key(prefix));
-        let alternatives =
-            vec![Expr::col(Column::FamilyNameKey).like(pattern.clone()), Expr::col(Column::GivenNameKey).like(pattern)];
+        let alternatives = name_starts_with(Column::FamilyNameKey, Column::GivenNameKey, prefix).into();
         return fetch_page_of_matches(conn, filtered(filter), alternatives, order, page, to_domain).await;
     }
     if filter.family_prefix.is_some() || filter.given_prefix.is_some() {

@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use super::entities::practitioner::{self, Column, Entity};
-use super::patients::prefix_pattern;
+use super::patients::{name_starts_with, prefix_pattern};
 use super::{Page, PageRequest, Selection, fetch_page};
 use crate::domain::validation::search_key;
 use crate::domain::{PersonName, Practitioner, PractitionerId, PractitionerRole};
@@ -74,17 +74,11 @@ pub async fn update(conn: &impl ConnectionTrait, practitioner: &Practitioner) ->
     Ok(())
 }
 
-/// The family or the given name starts with `prefix`, compared by their search keys (case-folded,
-/// NFC), so that `élo` finds Élodie on SQLite as on PostgreSQL.
-fn name_starts_with(prefix: &str) -> Expr {
-    let pattern = prefix_pattern(&search_key(prefix));
-    Expr::col(Column::FamilyNameKey).like(pattern.clone()).or(Expr::col(Column::GivenNameKey).like(pattern))
-}
-
 fn filtered(filter: &PractitionerFilter) -> Select<Entity> {
     let mut query = Entity::find();
     if let Some(prefix) = &filter.name_prefix {
-        query = query.filter(name_starts_with(prefix));
+        let [family, given] = name_starts_with(Column::FamilyNameKey, Column::GivenNameKey, prefix);
+        query = query.filter(family.or(given));
     }
     if let Some(prefix) = &filter.licence_prefix {
         query = query.filter(Expr::expr(Func::lower(Expr::col(Column::LicenceNumber))).like(prefix_pattern(prefix)));
