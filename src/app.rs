@@ -83,10 +83,11 @@ struct InProcessConsumers(Consumers);
 impl crate::relay::LocalConsumers for InProcessConsumers {
     async fn deliver(
         &self,
-        event: &store::outbox::OutboxEvent,
+        events: &[store::outbox::OutboxEvent],
+        spans: &[tracing::Span],
         shutdown: &mut Shutdown,
-    ) -> Result<bool, sea_orm::DbErr> {
-        self.0.deliver(event, shutdown).await
+    ) -> Result<usize, sea_orm::DbErr> {
+        self.0.deliver(events, spans, shutdown).await
     }
 }
 

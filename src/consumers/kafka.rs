@@ -17,11 +17,11 @@ use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
-use tracing::Instrument;
 
-use super::{ConsumerGroup, Consumers, Rejection, decode};
+use super::{ConsumerGroup, Consumers, MAX_TOGETHER, Rejection, decode};
 use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
+use crate::events::Envelope;
 use crate::events::kafka::{self as events_kafka, TopicClass};
 use crate::shutdown::Shutdown;
 use crate::telemetry::traces;
@@ -87,6 +87,10 @@ impl KafkaConsumer {
             // Offsets are committed by hand, after handling; a new group starts from the oldest
             // retained message so it sees the history it was deployed to build.
             .set("enable.auto.commit", "false")
+            // An offset is stored only once its message was handled or dead-lettered: librdkafka's
+            // default stores it on receipt, and the commit on leaving the group would then skip a
+            // message a stop interrupted.
+            .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string())
             .create_with_context(reporter)?;
@@ -110,22 +114,34 @@ impl KafkaConsumer {
         self.consumer.subscribe(&names)?;
         tracing::info!(group = self.group.as_str(), topics = names.len(), "consuming");
         loop {
-            let message = tokio::select! {
+            let first = tokio::select! {
                 received = self.consumer.recv() => received,
                 _ = shutdown.recv() => break,
             };
-            let message = match message {
-                Ok(message) => message,
+            let mut batch = match first {
+                Ok(message) => vec![message],
                 Err(err) => {
                     tracing::warn!(group = self.group.as_str(), error = %err, "Kafka consumer error");
                     continue;
                 }
             };
-            if !self.process(&message, &dlq_topic, &mut shutdown).await {
-                break;
+            // What has already arrived joins the batch (a zero timeout polls once and never waits).
+            while batch.len() < MAX_TOGETHER {
+                match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                    Ok(Ok(message)) => batch.push(message),
+                    Ok(Err(err)) => {
+                        tracing::warn!(group = self.group.as_str(), error = %err, "Kafka consumer error");
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
-            if let Err(err) = self.consumer.commit_message(&message, CommitMode::Async) {
-                tracing::warn!(group = self.group.as_str(), error = %err, "could not commit an offset");
+            let finished = self.process(&batch, &dlq_topic, &mut shutdown).await;
+            if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Async) {
+                tracing::warn!(group = self.group.as_str(), error = %err, "could not commit offsets");
+            }
+            if !finished {
+                break;
             }
         }
         // Whatever was handled is committed before leaving the group.
@@ -136,9 +152,52 @@ impl KafkaConsumer {
         Ok(())
     }
 
-    /// Handles one message or dead-letters it; false if shutdown interrupted it (left uncommitted).
-    async fn process(&self, message: &BorrowedMessage<'_>, dlq_topic: &str, shutdown: &mut Shutdown) -> bool {
-        let payload = message.payload().unwrap_or_default();
+    /// Handles a batch of messages (together where it can, see `Consumers::handle_batch`) or
+    /// dead-letters them, storing each one's offset once it is done with; false if shutdown
+    /// interrupted it (the rest left unstored, so redelivered).
+    async fn process(&self, batch: &[BorrowedMessage<'_>], dlq_topic: &str, shutdown: &mut Shutdown) -> bool {
+        let spans: Vec<tracing::Span> = batch.iter().map(|message| self.process_span(message)).collect();
+        let decoded: Vec<Result<Envelope, Rejection>> =
+            batch.iter().map(|message| decode(message.payload().unwrap_or_default())).collect();
+        let events: Vec<(&Envelope, tracing::Span)> = decoded
+            .iter()
+            .zip(&spans)
+            .filter_map(|(decoded, span)| decoded.as_ref().ok().map(|envelope| (envelope, span.clone())))
+            .collect();
+        let mut results = self.consumers.handle_batch(self.group, &events, shutdown).await.into_iter();
+        for ((message, decoded), span) in batch.iter().zip(&decoded).zip(&spans) {
+            let rejection = match decoded {
+                Err(rejection) => rejection.clone(),
+                Ok(envelope) => match results.next() {
+                    None => return false,
+                    Some(Ok(outcome)) => {
+                        tracing::debug!(group = self.group.as_str(), event_id = %envelope.event_id, ?outcome, "handled");
+                        self.store_offset(message);
+                        continue;
+                    }
+                    Some(Err(rejection)) => rejection,
+                },
+            };
+            span.in_scope(|| {
+                tracing::error!(
+                    group = self.group.as_str(),
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = %rejection,
+                    "message dead-lettered"
+                )
+            });
+            if !self.send_to_dlq(message, dlq_topic, &rejection, shutdown).await {
+                return false;
+            }
+            self.store_offset(message);
+        }
+        true
+    }
+
+    /// The consumer span of one message, continuing the trace its `traceparent` header carries.
+    fn process_span(&self, message: &BorrowedMessage<'_>) -> tracing::Span {
         let span = tracing::info_span!(
             "kafka.process",
             otel.name = %format_args!("{} process", message.topic()),
@@ -151,29 +210,14 @@ impl KafkaConsumer {
             .and_then(|h| h.value)
             .and_then(|v| std::str::from_utf8(v).ok());
         traces::continue_trace(&span, traceparent);
-        let rejection = match decode(payload) {
-            Ok(envelope) => {
-                match self.consumers.handle_with_retries(self.group, &envelope, shutdown).instrument(span.clone()).await
-                {
-                    None => return false,
-                    Some(Ok(outcome)) => {
-                        tracing::debug!(group = self.group.as_str(), event_id = %envelope.event_id, ?outcome, "handled");
-                        return true;
-                    }
-                    Some(Err(rejection)) => rejection,
-                }
-            }
-            Err(rejection) => rejection,
-        };
-        tracing::error!(
-            group = self.group.as_str(),
-            topic = message.topic(),
-            partition = message.partition(),
-            offset = message.offset(),
-            error = %rejection,
-            "message dead-lettered"
-        );
-        self.send_to_dlq(message, dlq_topic, &rejection, shutdown).await
+        span
+    }
+
+    /// Marks the message done: the next commit moves the group past it.
+    fn store_offset(&self, message: &BorrowedMessage<'_>) {
+        if let Err(err) = self.consumer.store_offset_from_message(message) {
+            tracing::warn!(group = self.group.as_str(), error = %err, "could not store an offset");
+        }
     }
 
     /// Copies the message to the DLQ, retrying until the broker takes it: the offset must not move

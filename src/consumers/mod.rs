@@ -1,8 +1,8 @@
 //! The consumers of domain events: `analytics`, `notifications` and `integrations`.
 //!
-//! Each group handles an event inside one database transaction that also records
-//! (group, event id) in the inbox, so a redelivered event is recognised and skipped: delivery is
-//! at-least-once, the effect exactly-once. The same handling runs behind Kafka
+//! Each group handles events inside a database transaction that also records (group, event id) in
+//! the inbox, so a redelivered event is recognised and skipped: delivery is at-least-once, the
+//! effect exactly-once. Events that arrive together share one transaction (`handle_batch`). The same handling runs behind Kafka
 //! (`healthcore consume --group NAME`, see `kafka`) and in-process when Kafka is off (the relay's
 //! in-process sink, see `relay`).
 //!
@@ -144,6 +144,10 @@ pub(crate) fn data<T: serde::de::DeserializeOwned>(envelope: &Envelope) -> Resul
     })
 }
 
+/// The most events a group handles in one transaction: enough that a busy group pays one commit
+/// for many, few enough that the transaction stays short (on SQLite it holds the only write lock).
+pub const MAX_TOGETHER: usize = 100;
+
 /// Handles events for the consumer groups, sharing the store and the retry policy.
 #[derive(Clone)]
 pub struct Consumers {
@@ -178,80 +182,166 @@ impl Consumers {
         self.deliveries.clone()
     }
 
-    /// One attempt, counted by outcome.
+    /// One attempt, counted by outcome (a failed one too).
     pub async fn handle(&self, group: ConsumerGroup, envelope: &Envelope) -> Result<Outcome, HandleError> {
-        let started = std::time::Instant::now();
-        let span = tracing::info_span!(
-            "consumer.handle",
-            otel.name = %format_args!("{} {}", group.as_str(), envelope.event_type.as_str()),
-            group = group.as_str(),
-            event_type = envelope.event_type.as_str(),
-            event_id = %envelope.event_id,
-            correlation_id = %envelope.metadata.correlation_id,
-        );
-        let result = self.apply(group, envelope).instrument(span.clone()).await;
-        if let Err(HandleError::Failed(_)) = &result {
-            crate::telemetry::traces::mark_error(&span, "handling failed");
+        let result = self.apply_together(group, &[(envelope, tracing::Span::current())]).await;
+        match result {
+            Ok(outcomes) => Ok(outcomes[0]),
+            Err(err) => {
+                if group.wants(envelope.event_type) {
+                    let outcome = if matches!(err, HandleError::Unavailable(_)) { "unavailable" } else { "failed" };
+                    self.count(group, envelope, outcome);
+                }
+                Err(err)
+            }
         }
-        if !matches!(result, Ok(Outcome::Ignored)) {
-            let metrics = &self.metrics.consumers;
-            metrics
-                .duration
-                .get_or_create(&GroupLabels { group: group.as_str() })
-                .observe(started.elapsed().as_secs_f64());
-        }
-        let outcome = match &result {
-            Ok(Outcome::Applied) => "applied",
-            Ok(Outcome::Duplicate) => "duplicate",
-            Ok(Outcome::Ignored) => return result,
-            Err(HandleError::Unavailable(_)) => "unavailable",
-            Err(HandleError::Failed(_)) => "failed",
-        };
-        let labels = ConsumerLabels { group: group.as_str(), event_type: envelope.event_type.as_str(), outcome };
-        self.metrics.consumers.processed.get_or_create(&labels).inc();
-        result
     }
 
-    /// The effect and the inbox entry commit together, or neither does.
-    async fn apply(&self, group: ConsumerGroup, envelope: &Envelope) -> Result<Outcome, HandleError> {
-        if !group.wants(envelope.event_type) {
-            return Ok(Outcome::Ignored);
+    /// Handles `events` for `group` in order, up to `MAX_TOGETHER` in one transaction, so that a
+    /// busy group pays one commit for what arrived together; if a transaction fails, its events
+    /// are handled each on its own with retries (`handle_with_retries`), so one bad event cannot
+    /// hold up the others. Each event's handling is a span continuing the span beside it. One
+    /// result per event, in order; fewer if `shutdown` came first (the rest are left unhandled).
+    pub async fn handle_batch(
+        &self,
+        group: ConsumerGroup,
+        events: &[(&Envelope, tracing::Span)],
+        shutdown: &mut Shutdown,
+    ) -> Vec<Result<Outcome, Rejection>> {
+        let mut results = Vec::with_capacity(events.len());
+        for together in events.chunks(MAX_TOGETHER) {
+            if together.len() > 1 {
+                match self.apply_together(group, together).await {
+                    Ok(outcomes) => {
+                        results.extend(outcomes.into_iter().map(Ok));
+                        continue;
+                    }
+                    Err(err) => {
+                        tracing::debug!(group = group.as_str(), error = %err, "handling together failed; one by one")
+                    }
+                }
+            }
+            for (envelope, span) in together {
+                match self.handle_with_retries(group, envelope, shutdown).instrument(span.clone()).await {
+                    Some(result) => results.push(result),
+                    None => return results,
+                }
+            }
         }
+        results
+    }
+
+    /// Every effect and inbox entry of `events` commits together, or none does; the applied and
+    /// duplicate ones are counted once it committed.
+    async fn apply_together(
+        &self,
+        group: ConsumerGroup,
+        events: &[(&Envelope, tracing::Span)],
+    ) -> Result<Vec<Outcome>, HandleError> {
+        let mut outcomes = vec![Outcome::Ignored; events.len()];
+        if !events.iter().any(|(envelope, _)| group.wants(envelope.event_type)) {
+            return Ok(outcomes);
+        }
+        let started = std::time::Instant::now();
         let now = self.clock.now();
         let tx = self.store.begin_write().await?;
-        if !store::consumers::claim(&tx, group.as_str(), envelope.event_id, now).await? {
-            return Ok(Outcome::Duplicate);
-        }
-        let recorded_webhooks = match group {
-            ConsumerGroup::Analytics => {
-                analytics::apply(&tx, envelope).await?;
-                false
+        let mut recorded_webhooks = false;
+        for ((envelope, parent), outcome) in events.iter().zip(&mut outcomes) {
+            if !group.wants(envelope.event_type) {
+                continue;
             }
-            ConsumerGroup::Notifications => notifications::apply(&tx, envelope, &self.config.webhook, now).await?,
-            ConsumerGroup::Integrations => integrations::apply(&tx, envelope, &self.config.fhir_base_url, now).await?,
-        };
+            let span = tracing::info_span!(
+                parent: parent,
+                "consumer.handle",
+                otel.name = %format_args!("{} {}", group.as_str(), envelope.event_type.as_str()),
+                group = group.as_str(),
+                event_type = envelope.event_type.as_str(),
+                event_id = %envelope.event_id,
+                correlation_id = %envelope.metadata.correlation_id,
+            );
+            match self.apply(&tx, group, envelope, now).instrument(span.clone()).await {
+                Ok((applied, webhooks)) => {
+                    *outcome = applied;
+                    recorded_webhooks |= webhooks;
+                }
+                Err(err) => {
+                    if let HandleError::Failed(_) = err {
+                        crate::telemetry::traces::mark_error(&span, "handling failed");
+                    }
+                    return Err(err);
+                }
+            }
+        }
         tx.commit().await?;
         if recorded_webhooks {
             self.deliveries.notify_one();
         }
-        Ok(Outcome::Applied)
+        let duration = self.metrics.consumers.duration.get_or_create(&GroupLabels { group: group.as_str() }).clone();
+        for ((envelope, _), outcome) in events.iter().zip(&outcomes) {
+            let counted = match outcome {
+                Outcome::Applied => "applied",
+                Outcome::Duplicate => "duplicate",
+                Outcome::Ignored => continue,
+            };
+            // An event took effect when its transaction committed.
+            duration.observe(started.elapsed().as_secs_f64());
+            self.count(group, envelope, counted);
+        }
+        Ok(outcomes)
     }
 
-    /// Hands one outbox event to every group that wants it, in turn; a group that gives up on it
-    /// dead-letters it and the others still get it. `Ok(false)`: stopping before every group had it.
-    pub async fn deliver(&self, event: &OutboxEvent, shutdown: &mut Shutdown) -> Result<bool, DbErr> {
-        let envelope = &event.envelope;
-        for group in ConsumerGroup::ALL.into_iter().filter(|g| g.wants(envelope.event_type)) {
-            match self.handle_with_retries(group, envelope, shutdown).await {
-                Some(Ok(_)) => {}
-                Some(Err(rejection)) => {
-                    let event_type = Some(envelope.event_type.as_str());
-                    self.dead_letter(group, Some(envelope.event_id), event_type, &event.payload, &rejection).await?;
+    /// One event's effect and inbox entry in `tx`; whether it recorded a webhook delivery.
+    async fn apply(
+        &self,
+        tx: &store::WriteTx,
+        group: ConsumerGroup,
+        envelope: &Envelope,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Outcome, bool), HandleError> {
+        if !store::consumers::claim(tx, group.as_str(), envelope.event_id, now).await? {
+            return Ok((Outcome::Duplicate, false));
+        }
+        let recorded_webhooks = match group {
+            ConsumerGroup::Analytics => {
+                analytics::apply(tx, envelope).await?;
+                false
+            }
+            ConsumerGroup::Notifications => notifications::apply(tx, envelope, &self.config.webhook, now).await?,
+            ConsumerGroup::Integrations => integrations::apply(tx, envelope, &self.config.fhir_base_url, now).await?,
+        };
+        Ok((Outcome::Applied, recorded_webhooks))
+    }
+
+    fn count(&self, group: ConsumerGroup, envelope: &Envelope, outcome: &'static str) {
+        let labels = ConsumerLabels { group: group.as_str(), event_type: envelope.event_type.as_str(), outcome };
+        self.metrics.consumers.processed.get_or_create(&labels).inc();
+    }
+
+    /// Hands outbox events, in recorded order, to every group that wants them (see
+    /// `handle_batch`), each event's handling continuing its span in `spans`; a group that gives
+    /// up on one dead-letters it and the others still get it. Returns how many events, from the
+    /// first, every group is done with: fewer than all if stopping came first.
+    pub async fn deliver(
+        &self,
+        events: &[OutboxEvent],
+        spans: &[tracing::Span],
+        shutdown: &mut Shutdown,
+    ) -> Result<usize, DbErr> {
+        let mut done = events.len();
+        for group in ConsumerGroup::ALL {
+            let batch: Vec<(&Envelope, tracing::Span)> =
+                events[..done].iter().zip(spans).map(|(event, span)| (&event.envelope, span.clone())).collect();
+            let results = self.handle_batch(group, &batch, shutdown).await;
+            done = results.len();
+            for (event, result) in events.iter().zip(results) {
+                if let Err(rejection) = result {
+                    let event_type = Some(event.envelope.event_type.as_str());
+                    let event_id = Some(event.envelope.event_id);
+                    self.dead_letter(group, event_id, event_type, &event.payload, &rejection).await?;
                 }
-                None => return Ok(false),
             }
         }
-        Ok(true)
+        Ok(done)
     }
 
     /// Handles an event, retrying failures with a doubling pause. Gives up (for the dead letters)

@@ -17,7 +17,6 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sea_orm::DbErr;
 use tokio::sync::watch;
-use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::clock::Clock;
@@ -36,7 +35,7 @@ const LEADER_LOCK_KEY: i64 = 0x4843_5245_4c41; // "HCRELA"
 const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
 /// How often the leader refreshes the backlog gauges (a count of the pending rows).
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
-/// In-process rounds are shorter: each event is a transaction per consumer group.
+/// In-process rounds are shorter: each consumer group handles a round's events in one transaction.
 const IN_PROCESS_BATCH: u64 = 500;
 
 /// Where the relay sends events.
@@ -53,9 +52,15 @@ enum Sink {
 /// wires `consumers::Consumers` in, so the relay knows nothing of the consumers.
 #[async_trait::async_trait]
 pub trait LocalConsumers: Send + Sync {
-    /// Hands one event to every group that wants it (a group that gives up on it dead-letters it).
-    /// `Ok(false)`: stopping before every group had it, so it stays pending.
-    async fn deliver(&self, event: &OutboxEvent, shutdown: &mut Shutdown) -> Result<bool, DbErr>;
+    /// Hands events, in order, to every group that wants them (a group that gives up on one
+    /// dead-letters it), each event's handling continuing its span in `spans`. Returns how many,
+    /// from the first, every group had: fewer than all when stopping, and the rest stay pending.
+    async fn deliver(
+        &self,
+        events: &[OutboxEvent],
+        spans: &[tracing::Span],
+        shutdown: &mut Shutdown,
+    ) -> Result<usize, DbErr>;
 }
 
 pub struct Relay {
@@ -212,21 +217,24 @@ impl Relay {
         shutdown: &mut Shutdown,
     ) -> Result<usize, RelayError> {
         let events = outbox::pending(self.store.db(), self.config.batch_size.min(IN_PROCESS_BATCH)).await?;
-        let mut delivered = Vec::with_capacity(events.len());
-        for event in &events {
-            let span = tracing::info_span!(
-                "outbox.deliver",
-                otel.name = %format_args!("{} deliver", event.envelope.event_type.as_str()),
-                event_type = event.envelope.event_type.as_str(),
-                event_id = %event.envelope.event_id,
-            );
-            traces::continue_trace(&span, event.traceparent.as_deref());
-            // Stopping: this event stays pending (groups that handled it skip it next time).
-            if !consumers.deliver(event, shutdown).instrument(span).await? {
-                break;
-            }
-            delivered.push(event.sequence);
-        }
+        let spans: Vec<tracing::Span> = events
+            .iter()
+            .map(|event| {
+                let span = tracing::info_span!(
+                    "outbox.deliver",
+                    otel.name = %format_args!("{} deliver", event.envelope.event_type.as_str()),
+                    event_type = event.envelope.event_type.as_str(),
+                    event_id = %event.envelope.event_id,
+                );
+                traces::continue_trace(&span, event.traceparent.as_deref());
+                span
+            })
+            .collect();
+        // Stopping: the events after those every group had stay pending (groups that handled
+        // them skip them next time).
+        let done = consumers.deliver(&events, &spans, shutdown).await?;
+        drop(spans);
+        let delivered: Vec<i64> = events[..done].iter().map(|event| event.sequence).collect();
         let now = self.clock.now();
         outbox::mark_delivered(self.store.db(), &delivered, now).await?;
         let latency = self.metrics.events.delivery_latency.get_or_create(&SinkLabels { sink: "in_process" }).clone();

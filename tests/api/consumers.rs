@@ -5,7 +5,7 @@
 use chrono::Utc;
 use healthcore::testing::consumers::ConsumerGroup;
 use healthcore::testing::domain::Role;
-use healthcore::testing::events::{Envelope, EventType};
+use healthcore::testing::events::{Envelope, EventType, NewEvent};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -53,6 +53,7 @@ on_both_backends!(
     a_subscription_that_keeps_failing_is_disabled_and_can_be_enabled_again,
     a_replayed_event_has_no_second_effect_unless_the_consumer_is_rebuilt,
     an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves_on,
+    events_that_arrive_together_are_handled_together_and_a_bad_one_holds_up_none,
     a_fhir_subscription_receives_id_only_notification_bundles,
 );
 
@@ -262,32 +263,7 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
     // An appointment.booked whose data lacks the ids the consumers need (as a buggy producer
     // might write it), recorded the way the services record events.
     let practitioner = app.create_practitioner("LIC-DLQ").await;
-    let ctx = healthcore::testing::context::RequestContext {
-        clock: Default::default(),
-        principal: healthcore::testing::auth::Principal {
-            user_id: healthcore::testing::domain::UserId::from_uuid(Uuid::nil()),
-            role: Role::Admin,
-            patient_id: None,
-        },
-        correlation_id: "dead-letter-test".into(),
-        client_addr: None,
-        user_agent: None,
-        attempt: Default::default(),
-    };
-    let poison = Envelope::new(
-        healthcore::testing::events::NewEvent {
-            event_type: EventType::AppointmentBooked,
-            aggregate_id: Uuid::now_v7(),
-            aggregate_version: 1,
-            data: json!({"status": "booked"}),
-        },
-        &ctx,
-        Utc::now(),
-    );
-    let tx = app.store.begin_write().await.unwrap();
-    healthcore::testing::store::outbox::append(&tx, std::slice::from_ref(&poison), None).await.unwrap();
-    tx.note_events_recorded([EventType::AppointmentBooked]);
-    tx.commit().await.unwrap();
+    let poison = record_together(&app, vec![poison_booking()]).await.remove(0);
     let patient = app.create_patient("After", "Poison").await;
     app.post("/api/v1/appointments", &app.admin_token, booking(patient, practitioner, 5, 30)).await.expect(201);
     app.events_settled().await;
@@ -307,12 +283,105 @@ async fn an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves
     // The events after the poison one were handled.
     let appointments = analytics(&app, "appointments", &format!("&practitioner_id={practitioner}")).await;
     assert_eq!(appointments["totals"]["booked"], 1);
-    // The poison event breaks its schema on purpose; the suite's schema check is for real events.
-    {
-        use healthcore::testing::store::entities::outbox_event::{Column, Entity};
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        Entity::delete_many().filter(Column::EventId.eq(poison.event_id)).exec(app.store.db()).await.unwrap();
+    forget_poison(&app, &poison).await;
+    app.stop().await;
+}
+
+/// An appointment.booked whose data lacks the ids the consumers need.
+fn poison_booking() -> NewEvent {
+    NewEvent {
+        event_type: EventType::AppointmentBooked,
+        aggregate_id: Uuid::now_v7(),
+        aggregate_version: 1,
+        data: json!({"status": "booked"}),
     }
+}
+
+/// A patient.created as registering a patient records it.
+fn registration() -> NewEvent {
+    let patient_id = Uuid::now_v7();
+    NewEvent {
+        event_type: EventType::PatientCreated,
+        aggregate_id: patient_id,
+        aggregate_version: 1,
+        data: json!({"patient_id": patient_id, "active": true}),
+    }
+}
+
+/// Records `events` in one transaction, the way the services record theirs: the relay reads them
+/// in one round.
+async fn record_together(app: &TestApp, events: Vec<NewEvent>) -> Vec<Envelope> {
+    let ctx = healthcore::testing::context::RequestContext {
+        clock: Default::default(),
+        principal: healthcore::testing::auth::Principal {
+            user_id: healthcore::testing::domain::UserId::from_uuid(Uuid::nil()),
+            role: Role::Admin,
+            patient_id: None,
+        },
+        correlation_id: "recorded-by-a-test".into(),
+        client_addr: None,
+        user_agent: None,
+        attempt: Default::default(),
+    };
+    let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, &ctx, Utc::now())).collect();
+    let tx = app.store.begin_write().await.unwrap();
+    healthcore::testing::store::outbox::append(&tx, &envelopes, None).await.unwrap();
+    tx.note_events_recorded(envelopes.iter().map(|e| e.event_type));
+    tx.commit().await.unwrap();
+    envelopes
+}
+
+/// The poison event breaks its schema on purpose; the suite's schema check is for real events.
+async fn forget_poison(app: &TestApp, poison: &Envelope) {
+    use healthcore::testing::store::entities::outbox_event::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    Entity::delete_many().filter(Column::EventId.eq(poison.event_id)).exec(app.store.db()).await.unwrap();
+}
+
+/// When each group handled each event, from the inbox.
+async fn handled_at(app: &TestApp, group: ConsumerGroup, event: &Envelope) -> chrono::DateTime<Utc> {
+    use healthcore::testing::store::entities::consumer_inbox::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let row = Entity::find()
+        .filter(Column::ConsumerGroup.eq(group.as_str()))
+        .filter(Column::EventId.eq(event.event_id))
+        .one(app.store.db())
+        .await
+        .unwrap();
+    row.unwrap_or_else(|| panic!("{group:?} handled {}", event.event_id)).processed_at
+}
+
+async fn events_that_arrive_together_are_handled_together_and_a_bad_one_holds_up_none(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("HEALTHCORE_CONSUMER_MAX_ATTEMPTS", "2"), ("HEALTHCORE_CONSUMER_RETRY_MS", "5")],
+    )
+    .await;
+    // One transaction for the group's part of a round: one time for every inbox entry.
+    let together = record_together(&app, vec![registration(), registration(), registration()]).await;
+    app.events_settled().await;
+    let first = handled_at(&app, ConsumerGroup::Analytics, &together[0]).await;
+    for event in &together[1..] {
+        assert_eq!(handled_at(&app, ConsumerGroup::Analytics, event).await, first, "handled in one transaction");
+    }
+    assert_eq!(analytics(&app, "patients", "").await["total_registered"], 3);
+
+    // A bad event among them: the transaction fails, and each is handled on its own.
+    let mixed = record_together(&app, vec![registration(), poison_booking(), registration()]).await;
+    app.events_settled().await;
+    assert_eq!(analytics(&app, "patients", "").await["total_registered"], 5, "the good events took effect");
+    for group in [ConsumerGroup::Analytics, ConsumerGroup::Notifications] {
+        let letters =
+            healthcore::testing::store::consumers::dead_letters(app.store.db(), group.as_str(), 10).await.unwrap();
+        let dead: Vec<Option<Uuid>> = letters.iter().map(|letter| letter.event_id).collect();
+        assert_eq!(dead, [Some(mixed[1].event_id)], "{group:?}: only the bad event is dead-lettered");
+    }
+    assert_ne!(
+        handled_at(&app, ConsumerGroup::Analytics, &mixed[0]).await,
+        handled_at(&app, ConsumerGroup::Analytics, &mixed[2]).await,
+        "after the failure, one transaction each"
+    );
+    forget_poison(&app, &mixed[1]).await;
     app.stop().await;
 }
 

@@ -6,7 +6,8 @@ use reqwest::Method;
 
 use crate::helpers::{Backend, TestApp};
 
-async fn set_reachable(app: &TestApp, reachable: bool) {
+/// Lets (or stops) every session reach the app's database, cutting those open when it stops them.
+pub async fn set_reachable(app: &TestApp, reachable: bool) {
     let name = app.store.url().rsplit('/').next().unwrap().to_owned();
     let admin = crate::helpers::admin_store().await;
     admin.db_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}")).await.unwrap();
