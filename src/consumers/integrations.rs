@@ -16,17 +16,23 @@ use crate::store::webhooks::{self, NewDelivery, Target};
 /// The canonical URL of the topic an event type stands for, in FHIR notifications.
 pub const TOPIC_BASE: &str = "https://healthcore.dev/fhir/SubscriptionTopic/";
 
-/// Records a delivery per matching subscription; returns whether it recorded any.
+/// The active subscriptions, read once per transaction and handed to `apply` for each event in it.
+pub async fn subscribers(tx: &WriteTx) -> Result<Vec<Subscription>, HandleError> {
+    Ok(subscriptions::active(tx).await?)
+}
+
+/// Records a delivery per matching subscription among `subscribers`; returns whether it recorded any.
 pub async fn apply(
     tx: &WriteTx,
     envelope: &Envelope,
+    subscribers: &[Subscription],
     fhir_base_url: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, HandleError> {
     let event_type = envelope.event_type.as_str();
     let mut recorded = false;
     let mut as_published = None;
-    for subscription in subscriptions::active(tx).await? {
+    for subscription in subscribers {
         if !subscription.wants(event_type) {
             continue;
         }
@@ -36,7 +42,7 @@ pub async fn apply(
                 .clone(),
             Payload::FhirIdOnly => {
                 let number = subscriptions::next_event_number(tx, subscription.id).await?;
-                notification(envelope, &subscription, number, fhir_base_url).to_string()
+                notification(envelope, subscription, number, fhir_base_url).to_string()
             }
         };
         let delivery = NewDelivery {

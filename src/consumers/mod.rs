@@ -245,6 +245,10 @@ impl Consumers {
         let started = std::time::Instant::now();
         let now = self.clock.now();
         let tx = self.store.begin_write().await?;
+        let subscribers = match group {
+            ConsumerGroup::Integrations => integrations::subscribers(&tx).await?,
+            _ => Vec::new(),
+        };
         let mut recorded_webhooks = false;
         for ((envelope, parent), outcome) in events.iter().zip(&mut outcomes) {
             if !group.wants(envelope.event_type) {
@@ -259,7 +263,7 @@ impl Consumers {
                 event_id = %envelope.event_id,
                 correlation_id = %envelope.metadata.correlation_id,
             );
-            match self.apply(&tx, group, envelope, now).instrument(span.clone()).await {
+            match self.apply(&tx, group, envelope, &subscribers, now).instrument(span.clone()).await {
                 Ok((applied, webhooks)) => {
                     *outcome = applied;
                     recorded_webhooks |= webhooks;
@@ -290,12 +294,14 @@ impl Consumers {
         Ok(outcomes)
     }
 
-    /// One event's effect and inbox entry in `tx`; whether it recorded a webhook delivery.
+    /// One event's effect and inbox entry in `tx` (`subscribers`: the integrations group's
+    /// subscriptions, read once per transaction); whether it recorded a webhook delivery.
     async fn apply(
         &self,
         tx: &store::WriteTx,
         group: ConsumerGroup,
         envelope: &Envelope,
+        subscribers: &[store::subscriptions::Subscription],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(Outcome, bool), HandleError> {
         if !store::consumers::claim(tx, group.as_str(), envelope.event_id, now).await? {
@@ -307,7 +313,9 @@ impl Consumers {
                 false
             }
             ConsumerGroup::Notifications => notifications::apply(tx, envelope, &self.config.webhook, now).await?,
-            ConsumerGroup::Integrations => integrations::apply(tx, envelope, &self.config.fhir_base_url, now).await?,
+            ConsumerGroup::Integrations => {
+                integrations::apply(tx, envelope, subscribers, &self.config.fhir_base_url, now).await?
+            }
         };
         Ok((Outcome::Applied, recorded_webhooks))
     }
