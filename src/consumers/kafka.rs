@@ -136,12 +136,12 @@ impl KafkaConsumer {
                     Err(_) => break,
                 }
             }
-            let finished = self.process(&batch, &dlq_topic, &mut shutdown).await;
+            // Interrupted: what it stored is committed on leaving, below.
+            if !self.process(&batch, &dlq_topic, &mut shutdown).await {
+                break;
+            }
             if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Async) {
                 tracing::warn!(group = self.group.as_str(), error = %err, "could not commit offsets");
-            }
-            if !finished {
-                break;
             }
         }
         // Whatever was handled is committed before leaving the group.

@@ -2,9 +2,9 @@
 //!
 //! Each group handles events inside a database transaction that also records (group, event id) in
 //! the inbox, so a redelivered event is recognised and skipped: delivery is at-least-once, the
-//! effect exactly-once. Events that arrive together share one transaction (`handle_batch`). The same handling runs behind Kafka
-//! (`healthcore consume --group NAME`, see `kafka`) and in-process when Kafka is off (the relay's
-//! in-process sink, see `relay`).
+//! effect exactly-once. Events that arrive together share one transaction (`handle_batch`). The
+//! same handling runs behind Kafka (`healthcore consume --group NAME`, see `kafka`) and in-process
+//! when Kafka is off (the relay's in-process sink, see `relay`).
 //!
 //! Webhooks are not sent while handling: the handler records the delivery in the same transaction
 //! and the `delivery` worker sends it afterwards, with retries, so a slow receiver never holds up
@@ -280,6 +280,8 @@ impl Consumers {
         if recorded_webhooks {
             self.deliveries.notify_one();
         }
+        // Every event of the transaction took effect when it committed.
+        let took = started.elapsed().as_secs_f64();
         let duration = self.metrics.consumers.duration.get_or_create(&GroupLabels { group: group.as_str() }).clone();
         for ((envelope, _), outcome) in events.iter().zip(&outcomes) {
             let counted = match outcome {
@@ -287,8 +289,7 @@ impl Consumers {
                 Outcome::Duplicate => "duplicate",
                 Outcome::Ignored => continue,
             };
-            // An event took effect when its transaction committed.
-            duration.observe(started.elapsed().as_secs_f64());
+            duration.observe(took);
             self.count(group, envelope, counted);
         }
         Ok(outcomes)

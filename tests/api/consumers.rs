@@ -338,7 +338,7 @@ async fn forget_poison(app: &TestApp, poison: &Envelope) {
     Entity::delete_many().filter(Column::EventId.eq(poison.event_id)).exec(app.store.db()).await.unwrap();
 }
 
-/// When each group handled each event, from the inbox.
+/// When `group` handled `event`, from its inbox.
 async fn handled_at(app: &TestApp, group: ConsumerGroup, event: &Envelope) -> chrono::DateTime<Utc> {
     use healthcore::testing::store::entities::consumer_inbox::{Column, Entity};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
