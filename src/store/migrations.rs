@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (8, "FHIR notifications for integration subscriptions", fhir_notifications),
     (9, "row counts kept for the totals of whole-table lists", row_counts),
     (10, "patient name-prefix indexes that carry the list's columns", covering_name_indexes),
+    (11, "outbox: pending events indexed apart from published ones", outbox_pending_index),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -734,6 +735,22 @@ fn covering_name_indexes() -> Vec<Ddl> {
             DbBackend::Postgres,
             "CREATE INDEX ix_patients_given_name_key ON patients (given_name_key text_pattern_ops) \
              INCLUDE (family_name_key, family_name, given_name, created_at, active, id)",
+        ),
+    ]
+}
+
+/// The relay reads the pending events in sequence order at every round. In one index of
+/// `(published_at, sequence)`, every event's first version stayed under "pending" until a vacuum
+/// removed it, and PostgreSQL's bitmap scans, which never mark index entries dead, visited each of
+/// those rows again at every round: 2.5 ms a round after 15 s of the mixed benchmark, the second
+/// costliest statement of the run. Now pending events have an index of their own, which the relay
+/// walks in order (`store::outbox::pending`), and retention finds published ones by time in another.
+fn outbox_pending_index() -> Vec<Ddl> {
+    vec![
+        Ddl::Sql("DROP INDEX ix_outbox_events_pending"),
+        Ddl::Sql("CREATE INDEX ix_outbox_events_unpublished ON outbox_events (sequence) WHERE published_at IS NULL"),
+        Ddl::Sql(
+            "CREATE INDEX ix_outbox_events_published_at ON outbox_events (published_at) WHERE published_at IS NOT NULL",
         ),
     ]
 }
