@@ -16,7 +16,7 @@ pub mod clock {
 }
 
 pub mod consumers {
-    pub use crate::consumers::{ConsumerGroup, Consumers};
+    pub use crate::consumers::{ConsumerGroup, Consumers, Outcome};
 
     pub mod delivery {
         pub use crate::consumers::delivery::DeliveryWorker;

@@ -249,28 +249,44 @@ impl Consumers {
             ConsumerGroup::Integrations => integrations::subscribers(&tx).await?,
             _ => Vec::new(),
         };
+        // Each wanted event's handling is a span continuing the span beside it.
+        let spans: Vec<Option<tracing::Span>> = events
+            .iter()
+            .map(|(envelope, parent)| {
+                group.wants(envelope.event_type).then(|| {
+                    tracing::info_span!(
+                        parent: parent,
+                        "consumer.handle",
+                        otel.name = %format_args!("{} {}", group.as_str(), envelope.event_type.as_str()),
+                        group = group.as_str(),
+                        event_type = envelope.event_type.as_str(),
+                        event_id = %envelope.event_id,
+                        correlation_id = %envelope.metadata.correlation_id,
+                    )
+                })
+            })
+            .collect();
+        // One inbox statement for the whole transaction (a span of the first event's handling);
+        // what the inbox already held is a redelivery.
+        let wanted: Vec<Uuid> =
+            events.iter().filter(|(envelope, _)| group.wants(envelope.event_type)).map(|(e, _)| e.event_id).collect();
+        let first = spans.iter().flatten().next().cloned().unwrap_or_else(tracing::Span::none);
+        let mut claimed = store::consumers::claim_all(&tx, group.as_str(), &wanted, now).instrument(first).await?;
         let mut recorded_webhooks = false;
-        for ((envelope, parent), outcome) in events.iter().zip(&mut outcomes) {
-            if !group.wants(envelope.event_type) {
+        for (((envelope, _), span), outcome) in events.iter().zip(&spans).zip(&mut outcomes) {
+            let Some(span) = span else { continue };
+            if !claimed.remove(&envelope.event_id) {
+                *outcome = Outcome::Duplicate;
                 continue;
             }
-            let span = tracing::info_span!(
-                parent: parent,
-                "consumer.handle",
-                otel.name = %format_args!("{} {}", group.as_str(), envelope.event_type.as_str()),
-                group = group.as_str(),
-                event_type = envelope.event_type.as_str(),
-                event_id = %envelope.event_id,
-                correlation_id = %envelope.metadata.correlation_id,
-            );
             match self.apply(&tx, group, envelope, &subscribers, now).instrument(span.clone()).await {
-                Ok((applied, webhooks)) => {
-                    *outcome = applied;
+                Ok(webhooks) => {
+                    *outcome = Outcome::Applied;
                     recorded_webhooks |= webhooks;
                 }
                 Err(err) => {
                     if let HandleError::Failed(_) = err {
-                        crate::telemetry::traces::mark_error(&span, "handling failed");
+                        crate::telemetry::traces::mark_error(span, "handling failed");
                     }
                     return Err(err);
                 }
@@ -295,8 +311,8 @@ impl Consumers {
         Ok(outcomes)
     }
 
-    /// One event's effect and inbox entry in `tx` (`subscribers`: the integrations group's
-    /// subscriptions, read once per transaction); whether it recorded a webhook delivery.
+    /// One claimed event's effect in `tx` (`subscribers`: the integrations group's subscriptions,
+    /// read once per transaction); whether it recorded a webhook delivery.
     async fn apply(
         &self,
         tx: &store::WriteTx,
@@ -304,11 +320,8 @@ impl Consumers {
         envelope: &Envelope,
         subscribers: &[store::subscriptions::Subscription],
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Outcome, bool), HandleError> {
-        if !store::consumers::claim(tx, group.as_str(), envelope.event_id, now).await? {
-            return Ok((Outcome::Duplicate, false));
-        }
-        let recorded_webhooks = match group {
+    ) -> Result<bool, HandleError> {
+        Ok(match group {
             ConsumerGroup::Analytics => {
                 analytics::apply(tx, envelope).await?;
                 false
@@ -317,8 +330,7 @@ impl Consumers {
             ConsumerGroup::Integrations => {
                 integrations::apply(tx, envelope, subscribers, &self.config.fhir_base_url, now).await?
             }
-        };
-        Ok((Outcome::Applied, recorded_webhooks))
+        })
     }
 
     fn count(&self, group: ConsumerGroup, envelope: &Envelope, outcome: &'static str) {

@@ -1,6 +1,8 @@
 //! Consumer bookkeeping: the inbox that makes an effect happen once per (group, event), and the
 //! dead letters of in-process delivery.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
@@ -8,28 +10,32 @@ use uuid::Uuid;
 
 use super::entities::{consumer_inbox, dead_letter};
 
-/// Records that `group` handled `event_id`; false if it already had (the caller then rolls back
-/// and skips the effect). Runs in the transaction of the effect.
-pub async fn claim(
+/// Records that `group` handled each of `event_ids` (in one statement, whatever their number);
+/// returns those it had not handled before: the caller applies their effects in the same
+/// transaction and skips the others as redeliveries. An id given twice is claimed once.
+pub async fn claim_all(
     conn: &impl ConnectionTrait,
     group: &str,
-    event_id: Uuid,
+    event_ids: &[Uuid],
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let row = consumer_inbox::ActiveModel {
+) -> Result<HashSet<Uuid>, DbErr> {
+    if event_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = event_ids.iter().map(|event_id| consumer_inbox::ActiveModel {
         consumer_group: Set(group.to_owned()),
-        event_id: Set(event_id),
+        event_id: Set(*event_id),
         processed_at: Set(now),
-    };
-    let inserted = consumer_inbox::Entity::insert(row)
+    });
+    let claimed = consumer_inbox::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::columns([consumer_inbox::Column::ConsumerGroup, consumer_inbox::Column::EventId])
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(conn)
+        .exec_with_returning(conn)
         .await?;
-    Ok(inserted == 1)
+    Ok(claimed.into_iter().map(|row| row.event_id).collect())
 }
 
 /// Forgets which events `group` handled, so a replay rebuilds its effects.

@@ -3,9 +3,10 @@
 //! automatic disabling, the inbox's exactly-once effect, and dead letters.
 
 use chrono::Utc;
-use healthcore::testing::consumers::ConsumerGroup;
+use healthcore::testing::consumers::{ConsumerGroup, Consumers, Outcome};
 use healthcore::testing::domain::Role;
 use healthcore::testing::events::{Envelope, EventType, NewEvent};
+use healthcore::testing::shutdown;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -54,6 +55,7 @@ on_both_backends!(
     a_replayed_event_has_no_second_effect_unless_the_consumer_is_rebuilt,
     an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves_on,
     events_that_arrive_together_are_handled_together_and_a_bad_one_holds_up_none,
+    an_event_delivered_twice_in_one_batch_takes_effect_once,
     a_fhir_subscription_receives_id_only_notification_bundles,
 );
 
@@ -311,6 +313,16 @@ fn registration() -> NewEvent {
 /// Records `events` in one transaction, the way the services record theirs: the relay reads them
 /// in one round.
 async fn record_together(app: &TestApp, events: Vec<NewEvent>) -> Vec<Envelope> {
+    let envelopes = envelopes(events);
+    let tx = app.store.begin_write().await.unwrap();
+    healthcore::testing::store::outbox::append(&tx, &envelopes, None).await.unwrap();
+    tx.note_events_recorded(envelopes.iter().map(|e| e.event_type));
+    tx.commit().await.unwrap();
+    envelopes
+}
+
+/// `events` as a request of the admin would have recorded them.
+fn envelopes(events: Vec<NewEvent>) -> Vec<Envelope> {
     let ctx = healthcore::testing::context::RequestContext {
         clock: Default::default(),
         principal: healthcore::testing::auth::Principal {
@@ -323,12 +335,7 @@ async fn record_together(app: &TestApp, events: Vec<NewEvent>) -> Vec<Envelope> 
         user_agent: None,
         attempt: Default::default(),
     };
-    let envelopes: Vec<Envelope> = events.into_iter().map(|event| Envelope::new(event, &ctx, Utc::now())).collect();
-    let tx = app.store.begin_write().await.unwrap();
-    healthcore::testing::store::outbox::append(&tx, &envelopes, None).await.unwrap();
-    tx.note_events_recorded(envelopes.iter().map(|e| e.event_type));
-    tx.commit().await.unwrap();
-    envelopes
+    events.into_iter().map(|event| Envelope::new(event, &ctx, Utc::now())).collect()
 }
 
 /// The poison event breaks its schema on purpose; the suite's schema check is for real events.
@@ -382,6 +389,29 @@ async fn events_that_arrive_together_are_handled_together_and_a_bad_one_holds_up
         "after the failure, one transaction each"
     );
     forget_poison(&app, &mixed[1]).await;
+    app.stop().await;
+}
+
+/// A broker may deliver a message again, even within the batch that holds it the first time: the
+/// batch's inbox entries are written together and each event still takes effect once.
+async fn an_event_delivered_twice_in_one_batch_takes_effect_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let config = crate::helpers::test_config(&app.database_url(), &[]);
+    let consumers = Consumers::new(app.store.clone(), config.consumers.clone(), app.metrics.clone());
+    let (_stop, mut shutdown) = shutdown::channel();
+    let events = envelopes(vec![registration(), registration()]);
+    let none = tracing::Span::none;
+    let batch = [(&events[0], none()), (&events[0], none()), (&events[1], none())];
+    let outcomes: Vec<Option<Outcome>> = consumers
+        .handle_batch(ConsumerGroup::Analytics, &batch, &mut shutdown)
+        .await
+        .into_iter()
+        .map(Result::ok)
+        .collect();
+    assert_eq!(outcomes, [Some(Outcome::Applied), Some(Outcome::Duplicate), Some(Outcome::Applied)]);
+    let again = consumers.handle_batch(ConsumerGroup::Analytics, &[(&events[1], none())], &mut shutdown).await;
+    assert_eq!(again.into_iter().map(Result::ok).collect::<Vec<_>>(), [Some(Outcome::Duplicate)]);
+    assert_eq!(analytics(&app, "patients", "").await["total_registered"], 2, "two registrations, each counted once");
     app.stop().await;
 }
 

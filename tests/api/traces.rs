@@ -113,10 +113,14 @@ fn assert_connected(spans: &HashMap<SpanId, SpanData>) -> SpanId {
         let handled = named(spans, &format!("{group} appointment.booked"));
         assert!(!handled.is_empty(), "{group} handled the booking within the trace");
         assert!(handled.iter().all(|span| descends_from(spans, span, write)), "{group} continues the outbox write");
-        assert!(
-            handled.iter().any(|span| statements.iter().any(|s| s.parent_span_id == span.span_context.span_id())),
-            "{group}'s statements are spans of its handling"
-        );
+        // A booking has an effect for these two; integrations has none without a subscription
+        // (the inbox entries of a batch are one statement, a span of its first event's handling).
+        if group != "integrations" {
+            assert!(
+                handled.iter().any(|span| statements.iter().any(|s| s.parent_span_id == span.span_context.span_id())),
+                "{group}'s statements are spans of its handling"
+            );
+        }
     }
     for span in spans.values() {
         for kv in &span.attributes {
