@@ -33,3 +33,24 @@ wrk_summary() {
     /Non-2xx/ { bad = $NF }
     END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad + 0 }'
 }
+
+# CPU time used so far, in clock ticks, by the processes whose ids are given.
+cpu_of_pids() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# CPU time used so far, in clock ticks, by every process named $1 (postgres).
+cpu_of_command() {
+  # shellcheck disable=SC2046
+  cpu_of_pids $(pgrep -x "$1")
+}
+
+# CPU time used so far by the whole machine (all cores), in clock ticks.
+cpu_of_machine() {
+  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}

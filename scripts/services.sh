@@ -76,14 +76,21 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 ensure_kafka() {
   ensure_tansu
   if port_open "$KAFKA_TEST_PORT"; then return 0; fi
-  local logs=${TMPDIR:-/tmp}/healthcore-tansu.log
-  log "starting tansu on 127.0.0.1:$KAFKA_TEST_PORT (log: $logs)"
+  start_tansu "$KAFKA_TEST_PORT" "${TMPDIR:-/tmp}/healthcore-tansu.log"
+}
+
+# Starts tansu with in-memory storage on 127.0.0.1:$1, logging to $2, and waits until it listens
+# (at most ten seconds). Its process id is left in $TANSU_PID.
+start_tansu() {
+  local port=$1 logs=$2
+  log "starting tansu on 127.0.0.1:$port (log: $logs)"
   nohup "$HEALTHCORE_TOOLS/bin/tansu" broker \
-    --listener-url "tcp://127.0.0.1:$KAFKA_TEST_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_TEST_PORT" \
+    --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" \
     --storage-engine memory://tansu/ >"$logs" 2>&1 &
+  TANSU_PID=$!
   for _ in $(seq 1 50); do
-    port_open "$KAFKA_TEST_PORT" && return 0
+    port_open "$port" && return 0
     sleep 0.2
   done
   log "tansu did not start; see $logs"
