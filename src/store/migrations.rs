@@ -743,8 +743,9 @@ fn covering_name_indexes() -> Vec<Ddl> {
 /// `(published_at, sequence)`, every event's first version stayed under "pending" until a vacuum
 /// removed it, and PostgreSQL's bitmap scans, which never mark index entries dead, visited each of
 /// those rows again at every round: 2.5 ms a round after 15 s of the mixed benchmark, the second
-/// costliest statement of the run. Now pending events have an index of their own, which the relay
-/// walks in order (`store::outbox::pending`), and retention finds published ones by time in another.
+/// costliest statement of the run. Now pending events have an index of their own, which stays a
+/// few pages (BENCHMARKS.md, the production shape), and retention finds published ones by time in
+/// another.
 fn outbox_pending_index() -> Vec<Ddl> {
     vec![
         Ddl::Sql("DROP INDEX ix_outbox_events_pending"),
