@@ -4,10 +4,12 @@
 //! A day is the UTC date on which the event happened (a booking counts on the day it was made,
 //! not on the day of the appointment).
 
+use tracing::Span;
+
+use super::effects::Effects;
 use super::{HandleError, data};
 use crate::events::{AppointmentData, Envelope, EventType};
-use crate::store::WriteTx;
-use crate::store::analytics::{self, AppointmentCounter};
+use crate::store::analytics::AppointmentCounter;
 
 pub const EVENT_TYPES: [EventType; 5] = [
     EventType::PatientCreated,
@@ -17,11 +19,12 @@ pub const EVENT_TYPES: [EventType; 5] = [
     EventType::AppointmentNoShow,
 ];
 
-pub async fn apply(tx: &WriteTx, envelope: &Envelope) -> Result<(), HandleError> {
+/// Counts the event in `effects` (for the event whose handling is `span`).
+pub fn apply(envelope: &Envelope, span: &Span, effects: &mut Effects) -> Result<(), HandleError> {
     let day = envelope.timestamp.date_naive();
     let counter = match envelope.event_type {
         EventType::PatientCreated => {
-            analytics::count_patient_registered(tx, day).await?;
+            effects.registrations.by(span).count(day);
             return Ok(());
         }
         EventType::AppointmentBooked => AppointmentCounter::Booked,
@@ -31,6 +34,6 @@ pub async fn apply(tx: &WriteTx, envelope: &Envelope) -> Result<(), HandleError>
         _ => return Ok(()),
     };
     let facts: AppointmentData = data(envelope)?;
-    analytics::count_appointment(tx, day, facts.practitioner_id, counter).await?;
+    effects.appointments.by(span).count(day, facts.practitioner_id, counter);
     Ok(())
 }

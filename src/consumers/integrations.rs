@@ -3,15 +3,17 @@
 //! for a subscription that chose `fhir-id-only`, a FHIR R4B subscription-notification Bundle in the
 //! shape of the Subscriptions R5 Backport IG's `id-only` content (ids only as well).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde_json::{Value, json};
+use tracing::Span;
 use uuid::Uuid;
 
 use super::HandleError;
+use super::effects::Effects;
 use crate::events::Envelope;
 use crate::store::WriteTx;
 use crate::store::subscriptions::{self, Payload, Subscription};
-use crate::store::webhooks::{self, NewDelivery, Target};
+use crate::store::webhooks::{NewDelivery, Target};
 
 /// The canonical URL of the topic an event type stands for, in FHIR notifications.
 pub const TOPIC_BASE: &str = "https://healthcore.dev/fhir/SubscriptionTopic/";
@@ -21,16 +23,17 @@ pub async fn subscribers(tx: &WriteTx) -> Result<Vec<Subscription>, HandleError>
     Ok(subscriptions::active(tx).await?)
 }
 
-/// Records a delivery per matching subscription among `subscribers`; returns whether it recorded any.
+/// Prepares a delivery per matching subscription among `subscribers` in `effects` (for the event
+/// whose handling is `span`); a FHIR notification's event number is taken in `tx` at once.
 pub async fn apply(
     tx: &WriteTx,
     envelope: &Envelope,
     subscribers: &[Subscription],
     fhir_base_url: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, HandleError> {
+    span: &Span,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
     let event_type = envelope.event_type.as_str();
-    let mut recorded = false;
     let mut as_published = None;
     for subscription in subscribers {
         if !subscription.wants(event_type) {
@@ -46,16 +49,16 @@ pub async fn apply(
             }
         };
         let delivery = NewDelivery {
+            id: Uuid::now_v7(),
             target: Target::Subscription(subscription.id),
             event_id: envelope.event_id,
             event_type: event_type.to_owned(),
             payload,
             correlation_id: envelope.metadata.correlation_id.clone(),
         };
-        webhooks::enqueue(tx, delivery, now).await?;
-        recorded = true;
+        effects.deliveries.by(span).push(delivery);
     }
-    Ok(recorded)
+    Ok(())
 }
 
 /// The FHIR resource type of an event's aggregate.

@@ -12,6 +12,7 @@
 
 pub mod analytics;
 pub mod delivery;
+mod effects;
 pub mod integrations;
 pub mod kafka;
 pub mod notifications;
@@ -272,18 +273,28 @@ impl Consumers {
             events.iter().filter(|(envelope, _)| group.wants(envelope.event_type)).map(|(e, _)| e.event_id).collect();
         let first = spans.iter().flatten().next().cloned().unwrap_or_else(tracing::Span::none);
         let mut claimed = store::consumers::claim_all(&tx, group.as_str(), &wanted, now).instrument(first).await?;
-        let mut recorded_webhooks = false;
+        let mut effects = effects::Effects::default();
         for (((envelope, _), span), outcome) in events.iter().zip(&spans).zip(&mut outcomes) {
             let Some(span) = span else { continue };
             if !claimed.remove(&envelope.event_id) {
                 *outcome = Outcome::Duplicate;
                 continue;
             }
-            match self.apply(&tx, group, envelope, &subscribers, now).instrument(span.clone()).await {
-                Ok(webhooks) => {
-                    *outcome = Outcome::Applied;
-                    recorded_webhooks |= webhooks;
+            // Each event's effect is gathered, and written with the others' below.
+            let applied = match group {
+                ConsumerGroup::Analytics => analytics::apply(envelope, span, &mut effects),
+                ConsumerGroup::Notifications => {
+                    notifications::apply(envelope, &self.config.webhook, now, span, &mut effects)
                 }
+                ConsumerGroup::Integrations => {
+                    let base = &self.config.fhir_base_url;
+                    integrations::apply(&tx, envelope, &subscribers, base, span, &mut effects)
+                        .instrument(span.clone())
+                        .await
+                }
+            };
+            match applied {
+                Ok(()) => *outcome = Outcome::Applied,
                 Err(err) => {
                     if let HandleError::Failed(_) = err {
                         crate::telemetry::traces::mark_error(span, "handling failed");
@@ -292,6 +303,7 @@ impl Consumers {
                 }
             }
         }
+        let recorded_webhooks = effects.write(&tx, now).await?;
         tx.commit().await?;
         if recorded_webhooks {
             self.deliveries.notify_one();
@@ -309,28 +321,6 @@ impl Consumers {
             self.count(group, envelope, counted);
         }
         Ok(outcomes)
-    }
-
-    /// One claimed event's effect in `tx` (`subscribers`: the integrations group's subscriptions,
-    /// read once per transaction); whether it recorded a webhook delivery.
-    async fn apply(
-        &self,
-        tx: &store::WriteTx,
-        group: ConsumerGroup,
-        envelope: &Envelope,
-        subscribers: &[store::subscriptions::Subscription],
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, HandleError> {
-        Ok(match group {
-            ConsumerGroup::Analytics => {
-                analytics::apply(tx, envelope).await?;
-                false
-            }
-            ConsumerGroup::Notifications => notifications::apply(tx, envelope, &self.config.webhook, now).await?,
-            ConsumerGroup::Integrations => {
-                integrations::apply(tx, envelope, subscribers, &self.config.fhir_base_url, now).await?
-            }
-        })
     }
 
     fn count(&self, group: ConsumerGroup, envelope: &Envelope, outcome: &'static str) {

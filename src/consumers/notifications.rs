@@ -10,13 +10,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use tracing::Span;
+
+use super::effects::Effects;
 use super::{HandleError, data};
 use crate::config::WebhookConfig;
 use crate::domain::{AppointmentId, PatientId, PractitionerId};
 use crate::events::{AppointmentData, Envelope, EventType};
-use crate::store::WriteTx;
-use crate::store::notifications::{self, Notification};
-use crate::store::webhooks::{self, NewDelivery, Target};
+use crate::store::notifications::Notification;
+use crate::store::webhooks::{NewDelivery, Target};
 
 pub const EVENT_TYPES: [EventType; 4] = [
     EventType::AppointmentBooked,
@@ -43,13 +45,15 @@ pub struct NotificationMessage {
     pub created_at: DateTime<Utc>,
 }
 
-/// Prepares the notification; returns whether a webhook delivery was recorded.
-pub async fn apply(
-    tx: &WriteTx,
+/// Prepares the notification, and its webhook delivery if one is configured, in `effects` (for
+/// the event whose handling is `span`).
+pub fn apply(
     envelope: &Envelope,
     webhook: &WebhookConfig,
     now: DateTime<Utc>,
-) -> Result<bool, HandleError> {
+    span: &Span,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
     let facts: AppointmentData = data(envelope)?;
     let kind = envelope.event_type.as_str().replace('.', "_");
     let mut notification = Notification {
@@ -79,14 +83,16 @@ pub async fn apply(
             created_at: now,
         };
         let delivery = NewDelivery {
+            id: Uuid::now_v7(),
             target: Target::Notifications,
             event_id: envelope.event_id,
             event_type: envelope.event_type.as_str().to_owned(),
             payload: serde_json::to_string(&message).expect("a notification serializes"),
             correlation_id: envelope.metadata.correlation_id.clone(),
         };
-        notification.delivery_id = Some(webhooks::enqueue(tx, delivery, now).await?);
+        notification.delivery_id = Some(delivery.id);
+        effects.deliveries.by(span).push(delivery);
     }
-    notifications::insert(tx, &notification).await?;
-    Ok(notification.delivery_id.is_some())
+    effects.notifications.by(span).push(notification);
+    Ok(())
 }

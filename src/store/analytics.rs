@@ -1,27 +1,17 @@
-//! The analytics consumer's own tables: daily counters, incremented once per event.
+//! The analytics consumer's own tables: daily counters, incremented by what the events of a
+//! transaction add up to.
+
+use std::collections::BTreeMap;
 
 use crate::domain::PractitionerId;
 use chrono::NaiveDate;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::entities::analytics_daily_appointments as appointments;
 use super::entities::analytics_daily_patients as patients;
-
-pub async fn count_patient_registered(conn: &impl ConnectionTrait, day: NaiveDate) -> Result<(), DbErr> {
-    let row = patients::ActiveModel { day: Set(day), registered: Set(1) };
-    patients::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(patients::Column::Day)
-                .value(patients::Column::Registered, Expr::col((patients::Entity, patients::Column::Registered)).add(1))
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
 
 /// Which appointment counter an event moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +23,18 @@ pub enum AppointmentCounter {
 }
 
 impl AppointmentCounter {
+    const ALL: [AppointmentCounter; 4] = [
+        AppointmentCounter::Booked,
+        AppointmentCounter::Cancelled,
+        AppointmentCounter::Completed,
+        AppointmentCounter::NoShow,
+    ];
+
+    /// Its place in `ALL` and in a tally's counts.
+    fn index(self) -> usize {
+        self as usize
+    }
+
     fn column(self) -> appointments::Column {
         match self {
             AppointmentCounter::Booked => appointments::Column::Booked,
@@ -43,30 +45,80 @@ impl AppointmentCounter {
     }
 }
 
-pub async fn count_appointment(
-    conn: &impl ConnectionTrait,
-    day: NaiveDate,
-    practitioner_id: PractitionerId,
-    counter: AppointmentCounter,
-) -> Result<(), DbErr> {
-    let one = |c: AppointmentCounter| Set(i64::from(c == counter));
-    let row = appointments::ActiveModel {
-        day: Set(day),
-        practitioner_id: Set(practitioner_id.into()),
-        booked: one(AppointmentCounter::Booked),
-        cancelled: one(AppointmentCounter::Cancelled),
-        completed: one(AppointmentCounter::Completed),
-        no_show: one(AppointmentCounter::NoShow),
-    };
-    let column = counter.column();
-    appointments::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([appointments::Column::Day, appointments::Column::PractitionerId])
-                .value(column, Expr::col((appointments::Entity, column)).add(1))
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
+/// Registrations per day, gathered over the events of one transaction so that the table takes
+/// one statement however many events there were. Kept sorted: concurrent transactions then lock
+/// the rows they share in the same order.
+#[derive(Debug, Default)]
+pub struct RegistrationTally(BTreeMap<NaiveDate, i64>);
+
+impl RegistrationTally {
+    pub fn count(&mut self, day: NaiveDate) {
+        *self.0.entry(day).or_default() += 1;
+    }
+}
+
+/// Appointment counts per day and practitioner, gathered like `RegistrationTally`.
+#[derive(Debug, Default)]
+pub struct AppointmentTally(BTreeMap<(NaiveDate, PractitionerId), [i64; 4]>);
+
+impl AppointmentTally {
+    pub fn count(&mut self, day: NaiveDate, practitioner_id: PractitionerId, counter: AppointmentCounter) {
+        self.0.entry((day, practitioner_id)).or_default()[counter.index()] += 1;
+    }
+}
+
+/// `column = table.column + excluded.column`: an upsert that adds what the new row carries.
+fn add_excluded<C: sea_orm::ColumnTrait + Copy>(
+    on_conflict: &mut OnConflict,
+    table: impl sea_orm::Iden + Copy + 'static,
+    column: C,
+) {
+    on_conflict.value(column, Expr::col((table, column)).add(Expr::col((Alias::new("excluded"), column))));
+}
+
+/// Most rows in one counting statement (at most six parameters a row).
+const MAX_TALLY_ROWS: usize = 1_000;
+
+/// Adds the tally's registrations to the daily counts: one statement per `MAX_TALLY_ROWS` days.
+pub async fn add_registrations(conn: &impl ConnectionTrait, tally: &RegistrationTally) -> Result<(), DbErr> {
+    let rows: Vec<_> =
+        tally.0.iter().map(|(day, n)| patients::ActiveModel { day: Set(*day), registered: Set(*n) }).collect();
+    for chunk in rows.chunks(MAX_TALLY_ROWS) {
+        let mut on_conflict = OnConflict::column(patients::Column::Day);
+        add_excluded(&mut on_conflict, patients::Entity, patients::Column::Registered);
+        patients::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(on_conflict)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Adds the tally's appointment counts to the daily counts per practitioner: one statement per
+/// `MAX_TALLY_ROWS` days and practitioners.
+pub async fn add_appointments(conn: &impl ConnectionTrait, tally: &AppointmentTally) -> Result<(), DbErr> {
+    let rows: Vec<_> = tally
+        .0
+        .iter()
+        .map(|((day, practitioner_id), [booked, cancelled, completed, no_show])| appointments::ActiveModel {
+            day: Set(*day),
+            practitioner_id: Set((*practitioner_id).into()),
+            booked: Set(*booked),
+            cancelled: Set(*cancelled),
+            completed: Set(*completed),
+            no_show: Set(*no_show),
+        })
+        .collect();
+    for chunk in rows.chunks(MAX_TALLY_ROWS) {
+        let mut on_conflict = OnConflict::columns([appointments::Column::Day, appointments::Column::PractitionerId]);
+        for counter in AppointmentCounter::ALL {
+            add_excluded(&mut on_conflict, appointments::Entity, counter.column());
+        }
+        appointments::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(on_conflict)
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -41,21 +41,27 @@ fn to_notification(row: notification::Model) -> Result<Notification, DbErr> {
     })
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, n: &Notification) -> Result<(), DbErr> {
-    let row = notification::ActiveModel {
-        id: Set(n.id),
-        event_id: Set(n.event_id),
-        kind: Set(n.kind.clone()),
-        appointment_id: Set(n.appointment_id.into()),
-        patient_id: Set(n.patient_id.into()),
-        practitioner_id: Set(n.practitioner_id.into()),
-        starts_at: Set(n.starts_at),
-        ends_at: Set(n.ends_at),
-        correlation_id: Set(n.correlation_id.clone()),
-        delivery_id: Set(n.delivery_id),
-        created_at: Set(n.created_at),
-    };
-    Entity::insert(row).exec_without_returning(conn).await?;
+/// Most notifications in one insert statement (eleven parameters a row).
+const MAX_ROWS_PER_INSERT: usize = 500;
+
+/// Records notifications: one statement per `MAX_ROWS_PER_INSERT` of them.
+pub async fn insert_all(conn: &impl ConnectionTrait, notifications: &[Notification]) -> Result<(), DbErr> {
+    for chunk in notifications.chunks(MAX_ROWS_PER_INSERT) {
+        let rows = chunk.iter().map(|n| notification::ActiveModel {
+            id: Set(n.id),
+            event_id: Set(n.event_id),
+            kind: Set(n.kind.clone()),
+            appointment_id: Set(n.appointment_id.into()),
+            patient_id: Set(n.patient_id.into()),
+            practitioner_id: Set(n.practitioner_id.into()),
+            starts_at: Set(n.starts_at),
+            ends_at: Set(n.ends_at),
+            correlation_id: Set(n.correlation_id.clone()),
+            delivery_id: Set(n.delivery_id),
+            created_at: Set(n.created_at),
+        });
+        Entity::insert_many(rows).exec_without_returning(conn).await?;
+    }
     Ok(())
 }
 

@@ -46,6 +46,9 @@ pub enum Target {
 /// A delivery to make.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
+    /// Chosen by the caller, which may name it elsewhere in the same transaction (a notification's
+    /// `delivery_id`).
+    pub id: Uuid,
     pub target: Target,
     pub event_id: Uuid,
     pub event_type: String,
@@ -53,30 +56,41 @@ pub struct NewDelivery {
     pub correlation_id: String,
 }
 
-pub async fn enqueue(conn: &impl ConnectionTrait, delivery: NewDelivery, now: DateTime<Utc>) -> Result<Uuid, DbErr> {
-    let id = Uuid::now_v7();
-    let (target, subscription_id) = match delivery.target {
-        Target::Notifications => ("notifications", None),
-        Target::Subscription(id) => ("subscription", Some(id)),
-    };
-    let row = webhook_delivery::ActiveModel {
-        id: Set(id),
-        target: Set(target.to_owned()),
-        subscription_id: Set(subscription_id),
-        event_id: Set(delivery.event_id),
-        event_type: Set(delivery.event_type),
-        payload: Set(delivery.payload),
-        correlation_id: Set(delivery.correlation_id),
-        status: Set(DeliveryStatus::Pending.as_str().to_owned()),
-        attempts: Set(0),
-        last_status_code: Set(None),
-        last_error: Set(None),
-        next_attempt_at: Set(Some(now)),
-        created_at: Set(now),
-        delivered_at: Set(None),
-    };
-    Entity::insert(row).exec_without_returning(conn).await?;
-    Ok(id)
+/// Most deliveries in one insert statement (fourteen parameters a row).
+const MAX_ROWS_PER_INSERT: usize = 500;
+
+/// Records deliveries, due now: one statement per `MAX_ROWS_PER_INSERT` of them.
+pub async fn enqueue_all(
+    conn: &impl ConnectionTrait,
+    deliveries: &[NewDelivery],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in deliveries.chunks(MAX_ROWS_PER_INSERT) {
+        let rows = chunk.iter().map(|delivery| {
+            let (target, subscription_id) = match delivery.target {
+                Target::Notifications => ("notifications", None),
+                Target::Subscription(id) => ("subscription", Some(id)),
+            };
+            webhook_delivery::ActiveModel {
+                id: Set(delivery.id),
+                target: Set(target.to_owned()),
+                subscription_id: Set(subscription_id),
+                event_id: Set(delivery.event_id),
+                event_type: Set(delivery.event_type.clone()),
+                payload: Set(delivery.payload.clone()),
+                correlation_id: Set(delivery.correlation_id.clone()),
+                status: Set(DeliveryStatus::Pending.as_str().to_owned()),
+                attempts: Set(0),
+                last_status_code: Set(None),
+                last_error: Set(None),
+                next_attempt_at: Set(Some(now)),
+                created_at: Set(now),
+                delivered_at: Set(None),
+            }
+        });
+        Entity::insert_many(rows).exec_without_returning(conn).await?;
+    }
+    Ok(())
 }
 
 /// A delivery as the worker sends it and the API shows it.

@@ -56,6 +56,7 @@ on_both_backends!(
     an_event_a_consumer_cannot_handle_is_dead_lettered_and_the_stream_moves_on,
     events_that_arrive_together_are_handled_together_and_a_bad_one_holds_up_none,
     an_event_delivered_twice_in_one_batch_takes_effect_once,
+    the_effects_of_events_handled_together_add_up,
     a_fhir_subscription_receives_id_only_notification_bundles,
 );
 
@@ -413,6 +414,78 @@ async fn an_event_delivered_twice_in_one_batch_takes_effect_once(backend: Backen
     assert_eq!(again.into_iter().map(Result::ok).collect::<Vec<_>>(), [Some(Outcome::Duplicate)]);
     assert_eq!(analytics(&app, "patients", "").await["total_registered"], 2, "two registrations, each counted once");
     app.stop().await;
+}
+
+/// Events handled together write their effects together: analytics adds them up per day and
+/// practitioner and adds that to what was counted before; each event still gets its own
+/// notification and webhook delivery.
+async fn the_effects_of_events_handled_together_add_up(backend: Backend) {
+    let (app, receiver) = spawn_with_receiver(backend, &[]).await;
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    let earlier = record_together(&app, vec![appointment_event(EventType::AppointmentBooked, first)]).await;
+    app.events_settled().await;
+    let together = record_together(
+        &app,
+        vec![
+            appointment_event(EventType::AppointmentBooked, first),
+            registration(),
+            appointment_event(EventType::AppointmentBooked, second),
+            appointment_event(EventType::AppointmentCancelled, first),
+            registration(),
+            appointment_event(EventType::AppointmentBooked, first),
+        ],
+    )
+    .await;
+    app.events_settled().await;
+    for group in ConsumerGroup::ALL {
+        let at = handled_at(&app, group, &together[0]).await;
+        for event in &together[1..] {
+            if group.wants(event.event_type) {
+                assert_eq!(handled_at(&app, group, event).await, at, "{group:?} handled them in one transaction");
+            }
+        }
+    }
+
+    assert_eq!(analytics(&app, "patients", "").await["total_registered"], 2);
+    let counted = |practitioner: Uuid| {
+        let app = &app;
+        async move { analytics(app, "appointments", &format!("&practitioner_id={practitioner}")).await["totals"].clone() }
+    };
+    assert_eq!(counted(first).await, json!({"booked": 3, "cancelled": 1, "completed": 0, "no_show": 0}));
+    assert_eq!(counted(second).await, json!({"booked": 1, "cancelled": 0, "completed": 0, "no_show": 0}));
+
+    let notified = receiver.wait_for("/notify", 5).await;
+    let mut notified: Vec<String> =
+        notified.iter().map(|request| request.json()["event_id"].as_str().unwrap().to_owned()).collect();
+    let mut appointment_events: Vec<String> = earlier
+        .iter()
+        .chain(&together)
+        .filter(|event| event.event_type != EventType::PatientCreated)
+        .map(|event| event.event_id.to_string())
+        .collect();
+    notified.sort();
+    appointment_events.sort();
+    assert_eq!(notified, appointment_events, "one notification delivered per appointment event");
+    app.stop().await;
+}
+
+/// An appointment event of `practitioner_id` for a new appointment, as the services record it.
+fn appointment_event(event_type: EventType, practitioner_id: Uuid) -> NewEvent {
+    let appointment_id = Uuid::now_v7();
+    let start = Utc::now() + chrono::Duration::days(1);
+    let mut data = json!({
+        "appointment_id": appointment_id,
+        "patient_id": Uuid::now_v7(),
+        "practitioner_id": practitioner_id,
+        "start": start,
+        "end": start + chrono::Duration::minutes(30),
+        "status": "booked",
+    });
+    if event_type == EventType::AppointmentCancelled {
+        data["status"] = json!("cancelled");
+        data["cancellation_cause"] = json!("requested");
+    }
+    NewEvent { event_type, aggregate_id: appointment_id, aggregate_version: 1, data }
 }
 
 mod validation {
