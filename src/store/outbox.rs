@@ -125,24 +125,47 @@ pub async fn mark_published(
     if published.is_empty() {
         return Ok(());
     }
-    // Integers from our own rows and the broker's acknowledgement, so they are written inline;
-    // the timestamp is bound. `WITH … UPDATE … FROM` (a join, not a lookup per row) is understood
-    // by both PostgreSQL and SQLite (3.33+).
-    let values: Vec<String> =
-        published.iter().map(|p| format!("({}, {}, {})", p.sequence, p.partition, p.offset)).collect();
-    let placeholder = match conn.get_database_backend() {
-        DbBackend::Postgres => "$1",
-        _ => "?",
+    let statement = match conn.get_database_backend() {
+        // One statement text whatever the number of events, so it is parsed and planned once per
+        // connection rather than once per round (and never crowds the statement cache).
+        DbBackend::Postgres => {
+            let acked = serde_json::Value::Array(
+                published
+                    .iter()
+                    .map(|p| serde_json::json!({"seq": p.sequence, "part": p.partition, "off": p.offset}))
+                    .collect(),
+            );
+            Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                MARK_PUBLISHED_FROM_JSON,
+                [at.into(), acked.to_string().into()],
+            )
+        }
+        // Integers from our own rows and the broker's acknowledgement, so they are written inline;
+        // the timestamp is bound. `WITH … UPDATE … FROM` (a join, not a lookup per row) needs
+        // SQLite 3.33+.
+        backend => {
+            let values: Vec<String> =
+                published.iter().map(|p| format!("({}, {}, {})", p.sequence, p.partition, p.offset)).collect();
+            let sql = format!(
+                "WITH acked (seq, part, off) AS (VALUES {values}) \
+                 UPDATE outbox_events SET published_at = ?, kafka_partition = acked.part, kafka_offset = acked.off \
+                 FROM acked WHERE outbox_events.sequence = acked.seq",
+                values = values.join(", ")
+            );
+            Statement::from_sql_and_values(backend, sql, [at.into()])
+        }
     };
-    let sql = format!(
-        "WITH acked (seq, part, off) AS (VALUES {values}) \
-         UPDATE outbox_events SET published_at = {placeholder}, kafka_partition = acked.part, kafka_offset = acked.off \
-         FROM acked WHERE outbox_events.sequence = acked.seq",
-        values = values.join(", ")
-    );
-    conn.execute_raw(Statement::from_sql_and_values(conn.get_database_backend(), sql, [at.into()])).await?;
+    conn.execute_raw(statement).await?;
     Ok(())
 }
+
+/// `mark_published` on PostgreSQL: the acknowledged events as one JSON array of
+/// `{seq, part, off}`, joined to the outbox.
+const MARK_PUBLISHED_FROM_JSON: &str = "UPDATE outbox_events \
+     SET published_at = $1, kafka_partition = acked.part, kafka_offset = acked.off \
+     FROM json_to_recordset($2::json) AS acked (seq bigint, part integer, off bigint) \
+     WHERE outbox_events.sequence = acked.seq";
 
 /// Marks events delivered in-process (no broker, so no partition or offset).
 pub async fn mark_delivered(conn: &impl ConnectionTrait, sequences: &[i64], at: DateTime<Utc>) -> Result<(), DbErr> {
