@@ -250,7 +250,7 @@ impl Consumers {
             ConsumerGroup::Integrations => integrations::subscribers(&tx).await?,
             _ => Vec::new(),
         };
-        // Each wanted event's handling is a span continuing the span beside it.
+        // Each wanted event's handling is a span continuing the span beside it (the others have none).
         let spans: Vec<Option<tracing::Span>> = events
             .iter()
             .map(|(envelope, parent)| {
@@ -269,8 +269,12 @@ impl Consumers {
             .collect();
         // One inbox statement for the whole transaction (a span of the first event's handling);
         // what the inbox already held is a redelivery.
-        let wanted: Vec<Uuid> =
-            events.iter().filter(|(envelope, _)| group.wants(envelope.event_type)).map(|(e, _)| e.event_id).collect();
+        let wanted: Vec<Uuid> = events
+            .iter()
+            .zip(&spans)
+            .filter(|(_, span)| span.is_some())
+            .map(|((envelope, _), _)| envelope.event_id)
+            .collect();
         let first = spans.iter().flatten().next().cloned().unwrap_or_else(tracing::Span::none);
         let mut claimed = store::consumers::claim_all(&tx, group.as_str(), &wanted, now).instrument(first).await?;
         let mut effects = effects::Effects::default();
