@@ -8,9 +8,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
 use tracing::Span;
+use uuid::Uuid;
 
 use super::effects::Effects;
 use super::{HandleError, data};

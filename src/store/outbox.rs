@@ -172,6 +172,17 @@ pub async fn mark_delivered(conn: &impl ConnectionTrait, sequences: &[i64], at: 
     if sequences.is_empty() {
         return Ok(());
     }
+    if conn.get_database_backend() == DbBackend::Postgres {
+        // One statement text whatever the number of events, as in `mark_published`.
+        let sequences = serde_json::Value::from(sequences).to_string();
+        let update = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            MARK_DELIVERED_FROM_JSON,
+            [at.into(), sequences.into()],
+        );
+        conn.execute_raw(update).await?;
+        return Ok(());
+    }
     Entity::update_many()
         .col_expr(Column::PublishedAt, sea_orm::sea_query::Expr::value(at))
         .filter(Column::Sequence.is_in(sequences.iter().copied()))
@@ -179,6 +190,10 @@ pub async fn mark_delivered(conn: &impl ConnectionTrait, sequences: &[i64], at: 
         .await?;
     Ok(())
 }
+
+/// `mark_delivered` on PostgreSQL: the delivered sequences as one JSON array.
+const MARK_DELIVERED_FROM_JSON: &str = "UPDATE outbox_events SET published_at = $1 \
+     WHERE sequence IN (SELECT value::bigint FROM json_array_elements_text($2::json))";
 
 /// Which retained events `healthcore events replay` sends again.
 #[derive(Debug, Clone, PartialEq, Eq)]
