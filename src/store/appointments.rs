@@ -134,6 +134,47 @@ pub async fn lock_participants(
     })
 }
 
+/// The appointments of one participant (a practitioner or a patient), by start time.
+///
+/// Their start-time bounds are written as comparisons of the pair `(participant, starts_at)`, which
+/// only that participant's index (`ix_appointments_{practitioner,patient}_start`) can answer, rather
+/// than as bounds on `starts_at`, which the index on start time alone answers too. PostgreSQL's
+/// statistics always lag behind the future: bookings land beyond the last `ANALYZE`, and one booking
+/// years ahead spreads the unknown thinly over everything before it, so any window in the future
+/// looks all but empty. Offered that index, the planner then read every appointment in the window
+/// (every practitioner's) to find the few of one participant.
+#[derive(Clone, Copy)]
+struct ParticipantAppointments {
+    column: Column,
+    id: uuid::Uuid,
+}
+
+impl ParticipantAppointments {
+    fn of_practitioner(id: PractitionerId) -> Self {
+        ParticipantAppointments { column: Column::PractitionerId, id: id.as_uuid() }
+    }
+
+    fn of_patient(id: PatientId) -> Self {
+        ParticipantAppointments { column: Column::PatientId, id: id.as_uuid() }
+    }
+
+    /// This participant's appointments, starting after `after` (if given) and before `before`
+    /// (if given); `inclusive` makes `after` a lower bound the start may equal.
+    fn starting(self, after: Option<DateTime<Utc>>, inclusive: bool, before: Option<DateTime<Utc>>) -> Condition {
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        let pair = || Expr::tuple([Expr::col((Entity, self.column)), Expr::col((Entity, Column::StartsAt))]);
+        let at = |time: DateTime<Utc>| Expr::tuple([Expr::val(self.id), Expr::val(time)]);
+        let mut condition = Condition::all().add(self.column.eq(self.id));
+        if let Some(after) = after {
+            condition = condition.add(if inclusive { pair().gte(at(after)) } else { pair().gt(at(after)) });
+        }
+        if let Some(before) = before {
+            condition = condition.add(pair().lt(at(before)));
+        }
+        condition
+    }
+}
+
 /// Booked appointments of the practitioner or the patient that overlap `slot`, other than `except`.
 fn clashing(
     practitioner_id: PractitionerId,
@@ -145,12 +186,17 @@ fn clashing(
     // after `start - maximum`: this bounds the index range scan from both sides, keeping the check
     // independent of how many appointments a practitioner or patient has had.
     let earliest_overlapping_start = slot.start() - Duration::hours(MAX_DURATION_HOURS);
+    let near_slot = |participant: ParticipantAppointments| {
+        participant.starting(Some(earliest_overlapping_start), false, Some(slot.end()))
+    };
     let mut condition = Condition::all()
         .add(Column::Status.eq(AppointmentStatus::Booked.as_str()))
-        .add(Column::StartsAt.gt(earliest_overlapping_start))
-        .add(Column::StartsAt.lt(slot.end()))
         .add(Column::EndsAt.gt(slot.start()))
-        .add(Condition::any().add(Column::PractitionerId.eq(practitioner_id)).add(Column::PatientId.eq(patient_id)));
+        .add(
+            Condition::any()
+                .add(near_slot(ParticipantAppointments::of_practitioner(practitioner_id)))
+                .add(near_slot(ParticipantAppointments::of_patient(patient_id))),
+        );
     if let Some(id) = except {
         condition = condition.add(Column::Id.ne(id));
     }
@@ -217,13 +263,13 @@ pub async fn future_booked(
     practitioner_id: Option<PractitionerId>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Appointment>, DbErr> {
-    let mut query =
-        Entity::find().filter(Column::Status.eq(AppointmentStatus::Booked.as_str())).filter(Column::StartsAt.gt(now));
-    if let Some(id) = patient_id {
-        query = query.filter(Column::PatientId.eq(id));
-    }
-    if let Some(id) = practitioner_id {
-        query = query.filter(Column::PractitionerId.eq(id));
+    let mut query = Entity::find().filter(Column::Status.eq(AppointmentStatus::Booked.as_str()));
+    let participants = [
+        patient_id.map(ParticipantAppointments::of_patient),
+        practitioner_id.map(ParticipantAppointments::of_practitioner),
+    ];
+    for participant in participants.into_iter().flatten() {
+        query = query.filter(participant.starting(Some(now), false, None));
     }
     let rows = query.order_by_asc(Column::StartsAt).lock_exclusive().all(conn).await?;
     rows.into_iter().map(to_domain).collect()
@@ -238,8 +284,7 @@ pub async fn count_future_booked(
     use sea_orm::PaginatorTrait;
     Entity::find()
         .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
-        .filter(Column::PatientId.eq(patient_id))
-        .filter(Column::StartsAt.gt(now))
+        .filter(ParticipantAppointments::of_patient(patient_id).starting(Some(now), false, None))
         .count(conn)
         .await
 }
@@ -266,20 +311,27 @@ fn filtered(filter: &AppointmentFilter) -> Select<Entity> {
     if let Some(id) = filter.id {
         query = query.filter(Column::Id.eq(id));
     }
-    if let Some(id) = filter.patient_id {
-        query = query.filter(Column::PatientId.eq(id));
-    }
-    if let Some(id) = filter.practitioner_id {
-        query = query.filter(Column::PractitionerId.eq(id));
-    }
     if let Some(status) = filter.status {
         query = query.filter(Column::Status.eq(status.as_str()));
     }
-    if let Some(from) = filter.from {
-        query = query.filter(Column::StartsAt.gte(from));
+    // The time bounds go with a participant where there is one (the patient's index first: a
+    // patient has fewer appointments than a practitioner).
+    let patient = filter.patient_id.map(ParticipantAppointments::of_patient);
+    let practitioner = filter.practitioner_id.map(ParticipantAppointments::of_practitioner);
+    let (bounded, other) = if patient.is_some() { (patient, practitioner) } else { (practitioner, None) };
+    match bounded {
+        Some(participant) => query = query.filter(participant.starting(filter.from, true, filter.to)),
+        None => {
+            if let Some(from) = filter.from {
+                query = query.filter(Column::StartsAt.gte(from));
+            }
+            if let Some(to) = filter.to {
+                query = query.filter(Column::StartsAt.lt(to));
+            }
+        }
     }
-    if let Some(to) = filter.to {
-        query = query.filter(Column::StartsAt.lt(to));
+    if let Some(participant) = other {
+        query = query.filter(participant.column.eq(participant.id));
     }
     query
 }

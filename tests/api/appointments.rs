@@ -246,3 +246,104 @@ on_both_backends!(
     rescheduling_moves_the_slot_under_the_same_overlap_rules,
     appointment_lists_filter_by_status_participant_and_time,
 );
+
+/// How many index scans PostgreSQL has counted on each of the appointments' time indexes (as the
+/// server's connections have reported them so far).
+async fn appointment_index_scans(app: &TestApp) -> [i64; 3] {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.store.db();
+    let mut scans = [0; 3];
+    let names = ["ix_appointments_start", "ix_appointments_practitioner_start", "ix_appointments_patient_start"];
+    for (count, name) in scans.iter_mut().zip(names) {
+        let sql = format!("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = '{name}'");
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        *count = row.try_get_by_index::<i64>(0).unwrap();
+    }
+    scans
+}
+
+/// The overlap check reads the practitioner's and the patient's own appointments near the slot,
+/// however many other appointments start at the same time. PostgreSQL's statistics lag behind the
+/// future (they are as old as the last `ANALYZE`, and bookings keep landing beyond it), so the
+/// planner takes the time window to be nearly empty; asked for "this practitioner or this patient"
+/// it then chose the index on start time alone and read every appointment in the window — at
+/// scale, every booking of every practitioner in the eight hours before the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overlap_check_reads_the_participants_appointments_not_the_whole_window() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let mut patients = Vec::new();
+    let mut practitioners = Vec::new();
+    for n in 0..10 {
+        patients.push(app.create_patient("Ada", &format!("Lovelace{n}")).await);
+        practitioners.push(app.create_practitioner(&format!("MD-{n}")).await);
+    }
+    let array = |ids: &[Uuid]| {
+        format!("ARRAY[{}]::uuid[]", ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(","))
+    };
+    let body = booking(patients[0], practitioners[0], 48, 30);
+    let slot_start = body["start"].as_str().unwrap().to_owned();
+    let insert = "INSERT INTO appointments (id, patient_id, practitioner_id, starts_at, ends_at, reason, notes, \
+                  status, cancellation_reason, version, created_at, updated_at)";
+    // A past the statistics know: twenty thousand appointments of the ten, all before today.
+    app.store
+        .db_execute(&format!(
+            "{insert} SELECT gen_random_uuid(), ({patients})[1 + g % 10], ({practitioners})[1 + (g * 7) % 10], s, \
+             s + interval '30 minutes', 'history', NULL, 'completed', NULL, 1, s, s \
+             FROM generate_series(1, 20000) g, LATERAL (SELECT now() - interval '30 minutes' * g AS s) slot",
+            patients = array(&patients),
+            practitioners = array(&practitioners),
+        ))
+        .await
+        .unwrap();
+    app.store.db_execute("ANALYZE appointments").await.unwrap();
+    // A future they do not: a thousand bookings of the other nine around the slot, and one four
+    // years ahead. The planner spreads what it does not know evenly up to the latest start it
+    // finds in the index, so with one far booking any eight hours look all but empty.
+    app.store
+        .db_execute(&format!(
+            "{insert} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
+             s + interval '30 minutes', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
+             FROM generate_series(0, 1000) g, LATERAL (SELECT CASE WHEN g = 0 THEN now() + interval '4 years' \
+             ELSE '{slot_start}'::timestamptz - interval '7 hours' + interval '1 minute' * (g % 440) END AS s) slot",
+            patients = array(&patients[1..]),
+            practitioners = array(&practitioners[1..]),
+        ))
+        .await
+        .unwrap();
+
+    let before = appointment_index_scans(&app).await;
+    app.post("/api/v1/appointments", &app.admin_token, body).await.expect(201);
+    // Each connection reports its counts when it goes idle, within a few seconds.
+    let after = crate::helpers::eventually("the booking's index scans to be reported", || async {
+        let now = appointment_index_scans(&app).await;
+        (now != before).then_some(now)
+    })
+    .await;
+    assert_eq!(after[0], before[0], "the overlap check scanned the index on start time alone");
+    assert!(after[1] > before[1], "the overlap check did not read the practitioner's appointments by their index");
+    assert!(after[2] > before[2], "the overlap check did not read the patient's appointments by their index");
+
+    // The same holds for a practitioner's calendar around the slot (a day's list, counted).
+    let slot_start: chrono::DateTime<Utc> = slot_start.parse().unwrap();
+    let (from, to) = ((slot_start - Duration::hours(7)).to_rfc3339(), (slot_start + Duration::hours(1)).to_rfc3339());
+    let path = format!(
+        "/api/v1/appointments?practitioner_id={}&from={}&to={}",
+        practitioners[0],
+        urlencoding(&from),
+        urlencoding(&to)
+    );
+    let listed = app.get(&path, &app.admin_token).await.expect(200);
+    assert_eq!(listed.body["page"]["total"], 1, "the practitioner's one booking in the window");
+    let listed_after = crate::helpers::eventually("the list's index scans to be reported", || async {
+        let now = appointment_index_scans(&app).await;
+        (now != after).then_some(now)
+    })
+    .await;
+    assert_eq!(listed_after[0], after[0], "the practitioner's calendar scanned the index on start time alone");
+    assert!(listed_after[1] > after[1], "the practitioner's calendar did not use the practitioner's index");
+    app.stop().await;
+}
+
+fn urlencoding(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
