@@ -2,7 +2,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp, booking};
+use crate::helpers::{APPOINTMENT_INSERT, Backend, TestApp, booking, uuid_array};
 use crate::on_both_backends;
 
 struct Scene {
@@ -247,20 +247,9 @@ on_both_backends!(
     appointment_lists_filter_by_status_participant_and_time,
 );
 
-/// How many index scans PostgreSQL has counted on each of the appointments' time indexes (as the
-/// server's connections have reported them so far).
-async fn appointment_index_scans(app: &TestApp) -> [i64; 3] {
-    use sea_orm::{ConnectionTrait, Statement};
-    let db = app.store.db();
-    let mut scans = [0; 3];
-    let names = ["ix_appointments_start", "ix_appointments_practitioner_start", "ix_appointments_patient_start"];
-    for (count, name) in scans.iter_mut().zip(names) {
-        let sql = format!("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = '{name}'");
-        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
-        *count = row.try_get_by_index::<i64>(0).unwrap();
-    }
-    scans
-}
+/// The appointments' three indexes by start time, alone and after a participant.
+const START_INDEXES: [&str; 3] =
+    ["ix_appointments_start", "ix_appointments_practitioner_start", "ix_appointments_patient_start"];
 
 /// The overlap check reads the practitioner's and the patient's own appointments near the slot,
 /// however many other appointments start at the same time. PostgreSQL's statistics lag behind the
@@ -277,45 +266,30 @@ async fn the_overlap_check_reads_the_participants_appointments_not_the_whole_win
         patients.push(app.create_patient("Ada", &format!("Lovelace{n}")).await);
         practitioners.push(app.create_practitioner(&format!("MD-{n}")).await);
     }
-    let array = |ids: &[Uuid]| {
-        format!("ARRAY[{}]::uuid[]", ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(","))
-    };
     let body = booking(patients[0], practitioners[0], 48, 30);
     let slot_start = body["start"].as_str().unwrap().to_owned();
-    let insert = "INSERT INTO appointments (id, patient_id, practitioner_id, starts_at, ends_at, reason, notes, \
-                  status, cancellation_reason, version, created_at, updated_at)";
     // A past the statistics know: twenty thousand appointments of the ten, all before today.
-    app.store
-        .db_execute(&format!(
-            "{insert} SELECT gen_random_uuid(), ({patients})[1 + g % 10], ({practitioners})[1 + (g * 7) % 10], s, \
-             s + interval '30 minutes', 'history', NULL, 'completed', NULL, 1, s, s \
-             FROM generate_series(1, 20000) g, LATERAL (SELECT now() - interval '30 minutes' * g AS s) slot",
-            patients = array(&patients),
-            practitioners = array(&practitioners),
-        ))
-        .await
-        .unwrap();
-    app.store.db_execute("ANALYZE appointments").await.unwrap();
+    app.appointment_history(&patients, &practitioners, 20_000).await;
     // A future they do not: a thousand bookings of the other nine around the slot, and one four
     // years ahead. The planner spreads what it does not know evenly up to the latest start it
     // finds in the index, so with one far booking any eight hours look all but empty.
     app.store
         .db_execute(&format!(
-            "{insert} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
+            "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
              s + interval '30 minutes', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
              FROM generate_series(0, 1000) g, LATERAL (SELECT CASE WHEN g = 0 THEN now() + interval '4 years' \
              ELSE '{slot_start}'::timestamptz - interval '7 hours' + interval '1 minute' * (g % 440) END AS s) slot",
-            patients = array(&patients[1..]),
-            practitioners = array(&practitioners[1..]),
+            patients = uuid_array(&patients[1..]),
+            practitioners = uuid_array(&practitioners[1..]),
         ))
         .await
         .unwrap();
 
-    let before = appointment_index_scans(&app).await;
+    let before = app.index_scans(START_INDEXES).await;
     app.post("/api/v1/appointments", &app.admin_token, body).await.expect(201);
     // Each connection reports its counts when it goes idle, within a few seconds.
     let after = crate::helpers::eventually("the booking's index scans to be reported", || async {
-        let now = appointment_index_scans(&app).await;
+        let now = app.index_scans(START_INDEXES).await;
         (now != before).then_some(now)
     })
     .await;
@@ -335,7 +309,7 @@ async fn the_overlap_check_reads_the_participants_appointments_not_the_whole_win
     let listed = app.get(&path, &app.admin_token).await.expect(200);
     assert_eq!(listed.body["page"]["total"], 1, "the practitioner's one booking in the window");
     let listed_after = crate::helpers::eventually("the list's index scans to be reported", || async {
-        let now = appointment_index_scans(&app).await;
+        let now = app.index_scans(START_INDEXES).await;
         (now != after).then_some(now)
     })
     .await;

@@ -430,6 +430,45 @@ impl TestApp {
         appointment.id().as_uuid()
     }
 
+    /// `count` completed appointments of these patients and practitioners, one every half hour back
+    /// from now, then `ANALYZE`: the history a hospital's planner statistics know (written with
+    /// SQL, as years of use would leave it; PostgreSQL only).
+    pub async fn appointment_history(&self, patients: &[Uuid], practitioners: &[Uuid], count: u32) {
+        self.store
+            .db_execute(&format!(
+                "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % {n}], \
+                 ({practitioners})[1 + (g * 7) % {m}], s, s + interval '30 minutes', 'history', NULL, 'completed', \
+                 NULL, 1, s, s FROM generate_series(1, {count}) g, LATERAL (SELECT now() - interval '30 minutes' * g AS s) slot",
+                patients = uuid_array(patients),
+                practitioners = uuid_array(practitioners),
+                n = patients.len(),
+                m = practitioners.len(),
+            ))
+            .await
+            .unwrap();
+        self.store.db_execute("ANALYZE appointments").await.unwrap();
+    }
+
+    /// One number PostgreSQL answers (from a statistics view, say), through the server's own store.
+    pub async fn postgres_number(&self, sql: &str) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = self.store.db();
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
+    /// How many scans of each index PostgreSQL has counted, as the connections have reported them
+    /// (each reports when it goes idle, within seconds).
+    pub async fn index_scans<const N: usize>(&self, indexes: [&str; N]) -> [i64; N] {
+        let mut scans = [0; N];
+        for (count, name) in scans.iter_mut().zip(indexes) {
+            *count = self
+                .postgres_number(&format!("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = '{name}'"))
+                .await;
+        }
+        scans
+    }
+
     /// Audit events matching a query string (as admin).
     pub async fn audit_events(&self, query: &str) -> Vec<Value> {
         let reply = self.get(&format!("/api/v1/audit-events?limit=100&{query}"), &self.admin_token).await.expect(200);
@@ -453,6 +492,15 @@ impl Reply {
         }
         reply
     }
+}
+
+/// The start of an `INSERT` of whole appointment rows, for tests that write them with SQL.
+pub const APPOINTMENT_INSERT: &str = "INSERT INTO appointments (id, patient_id, practitioner_id, starts_at, ends_at, \
+     reason, notes, status, cancellation_reason, version, created_at, updated_at)";
+
+/// A PostgreSQL `uuid[]` literal.
+pub fn uuid_array(ids: &[Uuid]) -> String {
+    format!("ARRAY[{}]::uuid[]", ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(","))
 }
 
 pub fn patient_body(given: &str, family: &str) -> Value {
