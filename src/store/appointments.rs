@@ -136,13 +136,17 @@ pub async fn lock_participants(
 
 /// The appointments of one participant (a practitioner or a patient), by start time.
 ///
-/// Their start-time bounds are written as comparisons of the pair `(participant, starts_at)`, which
-/// only that participant's index (`ix_appointments_{practitioner,patient}_start`) can answer, rather
-/// than as bounds on `starts_at`, which the index on start time alone answers too. PostgreSQL's
-/// statistics always lag behind the future: bookings land beyond the last `ANALYZE`, and one booking
-/// years ahead spreads the unknown thinly over everything before it, so any window in the future
-/// looks all but empty. Offered that index, the planner then read every appointment in the window
-/// (every practitioner's) to find the few of one participant.
+/// On PostgreSQL their start-time bounds are written as comparisons of the pair
+/// `(participant, starts_at)`, which only that participant's index
+/// (`ix_appointments_{practitioner,patient}_start`) can answer, rather than as bounds on
+/// `starts_at`, which the index on start time alone answers too. PostgreSQL's statistics always lag
+/// behind the future: bookings land beyond the last `ANALYZE`, and one booking years ahead spreads
+/// the unknown thinly over everything before it, so any window in the future looks all but empty.
+/// Offered that index, the planner then read every appointment in the window (every
+/// practitioner's) to find the few of one participant. The equality stays beside the pairs: it is
+/// what PostgreSQL estimates the rows by. SQLite keeps plain bounds: given the equality it searches
+/// the participant's index by it alone and would filter the pairs over the participant's whole
+/// history, while `participant = ? AND starts_at > ?` is a range of that index to it.
 #[derive(Clone, Copy)]
 struct ParticipantAppointments {
     column: Column,
@@ -160,16 +164,30 @@ impl ParticipantAppointments {
 
     /// This participant's appointments, starting after `after` (if given) and before `before`
     /// (if given); `inclusive` makes `after` a lower bound the start may equal.
-    fn starting(self, after: Option<DateTime<Utc>>, inclusive: bool, before: Option<DateTime<Utc>>) -> Condition {
+    fn starting(
+        self,
+        backend: DbBackend,
+        after: Option<DateTime<Utc>>,
+        inclusive: bool,
+        before: Option<DateTime<Utc>>,
+    ) -> Condition {
         use sea_orm::sea_query::{Expr, ExprTrait};
-        let pair = || Expr::tuple([Expr::col((Entity, self.column)), Expr::col((Entity, Column::StartsAt))]);
-        let at = |time: DateTime<Utc>| Expr::tuple([Expr::val(self.id), Expr::val(time)]);
+        let start = || match backend {
+            DbBackend::Postgres => {
+                Expr::tuple([Expr::col((Entity, self.column)), Expr::col((Entity, Column::StartsAt))])
+            }
+            _ => Expr::col((Entity, Column::StartsAt)),
+        };
+        let at = |time: DateTime<Utc>| match backend {
+            DbBackend::Postgres => Expr::tuple([Expr::val(self.id), Expr::val(time)]),
+            _ => Expr::val(time),
+        };
         let mut condition = Condition::all().add(self.column.eq(self.id));
         if let Some(after) = after {
-            condition = condition.add(if inclusive { pair().gte(at(after)) } else { pair().gt(at(after)) });
+            condition = condition.add(if inclusive { start().gte(at(after)) } else { start().gt(at(after)) });
         }
         if let Some(before) = before {
-            condition = condition.add(pair().lt(at(before)));
+            condition = condition.add(start().lt(at(before)));
         }
         condition
     }
@@ -177,6 +195,7 @@ impl ParticipantAppointments {
 
 /// Booked appointments of the practitioner or the patient that overlap `slot`, other than `except`.
 fn clashing(
+    backend: DbBackend,
     practitioner_id: PractitionerId,
     patient_id: PatientId,
     slot: TimeSlot,
@@ -187,7 +206,7 @@ fn clashing(
     // independent of how many appointments a practitioner or patient has had.
     let earliest_overlapping_start = slot.start() - Duration::hours(MAX_DURATION_HOURS);
     let near_slot = |participant: ParticipantAppointments| {
-        participant.starting(Some(earliest_overlapping_start), false, Some(slot.end()))
+        participant.starting(backend, Some(earliest_overlapping_start), false, Some(slot.end()))
     };
     let mut condition = Condition::all()
         .add(Column::Status.eq(AppointmentStatus::Booked.as_str()))
@@ -213,7 +232,11 @@ pub async fn find_clash(
     slot: TimeSlot,
     except: Option<AppointmentId>,
 ) -> Result<Option<Clash>, DbErr> {
-    let clash = Entity::find().filter(clashing(practitioner_id, patient_id, slot, except)).limit(1).one(conn).await?;
+    let clash = Entity::find()
+        .filter(clashing(conn.get_database_backend(), practitioner_id, patient_id, slot, except))
+        .limit(1)
+        .one(conn)
+        .await?;
     Ok(clash
         .map(|row| if row.practitioner_id == practitioner_id.as_uuid() { Clash::Practitioner } else { Clash::Patient }))
 }
@@ -241,7 +264,13 @@ pub async fn insert_unless_clash(conn: &impl ConnectionTrait, appointment: &Appo
     let clash = Query::select()
         .expr(Expr::val(1))
         .from(Entity)
-        .cond_where(clashing(appointment.practitioner_id(), appointment.patient_id(), appointment.slot(), None))
+        .cond_where(clashing(
+            conn.get_database_backend(),
+            appointment.practitioner_id(),
+            appointment.patient_id(),
+            appointment.slot(),
+            None,
+        ))
         .to_owned();
     let unless_clash = Query::select()
         .exprs(values.iter().map(|(_, value)| Expr::val(value.clone())))
@@ -269,7 +298,7 @@ pub async fn future_booked(
         practitioner_id.map(ParticipantAppointments::of_practitioner),
     ];
     for participant in participants.into_iter().flatten() {
-        query = query.filter(participant.starting(Some(now), false, None));
+        query = query.filter(participant.starting(conn.get_database_backend(), Some(now), false, None));
     }
     let rows = query.order_by_asc(Column::StartsAt).lock_exclusive().all(conn).await?;
     rows.into_iter().map(to_domain).collect()
@@ -284,7 +313,12 @@ pub async fn count_future_booked(
     use sea_orm::PaginatorTrait;
     Entity::find()
         .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
-        .filter(ParticipantAppointments::of_patient(patient_id).starting(Some(now), false, None))
+        .filter(ParticipantAppointments::of_patient(patient_id).starting(
+            conn.get_database_backend(),
+            Some(now),
+            false,
+            None,
+        ))
         .count(conn)
         .await
 }
@@ -306,7 +340,7 @@ pub async fn overdue_booked(
     Ok(rows.into_iter().map(|row| AppointmentId::from_uuid(row.id)).collect())
 }
 
-fn filtered(filter: &AppointmentFilter) -> Select<Entity> {
+fn filtered(backend: DbBackend, filter: &AppointmentFilter) -> Select<Entity> {
     let mut query = Entity::find();
     if let Some(id) = filter.id {
         query = query.filter(Column::Id.eq(id));
@@ -320,7 +354,7 @@ fn filtered(filter: &AppointmentFilter) -> Select<Entity> {
     let practitioner = filter.practitioner_id.map(ParticipantAppointments::of_practitioner);
     let (bounded, other) = if patient.is_some() { (patient, practitioner) } else { (practitioner, None) };
     match bounded {
-        Some(participant) => query = query.filter(participant.starting(filter.from, true, filter.to)),
+        Some(participant) => query = query.filter(participant.starting(backend, filter.from, true, filter.to)),
         None => {
             if let Some(from) = filter.from {
                 query = query.filter(Column::StartsAt.gte(from));
@@ -344,5 +378,5 @@ pub async fn list(
     let order = |query: Select<Entity>| query.order_by_asc(Column::StartsAt).order_by_asc(Column::Id);
     let selection =
         if filter.selects_all() { Selection::WholeTable(CountedTable::Appointments) } else { Selection::Filtered };
-    fetch_page(conn, filtered(filter), selection, order, page, to_domain).await
+    fetch_page(conn, filtered(conn.get_database_backend(), filter), selection, order, page, to_domain).await
 }
