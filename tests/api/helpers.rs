@@ -469,6 +469,16 @@ impl TestApp {
         scans
     }
 
+    /// The scans of the same indexes once they differ from `before`: for what a request just did,
+    /// which its connection reports when it goes idle (polled, at most 30 s).
+    pub async fn index_scans_other_than<const N: usize>(&self, indexes: [&str; N], before: [i64; N]) -> [i64; N] {
+        eventually("index scans to be reported", || async {
+            let now = self.index_scans(indexes).await;
+            (now != before).then_some(now)
+        })
+        .await
+    }
+
     /// Audit events matching a query string (as admin).
     pub async fn audit_events(&self, query: &str) -> Vec<Value> {
         let reply = self.get(&format!("/api/v1/audit-events?limit=100&{query}"), &self.admin_token).await.expect(200);
