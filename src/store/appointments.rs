@@ -352,7 +352,7 @@ fn filtered(backend: DbBackend, filter: &AppointmentFilter) -> Select<Entity> {
     // patient has fewer appointments than a practitioner).
     let patient = filter.patient_id.map(ParticipantAppointments::of_patient);
     let practitioner = filter.practitioner_id.map(ParticipantAppointments::of_practitioner);
-    let (bounded, other) = if patient.is_some() { (patient, practitioner) } else { (practitioner, None) };
+    let (bounded, other) = (patient.or(practitioner), patient.and(practitioner));
     match bounded {
         Some(participant) => query = query.filter(participant.starting(backend, filter.from, true, filter.to)),
         None => {
