@@ -469,12 +469,18 @@ impl TestApp {
         scans
     }
 
-    /// The scans of the same indexes once they differ from `before`: for what a request just did,
-    /// which its connection reports when it goes idle (polled, at most 30 s).
-    pub async fn index_scans_other_than<const N: usize>(&self, indexes: [&str; N], before: [i64; N]) -> [i64; N] {
-        eventually("index scans to be reported", || async {
+    /// The scans of these indexes once `ready` holds for them. Each connection reports its counts
+    /// when it goes idle, and an index's count whose lock is busy later than the others', so a
+    /// test waits for the counts it expects to grow (polled, at most 30 s) and then compares the rest.
+    pub async fn index_scans_once<const N: usize>(
+        &self,
+        what: &str,
+        indexes: [&str; N],
+        ready: impl Fn(&[i64; N]) -> bool,
+    ) -> [i64; N] {
+        eventually(what, || async {
             let now = self.index_scans(indexes).await;
-            (now != before).then_some(now)
+            ready(&now).then_some(now)
         })
         .await
     }
