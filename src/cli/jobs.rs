@@ -14,6 +14,10 @@ pub enum JobsCommand {
     Run {
         /// A job's name, as `healthcore jobs list` shows it.
         name: String,
+        /// Look through the whole table, not only since the last successful run
+        /// (`no_show_past_appointments`, after appointments were written into the database directly).
+        #[arg(long)]
+        from_the_start: bool,
     },
 }
 
@@ -37,16 +41,22 @@ pub async fn run(config: Config, command: JobsCommand) -> anyhow::Result<()> {
                 println!("    schedule:  {} (cron, UTC)", job.schedule());
                 println!("    does:      {}", job.description());
                 println!("    last run:  {last}");
+                if let Some(before) = crate::store::jobs::swept_before(store.db(), job.name()).await? {
+                    println!("    swept:     everything due before {}", before.to_rfc3339());
+                }
                 println!("    next run:  {}", job.next_after(now).to_rfc3339());
             }
             Ok(())
         }
-        JobsCommand::Run { name } => {
+        JobsCommand::Run { name, from_the_start } => {
             let job = crate::jobs::Job::parse(&name).ok_or_else(|| {
                 let names: Vec<&str> = crate::jobs::Job::ALL.iter().map(|j| j.name()).collect();
                 anyhow::anyhow!("no job named '{name}' (jobs: {})", names.join(", "))
             })?;
             let store = app::open_store(&config, &Default::default()).await?;
+            if from_the_start {
+                crate::store::jobs::forget_sweep(store.db(), job.name()).await?;
+            }
             let scheduler = crate::jobs::Scheduler::new(store.clone(), std::sync::Arc::new(config), Default::default());
             let (_stop, mut stopping) = shutdown::channel();
             let outcome = scheduler.run_once(job, crate::clock::now(), &mut stopping).await;

@@ -133,9 +133,12 @@ async fn mark_no_shows(
     now: DateTime<Utc>,
     correlation_id: &str,
 ) -> anyhow::Result<usize> {
+    let job = Job::NoShowPastAppointments.name();
+    // Where the last successful run stopped; before the first, the beginning of the table.
+    let since = store::jobs::swept_before(store.db(), job).await?;
     let mut marked = 0;
     loop {
-        let overdue = store::appointments::overdue_booked(store.db(), cutoff, BATCH).await?;
+        let overdue = store::appointments::overdue_booked(store.db(), since, cutoff, BATCH).await?;
         let batch = overdue.len();
         for id in overdue {
             let tx = store.begin_write().await?;
@@ -163,9 +166,15 @@ async fn mark_no_shows(
             marked += 1;
         }
         if (batch as u64) < BATCH {
-            return Ok(marked);
+            break;
         }
     }
+    // No booked appointment that ended before the cutoff is left, and none can appear: bookings and
+    // reschedules are for the future, and the cutoff lies at least an hour back. So the next run
+    // need not look further back than this. (Appointments written into the table directly, with an
+    // end before it, are found by `healthcore jobs run no_show_past_appointments --from-the-start`.)
+    store::jobs::note_swept(store.db(), job, cutoff, now).await?;
+    Ok(marked)
 }
 
 /// The trace context of the job's run, stored with the events it records.

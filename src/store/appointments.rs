@@ -323,20 +323,24 @@ pub async fn count_future_booked(
         .await
 }
 
-/// Booked appointments that ended before `cutoff`, oldest first.
+/// Booked appointments that ended before `cutoff` and, when given, not before `since`, oldest first.
 pub async fn overdue_booked(
     conn: &impl ConnectionTrait,
+    since: Option<DateTime<Utc>>,
     cutoff: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<AppointmentId>, DbErr> {
-    let rows = Entity::find()
+    let mut query = Entity::find()
         .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
         .filter(Column::StartsAt.lt(cutoff))
-        .filter(Column::EndsAt.lt(cutoff))
-        .order_by_asc(Column::StartsAt)
-        .limit(limit)
-        .all(conn)
-        .await?;
+        .filter(Column::EndsAt.lt(cutoff));
+    if let Some(since) = since {
+        // One that ended since `since` started after `since` less the longest appointment: a range
+        // of the start-time index as long as the time between runs, however long the history.
+        let earliest_start = since - Duration::hours(MAX_DURATION_HOURS);
+        query = query.filter(Column::StartsAt.gte(earliest_start)).filter(Column::EndsAt.gte(since));
+    }
+    let rows = query.order_by_asc(Column::StartsAt).limit(limit).all(conn).await?;
     Ok(rows.into_iter().map(|row| AppointmentId::from_uuid(row.id)).collect())
 }
 

@@ -1,12 +1,13 @@
-//! Background jobs' tables: `job_runs` (one row per run; inserting it is what claims the run) and
-//! `appointment_reminders` (which appointment start times had their reminder).
+//! Background jobs' tables: `job_runs` (one row per run; inserting it is what claims the run),
+//! `job_sweeps` (how far a job that sweeps the past has got) and `appointment_reminders` (which
+//! appointment start times had their reminder).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 
-use super::entities::{appointment, appointment_reminder, job_run};
+use super::entities::{appointment, appointment_reminder, job_run, job_sweep};
 use crate::domain::{Appointment, AppointmentId, AppointmentStatus};
 
 /// Where a run of a job stands (`job_runs.status`); `as_str` names it in the table, `jobs list`
@@ -128,6 +129,42 @@ pub async fn failing(conn: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> 
     );
     let rows = conn.query_all_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql)).await?;
     rows.iter().map(|row| row.try_get::<String>("", "job")).collect()
+}
+
+/// The time before which `job` has handled everything due, as its last successful run left it;
+/// `None` before the first.
+pub async fn swept_before(conn: &impl ConnectionTrait, job: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(job_sweep::Entity::find_by_id(job.to_owned()).one(conn).await?.map(|row| row.swept_before))
+}
+
+/// Records that `job` has handled everything due before `before`. An earlier time than the one
+/// recorded (the job's setting was raised since) changes nothing: what was handled stays handled.
+pub async fn note_swept(
+    conn: &impl ConnectionTrait,
+    job: &str,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    let row = job_sweep::ActiveModel { job: Set(job.to_owned()), swept_before: Set(before), updated_at: Set(now) };
+    let later = Expr::col((job_sweep::Entity, job_sweep::Column::SweptBefore))
+        .lt(Expr::col(("excluded", job_sweep::Column::SweptBefore)));
+    job_sweep::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(job_sweep::Column::Job)
+                .update_columns([job_sweep::Column::SweptBefore, job_sweep::Column::UpdatedAt])
+                .action_and_where(later)
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets how far `job` has got: its next run looks through everything again.
+pub async fn forget_sweep(conn: &impl ConnectionTrait, job: &str) -> Result<(), DbErr> {
+    job_sweep::Entity::delete_by_id(job.to_owned()).exec(conn).await?;
+    Ok(())
 }
 
 /// Booked appointments starting in (`from`, `to`] that have not had a reminder for that start.

@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (9, "row counts kept for the totals of whole-table lists", row_counts),
     (10, "patient name-prefix indexes that carry the list's columns", covering_name_indexes),
     (11, "outbox: pending events indexed apart from published ones", outbox_pending_index),
+    (12, "how far the sweeping jobs have got", job_sweeps),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -752,6 +753,22 @@ fn outbox_pending_index() -> Vec<Ddl> {
         Ddl::Sql("CREATE INDEX ix_outbox_events_unpublished ON outbox_events (sequence) WHERE published_at IS NULL"),
         Ddl::Sql(
             "CREATE INDEX ix_outbox_events_published_at ON outbox_events (published_at) WHERE published_at IS NOT NULL",
+        ),
+    ]
+}
+
+fn job_sweeps() -> Vec<Ddl> {
+    vec![
+        // One row per job that sweeps the past (the no-show job): everything due before
+        // `swept_before` has been handled, so the next run starts there instead of at the beginning
+        // of the table.
+        Ddl::Table(
+            Table::create()
+                .table("job_sweeps")
+                .col(ColumnDef::new("job").text().not_null().primary_key())
+                .col(timestamp("swept_before"))
+                .col(timestamp("updated_at"))
+                .take(),
         ),
     ]
 }

@@ -252,6 +252,32 @@ async fn jobs_are_listed_and_run_on_demand(backend: Backend) {
     app.stop().await;
 }
 
+/// The no-show job looks back only to where its last successful run stopped, so an appointment
+/// written into the table directly with an end before that is found only by a run told to look
+/// through everything.
+async fn a_no_show_run_from_the_start_finds_what_was_written_into_the_past(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.store.url().to_owned();
+    let env = [("DATABASE_URL", url.as_str())];
+    let run = |args: &[&str]| {
+        let output = healthcore(args, &env, None);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let no_shows = ["jobs", "run", "no_show_past_appointments"];
+    assert!(run(&no_shows).contains("succeeded: 0 marked no_show"));
+    assert!(run(&["jobs", "list"]).contains("swept:     everything due before"));
+    // A month-old booking, as an import would write it: before where the last run stopped.
+    let (patient, practitioner) =
+        (app.create_patient("Imported", "Late").await, app.create_practitioner("LIC-IMP").await);
+    let imported = app.started_appointment(patient, practitioner, 24 * 30).await;
+    assert!(run(&no_shows).contains("succeeded: 0 marked no_show"));
+    assert!(run(&[&no_shows[..], &["--from-the-start"]].concat()).contains("succeeded: 1 marked no_show"));
+    let marked = app.get(&format!("/api/v1/appointments/{imported}"), &app.admin_token).await.expect(200);
+    assert_eq!(marked.body["status"], "no_show");
+    app.stop().await;
+}
+
 /// `events tail` prints events recorded after it started, decoded, filtered by type.
 async fn events_tail_prints_new_events_as_they_are_recorded(backend: Backend) {
     use std::io::{BufRead, BufReader};
@@ -294,6 +320,7 @@ on_both_backends!(
     outbox_status_reports_the_backlog,
     events_tail_prints_new_events_as_they_are_recorded,
     jobs_are_listed_and_run_on_demand,
+    a_no_show_run_from_the_start_finds_what_was_written_into_the_past,
     the_first_start_creates_an_admin_with_a_generated_password_once,
     seed_shows_its_progress_on_a_terminal,
 );

@@ -457,6 +457,19 @@ impl TestApp {
         row.try_get_by_index::<i64>(0).unwrap()
     }
 
+    /// Rows of `table` PostgreSQL has counted as read (by sequential and index scans), its scans and
+    /// its updated rows, as the connections have reported them (each when it goes idle).
+    pub async fn table_reads(&self, table: &str) -> TableReads {
+        let column = |expression: &str| {
+            format!("SELECT ({expression})::bigint FROM pg_stat_user_tables WHERE relname = '{table}'")
+        };
+        TableReads {
+            rows: self.postgres_number(&column("coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)")).await,
+            scans: self.postgres_number(&column("coalesce(seq_scan, 0) + coalesce(idx_scan, 0)")).await,
+            updated: self.postgres_number(&column("n_tup_upd")).await,
+        }
+    }
+
     /// How many scans of each index PostgreSQL has counted, as the connections have reported them
     /// (each reports when it goes idle, within seconds).
     pub async fn index_scans<const N: usize>(&self, indexes: [&str; N]) -> [i64; N] {
@@ -490,6 +503,14 @@ impl TestApp {
         let reply = self.get(&format!("/api/v1/audit-events?limit=100&{query}"), &self.admin_token).await.expect(200);
         reply.body["items"].as_array().unwrap().clone()
     }
+}
+
+/// What `TestApp::table_reads` reports of one table.
+#[derive(Debug, Clone, Copy)]
+pub struct TableReads {
+    pub rows: i64,
+    pub scans: i64,
+    pub updated: i64,
 }
 
 impl Reply {

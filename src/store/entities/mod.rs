@@ -11,6 +11,7 @@ pub mod dead_letter;
 pub mod idempotency_key;
 pub mod integration_subscription;
 pub mod job_run;
+pub mod job_sweep;
 pub mod notification;
 pub mod outbox_event;
 pub mod patient;
