@@ -120,7 +120,9 @@ pub async fn last_run(conn: &impl ConnectionTrait, job: &str) -> Result<Option<R
     }))
 }
 
-/// The jobs whose latest run failed, by name (readiness reports them).
+/// The jobs whose latest run failed, by name (readiness reports them). Read from the index of the
+/// failed runs alone (`ix_job_runs_failed`), each checked against its job's latest run: readiness
+/// asks every few seconds, and a month of runs is tens of thousands of rows.
 pub async fn failing(conn: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
     let sql = format!(
         "SELECT job FROM job_runs AS latest WHERE status = '{}' AND started_at = \

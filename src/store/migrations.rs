@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (10, "patient name-prefix indexes that carry the list's columns", covering_name_indexes),
     (11, "outbox: pending events indexed apart from published ones", outbox_pending_index),
     (12, "how far the sweeping jobs have got", job_sweeps),
+    (13, "failed job runs indexed for readiness", failed_job_runs_index),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -771,6 +772,12 @@ fn job_sweeps() -> Vec<Ddl> {
                 .take(),
         ),
     ]
+}
+
+fn failed_job_runs_index() -> Vec<Ddl> {
+    // Readiness asks every few seconds which jobs' latest run failed; a month of runs is tens of
+    // thousands of rows, of which the failed are a handful.
+    vec![Ddl::Sql("CREATE INDEX ix_job_runs_failed ON job_runs (job, started_at) WHERE status = 'failed'")]
 }
 
 #[cfg(test)]

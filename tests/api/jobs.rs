@@ -137,6 +137,38 @@ async fn the_no_show_job_reads_what_ended_since_its_last_run_not_the_history() {
     app.stop().await;
 }
 
+/// Readiness asks which jobs' latest run failed, every few seconds on every instance; a month of
+/// runs (`HEALTHCORE_JOB_RUN_RETENTION_DAYS`) is about 60,000 rows, which it read whole each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reads_the_failed_job_runs_not_the_month_of_runs() {
+    let app = spawn(Backend::Postgres).await;
+    app.store
+        .db_execute(
+            "INSERT INTO job_runs (job, scheduled_for, status, attempts, started_at, finished_at) \
+             SELECT 'outbox_retention', t, CASE WHEN g % 5000 = 0 THEN 'failed' ELSE 'succeeded' END, 1, t, t \
+             FROM generate_series(1, 20000) g, LATERAL (SELECT now() - interval '1 minute' * g AS t) run; \
+             ANALYZE job_runs",
+        )
+        .await
+        .unwrap();
+    let start = app.table_reads("job_runs").await;
+    for _ in 0..3 {
+        let ready = app.call(reqwest::Method::GET, "/health/ready", None, None).await.expect(200);
+        assert_ne!(ready.body["jobs"]["status"], "degraded", "the latest run succeeded: {}", ready.body);
+    }
+    // Each probe scans the runs at least five times (the failed ones, then each one's job's latest
+    // run); waiting for two probes' worth leaves no room for scans reported from before.
+    let what = "the probes' reads of the job runs to be reported";
+    let after = eventually(what, || async {
+        let now = app.table_reads("job_runs").await;
+        (now.scans >= start.scans + 10).then_some(now)
+    })
+    .await;
+    let read = after.rows - start.rows;
+    assert!(read < 1_000, "readiness read {read} job runs of 20,000 to find the failed ones");
+    app.stop().await;
+}
+
 async fn the_scheduler_reads_the_application_clock(backend: Backend) {
     let app = spawn(backend).await;
     let practitioner = app.create_practitioner("LIC-LATER").await;
