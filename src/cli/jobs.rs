@@ -14,7 +14,7 @@ pub enum JobsCommand {
     Run {
         /// A job's name, as `healthcore jobs list` shows it.
         name: String,
-        /// Look through the whole table, not only since the last successful run
+        /// Look through the whole table, not only from where the job got to last time
         /// (`no_show_past_appointments`, after appointments were written into the database directly).
         #[arg(long)]
         from_the_start: bool,

@@ -127,6 +127,14 @@ async fn send_reminders(
     }
 }
 
+/// How much of the past one statement of the no-show job looks through: a day of a hospital's
+/// appointments, bounded however far back the job has to start.
+const NO_SHOW_WINDOW: Duration = Duration::days(1);
+
+/// Marks booked appointments that ended before `cutoff` no-show, a window of end times at a time
+/// from where the job got to last time (the earliest appointment before the first run, or
+/// after `jobs run --from-the-start`); each finished window is recorded, so a run cut short
+/// resumes there.
 async fn mark_no_shows(
     store: &Store,
     cutoff: DateTime<Utc>,
@@ -134,11 +142,40 @@ async fn mark_no_shows(
     correlation_id: &str,
 ) -> anyhow::Result<usize> {
     let job = Job::NoShowPastAppointments.name();
-    // Where the last successful run stopped; before the first, the beginning of the table.
-    let since = store::jobs::swept_before(store.db(), job).await?;
+    let swept = match store::jobs::swept_before(store.db(), job).await? {
+        Some(swept) => Some(swept),
+        None => store::appointments::earliest_start(store.db()).await?,
+    };
+    // With no appointment at all, nothing ended before the cutoff.
+    let mut from = swept.unwrap_or(cutoff);
     let mut marked = 0;
     loop {
-        let overdue = store::appointments::overdue_booked(store.db(), since, cutoff, BATCH).await?;
+        let until = (from + NO_SHOW_WINDOW).min(cutoff);
+        if from < until {
+            marked += mark_no_shows_ended_in(store, from..until, cutoff, now, correlation_id).await?;
+        }
+        // No booked appointment that ended before `until` is left, and none can appear: bookings
+        // and reschedules are for the future, and the cutoff lies at least an hour back. So no run
+        // need look further back than this. (Appointments written into the table directly, with an
+        // end before it, are found by `healthcore jobs run no_show_past_appointments --from-the-start`.)
+        store::jobs::note_swept(store.db(), job, until, now).await?;
+        if until >= cutoff {
+            return Ok(marked);
+        }
+        from = until;
+    }
+}
+
+async fn mark_no_shows_ended_in(
+    store: &Store,
+    ended: std::ops::Range<DateTime<Utc>>,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+    correlation_id: &str,
+) -> anyhow::Result<usize> {
+    let mut marked = 0;
+    loop {
+        let overdue = store::appointments::overdue_booked(store.db(), ended.clone(), BATCH).await?;
         let batch = overdue.len();
         for id in overdue {
             let tx = store.begin_write().await?;
@@ -166,15 +203,9 @@ async fn mark_no_shows(
             marked += 1;
         }
         if (batch as u64) < BATCH {
-            break;
+            return Ok(marked);
         }
     }
-    // No booked appointment that ended before the cutoff is left, and none can appear: bookings and
-    // reschedules are for the future, and the cutoff lies at least an hour back. So the next run
-    // need not look further back than this. (Appointments written into the table directly, with an
-    // end before it, are found by `healthcore jobs run no_show_past_appointments --from-the-start`.)
-    store::jobs::note_swept(store.db(), job, cutoff, now).await?;
-    Ok(marked)
 }
 
 /// The trace context of the job's run, stored with the events it records.

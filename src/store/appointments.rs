@@ -323,25 +323,31 @@ pub async fn count_future_booked(
         .await
 }
 
-/// Booked appointments that ended before `cutoff` and, when given, not before `since`, oldest first.
+/// Booked appointments that ended in `ended` (start inclusive, end exclusive), oldest first.
 pub async fn overdue_booked(
     conn: &impl ConnectionTrait,
-    since: Option<DateTime<Utc>>,
-    cutoff: DateTime<Utc>,
+    ended: std::ops::Range<DateTime<Utc>>,
     limit: u64,
 ) -> Result<Vec<AppointmentId>, DbErr> {
-    let mut query = Entity::find()
+    // One that ended in the range started at most the longest appointment before it: a range of
+    // the start-time index as long as `ended` plus eight hours, however long the history.
+    let earliest_start = ended.start - Duration::hours(MAX_DURATION_HOURS);
+    let rows = Entity::find()
         .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))
-        .filter(Column::StartsAt.lt(cutoff))
-        .filter(Column::EndsAt.lt(cutoff));
-    if let Some(since) = since {
-        // One that ended since `since` started after `since` less the longest appointment: a range
-        // of the start-time index as long as the time between runs, however long the history.
-        let earliest_start = since - Duration::hours(MAX_DURATION_HOURS);
-        query = query.filter(Column::StartsAt.gte(earliest_start)).filter(Column::EndsAt.gte(since));
-    }
-    let rows = query.order_by_asc(Column::StartsAt).limit(limit).all(conn).await?;
+        .filter(Column::StartsAt.gte(earliest_start))
+        .filter(Column::StartsAt.lt(ended.end))
+        .filter(Column::EndsAt.gte(ended.start))
+        .filter(Column::EndsAt.lt(ended.end))
+        .order_by_asc(Column::StartsAt)
+        .limit(limit)
+        .all(conn)
+        .await?;
     Ok(rows.into_iter().map(|row| AppointmentId::from_uuid(row.id)).collect())
+}
+
+/// When the earliest appointment of any status starts; `None` when there is none.
+pub async fn earliest_start(conn: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(Entity::find().order_by_asc(Column::StartsAt).one(conn).await?.map(|row| row.starts_at))
 }
 
 fn filtered(backend: DbBackend, filter: &AppointmentFilter) -> Select<Entity> {

@@ -133,7 +133,7 @@ pub async fn failing(conn: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> 
     rows.iter().map(|row| row.try_get::<String>("", "job")).collect()
 }
 
-/// The time before which `job` has handled everything due, as its last successful run left it;
+/// The time before which `job` has handled everything due, as its last run recorded it;
 /// `None` before the first.
 pub async fn swept_before(conn: &impl ConnectionTrait, job: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
     Ok(job_sweep::Entity::find_by_id(job.to_owned()).one(conn).await?.map(|row| row.swept_before))
