@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (11, "outbox: pending events indexed apart from published ones", outbox_pending_index),
     (12, "how far the sweeping jobs have got", job_sweeps),
     (13, "failed job runs indexed for readiness", failed_job_runs_index),
+    (14, "appointments indexed by status and start time", appointments_by_status),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -778,6 +779,14 @@ fn failed_job_runs_index() -> Vec<Ddl> {
     // Readiness asks every few seconds which jobs' latest run failed; a month of runs is tens of
     // thousands of rows, of which the failed are a handful.
     vec![Ddl::Sql("CREATE INDEX ix_job_runs_failed ON job_runs (job, started_at) WHERE status = 'failed'")]
+}
+
+fn appointments_by_status() -> Vec<Ddl> {
+    // A list by status alone (`?status=booked`) in start-time order: without it PostgreSQL walked
+    // the start-time index from the oldest appointment, testing each, and booked ones lie at the
+    // far end (5 million appointments: past the statement timeout). Participant-bound queries
+    // are kept off it (`store::appointments::in_status_beside_participant`).
+    vec![index("ix_appointments_status_start", "appointments", &["status", "starts_at", "id"])]
 }
 
 #[cfg(test)]

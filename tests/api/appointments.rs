@@ -2,7 +2,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{APPOINTMENT_INSERT, Backend, TestApp, booking, uuid_array};
+use crate::helpers::{APPOINTMENT_INSERT, Backend, TestApp, booking, eventually, uuid_array};
 use crate::on_both_backends;
 
 struct Scene {
@@ -247,9 +247,13 @@ on_both_backends!(
     appointment_lists_filter_by_status_participant_and_time,
 );
 
-/// The appointments' three indexes by start time, alone and after a participant.
-const START_INDEXES: [&str; 3] =
-    ["ix_appointments_start", "ix_appointments_practitioner_start", "ix_appointments_patient_start"];
+/// The appointments' indexes by start time: alone, after a participant, after the status.
+const START_INDEXES: [&str; 4] = [
+    "ix_appointments_start",
+    "ix_appointments_practitioner_start",
+    "ix_appointments_patient_start",
+    "ix_appointments_status_start",
+];
 
 /// The overlap check reads the practitioner's and the patient's own appointments near the slot,
 /// however many other appointments start at the same time. PostgreSQL's statistics lag behind the
@@ -268,8 +272,10 @@ async fn the_overlap_check_reads_the_participants_appointments_not_the_whole_win
     }
     let body = booking(patients[0], practitioners[0], 48, 30);
     let slot_start = body["start"].as_str().unwrap().to_owned();
-    // A past the statistics know: twenty thousand appointments of the ten, all before today.
+    // A past the statistics know: twenty thousand appointments of the ten, all before today, and
+    // as many again of the two who book.
     app.appointment_history(&patients, &practitioners, 20_000).await;
+    app.appointment_history(&patients[..1], &practitioners[..1], 20_000).await;
     // A future they do not: a thousand bookings of the other nine around the slot, and one four
     // years ahead. The planner spreads what it does not know evenly up to the latest start it
     // finds in the index, so with one far booking any eight hours look all but empty.
@@ -286,20 +292,74 @@ async fn the_overlap_check_reads_the_participants_appointments_not_the_whole_win
         .unwrap();
 
     let before = app.index_scans(START_INDEXES).await;
+    let pages_before = app.index_pages_visited(START_INDEXES).await;
     app.post("/api/v1/appointments", &app.admin_token, body).await.expect(201);
     let what = "the overlap check to read the practitioner's and the patient's appointments by their indexes";
     let after = app.index_scans_once(what, START_INDEXES, |now| now[1] > before[1] && now[2] > before[2]).await;
     assert_eq!(after[0], before[0], "the overlap check scanned the index on start time alone");
+    assert_eq!(after[3], before[3], "the overlap check scanned every booked appointment by status");
+    // And within the participants' indexes, only the slot's neighbourhood, not their 22,000
+    // appointments of history (some hundred pages of each index).
+    let pages_after = app.index_pages_visited(START_INDEXES).await;
+    let visited = [pages_after[1] - pages_before[1], pages_after[2] - pages_before[2]];
+    assert!(
+        visited[0] < 20 && visited[1] < 20,
+        "the overlap check visited {visited:?} pages of the practitioner's and the patient's indexes"
+    );
 
-    // The same holds for a practitioner's calendar around the slot (a day's list, counted).
+    // The same holds for a practitioner's calendar around the slot (a day's list of the booked
+    // ones, counted).
     let slot_start: chrono::DateTime<Utc> = slot_start.parse().unwrap();
     let time = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (from, to) = (time(slot_start - Duration::hours(7)), time(slot_start + Duration::hours(1)));
-    let path = format!("/api/v1/appointments?practitioner_id={}&from={from}&to={to}", practitioners[0]);
+    let path = format!("/api/v1/appointments?practitioner_id={}&status=booked&from={from}&to={to}", practitioners[0]);
     let listed = app.get(&path, &app.admin_token).await.expect(200);
     assert_eq!(listed.body["page"]["total"], 1, "the practitioner's one booking in the window");
     let what = "the practitioner's calendar to use the practitioner's index";
     let listed_after = app.index_scans_once(what, START_INDEXES, |now| now[1] > after[1]).await;
     assert_eq!(listed_after[0], after[0], "the practitioner's calendar scanned the index on start time alone");
+    assert_eq!(listed_after[3], after[3], "the practitioner's calendar scanned every booked appointment by status");
+    app.stop().await;
+}
+
+/// A list by status alone (`?status=booked`, the upcoming appointments) in start-time order:
+/// PostgreSQL walked the index on start time from the oldest appointment, testing each, and the
+/// booked ones lie at its far end — with five million appointments the list ran past the statement
+/// timeout and answered 503. They are now a range of the index on status and start time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_by_status_reads_the_matches_not_the_history_before_them() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let patient = app.create_patient("Ada", "Booked").await;
+    let practitioner = app.create_practitioner("MD-STATUS").await;
+    let start = app.table_reads("appointments").await;
+    app.appointment_history(&[patient], &[practitioner], 20_000).await;
+    // Three upcoming bookings, written with SQL like the history: no request's reads of the table
+    // may still be on their way to the statistics while the list's are counted.
+    app.store
+        .db_execute(&format!(
+            "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), '{patient}', '{practitioner}', s, s + interval '30 minutes', \
+             'upcoming', NULL, 'booked', NULL, 1, now(), now() \
+             FROM generate_series(1, 3) g, LATERAL (SELECT now() + interval '1 day' * g AS s) slot"
+        ))
+        .await
+        .unwrap();
+    let what = "the history and the bookings to be reported";
+    let before = eventually(what, || async {
+        let now = app.table_reads("appointments").await;
+        (now.inserted >= start.inserted + 20_003).then_some(now)
+    })
+    .await;
+
+    let listed = app.get("/api/v1/appointments?status=booked&limit=2", &app.admin_token).await.expect(200);
+    assert_eq!(listed.body["page"]["total"], 3);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+    let what = "the list's reads (its count and its page) to be reported";
+    let after = eventually(what, || async {
+        let now = app.table_reads("appointments").await;
+        (now.scans >= before.scans + 2).then_some(now)
+    })
+    .await;
+    let read = after.rows - before.rows;
+    assert!(read < 1_000, "listing the three booked appointments read {read} of 20,003");
     app.stop().await;
 }

@@ -458,7 +458,7 @@ impl TestApp {
     }
 
     /// Rows of `table` PostgreSQL has counted as read (by sequential and index scans), its scans and
-    /// its updated rows, as the connections have reported them (each when it goes idle).
+    /// its updated and inserted rows, as the connections have reported them (each when it goes idle).
     pub async fn table_reads(&self, table: &str) -> TableReads {
         let column = |expression: &str| {
             format!("SELECT ({expression})::bigint FROM pg_stat_user_tables WHERE relname = '{table}'")
@@ -467,6 +467,7 @@ impl TestApp {
             rows: self.postgres_number(&column("coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)")).await,
             scans: self.postgres_number(&column("coalesce(seq_scan, 0) + coalesce(idx_scan, 0)")).await,
             updated: self.postgres_number(&column("n_tup_upd")).await,
+            inserted: self.postgres_number(&column("n_tup_ins")).await,
         }
     }
 
@@ -480,6 +481,20 @@ impl TestApp {
                 .await;
         }
         scans
+    }
+
+    /// How many pages of each index PostgreSQL has counted as visited (from its cache or not), as
+    /// the connections have reported them: what a scan examined, where `idx_tup_read` counts only
+    /// the entries it returned.
+    pub async fn index_pages_visited<const N: usize>(&self, indexes: [&str; N]) -> [i64; N] {
+        let mut visited = [0; N];
+        for (count, name) in visited.iter_mut().zip(indexes) {
+            let sql = format!(
+                "SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_indexes WHERE indexrelname = '{name}'"
+            );
+            *count = self.postgres_number(&sql).await;
+        }
+        visited
     }
 
     /// The scans of these indexes once `ready` holds for them. Each connection reports its counts
@@ -511,6 +526,7 @@ pub struct TableReads {
     pub rows: i64,
     pub scans: i64,
     pub updated: i64,
+    pub inserted: i64,
 }
 
 impl Reply {
