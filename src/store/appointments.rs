@@ -25,6 +25,14 @@ pub struct AppointmentFilter {
 }
 
 impl AppointmentFilter {
+    /// The participant whose index bounds the list's time (the patient's first: a patient has
+    /// fewer appointments than a practitioner), and the other one, if both are named.
+    fn participants(&self) -> (Option<ParticipantAppointments>, Option<ParticipantAppointments>) {
+        let patient = self.patient_id.map(ParticipantAppointments::of_patient);
+        let practitioner = self.practitioner_id.map(ParticipantAppointments::of_practitioner);
+        (patient.or(practitioner), patient.and(practitioner))
+    }
+
     /// No condition at all: the list is the whole table.
     fn selects_all(&self) -> bool {
         // Destructured so that a new condition cannot be forgotten here.
@@ -136,20 +144,28 @@ pub async fn lock_participants(
 
 /// The appointments of one participant (a practitioner or a patient), by start time.
 ///
-/// On PostgreSQL their start-time bounds are written as comparisons of the pair
+/// On PostgreSQL the start-time bounds of a narrow window are written as comparisons of the pair
 /// `(participant, starts_at)`, which only that participant's index
 /// (`ix_appointments_{practitioner,patient}_start`) can answer, rather than as bounds on
 /// `starts_at`, which the index on start time alone answers too. PostgreSQL's statistics always lag
 /// behind the future: bookings land beyond the last `ANALYZE`, and one booking years ahead spreads
 /// the unknown thinly over everything before it, so any window in the future looks all but empty.
 /// Offered that index, the planner then read every appointment in the window (every
-/// practitioner's) to find the few of one participant. Both sides are pairs (an open side closed
-/// at the end of the time line), and the equality is left out: beside it, PostgreSQL 15 started
-/// and stopped the index scan by the equality alone and filtered the pairs over the participant's
-/// whole history (a practitioner with 100,000 appointments: 905 buffers for eleven rows, against
-/// 21 for the pairs alone). SQLite keeps plain bounds: given the equality it searches the
-/// participant's index by it alone and would filter the pairs over the participant's whole history,
-/// while `participant = ? AND starts_at > ?` is a range of that index to it.
+/// practitioner's) to find the few of one participant.
+///
+/// Only a window of at most `NARROW_WINDOW` (the overlap check, a calendar's day or month), and
+/// with the pairs alone: PostgreSQL 15 estimates a pair comparison by its first member, which makes any
+/// range of pairs look like a row or two, and given the equality beside the pairs it starts and
+/// stops the scan by the equality and filters the pairs over the participant's whole history (a
+/// practitioner with 100,000 appointments: 905 buffers for a day's eleven rows, 21 for the pairs
+/// alone). A window that is wide or open on one side keeps the equality and plain bounds, which
+/// the statistics estimate: the page is read in the index's order and stops after its rows, where
+/// the pairs made the planner fetch and sort every match (a practitioner's 80,000 past appointments
+/// for `?to=`: a second). Wide windows reach into the past the statistics know, or hold enough of
+/// the participant's future that the participant's index, which carries both conditions, is the
+/// cheaper. SQLite keeps plain bounds throughout: given the equality it searches the participant's
+/// index by it alone and would filter the pairs over the participant's whole history, while
+/// `participant = ? AND starts_at > ?` is a range of that index to it.
 #[derive(Clone, Copy)]
 struct ParticipantAppointments {
     column: Column,
@@ -175,7 +191,8 @@ impl ParticipantAppointments {
         before: Option<DateTime<Utc>>,
     ) -> Condition {
         use sea_orm::sea_query::{Expr, ExprTrait};
-        if backend != DbBackend::Postgres || (after.is_none() && before.is_none()) {
+        let narrow = matches!((after, before), (Some(after), Some(before)) if before - after <= NARROW_WINDOW);
+        if backend != DbBackend::Postgres || !narrow {
             let mut condition = Condition::all().add(self.column.eq(self.id));
             if let Some(after) = after {
                 let start = Column::StartsAt;
@@ -188,25 +205,21 @@ impl ParticipantAppointments {
         }
         let start = || Expr::tuple([Expr::col((Entity, self.column)), Expr::col((Entity, Column::StartsAt))]);
         let at = |time: DateTime<Utc>| Expr::tuple([Expr::val(self.id), Expr::val(time)]);
-        let (first, after_end) = time_line();
-        let lower = match after {
-            Some(after) if !inclusive => start().gt(at(after)),
-            after => start().gte(at(after.unwrap_or(first))),
-        };
-        Condition::all().add(lower).add(start().lt(at(before.unwrap_or(after_end))))
+        let mut condition = Condition::all();
+        if let Some(after) = after {
+            condition = condition.add(if inclusive { start().gte(at(after)) } else { start().gt(at(after)) });
+        }
+        if let Some(before) = before {
+            condition = condition.add(start().lt(at(before)));
+        }
+        condition
     }
 }
 
-/// The ends of the time line a side of a participant's range left open is closed at: no
-/// appointment starts before year 1, nor in year 10000 (new ones start within the booking horizon,
-/// at most ten years ahead).
-fn time_line() -> (DateTime<Utc>, DateTime<Utc>) {
-    let year = |year| chrono::NaiveDate::from_ymd_opt(year, 1, 1).and_then(|day| day.and_hms_opt(0, 0, 0));
-    match (year(1), year(10_000)) {
-        (Some(first), Some(after_end)) => (first.and_utc(), after_end.and_utc()),
-        _ => unreachable!("years 1 and 10000 are dates"),
-    }
-}
+/// The widest window of one participant's appointments bounded by pairs (see
+/// `ParticipantAppointments`), whose every match is fetched and sorted for a page: a month holds at
+/// most some thousand appointments of one practitioner.
+const NARROW_WINDOW: Duration = Duration::days(31);
 
 /// Appointments in `status`, as a condition beside one participant's (`ParticipantAppointments`):
 /// written as "in none of the other statuses", which no index can answer, so that the planner is
@@ -381,11 +394,7 @@ fn filtered(backend: DbBackend, filter: &AppointmentFilter) -> Select<Entity> {
     if let Some(id) = filter.id {
         query = query.filter(Column::Id.eq(id));
     }
-    // The time bounds go with a participant where there is one (the patient's index first: a
-    // patient has fewer appointments than a practitioner).
-    let patient = filter.patient_id.map(ParticipantAppointments::of_patient);
-    let practitioner = filter.practitioner_id.map(ParticipantAppointments::of_practitioner);
-    let (bounded, other) = (patient.or(practitioner), patient.and(practitioner));
+    let (bounded, other) = filter.participants();
     if let Some(status) = filter.status {
         query = query.filter(match bounded {
             Some(_) => in_status_beside_participant(status),
