@@ -369,7 +369,8 @@ pub async fn overdue_booked(
     limit: u64,
 ) -> Result<Vec<AppointmentId>, DbErr> {
     // One that ended in the range started at most the longest appointment before it: a range of
-    // the start-time index as long as `ended` plus eight hours, however long the history.
+    // start times (of the index on status and start time, or on start time) as long as `ended`
+    // plus eight hours, however long the history.
     let earliest_start = ended.start - Duration::hours(MAX_DURATION_HOURS);
     let rows = Entity::find()
         .filter(Column::Status.eq(AppointmentStatus::Booked.as_str()))

@@ -2,7 +2,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{APPOINTMENT_INSERT, Backend, TestApp, booking, eventually, uuid_array};
+use crate::helpers::{APPOINTMENT_INSERT, Backend, TestApp, booking, uuid_array};
 use crate::on_both_backends;
 
 struct Scene {
@@ -294,10 +294,7 @@ async fn the_overlap_check_reads_the_participants_appointments_not_the_whole_win
 
     // Written rows touch index pages too: counted once the writes are reported.
     let what = "the history and the crowd to be reported";
-    eventually(what, || async {
-        (app.table_reads("appointments").await.inserted >= start.inserted + 41_001).then_some(())
-    })
-    .await;
+    app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 41_001).await;
     let before = app.index_scans(START_INDEXES).await;
     let pages_before = app.index_pages_visited(START_INDEXES).await;
     app.post("/api/v1/appointments", &app.admin_token, body).await.expect(201);
@@ -341,22 +338,14 @@ async fn a_participants_list_over_years_reads_its_page_not_every_match() {
     let start = app.table_reads("appointments").await;
     app.appointment_history(&[patient], &[practitioner], 20_000).await;
     let what = "the history to be reported";
-    let before = eventually(what, || async {
-        let now = app.table_reads("appointments").await;
-        (now.inserted >= start.inserted + 20_000).then_some(now)
-    })
-    .await;
+    let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 20_000).await;
 
     let to = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let path = format!("/api/v1/appointments?practitioner_id={practitioner}&to={to}&limit=20");
     let listed = app.get(&path, &app.admin_token).await.expect(200);
     assert_eq!(listed.body["page"]["total"], 20_000);
     let what = "the list's reads (its count and its page) to be reported";
-    let after = eventually(what, || async {
-        let now = app.table_reads("appointments").await;
-        (now.scans >= before.scans + 2).then_some(now)
-    })
-    .await;
+    let after = app.table_reads_once(what, "appointments", |now| now.scans >= before.scans + 2).await;
     // The count fetches each match once (20,000); the page must add its twenty, not every match.
     let read = after.rows - before.rows;
     assert!(read < 30_000, "counting and a page of the practitioner's 20,000 appointments fetched {read} rows");
@@ -385,21 +374,13 @@ async fn a_list_by_status_reads_the_matches_not_the_history_before_them() {
         .await
         .unwrap();
     let what = "the history and the bookings to be reported";
-    let before = eventually(what, || async {
-        let now = app.table_reads("appointments").await;
-        (now.inserted >= start.inserted + 20_003).then_some(now)
-    })
-    .await;
+    let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 20_003).await;
 
     let listed = app.get("/api/v1/appointments?status=booked&limit=2", &app.admin_token).await.expect(200);
     assert_eq!(listed.body["page"]["total"], 3);
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
     let what = "the list's reads (its count and its page) to be reported";
-    let after = eventually(what, || async {
-        let now = app.table_reads("appointments").await;
-        (now.scans >= before.scans + 2).then_some(now)
-    })
-    .await;
+    let after = app.table_reads_once(what, "appointments", |now| now.scans >= before.scans + 2).await;
     let read = after.rows - before.rows;
     assert!(read < 1_000, "listing the three booked appointments read {read} of 20,003");
     app.stop().await;

@@ -483,6 +483,17 @@ impl TestApp {
         scans
     }
 
+    /// What `table_reads` reports once `ready` holds for it (polled, at most 30 s): each
+    /// connection reports when it goes idle, so a test waits for the counts its own statements
+    /// make grow before it compares the rest.
+    pub async fn table_reads_once(&self, what: &str, table: &str, ready: impl Fn(&TableReads) -> bool) -> TableReads {
+        eventually(what, || async {
+            let now = self.table_reads(table).await;
+            ready(&now).then_some(now)
+        })
+        .await
+    }
+
     /// How many pages of each index PostgreSQL has counted as visited (from its cache or not), as
     /// the connections have reported them: what a scan examined, where `idx_tup_read` counts only
     /// the entries it returned.

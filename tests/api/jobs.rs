@@ -9,7 +9,7 @@ use healthcore::testing::shutdown;
 use healthcore::testing::store::outbox;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, booking, eventually, test_config};
+use crate::helpers::{Backend, TestApp, booking, test_config};
 use crate::on_both_backends;
 
 /// The app without its own scheduler, so only the test's runs happen.
@@ -120,11 +120,9 @@ async fn the_no_show_job_reads_what_ended_since_its_last_run_not_the_history() {
     assert_eq!(run(&jobs, Job::NoShowPastAppointments).await, RunOutcome::Succeeded("1 marked no_show".into()));
     // Reported once the update and the run's scans are: the search, the row lock, the update.
     let what = "the run's reads to be reported";
-    let after = eventually(what, || async {
-        let now = app.table_reads("appointments").await;
-        (now.updated > before.updated && now.scans >= before.scans + 3).then_some(now)
-    })
-    .await;
+    let after = app
+        .table_reads_once(what, "appointments", |now| now.updated > before.updated && now.scans >= before.scans + 3)
+        .await;
     let read = after.rows - before.rows;
     assert!(read < 1_000, "the run read {read} appointments of a history of 20,000");
     let marked = app.get(&format!("/api/v1/appointments/{id}"), &app.admin_token).await.expect(200);
@@ -154,11 +152,7 @@ async fn readiness_reads_the_failed_job_runs_not_the_month_of_runs() {
     // Each probe scans the runs at least five times (the failed ones, then each one's job's latest
     // run); waiting for two probes' worth leaves no room for scans reported from before.
     let what = "the probes' reads of the job runs to be reported";
-    let after = eventually(what, || async {
-        let now = app.table_reads("job_runs").await;
-        (now.scans >= start.scans + 10).then_some(now)
-    })
-    .await;
+    let after = app.table_reads_once(what, "job_runs", |now| now.scans >= start.scans + 10).await;
     let read = after.rows - start.rows;
     assert!(read < 1_000, "readiness read {read} job runs of 20,000 to find the failed ones");
     app.stop().await;
