@@ -166,6 +166,17 @@ pub async fn lock_participants(
 /// cheaper. SQLite keeps plain bounds throughout: given the equality it searches the participant's
 /// index by it alone and would filter the pairs over the participant's whole history, while
 /// `participant = ? AND starts_at > ?` is a range of that index to it.
+///
+/// Where the equality and plain bounds are kept, a practitioner's appointments in one status are
+/// a range of their own index (`ix_appointments_status_practitioner_start`; the status leads, so
+/// that pairs find no prefix of it), with the status as an equality: every condition is one of its columns, so an index scan of any other costs more
+/// (`a_practitioners_bookings_read_the_bookings_not_the_history_before_them` holds the planner to
+/// it, with a future the statistics do not know). Without it a practitioner's bookings were found
+/// by fetching every appointment of theirs to test its status, and booked ones lie at the far end
+/// of the history (100,000 appointments: past the statement timeout). Pairs keep the status as in
+/// `in_status_beside_participant`: they bound the read to the window already, and beside them, in
+/// the overlap check's union of bitmaps, PostgreSQL took the index on start time alone for the
+/// equalities. A patient's appointments are few enough to test each.
 #[derive(Clone, Copy)]
 struct ParticipantAppointments {
     column: Column,
@@ -181,19 +192,31 @@ impl ParticipantAppointments {
         ParticipantAppointments { column: Column::PatientId, id: id.as_uuid() }
     }
 
-    /// This participant's appointments, starting after `after` (if given) and before `before`
-    /// (if given); `inclusive` makes `after` a lower bound the start may equal.
+    /// This participant's appointments in `status` (any, if `None`), starting after `after` (if
+    /// given) and before `before` (if given); `inclusive` makes `after` a lower bound the start
+    /// may equal.
     fn starting(
         self,
         backend: DbBackend,
+        status: Option<AppointmentStatus>,
         after: Option<DateTime<Utc>>,
         inclusive: bool,
         before: Option<DateTime<Utc>>,
     ) -> Condition {
         use sea_orm::sea_query::{Expr, ExprTrait};
         let narrow = matches!((after, before), (Some(after), Some(before)) if before - after <= NARROW_WINDOW);
-        if backend != DbBackend::Postgres || !narrow {
-            let mut condition = Condition::all().add(self.column.eq(self.id));
+        let by_pairs = backend == DbBackend::Postgres && narrow;
+        let mut condition = Condition::all();
+        if let Some(status) = status {
+            let has_status_index = matches!(self.column, Column::PractitionerId);
+            condition = condition.add(if has_status_index && !by_pairs {
+                Column::Status.eq(status.as_str())
+            } else {
+                in_status_beside_participant(status)
+            });
+        }
+        if !by_pairs {
+            condition = condition.add(self.column.eq(self.id));
             if let Some(after) = after {
                 let start = Column::StartsAt;
                 condition = condition.add(if inclusive { start.gte(after) } else { start.gt(after) });
@@ -205,7 +228,6 @@ impl ParticipantAppointments {
         }
         let start = || Expr::tuple([Expr::col((Entity, self.column)), Expr::col((Entity, Column::StartsAt))]);
         let at = |time: DateTime<Utc>| Expr::tuple([Expr::val(self.id), Expr::val(time)]);
-        let mut condition = Condition::all();
         if let Some(after) = after {
             condition = condition.add(if inclusive { start().gte(at(after)) } else { start().gt(at(after)) });
         }
@@ -221,9 +243,9 @@ impl ParticipantAppointments {
 /// most some thousand appointments of one practitioner.
 const NARROW_WINDOW: Duration = Duration::days(31);
 
-/// Appointments in `status`, as a condition beside one participant's (`ParticipantAppointments`):
-/// written as "in none of the other statuses", which no index can answer, so that the planner is
-/// offered the participant's index alone. Booked appointments lie mostly in the future, which the
+/// Appointments in `status`, as a condition beside a patient's or beside pairs
+/// (`ParticipantAppointments`): written as "in none of the other statuses", which no index can
+/// answer, so that the planner is offered the participant's index alone. Booked appointments lie mostly in the future, which the
 /// statistics do not know (see `ParticipantAppointments`): `status = 'booked'` can look all but
 /// empty to PostgreSQL, and the index on status would then look like a shortcut — one that reads
 /// every booked appointment of every participant. A list by status alone, with no participant,
@@ -245,16 +267,14 @@ fn clashing(
     // independent of how many appointments a practitioner or patient has had.
     let earliest_overlapping_start = slot.start() - Duration::hours(MAX_DURATION_HOURS);
     let near_slot = |participant: ParticipantAppointments| {
-        participant.starting(backend, Some(earliest_overlapping_start), false, Some(slot.end()))
+        let booked = Some(AppointmentStatus::Booked);
+        participant.starting(backend, booked, Some(earliest_overlapping_start), false, Some(slot.end()))
     };
-    let mut condition = Condition::all()
-        .add(in_status_beside_participant(AppointmentStatus::Booked))
-        .add(Column::EndsAt.gt(slot.start()))
-        .add(
-            Condition::any()
-                .add(near_slot(ParticipantAppointments::of_practitioner(practitioner_id)))
-                .add(near_slot(ParticipantAppointments::of_patient(patient_id))),
-        );
+    let mut condition = Condition::all().add(Column::EndsAt.gt(slot.start())).add(
+        Condition::any()
+            .add(near_slot(ParticipantAppointments::of_practitioner(practitioner_id)))
+            .add(near_slot(ParticipantAppointments::of_patient(patient_id))),
+    );
     if let Some(id) = except {
         condition = condition.add(Column::Id.ne(id));
     }
@@ -331,13 +351,14 @@ pub async fn future_booked(
     practitioner_id: Option<PractitionerId>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Appointment>, DbErr> {
-    let mut query = Entity::find().filter(in_status_beside_participant(AppointmentStatus::Booked));
+    let mut query = Entity::find();
     let participants = [
         patient_id.map(ParticipantAppointments::of_patient),
         practitioner_id.map(ParticipantAppointments::of_practitioner),
     ];
     for participant in participants.into_iter().flatten() {
-        query = query.filter(participant.starting(conn.get_database_backend(), Some(now), false, None));
+        let booked = Some(AppointmentStatus::Booked);
+        query = query.filter(participant.starting(conn.get_database_backend(), booked, Some(now), false, None));
     }
     let rows = query.order_by_asc(Column::StartsAt).lock_exclusive().all(conn).await?;
     rows.into_iter().map(to_domain).collect()
@@ -351,9 +372,9 @@ pub async fn count_future_booked(
 ) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     Entity::find()
-        .filter(in_status_beside_participant(AppointmentStatus::Booked))
         .filter(ParticipantAppointments::of_patient(patient_id).starting(
             conn.get_database_backend(),
+            Some(AppointmentStatus::Booked),
             Some(now),
             false,
             None,
@@ -396,17 +417,16 @@ fn filtered(backend: DbBackend, filter: &AppointmentFilter) -> Select<Entity> {
         query = query.filter(Column::Id.eq(id));
     }
     let (bounded, other) = filter.participants();
-    if let Some(status) = filter.status {
-        query = query.filter(match bounded {
-            Some(_) => in_status_beside_participant(status),
+    match bounded {
+        Some(participant) => {
+            query = query.filter(participant.starting(backend, filter.status, filter.from, true, filter.to));
+        }
+        None => {
             // By status (and time) alone: a range of the index on status and start time, in the
             // list's order, wherever the matches lie in the history.
-            None => Column::Status.eq(status.as_str()),
-        });
-    }
-    match bounded {
-        Some(participant) => query = query.filter(participant.starting(backend, filter.from, true, filter.to)),
-        None => {
+            if let Some(status) = filter.status {
+                query = query.filter(Column::Status.eq(status.as_str()));
+            }
             if let Some(from) = filter.from {
                 query = query.filter(Column::StartsAt.gte(from));
             }
