@@ -176,6 +176,11 @@ fn filtered(filter: &AuditFilter) -> Select<Entity> {
     }
     if let Some(outcome) = filter.outcome {
         query = query.filter(Column::Outcome.eq(outcome.as_str()));
+        if outcome != AuditOutcome::Success {
+            // Implied, and stated for SQLite, which uses a partial index only when the query
+            // carries its condition as written: `ix_audit_events_unsuccessful` holds these alone.
+            query = query.filter(Column::Outcome.ne(AuditOutcome::Success.as_str()));
+        }
     }
     if let Some(from) = filter.from {
         query = query.filter(Column::OccurredAt.gte(from));

@@ -457,11 +457,14 @@ impl TestApp {
         row.try_get_by_index::<i64>(0).unwrap()
     }
 
-    /// Rows of `table` PostgreSQL has counted as read (by sequential and index scans), its scans and
-    /// its updated and inserted rows, as the connections have reported them (each when it goes idle).
-    pub async fn table_reads(&self, table: &str) -> TableReads {
+    /// Rows of `tables` (a `LIKE` pattern: a table's name, or its partitions') PostgreSQL has
+    /// counted as read (by sequential and index scans), their scans and their updated and inserted
+    /// rows, as the connections have reported them (each when it goes idle).
+    pub async fn table_reads(&self, tables: &str) -> TableReads {
         let column = |expression: &str| {
-            format!("SELECT ({expression})::bigint FROM pg_stat_user_tables WHERE relname = '{table}'")
+            format!(
+                "SELECT coalesce(sum({expression}), 0)::bigint FROM pg_stat_user_tables WHERE relname LIKE '{tables}'"
+            )
         };
         TableReads {
             rows: self.postgres_number(&column("coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)")).await,
