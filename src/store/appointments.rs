@@ -142,41 +142,29 @@ pub async fn lock_participants(
     })
 }
 
-/// The appointments of one participant (a practitioner or a patient), by start time.
+/// The appointments of one participant (a practitioner or a patient), by start time: the
+/// participant's id as an equality and the times as plain bounds, a range of the participant's own
+/// index (`ix_appointments_{practitioner,patient}_start`), which PostgreSQL estimates from its
+/// statistics for any values, so that a prepared statement's plan for any values is sound too.
 ///
-/// On PostgreSQL the start-time bounds of a narrow window are written as comparisons of the pair
-/// `(participant, starts_at)`, which only that participant's index
-/// (`ix_appointments_{practitioner,patient}_start`) can answer, rather than as bounds on
-/// `starts_at`, which the index on start time alone answers too. PostgreSQL's statistics always lag
-/// behind the future: bookings land beyond the last `ANALYZE`, and one booking years ahead spreads
-/// the unknown thinly over everything before it, so any window in the future looks all but empty.
-/// Offered that index, the planner then read every appointment in the window (every
-/// practitioner's) to find the few of one participant.
+/// They were once written, on PostgreSQL, as comparisons of `(participant, starts_at)` pairs, which
+/// the index on start time alone cannot answer. PostgreSQL estimates a range of pairs by its first
+/// member, and ids are time-ordered (UUIDv7): for a participant in the middle of the ids a day's
+/// window looked like a tenth of the table, and at five million appointments the overlap check and a
+/// practitioner's day scanned the table (`scripts/bench-scale`: bookings and calendar days answered
+/// 503). The risk the pairs were meant to remove is bounded instead: statistics lag behind the
+/// future, so a window beyond the last `ANALYZE` can look all but empty and the planner may read it
+/// through the index on start time — every participant's appointments in that window, never anyone's
+/// history (`the_overlap_check_reads_the_window_not_the_participants_histories`).
 ///
-/// Only a window of at most `NARROW_WINDOW` (the overlap check, a calendar's day or month), and
-/// with the pairs alone: PostgreSQL 15 estimates a pair comparison by its first member, which makes any
-/// range of pairs look like a row or two, and given the equality beside the pairs it starts and
-/// stops the scan by the equality and filters the pairs over the participant's whole history (a
-/// practitioner with 100,000 appointments: 905 buffers for a day's eleven rows, 21 for the pairs
-/// alone). A window that is wide or open on one side keeps the equality and plain bounds, which
-/// the statistics estimate: the page is read in the index's order and stops after its rows, where
-/// the pairs made the planner fetch and sort every match (a practitioner's 80,000 past appointments
-/// for `?to=`: a second). Wide windows reach into the past the statistics know, or hold enough of
-/// the participant's future that the participant's index, which carries both conditions, is the
-/// cheaper. SQLite keeps plain bounds throughout: given the equality it searches the participant's
-/// index by it alone and would filter the pairs over the participant's whole history, while
-/// `participant = ? AND starts_at > ?` is a range of that index to it.
-///
-/// Where the equality and plain bounds are kept, a practitioner's appointments in one status are
-/// a range of their own index (`ix_appointments_status_practitioner_start`; the status leads, so
-/// that pairs find no prefix of it), with the status as an equality: every condition is one of its columns, so an index scan of any other costs more
+/// A practitioner's appointments in one status are a range of their own index
+/// (`ix_appointments_status_practitioner_start`), with the status as an equality: every condition is
+/// one of its columns, so an index scan of any other costs more
 /// (`a_practitioners_bookings_read_the_bookings_not_the_history_before_them` holds the planner to
 /// it, with a future the statistics do not know). Without it a practitioner's bookings were found
 /// by fetching every appointment of theirs to test its status, and booked ones lie at the far end
-/// of the history (100,000 appointments: past the statement timeout). Pairs keep the status as in
-/// `in_status_beside_participant`: they bound the read to the window already, and beside them, in
-/// the overlap check's union of bitmaps, PostgreSQL took the index on start time alone for the
-/// equalities. A patient's appointments are few enough to test each.
+/// of the history (100,000 appointments: past the statement timeout). A patient's appointments are
+/// few enough to test each.
 #[derive(Clone, Copy)]
 struct ParticipantAppointments {
     column: Column,
@@ -197,66 +185,44 @@ impl ParticipantAppointments {
     /// may equal.
     fn starting(
         self,
-        backend: DbBackend,
         status: Option<AppointmentStatus>,
         after: Option<DateTime<Utc>>,
         inclusive: bool,
         before: Option<DateTime<Utc>>,
     ) -> Condition {
-        use sea_orm::sea_query::{Expr, ExprTrait};
-        let narrow = matches!((after, before), (Some(after), Some(before)) if before - after <= NARROW_WINDOW);
-        let by_pairs = backend == DbBackend::Postgres && narrow;
-        let mut condition = Condition::all();
+        let mut condition = Condition::all().add(self.column.eq(self.id));
         if let Some(status) = status {
             let has_status_index = matches!(self.column, Column::PractitionerId);
-            condition = condition.add(if has_status_index && !by_pairs {
+            condition = condition.add(if has_status_index {
                 Column::Status.eq(status.as_str())
             } else {
                 in_status_beside_participant(status)
             });
         }
-        if !by_pairs {
-            condition = condition.add(self.column.eq(self.id));
-            if let Some(after) = after {
-                let start = Column::StartsAt;
-                condition = condition.add(if inclusive { start.gte(after) } else { start.gt(after) });
-            }
-            if let Some(before) = before {
-                condition = condition.add(Column::StartsAt.lt(before));
-            }
-            return condition;
-        }
-        let start = || Expr::tuple([Expr::col((Entity, self.column)), Expr::col((Entity, Column::StartsAt))]);
-        let at = |time: DateTime<Utc>| Expr::tuple([Expr::val(self.id), Expr::val(time)]);
         if let Some(after) = after {
-            condition = condition.add(if inclusive { start().gte(at(after)) } else { start().gt(at(after)) });
+            let start = Column::StartsAt;
+            condition = condition.add(if inclusive { start.gte(after) } else { start.gt(after) });
         }
         if let Some(before) = before {
-            condition = condition.add(start().lt(at(before)));
+            condition = condition.add(Column::StartsAt.lt(before));
         }
         condition
     }
 }
 
-/// The widest window of one participant's appointments bounded by pairs (see
-/// `ParticipantAppointments`), whose every match is fetched and sorted for a page: a month holds at
-/// most some thousand appointments of one practitioner.
-const NARROW_WINDOW: Duration = Duration::days(31);
-
-/// Appointments in `status`, as a condition beside a patient's or beside pairs
-/// (`ParticipantAppointments`): written as "in none of the other statuses", which no index can
-/// answer, so that the planner is offered the participant's index alone. Booked appointments lie mostly in the future, which the
-/// statistics do not know (see `ParticipantAppointments`): `status = 'booked'` can look all but
-/// empty to PostgreSQL, and the index on status would then look like a shortcut — one that reads
-/// every booked appointment of every participant. A list by status alone, with no participant,
-/// keeps the equality: there that index is the right one.
+/// Appointments in `status`, as a condition beside a patient's (`ParticipantAppointments`):
+/// written as "in none of the other statuses", which no index can answer, so that the planner is
+/// offered the patient's index alone. Booked appointments lie mostly in the future, which the
+/// statistics do not know: `status = 'booked'` can look all but empty to PostgreSQL, and the index
+/// on status would then look like a shortcut — one that reads every booked appointment of every
+/// participant. A list by status alone, with no participant, keeps the equality: there that index
+/// is the right one.
 fn in_status_beside_participant(status: AppointmentStatus) -> sea_orm::sea_query::SimpleExpr {
     Column::Status.is_not_in(AppointmentStatus::ALL.into_iter().filter(|other| *other != status).map(|s| s.as_str()))
 }
 
 /// Booked appointments of the practitioner or the patient that overlap `slot`, other than `except`.
 fn clashing(
-    backend: DbBackend,
     practitioner_id: PractitionerId,
     patient_id: PatientId,
     slot: TimeSlot,
@@ -268,7 +234,7 @@ fn clashing(
     let earliest_overlapping_start = slot.start() - Duration::hours(MAX_DURATION_HOURS);
     let near_slot = |participant: ParticipantAppointments| {
         let booked = Some(AppointmentStatus::Booked);
-        participant.starting(backend, booked, Some(earliest_overlapping_start), false, Some(slot.end()))
+        participant.starting(booked, Some(earliest_overlapping_start), false, Some(slot.end()))
     };
     let mut condition = Condition::all().add(Column::EndsAt.gt(slot.start())).add(
         Condition::any()
@@ -291,11 +257,7 @@ pub async fn find_clash(
     slot: TimeSlot,
     except: Option<AppointmentId>,
 ) -> Result<Option<Clash>, DbErr> {
-    let clash = Entity::find()
-        .filter(clashing(conn.get_database_backend(), practitioner_id, patient_id, slot, except))
-        .limit(1)
-        .one(conn)
-        .await?;
+    let clash = Entity::find().filter(clashing(practitioner_id, patient_id, slot, except)).limit(1).one(conn).await?;
     Ok(clash
         .map(|row| if row.practitioner_id == practitioner_id.as_uuid() { Clash::Practitioner } else { Clash::Patient }))
 }
@@ -323,13 +285,7 @@ pub async fn insert_unless_clash(conn: &impl ConnectionTrait, appointment: &Appo
     let clash = Query::select()
         .expr(Expr::val(1))
         .from(Entity)
-        .cond_where(clashing(
-            conn.get_database_backend(),
-            appointment.practitioner_id(),
-            appointment.patient_id(),
-            appointment.slot(),
-            None,
-        ))
+        .cond_where(clashing(appointment.practitioner_id(), appointment.patient_id(), appointment.slot(), None))
         .to_owned();
     let unless_clash = Query::select()
         .exprs(values.iter().map(|(_, value)| Expr::val(value.clone())))
@@ -358,7 +314,7 @@ pub async fn future_booked(
     ];
     for participant in participants.into_iter().flatten() {
         let booked = Some(AppointmentStatus::Booked);
-        query = query.filter(participant.starting(conn.get_database_backend(), booked, Some(now), false, None));
+        query = query.filter(participant.starting(booked, Some(now), false, None));
     }
     let rows = query.order_by_asc(Column::StartsAt).lock_exclusive().all(conn).await?;
     rows.into_iter().map(to_domain).collect()
@@ -373,7 +329,6 @@ pub async fn count_future_booked(
     use sea_orm::PaginatorTrait;
     Entity::find()
         .filter(ParticipantAppointments::of_patient(patient_id).starting(
-            conn.get_database_backend(),
             Some(AppointmentStatus::Booked),
             Some(now),
             false,
@@ -411,7 +366,7 @@ pub async fn earliest_start(conn: &impl ConnectionTrait) -> Result<Option<DateTi
     Ok(Entity::find().order_by_asc(Column::StartsAt).one(conn).await?.map(|row| row.starts_at))
 }
 
-fn filtered(backend: DbBackend, filter: &AppointmentFilter) -> Select<Entity> {
+fn filtered(filter: &AppointmentFilter) -> Select<Entity> {
     let mut query = Entity::find();
     if let Some(id) = filter.id {
         query = query.filter(Column::Id.eq(id));
@@ -419,7 +374,7 @@ fn filtered(backend: DbBackend, filter: &AppointmentFilter) -> Select<Entity> {
     let (bounded, other) = filter.participants();
     match bounded {
         Some(participant) => {
-            query = query.filter(participant.starting(backend, filter.status, filter.from, true, filter.to));
+            query = query.filter(participant.starting(filter.status, filter.from, true, filter.to));
         }
         None => {
             // By status (and time) alone: a range of the index on status and start time, in the
@@ -449,5 +404,5 @@ pub async fn list(
     let order = |query: Select<Entity>| query.order_by_asc(Column::StartsAt).order_by_asc(Column::Id);
     let selection =
         if filter.selects_all() { Selection::WholeTable(CountedTable::Appointments) } else { Selection::Filtered };
-    fetch_page(conn, filtered(conn.get_database_backend(), filter), selection, order, page, to_domain).await
+    fetch_page(conn, filtered(filter), selection, order, page, to_domain).await
 }

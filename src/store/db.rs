@@ -217,7 +217,10 @@ impl PoolRecipe {
 
 /// PostgreSQL session settings sent with the startup message: the server cancels a statement that
 /// runs too long, ends a session left idle inside a transaction, and probes the client's side of
-/// the connection so a vanished client's locks are released within about half a minute.
+/// the connection so a vanished client's locks are released within about half a minute. JIT
+/// compilation is off: it pays only for long analytical statements, and HealthCore runs short
+/// ones, which an overestimate (a range of pairs, see `store::appointments`) made it compile for
+/// 10 ms to run for 0.1 (every booking's overlap check, at five million appointments).
 pub fn with_server_limits(
     options: sea_orm::sqlx::postgres::PgConnectOptions,
     limits: DbLimits,
@@ -229,6 +232,7 @@ pub fn with_server_limits(
         ("tcp_keepalives_idle", "15".to_owned()),
         ("tcp_keepalives_interval", "5".to_owned()),
         ("tcp_keepalives_count", "3".to_owned()),
+        ("jit", "off".to_owned()),
     ])
 }
 

@@ -474,54 +474,12 @@ impl TestApp {
         }
     }
 
-    /// How many scans of each index PostgreSQL has counted, as the connections have reported them
-    /// (each reports when it goes idle, within seconds).
-    pub async fn index_scans<const N: usize>(&self, indexes: [&str; N]) -> [i64; N] {
-        let mut scans = [0; N];
-        for (count, name) in scans.iter_mut().zip(indexes) {
-            *count = self
-                .postgres_number(&format!("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = '{name}'"))
-                .await;
-        }
-        scans
-    }
-
     /// What `table_reads` reports once `ready` holds for it (polled, at most 30 s): each
     /// connection reports when it goes idle, so a test waits for the counts its own statements
     /// make grow before it compares the rest.
     pub async fn table_reads_once(&self, what: &str, table: &str, ready: impl Fn(&TableReads) -> bool) -> TableReads {
         eventually(what, || async {
             let now = self.table_reads(table).await;
-            ready(&now).then_some(now)
-        })
-        .await
-    }
-
-    /// How many pages of each index PostgreSQL has counted as visited (from its cache or not), as
-    /// the connections have reported them: what a scan examined, where `idx_tup_read` counts only
-    /// the entries it returned.
-    pub async fn index_pages_visited<const N: usize>(&self, indexes: [&str; N]) -> [i64; N] {
-        let mut visited = [0; N];
-        for (count, name) in visited.iter_mut().zip(indexes) {
-            let sql = format!(
-                "SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_indexes WHERE indexrelname = '{name}'"
-            );
-            *count = self.postgres_number(&sql).await;
-        }
-        visited
-    }
-
-    /// The scans of these indexes once `ready` holds for them. Each connection reports its counts
-    /// when it goes idle, and an index's count whose lock is busy later than the others', so a
-    /// test waits for the counts it expects to grow (polled, at most 30 s) and then compares the rest.
-    pub async fn index_scans_once<const N: usize>(
-        &self,
-        what: &str,
-        indexes: [&str; N],
-        ready: impl Fn(&[i64; N]) -> bool,
-    ) -> [i64; N] {
-        eventually(what, || async {
-            let now = self.index_scans(indexes).await;
             ready(&now).then_some(now)
         })
         .await
