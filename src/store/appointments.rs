@@ -196,7 +196,7 @@ impl ParticipantAppointments {
             condition = condition.add(if has_status_index {
                 Column::Status.eq(status.as_str())
             } else {
-                in_status_beside_participant(status)
+                in_status_beside_patient(status)
             });
         }
         if let Some(after) = after {
@@ -217,7 +217,7 @@ impl ParticipantAppointments {
 /// on status would then look like a shortcut — one that reads every booked appointment of every
 /// participant. A list by status alone, with no participant, keeps the equality: there that index
 /// is the right one.
-fn in_status_beside_participant(status: AppointmentStatus) -> sea_orm::sea_query::SimpleExpr {
+fn in_status_beside_patient(status: AppointmentStatus) -> sea_orm::sea_query::SimpleExpr {
     Column::Status.is_not_in(AppointmentStatus::ALL.into_iter().filter(|other| *other != status).map(|s| s.as_str()))
 }
 

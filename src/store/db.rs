@@ -219,8 +219,8 @@ impl PoolRecipe {
 /// runs too long, ends a session left idle inside a transaction, and probes the client's side of
 /// the connection so a vanished client's locks are released within about half a minute. JIT
 /// compilation is off: it pays only for long analytical statements, and HealthCore runs short
-/// ones, which an overestimate (a range of pairs, see `store::appointments`) made it compile for
-/// 10 ms to run for 0.1 (every booking's overlap check, at five million appointments).
+/// ones; where PostgreSQL overestimated one (the overlap check, when its time bounds were pairs, at
+/// five million appointments) it compiled for 10 ms a statement that ran for 0.1.
 pub fn with_server_limits(
     options: sea_orm::sqlx::postgres::PgConnectOptions,
     limits: DbLimits,

@@ -795,9 +795,9 @@ fn practitioner_appointments_by_status() -> Vec<Ddl> {
     // A practitioner's bookings (`?practitioner_id=…&status=booked`) in start-time order: without
     // it every appointment of the practitioner was fetched to test its status, and booked ones lie
     // at the far end of the history (100,000 of one practitioner: past the statement timeout). The
-    // status leads so that the comparisons of `(practitioner_id, starts_at)` pairs, which only
-    // `ix_appointments_practitioner_start` should answer, find no prefix of it to scan by. A
-    // patient's appointments are few enough to test each.
+    // status leads so that a practitioner's list without a status finds no prefix of it to scan
+    // by and keeps to `ix_appointments_practitioner_start`, which has their start times in order.
+    // A patient's appointments are few enough to test each.
     vec![index(
         "ix_appointments_status_practitioner_start",
         "appointments",

@@ -321,10 +321,10 @@ async fn the_overlap_check_reads_the_window_not_the_participants_histories() {
     app.stop().await;
 }
 
-/// A practitioner's list over years (`?practitioner_id=…&to=…`): with the time bounds as pairs
-/// alone, PostgreSQL fetched and sorted every match for a page (a practitioner's 91,000 past
-/// appointments: 1.5 to 7 seconds). Wide windows keep the equality, so the page is read in the
-/// index's order and stops after its rows.
+/// A practitioner's list over years (`?practitioner_id=…&to=…`): with the time bounds written as
+/// pairs of (participant, start) (since withdrawn), PostgreSQL fetched and sorted every match for a
+/// page (a practitioner's 91,000 past appointments: 1.5 to 7 seconds). With the equality and plain
+/// bounds the page is read in the index's order and stops after its rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participants_list_over_years_reads_its_page_not_every_match() {
     let app = TestApp::spawn(Backend::Postgres).await;
@@ -406,16 +406,7 @@ async fn a_practitioners_bookings_read_the_bookings_not_the_history_before_them(
     app.appointment_history(&patients[..1], &practitioners[..1], 20_000).await;
     // Three upcoming bookings of the practitioner, and a crowd of the others' (one four years
     // ahead, which makes any window of the future look all but empty to the statistics).
-    app.store
-        .db_execute(&format!(
-            "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), '{patient}', '{practitioner}', s, s + interval '30 minutes', \
-             'upcoming', NULL, 'booked', NULL, 1, now(), now() \
-             FROM generate_series(1, 3) g, LATERAL (SELECT now() + interval '1 day' * g AS s) slot",
-            patient = patients[0],
-            practitioner = practitioners[0],
-        ))
-        .await
-        .unwrap();
+    app.upcoming_bookings(patients[0], practitioners[0], 3).await;
     app.store
         .db_execute(&format!(
             "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 3], ({practitioners})[1 + g % 3], s, \
@@ -456,16 +447,8 @@ async fn a_list_by_status_reads_the_matches_not_the_history_before_them() {
     let practitioner = app.create_practitioner("MD-STATUS").await;
     let start = app.table_reads("appointments").await;
     app.appointment_history(&[patient], &[practitioner], 20_000).await;
-    // Three upcoming bookings, written with SQL like the history: no request's reads of the table
-    // may still be on their way to the statistics while the list's are counted.
-    app.store
-        .db_execute(&format!(
-            "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), '{patient}', '{practitioner}', s, s + interval '30 minutes', \
-             'upcoming', NULL, 'booked', NULL, 1, now(), now() \
-             FROM generate_series(1, 3) g, LATERAL (SELECT now() + interval '1 day' * g AS s) slot"
-        ))
-        .await
-        .unwrap();
+    // Three upcoming bookings.
+    app.upcoming_bookings(patient, practitioner, 3).await;
     let what = "the history and the bookings to be reported";
     let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 20_003).await;
 

@@ -449,6 +449,20 @@ impl TestApp {
         self.store.db_execute("ANALYZE appointments").await.unwrap();
     }
 
+    /// `count` upcoming bookings of the patient with the practitioner, one a day from tomorrow,
+    /// written with SQL like `appointment_history`: no request's reads of the table may still be on
+    /// their way to the statistics while a test counts its own.
+    pub async fn upcoming_bookings(&self, patient: Uuid, practitioner: Uuid, count: u32) {
+        self.store
+            .db_execute(&format!(
+                "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), '{patient}', '{practitioner}', s, \
+                 s + interval '30 minutes', 'upcoming', NULL, 'booked', NULL, 1, now(), now() \
+                 FROM generate_series(1, {count}) g, LATERAL (SELECT now() + interval '1 day' * g AS s) slot"
+            ))
+            .await
+            .unwrap();
+    }
+
     /// One number PostgreSQL answers (from a statistics view, say), through the server's own store.
     pub async fn postgres_number(&self, sql: &str) -> i64 {
         use sea_orm::{ConnectionTrait, Statement};
