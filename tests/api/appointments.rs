@@ -2,7 +2,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{APPOINTMENT_INSERT, Backend, TestApp, booking, uuid_array};
+use crate::helpers::{APPOINTMENT_INSERT, Backend, RUNS, TestApp, booking, uuid_array};
 use crate::on_both_backends;
 
 struct Scene {
@@ -246,10 +246,6 @@ on_both_backends!(
     rescheduling_moves_the_slot_under_the_same_overlap_rules,
     appointment_lists_filter_by_status_participant_and_time,
 );
-
-/// How often the tests below repeat a request: PostgreSQL plans a prepared statement for its
-/// values five times on a connection, then may plan it once for any values.
-const RUNS: i64 = 16;
 
 /// The overlap check reads the slot's window, never the participants' histories. PostgreSQL's
 /// statistics lag behind the future (they are as old as the last `ANALYZE`, and bookings keep
