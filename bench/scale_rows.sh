@@ -61,8 +61,10 @@ SCALE_APPOINTMENT_COLUMNS="id, patient_id, practitioner_id, starts_at, ends_at, 
 scale_audit_sql() {
   cat <<SQL
 COPY (SELECT $(scale_id 4 n), now() - interval '1 second' * ((n * 1572869) % 31536000), NULL, 'clinician',
-  (ARRAY['patient.read','patient.list','appointment.read','appointment.book'])[1 + (n % 4)::int], 'patient',
-  $(scale_id 1 "(n * 104729) % $3"), $(scale_id 1 "(n * 104729) % $3"), 'success',
+  CASE WHEN n % 10007 = 0 THEN 'patient.deactivate'
+    ELSE (ARRAY['patient.read','patient.list','appointment.read','appointment.book'])[1 + (n % 4)::int] END, 'patient',
+  $(scale_id 1 "(n * 104729) % $3"), $(scale_id 1 "(n * 104729) % $3"),
+  CASE WHEN n % 1009 = 0 THEN 'denied' ELSE 'success' END,
   'bench-scale-' || n, '127.0.0.1', 'bench-scale', NULL
 FROM generate_series($1::bigint, $2 - 1) n) TO STDOUT
 SQL
