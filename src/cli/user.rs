@@ -109,7 +109,7 @@ async fn change_user(config: Config, command: UserCommand) -> anyhow::Result<()>
                     println!("{}\t{}\t{state}{patient}\t{}", user.username, user.role, user.id);
                 }
                 offset += 100;
-                if offset >= page.total {
+                if page.items.len() < 100 {
                     return Ok(());
                 }
             }

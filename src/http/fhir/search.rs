@@ -284,8 +284,14 @@ impl Search {
     pub fn bundle<T>(&self, base: &str, page: &Page<T>, entries: Vec<(String, Value)>) -> Value {
         let request = PageRequest { limit: page.limit, offset: page.offset };
         let mut links = vec![json!({"relation": "self", "url": self.link(base, request)})];
-        if page.limit > 0 && page.offset + page.limit < page.total {
-            let next = PageRequest { limit: page.limit, offset: page.offset + page.limit };
+        // Past the counted bound, more follow while pages are full.
+        let more = if page.total_is_exact {
+            page.offset + page.limit < page.total
+        } else {
+            page.items.len() as u64 == page.limit
+        };
+        let next = PageRequest { limit: page.limit, offset: page.offset + page.limit };
+        if page.limit > 0 && more && next.offset <= MAX_OFFSET {
             links.push(json!({"relation": "next", "url": self.link(base, next)}));
         }
         let entry: Vec<Value> = entries
@@ -294,7 +300,11 @@ impl Search {
                 json!({"fullUrl": format!("{base}/{reference}"), "resource": resource, "search": {"mode": "match"}})
             })
             .collect();
-        let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links});
+        let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "link": links});
+        // `total` is "the number of matches" in FHIR: a lower bound is left out.
+        if page.total_is_exact {
+            bundle["total"] = json!(page.total);
+        }
         // FHIR JSON has no empty arrays: a search that found nothing has no `entry`.
         if !entry.is_empty() {
             bundle["entry"] = Value::Array(entry);

@@ -18,14 +18,17 @@ use utoipa::ToSchema;
 /// Pagination facts returned with every list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PageInfo {
-    /// Number of items matching the filters, across all pages.
+    /// Number of items matching the filters, across all pages; counted up to 10,000, and 10,000
+    /// when more match (`total_is_exact` false).
     pub total: u64,
+    /// Whether `total` is the number of matches, or only a lower bound of it.
+    pub total_is_exact: bool,
     pub limit: u64,
     pub offset: u64,
 }
 
 impl<T> From<&crate::store::Page<T>> for PageInfo {
     fn from(page: &crate::store::Page<T>) -> Self {
-        PageInfo { total: page.total, limit: page.limit, offset: page.offset }
+        PageInfo { total: page.total, total_is_exact: page.total_is_exact, limit: page.limit, offset: page.offset }
     }
 }
