@@ -587,20 +587,23 @@ where
 }
 
 /// How many rows `matching` selects, counting no further than `bound`: the database stops
-/// reading at the bound's row.
+/// reading at the bound's row. The bound is written into the statement, not passed as a
+/// parameter: a plan made for any values would have to guess it.
 async fn count_up_to<E: sea_orm::EntityTrait>(
     conn: &impl ConnectionTrait,
     matching: sea_orm::Select<E>,
     bound: u64,
 ) -> Result<u64, DbErr> {
-    use sea_orm::sea_query::{Expr, SelectStatement};
+    use sea_orm::sea_query::Expr;
     use sea_orm::{QuerySelect, QueryTrait};
-    let first_matches = matching.select_only().expr(Expr::val(1)).limit(bound).into_query();
-    let count = SelectStatement::new()
-        .expr(Expr::cust("COUNT(*) AS counted"))
-        .from_subquery(first_matches, "first_matches")
-        .to_owned();
-    let row = conn.query_one(&count).await?.ok_or_else(|| DbErr::RecordNotFound("a count".into()))?;
+    let backend = conn.get_database_backend();
+    let matches = backend.build(&matching.select_only().expr(Expr::cust("1")).into_query());
+    let sql = format!("SELECT COUNT(*) AS counted FROM ({} LIMIT {bound}) AS first_matches", matches.sql);
+    let values = matches.values.map(|values| values.0).unwrap_or_default();
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("a count".into()))?;
     Ok(u64::try_from(row.try_get::<i64>("", "counted")?).unwrap_or(0))
 }
 
