@@ -10,14 +10,18 @@ function common.read_lines(path)
   return lines
 end
 
--- A function that returns the lines of the file at `path` one after another, round and round.
-function common.cycle(path)
-  local lines = common.read_lines(path)
+-- A function that returns the values one after another, round and round.
+function common.rotation(values)
   local i = 0
   return function()
     i = i + 1
-    return lines[(i % #lines) + 1]
+    return values[(i % #values) + 1]
   end
+end
+
+-- A function that returns the lines of the file at `path` one after another, round and round.
+function common.cycle(path)
+  return common.rotation(common.read_lines(path))
 end
 
 function common.headers(extra)

@@ -533,13 +533,13 @@ impl Reply {
     }
 }
 
-/// The start of an `INSERT` of whole appointment rows, for tests that write them with SQL.
 /// How often a test repeats a request whose plan it checks: PostgreSQL plans a prepared statement
 /// for its values five times on a connection, then may plan it once for any values. With the pool
 /// held to two connections (`HEALTHCORE_DB_MAX_CONNECTIONS`) every statement runs more than five
 /// times on each.
 pub const RUNS: i64 = 16;
 
+/// The start of an `INSERT` of whole appointment rows, for tests that write them with SQL.
 pub const APPOINTMENT_INSERT: &str = "INSERT INTO appointments (id, patient_id, practitioner_id, starts_at, ends_at, \
      reason, notes, status, cancellation_reason, version, created_at, updated_at)";
 
