@@ -18,7 +18,7 @@ pub async fn list(
     let subject = Subject { resource_type: "audit_event", resource_id: None, patient_id: filter.patient_id };
     ctx.concerns(None, filter.patient_id);
     authorize(state, ctx, Action::AuditRead, AuditAction::AuditList, subject).await?;
-    let page = store::audit::list(state.store.db(), &filter, page).await?;
+    let page = store::audit::list(&state.store, &filter, page).await?;
     // Who read whose access history is itself part of the trail.
     state.audit.record(vec![AuditRecord::new(ctx, AuditAction::AuditList, subject, AuditOutcome::Success)]).await?;
     Ok(page)

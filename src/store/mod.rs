@@ -98,26 +98,53 @@ pub struct WriteTx {
     observer: Arc<dyn StoreObserver>,
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for WriteTx {
-    fn get_database_backend(&self) -> DbBackend {
-        self.tx.get_database_backend()
-    }
+/// `ConnectionTrait` for a transaction type with fields `tx` (the transaction) and `db` (its pool):
+/// each statement bounded like one on the pool.
+macro_rules! bounded_like_the_pool {
+    ($transaction:ty) => {
+        #[async_trait::async_trait]
+        impl ConnectionTrait for $transaction {
+            fn get_database_backend(&self) -> DbBackend {
+                self.tx.get_database_backend()
+            }
 
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.db.bounded(self.tx.execute_raw(stmt)).await
-    }
+            async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+                self.db.bounded(self.tx.execute_raw(stmt)).await
+            }
 
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.db.bounded(self.tx.execute_unprepared(sql)).await
-    }
+            async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+                self.db.bounded(self.tx.execute_unprepared(sql)).await
+            }
 
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.db.bounded(self.tx.query_one_raw(stmt)).await
-    }
+            async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+                self.db.bounded(self.tx.query_one_raw(stmt)).await
+            }
 
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.db.bounded(self.tx.query_all_raw(stmt)).await
+            async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+                self.db.bounded(self.tx.query_all_raw(stmt)).await
+            }
+        }
+    };
+}
+
+bounded_like_the_pool!(WriteTx);
+bounded_like_the_pool!(ReadTx);
+
+/// A transaction that only reads: for statements that need planner settings of their own, which
+/// `SET LOCAL` gives them until it ends. Every statement in it is bounded like one on the pool.
+pub struct ReadTx {
+    tx: DatabaseTransaction,
+    db: Db,
+    /// Dropped without `finish`, the transaction's connection goes back with a rollback queued.
+    unfinished: db::UnlessFinished,
+}
+
+impl ReadTx {
+    pub async fn finish(self) -> Result<(), DbErr> {
+        let ReadTx { tx, db, unfinished } = self;
+        db.bounded(tx.commit()).await?;
+        unfinished.finished();
+        Ok(())
     }
 }
 
@@ -275,6 +302,18 @@ impl Store {
             events_committed: self.events_committed.clone(),
             observer: self.observer.clone(),
         })
+    }
+
+    /// A transaction for reads alone. It takes no place in SQLite's queue of writers.
+    pub async fn begin_read(&self) -> Result<ReadTx, DbErr> {
+        let options = TransactionOptions {
+            isolation_level: None,
+            // Stating READ ONLY would cost a round trip of its own, as READ WRITE would for writes.
+            access_mode: None,
+            sqlite_transaction_mode: None,
+        };
+        let tx = self.db.bounded(self.db.connection().begin_with_options(options)).await?;
+        Ok(ReadTx { tx, unfinished: self.db.unless_finished(), db: self.db.clone() })
     }
 
     /// Runs one SQL statement outside any transaction (administrative use: tests, tooling).
