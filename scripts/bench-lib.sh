@@ -54,3 +54,10 @@ cpu_of_command() {
 cpu_of_machine() {
   awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
 }
+
+# The PostgreSQL server at admin URL $1 as a benchmark's summary names it: its version, and whether
+# autovacuum runs (a machine set up for CI may turn it off). Without it nothing marks the rows
+# written during a run visible to all, and counts read every one of them from the table.
+postgres_server() {
+  psql -tA "$1" -c "SELECT 'PostgreSQL ' || current_setting('server_version') || ' (autovacuum ' || current_setting('autovacuum') || ')'"
+}

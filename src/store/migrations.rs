@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (15, "a practitioner's appointments indexed by status and start time", practitioner_appointments_by_status),
     (16, "audit records that did not succeed indexed apart", unsuccessful_audit_records),
     (17, "audit records of actions other than disclosures indexed by action", audit_records_by_action),
+    (18, "audit partitions vacuumed as they fill", audit_partitions_vacuumed_as_they_fill),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -837,6 +838,45 @@ fn audit_records_by_action() -> Vec<Ddl> {
             .cond_where(Expr::cust(super::audit::not_a_bulk_action()))
             .take(),
     )]
+}
+
+fn audit_partitions_vacuumed_as_they_fill() -> Vec<Ddl> {
+    // A list of the trail counts its matches with the index alone only where the visibility map
+    // says a page's records are visible to all; it is set by VACUUM. By default autovacuum
+    // vacuums a partition of inserts alone after a fifth of its size again has been added: up to
+    // hundreds of thousands of the newest records, each of which a count then reads from the
+    // table (an auditor's list of a patient with a thousand disclosures: 766 lists/s, p99 113 ms,
+    // against 2,771 and 21 ms once vacuumed). Every 10,000 records instead, whatever the
+    // partition's size; a vacuum of records only added reads just the pages added since the last
+    // one. `healthcore_ensure_audit_partition` is the function of migration 7 with the settings
+    // added to the partitions it creates; the existing partitions are given them here.
+    let postgres = |sql: &'static str| Ddl::Only(DbBackend::Postgres, sql);
+    vec![
+        postgres(
+            "CREATE OR REPLACE FUNCTION healthcore_ensure_audit_partition(month date) RETURNS text LANGUAGE plpgsql \
+             SECURITY DEFINER SET search_path FROM CURRENT AS $$ \
+             DECLARE first date := date_trunc('month', month)::date; \
+                     name text := 'audit_events_' || to_char(first, 'YYYY_MM'); \
+             BEGIN \
+               IF to_regclass(name) IS NULL THEN \
+                 EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L) \
+                   WITH (autovacuum_vacuum_insert_threshold = 10000, autovacuum_vacuum_insert_scale_factor = 0)', \
+                   name, first::timestamp AT TIME ZONE 'UTC', (first + interval '1 month')::timestamp AT TIME ZONE 'UTC'); \
+                 EXECUTE format('CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON %I \
+                   FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()', name); \
+               END IF; \
+               RETURN name; \
+             END $$",
+        ),
+        postgres(
+            "DO $$ DECLARE partition regclass; BEGIN \
+               FOR partition IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'audit_events'::regclass LOOP \
+                 EXECUTE format('ALTER TABLE %s SET (autovacuum_vacuum_insert_threshold = 10000, \
+                   autovacuum_vacuum_insert_scale_factor = 0)', partition); \
+               END LOOP; \
+             END $$",
+        ),
+    ]
 }
 
 #[cfg(test)]
