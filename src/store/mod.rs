@@ -130,24 +130,6 @@ macro_rules! bounded_like_the_pool {
 bounded_like_the_pool!(WriteTx);
 bounded_like_the_pool!(ReadTx);
 
-/// A transaction that only reads: for statements that need planner settings of their own, which
-/// `SET LOCAL` gives them until it ends. Every statement in it is bounded like one on the pool.
-pub struct ReadTx {
-    tx: DatabaseTransaction,
-    db: Db,
-    /// Dropped without `finish`, the transaction's connection goes back with a rollback queued.
-    unfinished: db::UnlessFinished,
-}
-
-impl ReadTx {
-    pub async fn finish(self) -> Result<(), DbErr> {
-        let ReadTx { tx, db, unfinished } = self;
-        db.bounded(tx.commit()).await?;
-        unfinished.finished();
-        Ok(())
-    }
-}
-
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
         let WriteTx { tx, db, unfinished, _gate, recorded_events, events_committed, observer } = self;
@@ -166,6 +148,24 @@ impl WriteTx {
     /// and wakes the relay.
     pub fn note_events_recorded(&self, event_types: impl IntoIterator<Item = crate::events::EventType>) {
         self.recorded_events.lock().unwrap_or_else(|e| e.into_inner()).extend(event_types);
+    }
+}
+
+/// A transaction that only reads: for statements that need planner settings of their own, which
+/// `SET LOCAL` gives them until it ends. Every statement in it is bounded like one on the pool.
+pub struct ReadTx {
+    tx: DatabaseTransaction,
+    db: Db,
+    /// Dropped without `finish`, the transaction's connection goes back with a rollback queued.
+    unfinished: db::UnlessFinished,
+}
+
+impl ReadTx {
+    pub async fn finish(self) -> Result<(), DbErr> {
+        let ReadTx { tx, db, unfinished } = self;
+        db.bounded(tx.commit()).await?;
+        unfinished.finished();
+        Ok(())
     }
 }
 
