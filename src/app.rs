@@ -116,7 +116,7 @@ pub async fn build_state(
     config: Arc<Config>,
     store: Store,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(crate::state::Shared, tokio::task::JoinHandle<()>)> {
     let signing_key = config.signing_key()?;
     let tokens = TokenIssuer::new(&signing_key, config.token_ttl_seconds);
     let audit_store = store.dedicated(1).await.context("cannot open the audit writer's connection")?;
@@ -132,7 +132,7 @@ pub async fn build_state(
     let cache = ReferenceCache::new(Duration::from_secs(config.cache_ttl_seconds), metrics.clone());
     let account_changes = crate::cache::AccountChanges::default();
     let login_throttle = crate::auth::throttle::LoginThrottle::new(config.login_throttle);
-    let state = AppState {
+    let state = crate::state::Shared {
         store,
         clock: Clock::default(),
         metrics,
@@ -159,10 +159,11 @@ impl Application {
         announce_first_admin(
             users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose())).await?,
         );
-        let (mut state, audit_writer) = build_state(config.clone(), store.clone(), metrics.clone()).await?;
+        let (mut shared, audit_writer) = build_state(config.clone(), store.clone(), metrics.clone()).await?;
         // Every worker of this process reads the requests' clock.
-        let (relay, deliveries) = relay_for(&config, &store, &metrics, &state.clock)?;
-        state.relay = relay.as_ref().map(Relay::state);
+        let (relay, deliveries) = relay_for(&config, &store, &metrics, &shared.clock)?;
+        shared.relay = relay.as_ref().map(Relay::state);
+        let state = AppState::new(shared);
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
         let metrics_listener = bind_metrics(&config).await?;
