@@ -110,9 +110,20 @@ pub async fn open_store(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Resu
     Ok(store)
 }
 
-/// Builds the shared state: store, audit writer, token issuer. Returns the writer's task so the
-/// caller can wait for it to drain at shutdown.
+/// Builds the request state for a process that runs no relay (the seed command). Returns the
+/// audit writer's task so the caller can wait for it to drain at shutdown.
 pub async fn build_state(
+    config: Arc<Config>,
+    store: Store,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
+    let (shared, audit_writer) = build_shared(config, store, metrics).await?;
+    Ok((AppState::new(shared), audit_writer))
+}
+
+/// Builds what the request state shares: store, audit writer, token issuer. Returns the writer's
+/// task so the caller can wait for it to drain at shutdown.
+async fn build_shared(
     config: Arc<Config>,
     store: Store,
     metrics: Arc<Metrics>,
@@ -159,7 +170,7 @@ impl Application {
         announce_first_admin(
             users::ensure_first_admin(&store, config.admin_password.as_ref().map(|s| s.expose())).await?,
         );
-        let (mut shared, audit_writer) = build_state(config.clone(), store.clone(), metrics.clone()).await?;
+        let (mut shared, audit_writer) = build_shared(config.clone(), store.clone(), metrics.clone()).await?;
         // Every worker of this process reads the requests' clock.
         let (relay, deliveries) = relay_for(&config, &store, &metrics, &shared.clock)?;
         shared.relay = relay.as_ref().map(Relay::state);

@@ -38,8 +38,7 @@ pub async fn run(config: Config, patients: u32, practitioners: u32, appointments
     let config = Arc::new(config);
     let metrics: std::sync::Arc<crate::telemetry::metrics::Metrics> = Default::default();
     let store = app::open_store(&config, &metrics).await?;
-    let (shared, audit_writer) = app::build_state(config, store, metrics).await?;
-    let state = crate::state::AppState::new(shared);
+    let (state, audit_writer) = app::build_state(config, store, metrics).await?;
     // The seed acts as a system administrator; its audit records carry the nil actor id.
     let ctx = RequestContext {
         principal: Principal { user_id: UserId::from_uuid(Uuid::nil()), role: Role::Admin, patient_id: None },
