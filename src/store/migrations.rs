@@ -840,6 +840,14 @@ fn audit_records_by_action() -> Vec<Ddl> {
     )]
 }
 
+/// The storage parameters of migration 18, as SQL text (a macro, so that both of its statements
+/// can be `'static` strings built with `concat!`).
+macro_rules! vacuumed_every_10_000_records {
+    () => {
+        "autovacuum_vacuum_insert_threshold = 10000, autovacuum_vacuum_insert_scale_factor = 0"
+    };
+}
+
 fn audit_partitions_vacuumed_as_they_fill() -> Vec<Ddl> {
     // A list of the trail counts its matches with the index alone only where the visibility map
     // says a page's records are visible to all; it is set by VACUUM. By default autovacuum
@@ -852,7 +860,7 @@ fn audit_partitions_vacuumed_as_they_fill() -> Vec<Ddl> {
     // added to the partitions it creates; the existing partitions are given them here.
     let postgres = |sql: &'static str| Ddl::Only(DbBackend::Postgres, sql);
     vec![
-        postgres(
+        postgres(concat!(
             "CREATE OR REPLACE FUNCTION healthcore_ensure_audit_partition(month date) RETURNS text LANGUAGE plpgsql \
              SECURITY DEFINER SET search_path FROM CURRENT AS $$ \
              DECLARE first date := date_trunc('month', month)::date; \
@@ -860,22 +868,25 @@ fn audit_partitions_vacuumed_as_they_fill() -> Vec<Ddl> {
              BEGIN \
                IF to_regclass(name) IS NULL THEN \
                  EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L) \
-                   WITH (autovacuum_vacuum_insert_threshold = 10000, autovacuum_vacuum_insert_scale_factor = 0)', \
+                   WITH (",
+            vacuumed_every_10_000_records!(),
+            ")', \
                    name, first::timestamp AT TIME ZONE 'UTC', (first + interval '1 month')::timestamp AT TIME ZONE 'UTC'); \
                  EXECUTE format('CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON %I \
                    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()', name); \
                END IF; \
                RETURN name; \
-             END $$",
-        ),
-        postgres(
+             END $$"
+        )),
+        postgres(concat!(
             "DO $$ DECLARE partition regclass; BEGIN \
                FOR partition IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'audit_events'::regclass LOOP \
-                 EXECUTE format('ALTER TABLE %s SET (autovacuum_vacuum_insert_threshold = 10000, \
-                   autovacuum_vacuum_insert_scale_factor = 0)', partition); \
+                 EXECUTE format('ALTER TABLE %s SET (",
+            vacuumed_every_10_000_records!(),
+            ")', partition); \
                END LOOP; \
-             END $$",
-        ),
+             END $$"
+        )),
     ]
 }
 
