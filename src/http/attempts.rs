@@ -10,6 +10,8 @@
 //! database write, and an unauthenticated flood must not be able to fill the disk with them (the
 //! rest are counted in `healthcore_http_requests_total{status="401"}`).
 
+use std::sync::Arc;
+
 use axum::{
     extract::{MatchedPath, Request, State},
     http::{Method, StatusCode},
@@ -97,7 +99,6 @@ fn path_id(template: &str, path: &str) -> Option<Uuid> {
 }
 
 /// Client addresses whose unauthenticated attempt was audited in the last minute.
-#[derive(Clone)]
 pub struct Unauthenticated(moka::sync::Cache<String, ()>);
 
 impl Default for Unauthenticated {
@@ -117,11 +118,16 @@ impl Unauthenticated {
     }
 }
 
-pub async fn middleware(
-    State((audit, unauthenticated, clock)): State<(AuditLog, Unauthenticated, Clock)>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// What the middleware records failed attempts with. Shared behind an `Arc`: axum clones a
+/// middleware's state for every request, and a clone of the cache alone is several reference
+/// counts.
+pub struct Recorder {
+    pub audit: AuditLog,
+    pub unauthenticated: Unauthenticated,
+    pub clock: Clock,
+}
+
+pub async fn middleware(State(recorder): State<Arc<Recorder>>, mut request: Request, next: Next) -> Response {
     let Some(template) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
         return next.run(request).await;
     };
@@ -150,7 +156,7 @@ pub async fn middleware(
         },
     };
     let principal = caller.and_then(|slot| slot.0.get().copied());
-    if principal.is_none() && !unauthenticated.first(origin.client_addr.as_deref()) {
+    if principal.is_none() && !recorder.unauthenticated.first(origin.client_addr.as_deref()) {
         return response;
     }
     let outcome = if principal.is_none() { AuditOutcome::Denied } else { AuditOutcome::Error };
@@ -159,10 +165,16 @@ pub async fn middleware(
         .get::<ProblemType>()
         .map_or_else(|| status.as_u16().to_string(), |t| t.0.as_str().to_owned());
     let subject = Subject { resource_type, resource_id, patient_id };
-    let record =
-        AuditRecord::attempt(&origin, principal.map(|p| (p.user_id, p.role)), action, subject, outcome, clock.now())
-            .because(reason);
-    if let Err(err) = audit.record(vec![record]).await {
+    let record = AuditRecord::attempt(
+        &origin,
+        principal.map(|p| (p.user_id, p.role)),
+        action,
+        subject,
+        outcome,
+        recorder.clock.now(),
+    )
+    .because(reason);
+    if let Err(err) = recorder.audit.record(vec![record]).await {
         // Only when the database itself is unavailable, which is what the response says too.
         tracing::error!(error = %err, action = action.as_str(), "the audit record of a failed attempt could not be written");
     }

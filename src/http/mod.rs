@@ -176,7 +176,11 @@ pub fn router(state: AppState) -> Router {
             body::middleware,
         ))
         .layer(middleware::from_fn_with_state(
-            (state.audit.clone(), attempts::Unauthenticated::default(), state.clock.clone()),
+            Arc::new(attempts::Recorder {
+                audit: state.audit.clone(),
+                unauthenticated: attempts::Unauthenticated::default(),
+                clock: state.clock.clone(),
+            }),
             attempts::middleware,
         ))
         .layer(middleware::from_fn(fhir::outcome::middleware))
