@@ -1,6 +1,8 @@
 //! The `audit_events` table: append-only. There is deliberately no update or delete here, and the
 //! database refuses both (see the migration's triggers).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, InsertStatement, OnConflict};
 use sea_orm::{
@@ -12,7 +14,7 @@ use uuid::Uuid;
 use super::entities::audit_event::{self, Column, Entity};
 use super::{Backend, Page, PageRequest, Selection, Store, fetch_page};
 use crate::domain::audit::{AuditAction, AuditOutcome, AuditRecord, Month};
-use crate::domain::{PatientId, UserId};
+use crate::domain::{PatientId, Role, UserId};
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -83,7 +85,8 @@ pub async fn append_batch(store: &Store, records: &[AuditRecord]) -> Result<(), 
     }
     match store.backend() {
         Backend::Postgres => {
-            let rows = serde_json::Value::Array(records.iter().map(json_row).collect()).to_string();
+            let rows = serde_json::to_string(&records.iter().map(json_row).collect::<Vec<_>>())
+                .map_err(|error| DbErr::Custom(format!("audit records as JSON: {error}")))?;
             let insert = Statement::from_sql_and_values(DbBackend::Postgres, INSERT_FROM_JSON, [rows.into()]);
             store.db().execute_raw(insert).await.map(drop)
         }
@@ -95,26 +98,49 @@ pub async fn append_batch(store: &Store, records: &[AuditRecord]) -> Result<(), 
     }
 }
 
-/// A record as `json_populate_recordset` reads it: one member per column. PostgreSQL text cannot
-/// hold NUL at all (a client's `User-Agent` is any text): it becomes U+FFFD.
-fn json_row(record: &AuditRecord) -> serde_json::Value {
-    let row = to_row(record);
-    let text = |value: &str| value.replace('\0', "\u{FFFD}");
-    serde_json::json!({
-        "id": row.id,
-        "occurred_at": row.occurred_at,
-        "actor_id": row.actor_id,
-        "actor_role": row.actor_role.as_deref().map(text),
-        "action": text(&row.action),
-        "resource_type": text(&row.resource_type),
-        "resource_id": row.resource_id,
-        "patient_id": row.patient_id,
-        "outcome": text(&row.outcome),
-        "correlation_id": text(&row.correlation_id),
-        "client_addr": row.client_addr.as_deref().map(text),
-        "user_agent": row.user_agent.as_deref().map(text),
-        "reason": row.reason.as_deref().map(text),
-    })
+/// A record as `json_populate_recordset` reads it: one member per column, borrowed from the
+/// record and serialized straight into the statement's text (a `serde_json::Value` per record, and
+/// its map, cost an audited list of twenty patients about a tenth of the server's time). PostgreSQL
+/// text cannot hold NUL at all (a client's `User-Agent` is any text): it becomes U+FFFD in the
+/// texts a request brings (the names of actions, roles and outcomes are the code's own).
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    id: Uuid,
+    occurred_at: DateTime<Utc>,
+    actor_id: Option<Uuid>,
+    actor_role: Option<&'static str>,
+    action: &'static str,
+    resource_type: &'static str,
+    resource_id: Option<Uuid>,
+    patient_id: Option<Uuid>,
+    outcome: &'static str,
+    correlation_id: Cow<'a, str>,
+    client_addr: Option<Cow<'a, str>>,
+    user_agent: Option<Cow<'a, str>>,
+    reason: Option<Cow<'a, str>>,
+}
+
+fn json_row(record: &AuditRecord) -> JsonRow<'_> {
+    JsonRow {
+        id: record.id,
+        occurred_at: record.occurred_at,
+        actor_id: record.actor_id.map(Uuid::from),
+        actor_role: record.actor_role.map(Role::as_str),
+        action: record.action.as_str(),
+        resource_type: record.resource_type,
+        resource_id: record.resource_id,
+        patient_id: record.patient_id.map(Uuid::from),
+        outcome: record.outcome.as_str(),
+        correlation_id: without_nul(&record.correlation_id),
+        client_addr: record.client_addr.as_deref().map(without_nul),
+        user_agent: record.user_agent.as_deref().map(without_nul),
+        reason: record.reason.as_deref().map(without_nul),
+    }
+}
+
+/// `value` as PostgreSQL text can hold it: NUL becomes U+FFFD (copied only when there is one).
+fn without_nul(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') { Cow::Owned(value.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(value) }
 }
 
 /// An audit record as the API returns it (and as an archive holds it, one JSON line each).
@@ -331,4 +357,53 @@ pub async fn detach_partition(conn: &impl ConnectionTrait, month: Month) -> Resu
     }
     conn.execute_unprepared(&format!("ALTER TABLE audit_events DETACH PARTITION \"{name}\"")).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_for_json_populate_recordset_has_every_column_and_no_nul() {
+        let record = AuditRecord {
+            id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            actor_id: Some(UserId::generate()),
+            actor_role: Some(Role::Nurse),
+            action: AuditAction::PatientRead,
+            resource_type: "patient",
+            resource_id: Some(Uuid::now_v7()),
+            patient_id: Some(PatientId::generate()),
+            outcome: AuditOutcome::Denied,
+            correlation_id: "req\0-1".into(),
+            client_addr: Some("127.0.0.1".into()),
+            user_agent: Some("probe\0/1".into()),
+            reason: None,
+        };
+        let row = serde_json::to_value(json_row(&record)).expect("serializable");
+        let columns = [
+            "id",
+            "occurred_at",
+            "actor_id",
+            "actor_role",
+            "action",
+            "resource_type",
+            "resource_id",
+            "patient_id",
+            "outcome",
+            "correlation_id",
+            "client_addr",
+            "user_agent",
+            "reason",
+        ];
+        let members = row.as_object().expect("an object");
+        assert_eq!(members.keys().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), columns.into());
+        assert_eq!(row["user_agent"], "probe\u{FFFD}/1");
+        assert_eq!(row["correlation_id"], "req\u{FFFD}-1");
+        assert_eq!(row["actor_role"], "nurse");
+        assert_eq!(row["action"], AuditAction::PatientRead.as_str());
+        assert_eq!(row["outcome"], "denied");
+        assert_eq!(row["patient_id"], serde_json::json!(record.patient_id));
+        assert_eq!(row["reason"], serde_json::Value::Null);
+    }
 }

@@ -613,16 +613,31 @@ where
     E: sea_orm::EntityTrait,
     E::Model: Sync,
 {
-    use sea_orm::QuerySelect;
-    let (total, total_is_exact) = match selection {
+    use sea_orm::{FromQueryResult, QuerySelect, QueryTrait};
+    let page_of_rows = order(filtered.clone()).limit(page.limit).offset(page.offset);
+    match selection {
         Selection::Filtered => {
-            let counted = count_up_to(conn, filtered.clone(), TOTAL_COUNTED_UP_TO + 1).await?;
-            (counted.min(TOTAL_COUNTED_UP_TO), counted <= TOTAL_COUNTED_UP_TO)
+            let counted = count_up_to(conn, filtered, TOTAL_COUNTED_UP_TO + 1).await?;
+            let rows = page_of_rows.all(conn).await?;
+            page_of(rows, counted.min(TOTAL_COUNTED_UP_TO), counted <= TOTAL_COUNTED_UP_TO, page, to_domain)
         }
-        Selection::WholeTable(table) => (row_counts::rows_in(conn, table).await?, true),
-    };
-    let rows = order(filtered).limit(page.limit).offset(page.offset).all(conn).await?;
-    page_of(rows, total, total_is_exact, page, to_domain)
+        Selection::WholeTable(table) => {
+            // The kept total rides along with the page: one round trip, one snapshot. A page past
+            // the end has no row to carry it, and asks for it alone.
+            const TOTAL: &str = "kept_total_rows";
+            let backend = conn.get_database_backend();
+            let statement = page_of_rows
+                .column_as(sea_orm::sea_query::Expr::cust(row_counts::rows_in_sql(table, backend)), TOTAL)
+                .build(backend);
+            let rows = conn.query_all_raw(statement).await?;
+            let total = match rows.first() {
+                Some(row) => row_counts::counted(table, row.try_get("", TOTAL)?)?,
+                None => row_counts::rows_in(conn, table).await?,
+            };
+            let rows = rows.iter().map(|row| E::Model::from_query_result(row, "")).collect::<Result<Vec<_>, _>>()?;
+            page_of(rows, total, true, page, to_domain)
+        }
+    }
 }
 
 /// How many rows `matching` selects, counting no further than `bound`: the database stops

@@ -80,6 +80,11 @@ async fn lists_filter_by_name_prefix_and_paginate_in_a_stable_order(backend: Bac
         );
     }
     assert_eq!(seen, ["Byron", "Hopper", "Lovelace", "Lovelace", "Turing"]);
+    // The total rides along with a page's rows; a page past the end, which has none, still has it.
+    let past = app.get("/api/v1/patients?limit=2&offset=6", &app.admin_token).await.expect(200);
+    assert_eq!(past.body["items"], json!([]));
+    assert_eq!(past.body["page"]["total"], 5);
+    assert_eq!(past.body["page"]["total_is_exact"], true);
     app.stop().await;
 }
 
