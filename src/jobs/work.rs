@@ -98,10 +98,14 @@ async fn send_reminders(
         for candidate in due {
             let tx = store.begin_write().await?;
             // Re-read under the row lock: it may have been cancelled or moved meanwhile.
-            let Some(appointment) = store::appointments::find_for_update(&tx, candidate.id()).await? else { continue };
+            let Some(appointment) = store::appointments::find_for_update(&tx, candidate.id()).await? else {
+                tx.rollback().await?;
+                continue;
+            };
             if appointment.status() != AppointmentStatus::Booked
                 || appointment.slot().start() != candidate.slot().start()
             {
+                tx.rollback().await?;
                 continue;
             }
             let envelope = Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, from);
@@ -114,6 +118,7 @@ async fn send_reminders(
             )
             .await?
             {
+                tx.rollback().await?;
                 continue;
             }
             store::outbox::append(&tx, std::slice::from_ref(&envelope), current_traceparent().as_deref()).await?;
@@ -179,8 +184,12 @@ async fn mark_no_shows_ended_in(
         let batch = overdue.len();
         for id in overdue {
             let tx = store.begin_write().await?;
-            let Some(mut appointment) = store::appointments::find_for_update(&tx, id).await? else { continue };
+            let Some(mut appointment) = store::appointments::find_for_update(&tx, id).await? else {
+                tx.rollback().await?;
+                continue;
+            };
             if appointment.status() != AppointmentStatus::Booked || appointment.slot().end() >= cutoff {
+                tx.rollback().await?;
                 continue;
             }
             appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;

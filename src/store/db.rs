@@ -96,7 +96,7 @@ impl Interruptions {
         self.last.store(self.elapsed_ms() + 1, Ordering::Relaxed);
     }
 
-    fn recent(&self) -> bool {
+    pub(super) fn recent(&self) -> bool {
         let last = self.last.load(Ordering::Relaxed);
         last != 0 && self.elapsed_ms() + 1 - last <= PING_RELEASES_AFTER_INTERRUPTION_FOR.as_millis() as u64
     }

@@ -144,6 +144,16 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Ends the transaction keeping nothing, for a caller that found nothing to do: ended, not
+    /// dropped, because a dropped transaction counts as an interruption (`db::Interruptions`) and
+    /// has every connection released in the next seconds pinged once more.
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        let WriteTx { tx, db, unfinished, .. } = self;
+        db.bounded(tx.rollback()).await?;
+        unfinished.finished();
+        Ok(())
+    }
+
     /// Notes that this transaction appended outbox events of these types, so its commit counts them
     /// and wakes the relay.
     pub fn note_events_recorded(&self, event_types: impl IntoIterator<Item = crate::events::EventType>) {
