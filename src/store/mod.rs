@@ -623,7 +623,7 @@ where
     E: sea_orm::EntityTrait,
     E::Model: Sync,
 {
-    use sea_orm::{FromQueryResult, QuerySelect, QueryTrait};
+    use sea_orm::{QuerySelect, QueryTrait};
     let page_of_rows = order(filtered.clone()).limit(page.limit).offset(page.offset);
     match selection {
         Selection::Filtered => {
@@ -644,7 +644,7 @@ where
                 Some(row) => row_counts::counted(table, row.try_get("", TOTAL)?)?,
                 None => row_counts::rows_in(conn, table).await?,
             };
-            let rows = rows.iter().map(|row| E::Model::from_query_result(row, "")).collect::<Result<Vec<_>, _>>()?;
+            let rows = models::<E>(&rows)?;
             page_of(rows, total, true, page, to_domain)
         }
     }
@@ -669,6 +669,12 @@ async fn count_up_to<E: sea_orm::EntityTrait>(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("a count".into()))?;
     Ok(u64::try_from(row.try_get::<i64>("", "counted")?).unwrap_or(0))
+}
+
+/// The entity's rows among raw results (extra columns, such as a total, are left out).
+fn models<E: sea_orm::EntityTrait>(rows: &[QueryResult]) -> Result<Vec<E::Model>, DbErr> {
+    use sea_orm::FromQueryResult;
+    rows.iter().map(|row| E::Model::from_query_result(row, "")).collect()
 }
 
 fn page_of<M, T>(
@@ -710,7 +716,7 @@ where
     E: sea_orm::EntityTrait,
 {
     use sea_orm::sea_query::UnionType;
-    use sea_orm::{FromQueryResult, IdenStatic, QueryFilter, QuerySelect, QueryTrait};
+    use sea_orm::{IdenStatic, QueryFilter, QuerySelect, QueryTrait};
     let keys_of = |rows: sea_orm::Select<E>| rows.select_only().columns(order.iter().copied()).into_query();
     let mut branches = alternatives.iter().enumerate().map(|(n, alternative)| {
         let earlier = alternatives[..n].iter().cloned().map(sea_orm::sea_query::ExprTrait::not);
@@ -743,7 +749,7 @@ where
     };
     let listed = total.saturating_sub(page.offset).min(page.limit);
     let rows = if listed == 0 { Vec::new() } else { rows };
-    let rows = rows.iter().map(|row| E::Model::from_query_result(row, "")).collect::<Result<Vec<_>, _>>()?;
+    let rows = models::<E>(&rows)?;
     page_of(rows, total, true, page, to_domain)
 }
 
