@@ -69,6 +69,8 @@ DASHBOARDS = {
               (f'sum(healthcore_db_pool_connections_max{{{I}}})', "max")),
         panel("Write transaction wait p99", "Time a write waited for a pool connection (on SQLite also the single writer's turn) and its BEGIN; rising while the pool is saturated.", "s",
               f'histogram_quantile(0.99, sum by (le) (rate(healthcore_db_pool_acquire_duration_seconds_bucket{{{I}}}[{R}])))'),
+        panel("Interrupted round trips", "Round trips that ended without their whole answer (a deadline, a client gone, a lost connection) and write transactions dropped unfinished; each has the next 10 s of connection releases pinged before reuse. Zero in normal operation: a steady rate means clients giving up mid-request or a database that stops answering.", "ops",
+              f'sum(rate(healthcore_db_interruptions_total{{{I}}}[{R}]))'),
         panel("Cache hit ratio", "Share of practitioner and user lookups served from the in-memory cache.", "percentunit",
               (f'sum by (cache) (rate(healthcore_cache_requests_total{{{I},outcome="hit"}}[{R}])) / sum by (cache) (rate(healthcore_cache_requests_total{{{I}}}[{R}]))', "{{cache}}")),
         panel("Cache lookups", "Cache lookups per second by cache and outcome (hit, miss).", "ops",

@@ -92,34 +92,37 @@ pub async fn book(
     let appointment = Appointment::book(draft, now);
     let (practitioner_id, patient_id) = (appointment.practitioner_id(), appointment.patient_id());
     let mut work = UnitOfWork::begin(&state.store).await?;
-    lock_participants(work.tx(), practitioner_id, patient_id).await?;
-    if ctx.principal.role == crate::domain::Role::Patient {
-        // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
-        // bookings are not limited (a course of therapy is booked ahead), but count. The patient's
-        // row is locked, so concurrent bookings count each other. A clash is reported first.
-        check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
-        let limit = state.config.patient_future_bookings_max;
-        if store::appointments::count_future_booked(work.tx(), patient_id, now).await? >= limit {
-            return Err(AppError::conflict(
-                ProblemCode::BookingLimit,
-                format!(
-                    "a patient may hold at most {limit} future appointments booked by themselves; cancel one first"
-                ),
-            ));
+    let changed: AppResult<()> = async {
+        lock_participants(work.tx(), practitioner_id, patient_id).await?;
+        if ctx.principal.role == crate::domain::Role::Patient {
+            // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
+            // bookings are not limited (a course of therapy is booked ahead), but count. The patient's
+            // row is locked, so concurrent bookings count each other. A clash is reported first.
+            check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
+            let limit = state.config.patient_future_bookings_max;
+            if store::appointments::count_future_booked(work.tx(), patient_id, now).await? >= limit {
+                return Err(AppError::conflict(
+                    ProblemCode::BookingLimit,
+                    format!(
+                        "a patient may hold at most {limit} future appointments booked by themselves; cancel one first"
+                    ),
+                ));
+            }
+            store::appointments::insert(work.tx(), &appointment).await?;
+        } else if !store::appointments::insert_unless_clash(work.tx(), &appointment).await? {
+            // Nothing was written; the same locks are held, so the clash is still there to name.
+            check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "a booking clashed but no clash was found under the same locks"
+            )));
         }
-        store::appointments::insert(work.tx(), &appointment).await?;
-    } else if !store::appointments::insert_unless_clash(work.tx(), &appointment).await? {
-        // Nothing was written; the same locks are held, so the clash is still there to name.
-        check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
-        return Err(AppError::Internal(anyhow::anyhow!(
-            "a booking clashed but no clash was found under the same locks"
-        )));
+        let subject = Subject::appointment(appointment.id(), appointment.patient_id());
+        work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
+        work.event(ctx, events::appointment(EventType::AppointmentBooked, &appointment));
+        work.remember(ticket.as_ref(), &appointment)
     }
-    let subject = Subject::appointment(appointment.id(), appointment.patient_id());
-    work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
-    work.event(ctx, events::appointment(EventType::AppointmentBooked, &appointment));
-    work.remember(ticket.as_ref(), &appointment)?;
-    work.commit().await?;
+    .await;
+    work.end(changed).await?;
     Ok(appointment)
 }
 
@@ -217,19 +220,22 @@ pub async fn reschedule(
     let slot = parse_slot(&mut errors, input.start, input.end, window(state, now));
     let slot = errors.into_result(|| slot)?.expect("a slot exists when no field error was reported");
     let mut work = UnitOfWork::begin(&state.store).await?;
-    lock_participants(work.tx(), current.practitioner_id(), current.patient_id()).await?;
-    check_no_clash(work.tx(), current.practitioner_id(), current.patient_id(), slot, Some(id)).await?;
-    let mut appointment =
-        store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
-    check_version(expected_version, appointment.version())?;
-    let (previous_start, previous_end) = (appointment.slot().start(), appointment.slot().end());
-    appointment.reschedule(slot, now)?;
-    store::appointments::update(work.tx(), &appointment).await?;
-    let subject = Subject::appointment(id, appointment.patient_id());
-    work.audit(AuditRecord::new(ctx, AuditAction::AppointmentReschedule, subject, AuditOutcome::Success));
-    work.event(ctx, events::appointment_rescheduled(&appointment, previous_start, previous_end));
-    work.commit().await?;
-    Ok(appointment)
+    let changed: AppResult<Appointment> = async {
+        lock_participants(work.tx(), current.practitioner_id(), current.patient_id()).await?;
+        check_no_clash(work.tx(), current.practitioner_id(), current.patient_id(), slot, Some(id)).await?;
+        let mut appointment =
+            store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
+        check_version(expected_version, appointment.version())?;
+        let (previous_start, previous_end) = (appointment.slot().start(), appointment.slot().end());
+        appointment.reschedule(slot, now)?;
+        store::appointments::update(work.tx(), &appointment).await?;
+        let subject = Subject::appointment(id, appointment.patient_id());
+        work.audit(AuditRecord::new(ctx, AuditAction::AppointmentReschedule, subject, AuditOutcome::Success));
+        work.event(ctx, events::appointment_rescheduled(&appointment, previous_start, previous_end));
+        Ok(appointment)
+    }
+    .await;
+    work.end(changed).await
 }
 
 /// The three status transitions share one shape: lock, check version, apply, save, audit.
@@ -259,25 +265,28 @@ pub async fn transition(
     };
     let now = state.clock.now();
     let mut work = UnitOfWork::begin(&state.store).await?;
-    let mut appointment =
-        store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
-    check_version(expected_version, appointment.version())?;
-    match transition {
-        Transition::Cancel(_) => appointment.cancel(reason.unwrap_or_default(), now)?,
-        Transition::Complete => appointment.conclude(AppointmentStatus::Completed, now)?,
-        Transition::NoShow => appointment.conclude(AppointmentStatus::NoShow, now)?,
+    let changed: AppResult<Appointment> = async {
+        let mut appointment =
+            store::appointments::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("appointment"))?;
+        check_version(expected_version, appointment.version())?;
+        match transition {
+            Transition::Cancel(_) => appointment.cancel(reason.unwrap_or_default(), now)?,
+            Transition::Complete => appointment.conclude(AppointmentStatus::Completed, now)?,
+            Transition::NoShow => appointment.conclude(AppointmentStatus::NoShow, now)?,
+        }
+        store::appointments::update(work.tx(), &appointment).await?;
+        let event = match appointment.status() {
+            AppointmentStatus::Completed => events::appointment(EventType::AppointmentCompleted, &appointment),
+            AppointmentStatus::NoShow => events::appointment(EventType::AppointmentNoShow, &appointment),
+            _ => events::appointment_cancelled(&appointment, CancellationCause::Requested),
+        };
+        let subject = Subject::appointment(id, appointment.patient_id());
+        work.audit(AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success));
+        work.event(ctx, event);
+        Ok(appointment)
     }
-    store::appointments::update(work.tx(), &appointment).await?;
-    let event = match appointment.status() {
-        AppointmentStatus::Completed => events::appointment(EventType::AppointmentCompleted, &appointment),
-        AppointmentStatus::NoShow => events::appointment(EventType::AppointmentNoShow, &appointment),
-        _ => events::appointment_cancelled(&appointment, CancellationCause::Requested),
-    };
-    let subject = Subject::appointment(id, appointment.patient_id());
-    work.audit(AuditRecord::new(ctx, audit_action, subject, AuditOutcome::Success));
-    work.event(ctx, event);
-    work.commit().await?;
-    Ok(appointment)
+    .await;
+    work.end(changed).await
 }
 
 /// Whose appointments a deactivation cancels.

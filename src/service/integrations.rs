@@ -170,13 +170,15 @@ pub async fn enable(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResu
     allow(state, ctx, AuditAction::IntegrationEnable, Some(id)).await?;
     let now = state.clock.now();
     let work = UnitOfWork::begin(&state.store).await?;
-    if !subscriptions::set_active(work.tx(), id, true, None, now).await? {
-        return Err(AppError::NotFound("subscription"));
+    let changed: AppResult<Subscription> = async {
+        if !subscriptions::set_active(work.tx(), id, true, None, now).await? {
+            return Err(AppError::NotFound("subscription"));
+        }
+        webhooks::resume_subscription(work.tx(), id, now).await?;
+        subscriptions::find(work.tx(), id).await?.ok_or(AppError::NotFound("subscription"))
     }
-    webhooks::resume_subscription(work.tx(), id, now).await?;
-    let subscription = subscriptions::find(work.tx(), id).await?.ok_or(AppError::NotFound("subscription"))?;
-    work.commit().await?;
-    Ok(subscription)
+    .await;
+    work.end(changed).await
 }
 
 pub async fn deliveries(

@@ -44,22 +44,40 @@ pub async fn register(
             updated_at: now,
         };
         let mut work = UnitOfWork::begin(&state.store).await?;
-        match store::patients::insert(work.tx(), &patient).await {
-            Err(err) if store::is_unique_violation(&err, "patients", "mrn") => continue,
-            other => other?,
+        let changed: Result<(), Registering> = async {
+            match store::patients::insert(work.tx(), &patient).await {
+                Err(err) if store::is_unique_violation(&err, "patients", "mrn") => return Err(Registering::MrnTaken),
+                other => other.map_err(AppError::from)?,
+            }
+            work.audit(AuditRecord::new(
+                ctx,
+                AuditAction::PatientCreate,
+                Subject::patient(patient.id),
+                AuditOutcome::Success,
+            ));
+            work.event(ctx, events::patient(EventType::PatientCreated, &patient));
+            Ok(work.remember(ticket.as_ref(), &patient)?)
         }
-        work.audit(AuditRecord::new(
-            ctx,
-            AuditAction::PatientCreate,
-            Subject::patient(patient.id),
-            AuditOutcome::Success,
-        ));
-        work.event(ctx, events::patient(EventType::PatientCreated, &patient));
-        work.remember(ticket.as_ref(), &patient)?;
-        work.commit().await?;
-        return Ok(patient);
+        .await;
+        match work.end(changed).await {
+            Ok(()) => return Ok(patient),
+            Err(Registering::MrnTaken) => continue,
+            Err(Registering::Failed(err)) => return Err(err),
+        }
     }
     Err(AppError::Internal(anyhow::anyhow!("could not generate a unique MRN in 5 attempts")))
+}
+
+/// Why one attempt to register did not: its random MRN was taken (try another), or anything else.
+enum Registering {
+    MrnTaken,
+    Failed(AppError),
+}
+
+impl From<AppError> for Registering {
+    fn from(err: AppError) -> Self {
+        Registering::Failed(err)
+    }
 }
 
 pub async fn get(state: &AppState, ctx: &RequestContext, id: PatientId) -> AppResult<Patient> {
@@ -109,18 +127,22 @@ pub async fn update(
     let now = state.clock.now();
     let patch = PatientPatch::parse(&input, now.date_naive())?;
     let mut work = UnitOfWork::begin(&state.store).await?;
-    let mut patient = store::patients::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("patient"))?;
-    check_version(expected_version, patient.version)?;
-    let changed = patch.apply(&mut patient);
-    if !changed.is_empty() {
-        patient.version += 1;
-        patient.updated_at = now;
-        store::patients::update(work.tx(), &patient).await?;
-        work.event(ctx, events::patient_updated(&patient, &changed));
+    let changed: AppResult<Patient> = async {
+        let mut patient =
+            store::patients::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("patient"))?;
+        check_version(expected_version, patient.version)?;
+        let changed = patch.apply(&mut patient);
+        if !changed.is_empty() {
+            patient.version += 1;
+            patient.updated_at = now;
+            store::patients::update(work.tx(), &patient).await?;
+            work.event(ctx, events::patient_updated(&patient, &changed));
+        }
+        work.audit(AuditRecord::new(ctx, AuditAction::PatientUpdate, Subject::patient(id), AuditOutcome::Success));
+        Ok(patient)
     }
-    work.audit(AuditRecord::new(ctx, AuditAction::PatientUpdate, Subject::patient(id), AuditOutcome::Success));
-    work.commit().await?;
-    Ok(patient)
+    .await;
+    work.end(changed).await
 }
 
 /// `DELETE` keeps the record and marks it inactive; future booked appointments are cancelled.
@@ -153,20 +175,24 @@ async fn set_active(
     authorize(state, ctx, Action::PatientDeactivate, action, Subject::patient(id)).await?;
     let now = state.clock.now();
     let mut work = UnitOfWork::begin(&state.store).await?;
-    let mut patient = store::patients::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("patient"))?;
-    check_version(expected_version, patient.version)?;
-    work.audit(AuditRecord::new(ctx, action, Subject::patient(id), AuditOutcome::Success));
-    if patient.active != active {
-        patient.active = active;
-        patient.version += 1;
-        patient.updated_at = now;
-        store::patients::update(work.tx(), &patient).await?;
-        let event_type = if active { EventType::PatientReactivated } else { EventType::PatientDeleted };
-        work.event(ctx, events::patient(event_type, &patient));
-        if !active {
-            cancel_future_appointments(&mut work, ctx, Participant::Patient(id)).await?;
+    let changed: AppResult<Patient> = async {
+        let mut patient =
+            store::patients::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("patient"))?;
+        check_version(expected_version, patient.version)?;
+        work.audit(AuditRecord::new(ctx, action, Subject::patient(id), AuditOutcome::Success));
+        if patient.active != active {
+            patient.active = active;
+            patient.version += 1;
+            patient.updated_at = now;
+            store::patients::update(work.tx(), &patient).await?;
+            let event_type = if active { EventType::PatientReactivated } else { EventType::PatientDeleted };
+            work.event(ctx, events::patient(event_type, &patient));
+            if !active {
+                cancel_future_appointments(&mut work, ctx, Participant::Patient(id)).await?;
+            }
         }
+        Ok(patient)
     }
-    work.commit().await?;
-    Ok(patient)
+    .await;
+    work.end(changed).await
 }

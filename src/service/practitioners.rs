@@ -54,11 +54,19 @@ pub async fn create(
         updated_at: now,
     };
     let mut work = UnitOfWork::begin(&state.store).await?;
-    store::practitioners::insert(work.tx(), &practitioner).await.map_err(duplicate_licence)?;
-    work.audit(AuditRecord::new(ctx, AuditAction::PractitionerCreate, subject(practitioner.id), AuditOutcome::Success));
-    work.event(ctx, events::practitioner(EventType::PractitionerCreated, &practitioner, None));
-    work.remember(ticket.as_ref(), &practitioner)?;
-    work.commit().await?;
+    let changed: AppResult<()> = async {
+        store::practitioners::insert(work.tx(), &practitioner).await.map_err(duplicate_licence)?;
+        work.audit(AuditRecord::new(
+            ctx,
+            AuditAction::PractitionerCreate,
+            subject(practitioner.id),
+            AuditOutcome::Success,
+        ));
+        work.event(ctx, events::practitioner(EventType::PractitionerCreated, &practitioner, None));
+        work.remember(ticket.as_ref(), &practitioner)
+    }
+    .await;
+    work.end(changed).await?;
     Ok(practitioner)
 }
 
@@ -90,18 +98,22 @@ pub async fn update(
     authorize(state, ctx, Action::PractitionerWrite, AuditAction::PractitionerUpdate, subject(id)).await?;
     let patch = PractitionerPatch::parse(&input)?;
     let mut work = UnitOfWork::begin(&state.store).await?;
-    let mut practitioner =
-        store::practitioners::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("practitioner"))?;
-    check_version(expected_version, practitioner.version)?;
-    let changed = patch.apply(&mut practitioner);
-    if !changed.is_empty() {
-        practitioner.version += 1;
-        practitioner.updated_at = state.clock.now();
-        store::practitioners::update(work.tx(), &practitioner).await.map_err(duplicate_licence)?;
-        work.event(ctx, events::practitioner(EventType::PractitionerUpdated, &practitioner, Some(&changed)));
+    let changed: AppResult<Practitioner> = async {
+        let mut practitioner =
+            store::practitioners::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("practitioner"))?;
+        check_version(expected_version, practitioner.version)?;
+        let changed = patch.apply(&mut practitioner);
+        if !changed.is_empty() {
+            practitioner.version += 1;
+            practitioner.updated_at = state.clock.now();
+            store::practitioners::update(work.tx(), &practitioner).await.map_err(duplicate_licence)?;
+            work.event(ctx, events::practitioner(EventType::PractitionerUpdated, &practitioner, Some(&changed)));
+        }
+        work.audit(AuditRecord::new(ctx, AuditAction::PractitionerUpdate, subject(id), AuditOutcome::Success));
+        Ok(practitioner)
     }
-    work.audit(AuditRecord::new(ctx, AuditAction::PractitionerUpdate, subject(id), AuditOutcome::Success));
-    work.commit().await?;
+    .await;
+    let practitioner = work.end(changed).await?;
     state.cache.practitioners.invalidate(id);
     Ok(practitioner)
 }
@@ -116,22 +128,26 @@ pub async fn set_active(
     let action = if active { AuditAction::PractitionerReactivate } else { AuditAction::PractitionerDeactivate };
     authorize(state, ctx, Action::PractitionerWrite, action, subject(id)).await?;
     let mut work = UnitOfWork::begin(&state.store).await?;
-    let mut practitioner =
-        store::practitioners::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("practitioner"))?;
-    check_version(expected_version, practitioner.version)?;
-    work.audit(AuditRecord::new(ctx, action, subject(id), AuditOutcome::Success));
-    if practitioner.active != active {
-        practitioner.active = active;
-        practitioner.version += 1;
-        practitioner.updated_at = state.clock.now();
-        store::practitioners::update(work.tx(), &practitioner).await?;
-        let event_type = if active { EventType::PractitionerReactivated } else { EventType::PractitionerDeleted };
-        work.event(ctx, events::practitioner(event_type, &practitioner, None));
-        if !active {
-            cancel_future_appointments(&mut work, ctx, Participant::Practitioner(id)).await?;
+    let changed: AppResult<Practitioner> = async {
+        let mut practitioner =
+            store::practitioners::find_for_update(work.tx(), id).await?.ok_or(AppError::NotFound("practitioner"))?;
+        check_version(expected_version, practitioner.version)?;
+        work.audit(AuditRecord::new(ctx, action, subject(id), AuditOutcome::Success));
+        if practitioner.active != active {
+            practitioner.active = active;
+            practitioner.version += 1;
+            practitioner.updated_at = state.clock.now();
+            store::practitioners::update(work.tx(), &practitioner).await?;
+            let event_type = if active { EventType::PractitionerReactivated } else { EventType::PractitionerDeleted };
+            work.event(ctx, events::practitioner(event_type, &practitioner, None));
+            if !active {
+                cancel_future_appointments(&mut work, ctx, Participant::Practitioner(id)).await?;
+            }
         }
+        Ok(practitioner)
     }
-    work.commit().await?;
+    .await;
+    let practitioner = work.end(changed).await?;
     state.cache.practitioners.invalidate(id);
     Ok(practitioner)
 }

@@ -1,7 +1,10 @@
-//! A write use case, written once: `begin` → the change (the use case's own store calls on
-//! `tx()`) → `audit` records → domain `event`s → the idempotency record (`remember`) → `commit`,
-//! which writes the records, the events and the key in the change's transaction and, once it
-//! commits, wakes the relay (`WriteTx::commit`). Dropped without `commit`, nothing is written.
+//! A write use case, written once: `begin` → the change, in an `async` block whose outcome is kept
+//! (the use case's own store calls on `tx()`) → `audit` records → domain `event`s → the idempotency
+//! record (`remember`) → `end(outcome)`. On `Ok` it commits, writing the records, the events and the
+//! key in the change's transaction and, once it commits, waking the relay (`WriteTx::commit`). On a
+//! refusal (a clash, a stale version, a rule found under the locks) it rolls back: nothing is
+//! written, and the transaction is ended rather than dropped (a dropped one counts as an
+//! interruption, see `WriteTx::rollback`). Dropped without `end`, nothing is written either.
 
 use serde::Serialize;
 use tracing::Instrument;
@@ -23,6 +26,28 @@ pub struct UnitOfWork<'a> {
 impl<'a> UnitOfWork<'a> {
     pub async fn begin(store: &Store) -> AppResult<Self> {
         Ok(UnitOfWork { tx: store.begin_write().await?, audit: Vec::new(), events: Vec::new(), remembered: None })
+    }
+
+    /// Ends the unit of work with the outcome of its change: commits if it is `Ok`, rolls back if
+    /// it is a refusal, which is then returned as it was.
+    pub async fn end<T, E>(self, changed: Result<T, E>) -> Result<T, E>
+    where
+        E: From<AppError>,
+    {
+        match changed {
+            Ok(done) => {
+                self.commit().await?;
+                Ok(done)
+            }
+            Err(refused) => {
+                // The refusal is the answer; a rollback that fails as well leaves the connection
+                // counted as interrupted (`WriteTx`), which is all it needs.
+                if let Err(err) = self.tx.rollback().await {
+                    tracing::debug!(error = %err, "rolling back a refused change failed");
+                }
+                Err(refused)
+            }
+        }
     }
 
     /// The transaction the change itself is written in.
@@ -48,7 +73,7 @@ impl<'a> UnitOfWork<'a> {
         Ok(())
     }
 
-    pub async fn commit(self) -> AppResult<()> {
+    async fn commit(self) -> AppResult<()> {
         let UnitOfWork { tx, audit, events, remembered } = self;
         // The records and the events in one statement where they fit one (every request's do):
         // one round trip less while the change's row locks are held.

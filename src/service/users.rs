@@ -149,16 +149,20 @@ pub async fn create_by(
         token_version: 0,
     };
     let mut work = UnitOfWork::begin(store).await?;
-    check_link(work.tx(), role, patient_id).await?;
-    if let Err(err) = store::users::insert(work.tx(), &user).await {
-        return Err(if store::is_unique_violation(&err, "users", "username") {
-            UserError::Duplicate(username.to_owned())
-        } else {
-            err.into()
-        });
+    let changed: Result<(), UserError> = async {
+        check_link(work.tx(), role, patient_id).await?;
+        if let Err(err) = store::users::insert(work.tx(), &user).await {
+            return Err(if store::is_unique_violation(&err, "users", "username") {
+                UserError::Duplicate(username.to_owned())
+            } else {
+                err.into()
+            });
+        }
+        work.audit(by.record(AuditAction::UserCreate, Some(user.id)));
+        Ok(())
     }
-    work.audit(by.record(AuditAction::UserCreate, Some(user.id)));
-    work.commit().await?;
+    .await;
+    work.end(changed).await?;
     Ok(user)
 }
 
@@ -195,35 +199,38 @@ pub async fn change(
         _ => None,
     };
     let mut work = UnitOfWork::begin(store).await?;
-    let mut user = store::users::find_for_update(work.tx(), id).await?.ok_or(UserError::NotFound)?;
-    let unchanged = match &change {
-        AccountChange::Role { role, patient_id } => user.role == *role && user.patient_id == *patient_id,
-        AccountChange::Active(active) => user.active == *active,
-        AccountChange::Password(_) => false,
-    };
-    if unchanged {
-        // Nothing changes, so nothing ends: the account's tokens stay valid.
-        return Ok(user);
-    }
-    let was_active_admin = user.active && user.role == Role::Admin;
-    match &change {
-        AccountChange::Role { role, patient_id } => {
-            check_link(work.tx(), *role, *patient_id).await?;
-            (user.role, user.patient_id) = (*role, *patient_id);
+    let changed: Result<User, UserError> = async {
+        let mut user = store::users::find_for_update(work.tx(), id).await?.ok_or(UserError::NotFound)?;
+        let unchanged = match &change {
+            AccountChange::Role { role, patient_id } => user.role == *role && user.patient_id == *patient_id,
+            AccountChange::Active(active) => user.active == *active,
+            AccountChange::Password(_) => false,
+        };
+        if unchanged {
+            // Nothing changes, so nothing ends: the account's tokens stay valid.
+            return Ok(user);
         }
-        AccountChange::Active(active) => user.active = *active,
-        AccountChange::Password(_) => user.password_hash = new_hash.unwrap_or_default(),
+        let was_active_admin = user.active && user.role == Role::Admin;
+        match &change {
+            AccountChange::Role { role, patient_id } => {
+                check_link(work.tx(), *role, *patient_id).await?;
+                (user.role, user.patient_id) = (*role, *patient_id);
+            }
+            AccountChange::Active(active) => user.active = *active,
+            AccountChange::Password(_) => user.password_hash = new_hash.unwrap_or_default(),
+        }
+        let still_active_admin = user.active && user.role == Role::Admin;
+        if was_active_admin && !still_active_admin && store::users::other_active_admins(work.tx(), id).await? == 0 {
+            return Err(UserError::LastAdmin);
+        }
+        user.token_version += 1;
+        store::users::update(work.tx(), &user).await?;
+        // The commit also tells every instance (a trigger on `users` notifies on PostgreSQL).
+        work.audit(by.record(change.action(), Some(id)));
+        Ok(user)
     }
-    let still_active_admin = user.active && user.role == Role::Admin;
-    if was_active_admin && !still_active_admin && store::users::other_active_admins(work.tx(), id).await? == 0 {
-        return Err(UserError::LastAdmin);
-    }
-    user.token_version += 1;
-    store::users::update(work.tx(), &user).await?;
-    // The commit also tells every instance (a trigger on `users` notifies on PostgreSQL).
-    work.audit(by.record(change.action(), Some(id)));
-    work.commit().await?;
-    Ok(user)
+    .await;
+    work.end(changed).await
 }
 
 /// The account named `username`, for the command line.

@@ -80,20 +80,26 @@ const PING_RELEASES_AFTER_INTERRUPTION_FOR: Duration = Duration::from_secs(10);
 /// answering. A connection released soon after such an event is therefore pinged first within a
 /// deadline and closed if it does not answer; the release of a round trip that simply completed
 /// costs no second ping.
-#[derive(Default)]
 pub struct Interruptions {
     /// Milliseconds since `epoch` of the last interruption plus one; 0 for none yet.
     last: AtomicU64,
     epoch: std::sync::OnceLock<Instant>,
+    /// Counts them (`healthcore_db_interruptions_total`).
+    observer: Arc<dyn StoreObserver>,
 }
 
 impl Interruptions {
+    pub fn observed_by(observer: Arc<dyn StoreObserver>) -> Interruptions {
+        Interruptions { last: AtomicU64::new(0), epoch: std::sync::OnceLock::new(), observer }
+    }
+
     fn elapsed_ms(&self) -> u64 {
         self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
     }
 
     pub fn mark(&self) {
         self.last.store(self.elapsed_ms() + 1, Ordering::Relaxed);
+        self.observer.round_trip_interrupted();
     }
 
     pub(super) fn recent(&self) -> bool {
@@ -323,16 +329,17 @@ impl Db {
     /// been caught by the fault in the instant after the bounded one answered. (Without a fault
     /// seen, a pool that cannot hand out a connection is merely busy, and is kept.)
     pub(super) async fn bounded<T>(&self, round_trip: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
-        // Dropped here before the answer (the caller was cancelled) or after a failure: marked.
+        // Dropped here before the answer (the caller was cancelled) or after a failure that may
+        // have left the answer unread: marked. A refusal the database answered (a unique key, a
+        // check, a cancelled statement) leaves the connection ready for the next statement.
         let interrupted = self.unless_finished();
         let outcome = match self.round_trip {
             Some(limit) => tokio::time::timeout(limit, round_trip).await.unwrap_or_else(|_| Err(timed_out(limit))),
             None => round_trip.await,
         };
-        if outcome.is_ok() {
-            interrupted.finished();
-        } else {
-            drop(interrupted);
+        match &outcome {
+            Err(err) if !super::is_refused_by_database(err) => drop(interrupted),
+            _ => interrupted.finished(),
         }
         if let Err(err) = &outcome {
             let faults = &self.shared.recipe.faults;

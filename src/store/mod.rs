@@ -220,7 +220,10 @@ impl Store {
         };
         let recipe = db::PoolRecipe {
             faults: beside.map_or_else(Default::default, |store| store.db.faults()),
-            interruptions: beside.map_or_else(Default::default, |store| store.db.interruptions()),
+            interruptions: beside.map_or_else(
+                || Arc::new(db::Interruptions::observed_by(observer.clone())),
+                |store| store.db.interruptions(),
+            ),
             url: url.to_owned(),
             backend,
             max_connections,
@@ -523,6 +526,19 @@ pub(crate) fn is_connection_lost(err: &DbErr) -> bool {
     }
 }
 
+/// The database answered the statement with an error of its own (a key or check violated, a
+/// statement cancelled by `statement_timeout`, an aborted transaction): the answer arrived whole,
+/// and the connection is ready for the next statement. Not a session the server is ending.
+pub(crate) fn is_refused_by_database(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match err {
+        DbErr::Query(RuntimeErr::SqlxError(inner)) | DbErr::Exec(RuntimeErr::SqlxError(inner)) => {
+            matches!(inner.as_ref(), Error::Database(_)) && !is_connection_lost(err)
+        }
+        _ => false,
+    }
+}
+
 fn sqlstate(err: &sea_orm::sqlx::Error) -> Option<String> {
     err.as_database_error().and_then(|e| e.code()).map(|code| code.into_owned())
 }
@@ -774,6 +790,43 @@ mod tests {
     fn secrets_are_masked_in_driver_messages() {
         let url = "postgres://app:p%40ss@db/hc?password=s3cret";
         assert_eq!(redact_secrets_in("bad value s3cret and p@ss", url), "bad value **** and ****");
+    }
+
+    /// Counts interruptions, and nothing else.
+    #[derive(Default)]
+    struct CountsInterruptions(std::sync::atomic::AtomicU32);
+
+    impl StoreObserver for CountsInterruptions {
+        fn statement(&self, _: Backend, _: &str, _: std::time::Duration, _: bool) {}
+        fn write_acquired(&self, _: std::time::Duration) {}
+        fn events_committed(&self, _: &[crate::events::EventType]) {}
+        fn request_pool(&self, _: u32, _: PoolSize) {}
+        fn round_trip_interrupted(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// A refusal the database answered is not an interruption; a write transaction dropped
+    /// unfinished is, once, and is counted.
+    #[tokio::test]
+    async fn interruptions_are_dropped_transactions_not_answered_refusals() {
+        let folder = std::env::temp_dir().join(format!("hc_interrupted_{}", uuid::Uuid::new_v4().simple()));
+        let observer = Arc::new(CountsInterruptions::default());
+        let url = format!("sqlite://{}/hc.db", folder.display());
+        let store = Store::connect_observed(&url, 2, DbLimits::default(), observer.clone()).await.unwrap();
+        let interruptions = || observer.0.load(std::sync::atomic::Ordering::Relaxed);
+        store.db_execute("CREATE TABLE t (k INTEGER PRIMARY KEY)").await.unwrap();
+        store.db_execute("INSERT INTO t VALUES (1)").await.unwrap();
+        let tx = store.begin_write().await.unwrap();
+        let refused = tx.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap_err();
+        assert!(is_refused_by_database(&refused), "{refused:?}");
+        tx.rollback().await.unwrap();
+        assert_eq!(interruptions(), 0, "an answered refusal and a rollback");
+        drop(store.begin_write().await.unwrap());
+        assert_eq!(interruptions(), 1, "a dropped transaction");
+        assert!(store.db().interruptions().recent());
+        store.close().await;
+        let _ = std::fs::remove_dir_all(folder);
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub trait StoreObserver: Send + Sync {
 
     /// The request pool opened, with at most `max_connections`; `size` reads its current size.
     fn request_pool(&self, max_connections: u32, size: PoolSize);
+
+    /// A round trip ended without its whole answer (a deadline, a caller gone, a connection
+    /// failure) or a write transaction was dropped unfinished (`db::Interruptions`).
+    fn round_trip_interrupted(&self);
 }
 
 /// Watches nothing: a store opened by a tool or a test for its own use.
@@ -32,4 +36,5 @@ impl StoreObserver for Unobserved {
     fn write_acquired(&self, _: Duration) {}
     fn events_committed(&self, _: &[EventType]) {}
     fn request_pool(&self, _: u32, _: PoolSize) {}
+    fn round_trip_interrupted(&self) {}
 }

@@ -144,8 +144,45 @@ async fn reference_reads_are_cached_counted_and_invalidated_by_writes(backend: B
     app.stop().await;
 }
 
+/// A change refused inside its transaction (a clash found under the locks, a duplicate key the
+/// database reports, a stale version, a transition not allowed) ends the transaction with a
+/// rollback; none of them is an interruption. Each interruption has every connection released in
+/// the next ten seconds pinged once more, so refusals counted as interruptions cost every request.
+async fn refused_changes_interrupt_no_round_trip(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.admin_token.clone();
+    let practitioner = app.create_practitioner("LIC-REFUSED").await;
+    let patient = app.create_patient("Refused", "Change").await;
+    let other_patient = app.create_patient("Other", "Patient").await;
+    let appointment =
+        app.post("/api/v1/appointments", &token, booking(patient, practitioner, 30, 30)).await.expect(201).id();
+    app.post("/api/v1/appointments", &token, booking(other_patient, practitioner, 30, 30))
+        .await
+        .expect_problem(409, "double-booking");
+    let duplicate =
+        json!({"licence_number": "LIC-REFUSED", "given_name": "Ada", "family_name": "Byron", "role": "nurse"});
+    app.post("/api/v1/practitioners", &token, duplicate).await.expect(409);
+    app.call_with(
+        Method::PATCH,
+        &format!("/api/v1/patients/{patient}"),
+        Some(&token),
+        Some(json!({"phone": "+15550100"})),
+        &[("if-match", "\"7\"")],
+    )
+    .await
+    .expect(412);
+    let cancel = format!("/api/v1/appointments/{appointment}/cancel");
+    app.post(&cancel, &token, json!({"reason": "r"})).await.expect(200);
+    app.post(&cancel, &token, json!({"reason": "again"})).await.expect_problem(409, "invalid-transition");
+    app.events_settled().await;
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "healthcore_db_interruptions_total"), Some(0.0), "{text}");
+    app.stop().await;
+}
+
 on_both_backends!(
     metrics_count_requests_domain_actions_events_and_consumers,
+    refused_changes_interrupt_no_round_trip,
     random_paths_share_one_route_label_and_add_no_series,
     reference_reads_are_cached_counted_and_invalidated_by_writes,
 );

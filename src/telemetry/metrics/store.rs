@@ -41,6 +41,8 @@ metric_group! {
         "db_pool_connections_max" connections_max: Gauge = Gauge::default(),
         /// Time a write transaction waited to start: a free pool connection (on SQLite also the single writer's turn) and the BEGIN round trip
         "db_pool_acquire_duration_seconds" acquire_duration: Histogram = latency_histogram(),
+        /// Round trips that ended without their whole answer (a deadline, a caller gone, a lost connection) and write transactions dropped unfinished; connections released in the next 10 s are pinged, with a deadline, before reuse
+        "db_interruptions" interruptions: Counter = Counter::default(),
     }
 }
 
@@ -105,6 +107,10 @@ impl crate::store::StoreObserver for Metrics {
 
     fn request_pool(&self, max_connections: u32, size: crate::store::PoolSize) {
         self.set_pool_probe(max_connections, size);
+    }
+
+    fn round_trip_interrupted(&self) {
+        self.db.interruptions.inc();
     }
 }
 
