@@ -8,8 +8,11 @@
 //! - every round trip through `Db` (and `WriteTx`) has a client-side deadline: the server's own
 //!   `statement_timeout` plus a margin, so a slow statement ends with the server's clean
 //!   cancellation and only a database that does not answer at all trips it;
-//! - on PostgreSQL, every connection going back to the pool answers a ping within a short deadline
-//!   or is closed, so a cancelled round trip can never hold a pool slot;
+//! - on PostgreSQL, statements and transactions run on connections leased from the pool and kept
+//!   between uses (`lease.rs`: sqlx would ping each one it gets back); a connection released after
+//!   a cancelled round trip or inside a transaction is rolled back or pinged within a short
+//!   deadline or closed, and so is every connection going back to sqlx's pool soon after an
+//!   interruption, so a cancelled round trip can never hold a pool slot;
 //! - on PostgreSQL, a round trip that trips its deadline or finds its connection dead replaces the
 //!   whole pool with a new, empty one (at most once a second): connections that sat idle through
 //!   the fault are not handed out again, new ones are opened as they are needed, and the old pool
@@ -27,12 +30,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
-    RuntimeErr, Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, RuntimeErr, Statement, TransactionOptions, TransactionTrait,
 };
 
 use super::Backend;
 use super::StoreObserver;
+use super::lease::{Lease, LeaseLimits, Leases};
 
 /// The time limits of the database round trips (`HEALTHCORE_DB_ACQUIRE_TIMEOUT_MS`,
 /// `HEALTHCORE_DB_STATEMENT_TIMEOUT_MS`).
@@ -143,7 +147,7 @@ pub(super) struct PoolRecipe {
 }
 
 impl PoolRecipe {
-    async fn open(&self, lazy: bool) -> Result<DatabaseConnection, DbErr> {
+    async fn open(&self, lazy: bool) -> Result<Pool, DbErr> {
         let limits = self.limits;
         let mut options = ConnectOptions::new(with_socket_placeholder_host(&self.url));
         options
@@ -217,7 +221,17 @@ impl PoolRecipe {
         let observer = self.observer.clone();
         let backend = self.backend;
         db.set_metric_callback(move |info| observer.statement(backend, &info.statement.sql, info.elapsed, info.failed));
-        Ok(db)
+        let leases = (backend == Backend::Postgres).then(|| {
+            let limits = LeaseLimits {
+                max_connections: self.max_connections,
+                acquire: limits.acquire,
+                ping: limits.ping(),
+                ping_if_idle_for: ping_after,
+            };
+            let pool = db.get_postgres_connection_pool().clone();
+            Arc::new(Leases::new(pool, limits, self.faults.clone(), self.observer.clone()))
+        });
+        Ok(Pool { connection: db, leases })
     }
 }
 
@@ -242,8 +256,16 @@ pub fn with_server_limits(
     ])
 }
 
+/// The pool in use: sqlx's, under sea-orm, and on PostgreSQL the connections leased from it
+/// (`lease.rs`), which every statement and transaction of `Db` runs on.
+#[derive(Clone)]
+struct Pool {
+    connection: DatabaseConnection,
+    leases: Option<Arc<Leases>>,
+}
+
 struct Shared {
-    current: RwLock<DatabaseConnection>,
+    current: RwLock<Pool>,
     /// `recipe.faults` when the pool in use was opened.
     faults_at_open: AtomicU64,
     recipe: PoolRecipe,
@@ -280,9 +302,13 @@ impl Db {
         Db { shared: self.shared.clone(), round_trip: None }
     }
 
-    /// The pool in use now.
-    pub fn connection(&self) -> DatabaseConnection {
+    fn pool(&self) -> Pool {
         self.shared.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The pool in use now (sea-orm's).
+    pub fn connection(&self) -> DatabaseConnection {
+        self.pool().connection
     }
 
     pub fn limits(&self) -> DbLimits {
@@ -310,11 +336,12 @@ impl Db {
 
     /// Open and idle connections of the pool in use now, for the pool gauges.
     pub(super) fn pool_size(&self) -> (u32, usize) {
-        let connection = self.connection();
+        let Pool { connection, leases } = self.pool();
         match self.shared.recipe.backend {
             Backend::Postgres => {
                 let pool = connection.get_postgres_connection_pool();
-                (pool.size(), pool.num_idle())
+                let leased_idle = leases.map_or(0, |leases| leases.idle_count());
+                (pool.size(), pool.num_idle() + leased_idle)
             }
             Backend::Sqlite => {
                 let pool = connection.get_sqlite_connection_pool();
@@ -376,6 +403,10 @@ impl Db {
         };
         let faults_now = self.shared.recipe.faults.load(Ordering::Relaxed);
         let old = std::mem::replace(&mut *self.shared.current.write().unwrap_or_else(|e| e.into_inner()), fresh);
+        if let Some(leases) = &old.leases {
+            leases.retire();
+        }
+        let old = old.connection;
         self.shared.faults_at_open.store(faults_now, Ordering::Relaxed);
         self.shared.generation.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("a database connection stopped answering; the pool was replaced");
@@ -387,7 +418,28 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        let _ = self.connection().close().await;
+        let Pool { connection, leases } = self.pool();
+        if let Some(leases) = leases {
+            leases.retire();
+        }
+        let _ = connection.close().await;
+    }
+
+    /// Begins a transaction: on PostgreSQL a plain `BEGIN` on a leased connection, on SQLite
+    /// sea-orm's with `options` (`BEGIN IMMEDIATE` for a writer). Bounded like a round trip.
+    pub(super) async fn begin(&self, options: TransactionOptions) -> Result<Transaction, DbErr> {
+        let Pool { connection, leases } = self.pool();
+        match leases {
+            Some(leases) => {
+                let begun = async {
+                    let mut lease = leases.lease().await?;
+                    lease.begin().await?;
+                    Ok(Transaction::Leased(tokio::sync::Mutex::new(lease)))
+                };
+                self.bounded(begun).await
+            }
+            None => self.bounded(connection.begin_with_options(options)).await.map(Transaction::SeaOrm),
+        }
     }
 }
 
@@ -406,23 +458,99 @@ impl ConnectionTrait for Db {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let connection = self.connection();
-        self.bounded(connection.execute_raw(stmt)).await
+        match self.pool() {
+            Pool { leases: Some(leases), .. } => {
+                self.bounded(async { leases.lease().await?.execute_raw(&stmt).await }).await
+            }
+            Pool { connection, .. } => self.bounded(connection.execute_raw(stmt)).await,
+        }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let connection = self.connection();
-        self.bounded(connection.execute_unprepared(sql)).await
+        match self.pool() {
+            Pool { leases: Some(leases), .. } => {
+                self.bounded(async { leases.lease().await?.execute_unprepared(sql).await }).await
+            }
+            Pool { connection, .. } => self.bounded(connection.execute_unprepared(sql)).await,
+        }
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let connection = self.connection();
-        self.bounded(connection.query_one_raw(stmt)).await
+        match self.pool() {
+            Pool { leases: Some(leases), .. } => {
+                self.bounded(async { leases.lease().await?.query_one_raw(&stmt).await }).await
+            }
+            Pool { connection, .. } => self.bounded(connection.query_one_raw(stmt)).await,
+        }
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let connection = self.connection();
-        self.bounded(connection.query_all_raw(stmt)).await
+        match self.pool() {
+            Pool { leases: Some(leases), .. } => {
+                self.bounded(async { leases.lease().await?.query_all_raw(&stmt).await }).await
+            }
+            Pool { connection, .. } => self.bounded(connection.query_all_raw(stmt)).await,
+        }
+    }
+}
+
+/// A transaction: on PostgreSQL on a leased connection, on SQLite sea-orm's.
+pub enum Transaction {
+    Leased(tokio::sync::Mutex<Lease>),
+    SeaOrm(DatabaseTransaction),
+}
+
+impl Transaction {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        match self {
+            Transaction::Leased(lease) => lease.into_inner().commit().await,
+            Transaction::SeaOrm(tx) => tx.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        match self {
+            Transaction::Leased(lease) => lease.into_inner().rollback().await,
+            Transaction::SeaOrm(tx) => tx.rollback().await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Transaction {
+    fn get_database_backend(&self) -> DbBackend {
+        match self {
+            Transaction::Leased(_) => DbBackend::Postgres,
+            Transaction::SeaOrm(tx) => tx.get_database_backend(),
+        }
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        match self {
+            Transaction::Leased(lease) => lease.lock().await.execute_raw(&stmt).await,
+            Transaction::SeaOrm(tx) => tx.execute_raw(stmt).await,
+        }
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        match self {
+            Transaction::Leased(lease) => lease.lock().await.execute_unprepared(sql).await,
+            Transaction::SeaOrm(tx) => tx.execute_unprepared(sql).await,
+        }
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        match self {
+            Transaction::Leased(lease) => lease.lock().await.query_one_raw(&stmt).await,
+            Transaction::SeaOrm(tx) => tx.query_one_raw(stmt).await,
+        }
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        match self {
+            Transaction::Leased(lease) => lease.lock().await.query_all_raw(&stmt).await,
+            Transaction::SeaOrm(tx) => tx.query_all_raw(stmt).await,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod entities;
 pub mod idempotency;
 mod ids;
 pub mod jobs;
+mod lease;
 mod migrations;
 pub mod notifications;
 mod observer;
@@ -28,8 +29,7 @@ pub mod webhooks;
 use std::{path::Path, sync::Arc};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
 };
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
@@ -88,7 +88,7 @@ enum Opened<'a> {
 /// A write transaction; every statement in it is bounded like one on the pool. On SQLite it also
 /// holds the writer's place in the queue until it ends.
 pub struct WriteTx {
-    tx: DatabaseTransaction,
+    tx: db::Transaction,
     db: Db,
     /// Dropped without a commit, the transaction's connection goes back with a rollback queued.
     unfinished: db::UnlessFinished,
@@ -164,7 +164,7 @@ impl WriteTx {
 /// A transaction that only reads: for statements that need planner settings of their own, which
 /// `SET LOCAL` gives them until it ends. Every statement in it is bounded like one on the pool.
 pub struct ReadTx {
-    tx: DatabaseTransaction,
+    tx: db::Transaction,
     db: Db,
     /// Dropped without `finish`, the transaction's connection goes back with a rollback queued.
     unfinished: db::UnlessFinished,
@@ -303,8 +303,7 @@ impl Store {
             access_mode: None,
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         };
-        let connection = self.db.connection();
-        let tx = self.db.bounded(connection.begin_with_options(options)).await?;
+        let tx = self.db.begin(options).await?;
         self.observer.write_acquired(waiting.elapsed());
         Ok(WriteTx {
             tx,
@@ -325,7 +324,7 @@ impl Store {
             access_mode: None,
             sqlite_transaction_mode: None,
         };
-        let tx = self.db.bounded(self.db.connection().begin_with_options(options)).await?;
+        let tx = self.db.begin(options).await?;
         Ok(ReadTx { tx, unfinished: self.db.unless_finished(), db: self.db.clone() })
     }
 

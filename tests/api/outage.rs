@@ -65,3 +65,34 @@ async fn a_lost_database_gives_503_and_service_resumes_when_it_returns() {
     assert_eq!(statuses.last(), Some(&200), "reads after recovery: {statuses:?}");
     app.stop().await;
 }
+
+/// The request pool's PostgreSQL connections stay checked out of sqlx's pool between uses
+/// (`store/lease.rs`). One released inside a transaction (dropped unfinished) is rolled back
+/// before it is used again, and one released while its answer was still coming (its caller gave
+/// up) answers the next statement with that statement's own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_released_unfinished_is_settled_before_it_is_used_again() {
+    use healthcore::testing::store::Store;
+    use sea_orm::{ConnectionTrait, Statement};
+    let database = crate::helpers::TestDatabase::postgres().await;
+    // One connection: whatever the next statement runs on is the one released before.
+    let store = Store::connect(&database.url, 1).await.unwrap();
+    store.db_execute("CREATE TABLE settled (k int)").await.unwrap();
+    let tx = store.begin_write().await.unwrap();
+    tx.execute_unprepared("INSERT INTO settled VALUES (1)").await.unwrap();
+    drop(tx);
+    // Had the connection come back inside the dropped transaction, this would join it, and
+    // another session would not see it.
+    store.db_execute("INSERT INTO settled VALUES (2)").await.unwrap();
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(100), store.db_execute("SELECT pg_sleep(0.3)"));
+    assert!(gave_up.await.is_err(), "the caller gave up before the answer");
+    let answer = |sql: &str| Statement::from_string(sea_orm::DbBackend::Postgres, sql.to_owned());
+    let row = store.db().query_one_raw(answer("SELECT 42 AS answer")).await.unwrap().unwrap();
+    assert_eq!(row.try_get::<i32>("", "answer").unwrap(), 42);
+    let other = Store::connect(&database.url, 1).await.unwrap();
+    let rows = other.db().query_all_raw(answer("SELECT k FROM settled ORDER BY k")).await.unwrap();
+    let kept: Vec<i32> = rows.iter().map(|row| row.try_get("", "k").unwrap()).collect();
+    assert_eq!(kept, vec![2]);
+    other.close().await;
+    store.close().await;
+}
