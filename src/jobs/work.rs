@@ -8,10 +8,10 @@ use chrono::{DateTime, Duration, Utc};
 use super::Job;
 use crate::audit::{AuditAction, AuditRecord, Subject};
 use crate::config::Config;
-use crate::domain::AppointmentStatus;
 use crate::domain::audit::Month;
+use crate::domain::{Appointment, AppointmentId, AppointmentStatus};
 use crate::events::{self, Envelope, EventType};
-use crate::store::{self, Backend, Store, retention};
+use crate::store::{self, Backend, Store, WriteTx, retention};
 
 /// Rows handled per query, so one run never holds a huge result in memory.
 const BATCH: u64 = 500;
@@ -96,40 +96,60 @@ async fn send_reminders(
         let due = store::jobs::reminders_due(store.db(), from, to, BATCH).await?;
         let batch = due.len();
         for candidate in due {
-            let tx = store.begin_write().await?;
-            // Re-read under the row lock: it may have been cancelled or moved meanwhile.
-            let Some(appointment) = store::appointments::find_for_update(&tx, candidate.id()).await? else {
-                tx.rollback().await?;
-                continue;
-            };
-            if appointment.status() != AppointmentStatus::Booked
-                || appointment.slot().start() != candidate.slot().start()
-            {
-                tx.rollback().await?;
-                continue;
+            if send_reminder(store, &candidate, correlation_id, from).await? {
+                sent += 1;
             }
-            let envelope = Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, from);
-            if !store::jobs::note_reminder(
-                &tx,
-                appointment.id(),
-                appointment.slot().start(),
-                envelope.event_id,
-                envelope.timestamp,
-            )
-            .await?
-            {
-                tx.rollback().await?;
-                continue;
-            }
-            store::outbox::append(&tx, std::slice::from_ref(&envelope), current_traceparent().as_deref()).await?;
-            tx.note_events_recorded([EventType::AppointmentReminderDue]);
-            tx.commit().await.context("committing a reminder")?;
-            sent += 1;
         }
         if (batch as u64) < BATCH {
             return Ok(sent);
         }
     }
+}
+
+/// Sends `candidate`'s reminder, in a transaction of its own, unless it needs none any more;
+/// whether it was sent.
+async fn send_reminder(
+    store: &Store,
+    candidate: &Appointment,
+    correlation_id: &str,
+    from: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let tx = store.begin_write().await?;
+    let Some(envelope) = reminder_due(&tx, candidate, correlation_id, from).await? else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    store::outbox::append(&tx, std::slice::from_ref(&envelope), current_traceparent().as_deref()).await?;
+    tx.note_events_recorded([EventType::AppointmentReminderDue]);
+    tx.commit().await.context("committing a reminder")?;
+    Ok(true)
+}
+
+/// The reminder event of `candidate`, noted as sent in `tx`, if under its row lock it is still
+/// booked at the time it was found for, and not reminded of already.
+async fn reminder_due(
+    tx: &WriteTx,
+    candidate: &Appointment,
+    correlation_id: &str,
+    from: DateTime<Utc>,
+) -> anyhow::Result<Option<Envelope>> {
+    // Re-read under the row lock: it may have been cancelled or moved meanwhile.
+    let Some(appointment) = store::appointments::find_for_update(tx, candidate.id()).await? else {
+        return Ok(None);
+    };
+    if appointment.status() != AppointmentStatus::Booked || appointment.slot().start() != candidate.slot().start() {
+        return Ok(None);
+    }
+    let envelope = Envelope::system(events::appointment_reminder_due(&appointment), correlation_id, from);
+    let noted = store::jobs::note_reminder(
+        tx,
+        appointment.id(),
+        appointment.slot().start(),
+        envelope.event_id,
+        envelope.timestamp,
+    )
+    .await?;
+    Ok(noted.then_some(envelope))
 }
 
 /// How much of the past one statement of the no-show job looks through: a day of a hospital's
@@ -183,38 +203,45 @@ async fn mark_no_shows_ended_in(
         let overdue = store::appointments::overdue_booked(store.db(), ended.clone(), BATCH).await?;
         let batch = overdue.len();
         for id in overdue {
-            let tx = store.begin_write().await?;
-            let Some(mut appointment) = store::appointments::find_for_update(&tx, id).await? else {
-                tx.rollback().await?;
-                continue;
-            };
-            if appointment.status() != AppointmentStatus::Booked || appointment.slot().end() >= cutoff {
-                tx.rollback().await?;
-                continue;
+            if mark_no_show(store, id, cutoff, now, correlation_id).await? {
+                marked += 1;
             }
-            appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;
-            store::appointments::update(&tx, &appointment).await?;
-            let subject = Subject::appointment(appointment.id(), appointment.patient_id());
-            store::audit::append(
-                &tx,
-                &[AuditRecord::system(AuditAction::AppointmentNoShow, subject, correlation_id, now)],
-            )
-            .await?;
-            let event = events::appointment(EventType::AppointmentNoShow, &appointment);
-            store::outbox::append(
-                &tx,
-                &[Envelope::system(event, correlation_id, now)],
-                current_traceparent().as_deref(),
-            )
-            .await?;
-            tx.note_events_recorded([EventType::AppointmentNoShow]);
-            tx.commit().await.context("committing a no-show")?;
-            marked += 1;
         }
         if (batch as u64) < BATCH {
             return Ok(marked);
         }
     }
+}
+
+/// Marks appointment `id` no-show, in a transaction of its own, if under its row lock it is still
+/// booked and ended before `cutoff`; whether it was marked.
+async fn mark_no_show(
+    store: &Store,
+    id: AppointmentId,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+    correlation_id: &str,
+) -> anyhow::Result<bool> {
+    let tx = store.begin_write().await?;
+    // Re-read under the row lock: it may have been cancelled, concluded or moved meanwhile.
+    let overdue = store::appointments::find_for_update(&tx, id)
+        .await?
+        .filter(|appointment| appointment.status() == AppointmentStatus::Booked && appointment.slot().end() < cutoff);
+    let Some(mut appointment) = overdue else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;
+    store::appointments::update(&tx, &appointment).await?;
+    let subject = Subject::appointment(appointment.id(), appointment.patient_id());
+    store::audit::append(&tx, &[AuditRecord::system(AuditAction::AppointmentNoShow, subject, correlation_id, now)])
+        .await?;
+    let event = events::appointment(EventType::AppointmentNoShow, &appointment);
+    store::outbox::append(&tx, &[Envelope::system(event, correlation_id, now)], current_traceparent().as_deref())
+        .await?;
+    tx.note_events_recorded([EventType::AppointmentNoShow]);
+    tx.commit().await.context("committing a no-show")?;
+    Ok(true)
 }
 
 /// The trace context of the job's run, stored with the events it records.
