@@ -30,7 +30,7 @@ use crate::config::ConsumerConfig;
 use crate::events::{Envelope, EventType};
 use crate::shutdown::Shutdown;
 use crate::store::outbox::OutboxEvent;
-use crate::store::{self, Store};
+use crate::store::{self, Store, WriteTx};
 use crate::telemetry::metrics::{ConsumerLabels, GroupLabels, Metrics};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -246,81 +246,13 @@ impl Consumers {
         let started = std::time::Instant::now();
         let now = self.clock.now();
         let tx = self.store.begin_write().await?;
-        // Written in the block, committed after it; a failure rolls back (ended, not dropped).
-        let written: Result<bool, HandleError> = async {
-            let subscribers = match group {
-                ConsumerGroup::Integrations => integrations::subscribers(&tx).await?,
-                _ => Vec::new(),
-            };
-            // Each wanted event's handling is a span continuing the span beside it (the others have none).
-            let spans: Vec<Option<tracing::Span>> = events
-                .iter()
-                .map(|(envelope, parent)| {
-                    group.wants(envelope.event_type).then(|| {
-                        tracing::info_span!(
-                            parent: parent,
-                            "consumer.handle",
-                            otel.name = %format_args!("{} {}", group.as_str(), envelope.event_type.as_str()),
-                            group = group.as_str(),
-                            event_type = envelope.event_type.as_str(),
-                            event_id = %envelope.event_id,
-                            correlation_id = %envelope.metadata.correlation_id,
-                        )
-                    })
-                })
-                .collect();
-            // One inbox statement for the whole transaction (a span of the first event's handling);
-            // what the inbox already held is a redelivery.
-            let wanted: Vec<Uuid> = events
-                .iter()
-                .zip(&spans)
-                .filter(|(_, span)| span.is_some())
-                .map(|((envelope, _), _)| envelope.event_id)
-                .collect();
-            let first = spans.iter().flatten().next().cloned().unwrap_or_else(tracing::Span::none);
-            let mut claimed = store::consumers::claim_all(&tx, group.as_str(), &wanted, now).instrument(first).await?;
-            let mut effects = effects::Effects::default();
-            for (((envelope, _), span), outcome) in events.iter().zip(&spans).zip(&mut outcomes) {
-                let Some(span) = span else { continue };
-                if !claimed.remove(&envelope.event_id) {
-                    *outcome = Outcome::Duplicate;
-                    continue;
-                }
-                // Each event's effect is gathered, and written with the others' below.
-                let applied = match group {
-                    ConsumerGroup::Analytics => analytics::apply(envelope, span, &mut effects),
-                    ConsumerGroup::Notifications => {
-                        notifications::apply(envelope, &self.config.webhook, now, span, &mut effects)
-                    }
-                    ConsumerGroup::Integrations => {
-                        let base = &self.config.fhir_base_url;
-                        integrations::apply(&tx, envelope, &subscribers, base, span, &mut effects)
-                            .instrument(span.clone())
-                            .await
-                    }
-                };
-                match applied {
-                    Ok(()) => *outcome = Outcome::Applied,
-                    Err(err) => {
-                        if let HandleError::Failed(_) = err {
-                            crate::telemetry::traces::mark_error(span, "handling failed");
-                        }
-                        return Err(err);
-                    }
-                }
-            }
-            Ok(effects.write(&tx, now).await?)
-        }
-        .await;
-        let recorded_webhooks = match written {
+        let recorded_webhooks = match self.write_together(&tx, group, events, &mut outcomes, now).await {
             Ok(recorded_webhooks) => {
                 tx.commit().await?;
                 recorded_webhooks
             }
             Err(err) => {
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::debug!(error = %rollback, "rolling back a failed handling failed");
-                }
+                tx.abandon().await;
                 return Err(err);
             }
         };
@@ -340,6 +272,80 @@ impl Consumers {
             self.count(group, envelope, counted);
         }
         Ok(outcomes)
+    }
+
+    /// Claims `events` in the inbox and writes the effects of those not handled before, in `tx`,
+    /// setting each one's outcome; whether webhooks were recorded.
+    async fn write_together(
+        &self,
+        tx: &WriteTx,
+        group: ConsumerGroup,
+        events: &[(&Envelope, tracing::Span)],
+        outcomes: &mut [Outcome],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, HandleError> {
+        let subscribers = match group {
+            ConsumerGroup::Integrations => integrations::subscribers(tx).await?,
+            _ => Vec::new(),
+        };
+        // Each wanted event's handling is a span continuing the span beside it (the others have none).
+        let spans: Vec<Option<tracing::Span>> = events
+            .iter()
+            .map(|(envelope, parent)| {
+                group.wants(envelope.event_type).then(|| {
+                    tracing::info_span!(
+                        parent: parent,
+                        "consumer.handle",
+                        otel.name = %format_args!("{} {}", group.as_str(), envelope.event_type.as_str()),
+                        group = group.as_str(),
+                        event_type = envelope.event_type.as_str(),
+                        event_id = %envelope.event_id,
+                        correlation_id = %envelope.metadata.correlation_id,
+                    )
+                })
+            })
+            .collect();
+        // One inbox statement for the whole transaction (a span of the first event's handling);
+        // what the inbox already held is a redelivery.
+        let wanted: Vec<Uuid> = events
+            .iter()
+            .zip(&spans)
+            .filter(|(_, span)| span.is_some())
+            .map(|((envelope, _), _)| envelope.event_id)
+            .collect();
+        let first = spans.iter().flatten().next().cloned().unwrap_or_else(tracing::Span::none);
+        let mut claimed = store::consumers::claim_all(tx, group.as_str(), &wanted, now).instrument(first).await?;
+        let mut effects = effects::Effects::default();
+        for (((envelope, _), span), outcome) in events.iter().zip(&spans).zip(outcomes.iter_mut()) {
+            let Some(span) = span else { continue };
+            if !claimed.remove(&envelope.event_id) {
+                *outcome = Outcome::Duplicate;
+                continue;
+            }
+            // Each event's effect is gathered, and written with the others' below.
+            let applied = match group {
+                ConsumerGroup::Analytics => analytics::apply(envelope, span, &mut effects),
+                ConsumerGroup::Notifications => {
+                    notifications::apply(envelope, &self.config.webhook, now, span, &mut effects)
+                }
+                ConsumerGroup::Integrations => {
+                    let base = &self.config.fhir_base_url;
+                    integrations::apply(tx, envelope, &subscribers, base, span, &mut effects)
+                        .instrument(span.clone())
+                        .await
+                }
+            };
+            match applied {
+                Ok(()) => *outcome = Outcome::Applied,
+                Err(err) => {
+                    if let HandleError::Failed(_) = err {
+                        crate::telemetry::traces::mark_error(span, "handling failed");
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(effects.write(tx, now).await?)
     }
 
     fn count(&self, group: ConsumerGroup, envelope: &Envelope, outcome: &'static str) {

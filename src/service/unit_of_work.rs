@@ -40,11 +40,7 @@ impl<'a> UnitOfWork<'a> {
                 Ok(done)
             }
             Err(refused) => {
-                // The refusal is the answer; a rollback that fails as well leaves the connection
-                // counted as interrupted (`WriteTx`), which is all it needs.
-                if let Err(err) = self.tx.rollback().await {
-                    tracing::debug!(error = %err, "rolling back a refused change failed");
-                }
+                self.tx.abandon().await;
                 Err(refused)
             }
         }

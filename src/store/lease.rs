@@ -166,12 +166,14 @@ impl Lease {
         self.connection.as_mut().expect("a lease holds its connection until it is dropped")
     }
 
-    /// Notes whether the round trip answered in full, and reports the statement to the observer.
+    /// Notes whether the round trip answered in full: a success, or a refusal the database sent.
+    fn note_answer<T>(&mut self, outcome: &Result<T, DbErr>) {
+        self.answered = outcome.as_ref().err().is_none_or(super::is_refused_by_database);
+    }
+
+    /// `note_answer`, and reports the statement to the observer.
     fn finished<T>(&mut self, sql: &str, started: Instant, outcome: Result<T, DbErr>) -> Result<T, DbErr> {
-        self.answered = match &outcome {
-            Ok(_) => true,
-            Err(err) => super::is_refused_by_database(err),
-        };
+        self.note_answer(&outcome);
         self.leases.observer.statement(Backend::Postgres, sql, started.elapsed(), outcome.is_err());
         outcome
     }
@@ -202,10 +204,7 @@ impl Lease {
     pub(super) async fn execute_unprepared(&mut self, sql: &str) -> Result<ExecResult, DbErr> {
         let done = self.connection().execute(sqlx::AssertSqlSafe(sql.to_owned())).await;
         let outcome = done.map(ExecResult::from).map_err(exec_error);
-        self.answered = match &outcome {
-            Ok(_) => true,
-            Err(err) => super::is_refused_by_database(err),
-        };
+        self.note_answer(&outcome);
         outcome
     }
 

@@ -154,6 +154,15 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Ends a transaction whose change was refused or failed: rolled back, keeping nothing. The
+    /// refusal is what the caller reports, so a rollback that fails as well is only logged; its
+    /// connection then counts as interrupted, which is all it needs.
+    pub async fn abandon(self) {
+        if let Err(err) = self.rollback().await {
+            tracing::debug!(error = %err, "rolling back an abandoned transaction failed");
+        }
+    }
+
     /// Notes that this transaction appended outbox events of these types, so its commit counts them
     /// and wakes the relay.
     pub fn note_events_recorded(&self, event_types: impl IntoIterator<Item = crate::events::EventType>) {
