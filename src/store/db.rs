@@ -441,6 +441,21 @@ impl Db {
             None => self.bounded(connection.begin_with_options(options)).await.map(Transaction::SeaOrm),
         }
     }
+
+    /// Runs a PostgreSQL statement whose parameters sea-query cannot carry (arrays with NULL
+    /// elements: `store::audit::append_batch`), encoded by sqlx itself.
+    pub(super) async fn execute_with(
+        &self,
+        sql: &'static str,
+        arguments: sea_orm::sqlx::postgres::PgArguments,
+    ) -> Result<ExecResult, DbErr> {
+        match self.pool() {
+            Pool { leases: Some(leases), .. } => {
+                self.bounded(async { leases.lease().await?.execute_with(sql, arguments).await }).await
+            }
+            Pool { leases: None, .. } => Err(DbErr::Custom("sqlx-encoded parameters need PostgreSQL".into())),
+        }
+    }
 }
 
 /// The error of a round trip that did not answer within its deadline: the database is unavailable.

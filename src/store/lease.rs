@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::sqlx::postgres::{PgPool, Postgres};
+use sea_orm::sqlx::postgres::{PgArguments, PgPool, Postgres};
 use sea_orm::sqlx::{self, Connection, Executor};
 use sea_orm::{ConnAcquireErr, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr, Statement};
 use sea_query_sqlx::SqlxValues;
@@ -183,6 +183,18 @@ impl Lease {
         let done = query(statement).execute(&mut **self.connection()).await;
         let outcome = done.map(ExecResult::from).map_err(exec_error);
         self.finished(&statement.sql, started, outcome)
+    }
+
+    /// A statement whose parameters sqlx encodes directly (`Db::execute_with`).
+    pub(super) async fn execute_with(
+        &mut self,
+        sql: &'static str,
+        arguments: PgArguments,
+    ) -> Result<ExecResult, DbErr> {
+        let started = Instant::now();
+        let done = sqlx::query_with(sql, arguments).execute(&mut **self.connection()).await;
+        let outcome = done.map(ExecResult::from).map_err(exec_error);
+        self.finished(sql, started, outcome)
     }
 
     pub(super) async fn query_one_raw(&mut self, statement: &Statement) -> Result<Option<QueryResult>, DbErr> {

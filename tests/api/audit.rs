@@ -35,9 +35,9 @@ async fn a_read_is_audited_with_actor_patient_correlation_and_origin(backend: Ba
     app.stop().await;
 }
 
-/// What a client sends is recorded as sent, whatever it holds: the group commit sends records to
-/// PostgreSQL as JSON text, so quotes, backslashes, tabs and what looks like `COPY`'s `\N` must
-/// arrive as they were.
+/// What a client sends is recorded as sent, whatever it holds: quotes, backslashes, tabs and text
+/// that looks like `COPY`'s `\N` or like JSON must arrive as they were, however the group commit
+/// sends its batch to PostgreSQL.
 async fn client_text_is_recorded_as_sent_even_with_control_characters(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let patient = app.create_patient("Ada", "Lovelace").await;
