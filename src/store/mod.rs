@@ -648,9 +648,9 @@ where
     E::Model: Sync,
 {
     use sea_orm::{QuerySelect, QueryTrait};
-    let page_of_rows = order(filtered.clone()).limit(page.limit).offset(page.offset);
     match selection {
         Selection::Filtered => {
+            let page_of_rows = order(filtered.clone()).limit(page.limit).offset(page.offset);
             let counted = count_up_to(conn, filtered, TOTAL_COUNTED_UP_TO + 1).await?;
             let rows = page_of_rows.all(conn).await?;
             page_of(rows, counted.min(TOTAL_COUNTED_UP_TO), counted <= TOTAL_COUNTED_UP_TO, page, to_domain)
@@ -658,11 +658,20 @@ where
         Selection::WholeTable(table) => {
             // The kept total rides along with the page: one round trip, one snapshot. A page past
             // the end has no row to carry it, and asks for it alone.
+            //
+            // The page's bounds are written into the statement, not passed as parameters, which
+            // leaves it none: PostgreSQL then plans it once per connection and bounds. With a
+            // parameter in `LIMIT`, a plan made for any values must guess a tenth of the table,
+            // always looks dearer than one made for the values given, and so the statement was
+            // planned again on every run (about a sixth of PostgreSQL's time under list patients,
+            // BENCHMARKS.md). A crawl through many offsets makes a statement for each, which the
+            // connection's statement cache holds a bounded number of.
             const TOTAL: &str = "kept_total_rows";
             let backend = conn.get_database_backend();
-            let statement = page_of_rows
+            let mut statement = order(filtered)
                 .column_as(sea_orm::sea_query::Expr::cust(row_counts::rows_in_sql(table, backend)), TOTAL)
                 .build(backend);
+            statement.sql = format!("{} LIMIT {} OFFSET {}", statement.sql, page.limit, page.offset);
             let rows = conn.query_all_raw(statement).await?;
             let total = match rows.first() {
                 Some(row) => row_counts::counted(table, row.try_get("", TOTAL)?)?,
