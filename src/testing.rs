@@ -107,7 +107,7 @@ pub mod store {
     }
 
     pub mod patients {
-        pub use crate::store::patients::{find, find_for_update};
+        pub use crate::store::patients::{PatientFilter, find, find_for_update, list};
     }
 }
 
