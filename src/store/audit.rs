@@ -244,10 +244,12 @@ pub async fn list(store: &Store, filter: &AuditFilter, page: PageRequest) -> Res
         return fetch_page(store.db(), filtered(filter), Selection::Filtered, order, page, to_event).await;
     }
     let tx = store.begin_read().await?;
-    tx.execute_unprepared(PAGES_WALK_AN_INDEX_IN_ORDER).await?;
-    let listed = fetch_page(&tx, filtered(filter), Selection::Filtered, order, page, to_event).await?;
-    tx.finish().await?;
-    Ok(listed)
+    let listed = async {
+        tx.execute_unprepared(PAGES_WALK_AN_INDEX_IN_ORDER).await?;
+        fetch_page(&tx, filtered(filter), Selection::Filtered, order, page, to_event).await
+    }
+    .await;
+    tx.end(listed).await
 }
 
 /// The trail's lists read their page by walking an index in the list's order, never by reading

@@ -180,11 +180,28 @@ pub struct ReadTx {
 }
 
 impl ReadTx {
-    pub async fn finish(self) -> Result<(), DbErr> {
+    /// Ends the transaction with what its statements gave. A statement the database refused and
+    /// answered in full (a cancellation by `statement_timeout`, a lock not granted) left the
+    /// connection ready, so the transaction ends with a rollback, not a drop: a dropped one counts
+    /// as an interruption and has every connection released in the next seconds pinged once
+    /// more, which an overloaded database would pay for most. One cut off mid-answer is dropped,
+    /// and settled before its connection is used again.
+    pub async fn end<T>(self, outcome: Result<T, DbErr>) -> Result<T, DbErr> {
         let ReadTx { tx, db, unfinished } = self;
-        db.bounded(tx.commit()).await?;
-        unfinished.finished();
-        Ok(())
+        match outcome {
+            Ok(value) => {
+                db.bounded(tx.commit()).await?;
+                unfinished.finished();
+                Ok(value)
+            }
+            Err(err) if is_refused_by_database(&err) => {
+                if db.bounded(tx.rollback()).await.is_ok() {
+                    unfinished.finished();
+                }
+                Err(err)
+            }
+            Err(err) => Err(err),
+        }
     }
 }
 

@@ -180,6 +180,29 @@ async fn refused_changes_interrupt_no_round_trip(backend: Backend) {
     app.stop().await;
 }
 
+/// A read the database refuses inside a read transaction (the audit trail's lists run in one, for
+/// their planner settings) ends it with a rollback: a statement cancelled by `statement_timeout`
+/// was answered in full and is no interruption. Here the list waits on a partition another
+/// session has locked (this month's records go to another partition, so the request's own audit
+/// record is written) until PostgreSQL cancels it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_the_database_cancels_interrupts_no_round_trip() {
+    use healthcore::testing::store::Store;
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_STATEMENT_TIMEOUT_MS", "300")]).await;
+    let holder = Store::connect(&app.database_url(), 1).await.unwrap();
+    let lock = holder.begin_write().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE audit_events_default IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let cancelled = app.get("/api/v1/audit-events?outcome=denied", &app.admin_token).await;
+    assert_eq!(cancelled.status.as_u16(), 503, "{:?}", cancelled.body);
+    lock.rollback().await.unwrap();
+    app.get("/api/v1/audit-events?outcome=denied", &app.admin_token).await.expect(200);
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "healthcore_db_interruptions_total"), Some(0.0), "{text}");
+    holder.close().await;
+    app.stop().await;
+}
+
 on_both_backends!(
     metrics_count_requests_domain_actions_events_and_consumers,
     refused_changes_interrupt_no_round_trip,
