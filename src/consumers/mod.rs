@@ -246,16 +246,8 @@ impl Consumers {
         let started = std::time::Instant::now();
         let now = self.clock.now();
         let tx = self.store.begin_write().await?;
-        let recorded_webhooks = match self.write_together(&tx, group, events, &mut outcomes, now).await {
-            Ok(recorded_webhooks) => {
-                tx.commit().await?;
-                recorded_webhooks
-            }
-            Err(err) => {
-                tx.abandon().await;
-                return Err(err);
-            }
-        };
+        let written = self.write_together(&tx, group, events, &mut outcomes, now).await;
+        let recorded_webhooks = tx.end(written).await?;
         if recorded_webhooks {
             self.deliveries.notify_one();
         }

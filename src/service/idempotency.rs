@@ -63,8 +63,8 @@ pub async fn claim(state: &AppState, ticket: &IdempotencyTicket) -> AppResult<Cl
         let tx = state.store.begin_write().await?;
         let at = state.clock.now();
         let claimed =
-            store::idempotency::claim(&tx, ticket.user_id, &ticket.key, &ticket.fingerprint, at, at + lease).await?;
-        tx.commit().await?;
+            store::idempotency::claim(&tx, ticket.user_id, &ticket.key, &ticket.fingerprint, at, at + lease).await;
+        let claimed = tx.end(claimed).await?;
         if claimed {
             return Ok(Claim::Run);
         }
@@ -85,8 +85,8 @@ pub async fn claim(state: &AppState, ticket: &IdempotencyTicket) -> AppResult<Cl
 pub async fn release(state: &AppState, ticket: &IdempotencyTicket) {
     let released = async {
         let tx = state.store.begin_write().await?;
-        store::idempotency::release(&tx, ticket.user_id, &ticket.key, &ticket.fingerprint).await?;
-        tx.commit().await
+        let given_up = store::idempotency::release(&tx, ticket.user_id, &ticket.key, &ticket.fingerprint).await;
+        tx.end(given_up).await
     };
     if let Err(err) = released.await {
         tracing::warn!(error = %err, "could not release an idempotency key; its lease will");

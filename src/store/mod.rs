@@ -163,6 +163,21 @@ impl WriteTx {
         }
     }
 
+    /// Ends the transaction with what its statements gave: committed when they succeeded,
+    /// abandoned when one failed, whose error is then returned as it was.
+    pub async fn end<T, E: From<DbErr>>(self, outcome: Result<T, E>) -> Result<T, E> {
+        match outcome {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.abandon().await;
+                Err(err)
+            }
+        }
+    }
+
     /// Notes that this transaction appended outbox events of these types, so its commit counts them
     /// and wakes the relay.
     pub fn note_events_recorded(&self, event_types: impl IntoIterator<Item = crate::events::EventType>) {

@@ -180,23 +180,32 @@ async fn refused_changes_interrupt_no_round_trip(backend: Backend) {
     app.stop().await;
 }
 
-/// A read the database refuses inside a read transaction (the audit trail's lists run in one, for
-/// their planner settings) ends it with a rollback: a statement cancelled by `statement_timeout`
-/// was answered in full and is no interruption. Here the list waits on a partition another
-/// session has locked (this month's records go to another partition, so the request's own audit
-/// record is written) until PostgreSQL cancels it.
+/// A statement the database cancels inside a transaction ends it with a rollback: cancelled by
+/// `statement_timeout`, it was answered in full and is no interruption. The audit trail's lists
+/// run in a read transaction (for their planner settings), an `Idempotency-Key` is claimed in a
+/// write transaction of its own; here each waits on a table another session has locked until
+/// PostgreSQL cancels it. (The list's own audit record goes to this month's partition, which is
+/// not locked.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_the_database_cancels_interrupts_no_round_trip() {
+async fn statements_the_database_cancels_interrupt_no_round_trip() {
     use healthcore::testing::store::Store;
     use sea_orm::ConnectionTrait;
     let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_STATEMENT_TIMEOUT_MS", "300")]).await;
     let holder = Store::connect(&app.database_url(), 1).await.unwrap();
     let lock = holder.begin_write().await.unwrap();
-    lock.execute_unprepared("LOCK TABLE audit_events_default IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    lock.execute_unprepared("LOCK TABLE audit_events_default, idempotency_keys IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
     let cancelled = app.get("/api/v1/audit-events?outcome=denied", &app.admin_token).await;
     assert_eq!(cancelled.status.as_u16(), 503, "{:?}", cancelled.body);
+    let body = crate::helpers::patient_body("Ada", "Lovelace");
+    let headers = [("idempotency-key", "claimed-while-locked")];
+    let cancelled =
+        app.call_with(Method::POST, "/api/v1/patients", Some(&app.admin_token), Some(body.clone()), &headers);
+    assert_eq!(cancelled.await.status.as_u16(), 503);
     lock.rollback().await.unwrap();
     app.get("/api/v1/audit-events?outcome=denied", &app.admin_token).await.expect(200);
+    app.call_with(Method::POST, "/api/v1/patients", Some(&app.admin_token), Some(body), &headers).await.expect(201);
     let text = scrape(&app).await;
     assert_eq!(sample(&text, "healthcore_db_interruptions_total"), Some(0.0), "{text}");
     holder.close().await;
