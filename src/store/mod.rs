@@ -190,7 +190,8 @@ impl WriteTx {
 pub struct ReadTx {
     tx: db::Transaction,
     db: Db,
-    /// Dropped without `finish`, the transaction's connection goes back with a rollback queued.
+    /// Dropped without `end` (or ended by a round trip cut off mid-answer), the transaction's
+    /// connection goes back with a rollback queued.
     unfinished: db::UnlessFinished,
 }
 
