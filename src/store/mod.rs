@@ -22,12 +22,14 @@ pub mod patients;
 pub mod practitioners;
 pub mod retention;
 mod row_counts;
+mod rows;
 pub mod subscriptions;
 pub mod users;
 pub mod webhooks;
 
 use std::{path::Path, sync::Arc};
 
+use rows::ReadRow;
 use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
 };
@@ -678,14 +680,14 @@ pub(crate) async fn fetch_page<E, T>(
 ) -> Result<Page<T>, DbErr>
 where
     E: sea_orm::EntityTrait,
-    E::Model: Sync,
+    E::Model: ReadRow,
 {
     use sea_orm::{QuerySelect, QueryTrait};
     match selection {
         Selection::Filtered => {
             let page_of_rows = order(filtered.clone()).limit(page.limit).offset(page.offset);
             let counted = count_up_to(conn, filtered, TOTAL_COUNTED_UP_TO + 1).await?;
-            let rows = page_of_rows.all(conn).await?;
+            let rows = models::<E>(&conn.query_all_raw(page_of_rows.build(conn.get_database_backend())).await?)?;
             page_of(rows, counted.min(TOTAL_COUNTED_UP_TO), counted <= TOTAL_COUNTED_UP_TO, page, to_domain)
         }
         Selection::WholeTable(table) => {
@@ -737,10 +739,28 @@ async fn count_up_to<E: sea_orm::EntityTrait>(
     Ok(u64::try_from(row.try_get::<i64>("", "counted")?).unwrap_or(0))
 }
 
-/// The entity's rows among raw results (extra columns, such as a total, are left out).
-fn models<E: sea_orm::EntityTrait>(rows: &[QueryResult]) -> Result<Vec<E::Model>, DbErr> {
-    use sea_orm::FromQueryResult;
-    rows.iter().map(|row| E::Model::from_query_result(row, "")).collect()
+/// The entity's rows among raw results, whose columns are the entity's in the order of its
+/// `Column` enum (extra columns after them, such as a total, are left out).
+fn models<E>(rows: &[QueryResult]) -> Result<Vec<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: ReadRow,
+{
+    rows.iter().map(E::Model::read_row).collect()
+}
+
+/// The first row `select` finds, if any; for lookups by a key.
+pub(crate) async fn fetch_one<E>(
+    conn: &impl ConnectionTrait,
+    select: sea_orm::Select<E>,
+) -> Result<Option<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: ReadRow,
+{
+    use sea_orm::QueryTrait;
+    let row = conn.query_one_raw(select.build(conn.get_database_backend())).await?;
+    row.as_ref().map(E::Model::read_row).transpose()
 }
 
 fn page_of<M, T>(
@@ -780,9 +800,10 @@ pub(crate) async fn fetch_page_of_matches<E, T>(
 ) -> Result<Page<T>, DbErr>
 where
     E: sea_orm::EntityTrait,
+    E::Model: ReadRow,
 {
     use sea_orm::sea_query::UnionType;
-    use sea_orm::{IdenStatic, QueryFilter, QuerySelect, QueryTrait};
+    use sea_orm::{IdenStatic, Iterable, QueryFilter, QuerySelect, QueryTrait};
     let keys_of = |rows: sea_orm::Select<E>| rows.select_only().columns(order.iter().copied()).into_query();
     let mut branches = alternatives.iter().enumerate().map(|(n, alternative)| {
         let earlier = alternatives[..n].iter().cloned().map(sea_orm::sea_query::ExprTrait::not);
@@ -795,11 +816,13 @@ where
     let order_by = order.iter().map(|column| column.as_str()).collect::<Vec<_>>().join(", ");
     let key = order.last().expect("an order ends on the primary key").as_str();
     let table = E::default().table_name().to_owned();
+    // The entity's columns in the order of its `Column` enum, as `models` reads them.
+    let columns = E::Column::iter().map(|column| format!("listed.{}", column.as_str())).collect::<Vec<_>>().join(", ");
     // The count's one row, joined to the page's rows: still one row (of NULLs) when the page is
     // empty, so that the total always arrives.
     let sql = format!(
         "WITH matches AS MATERIALIZED ({keys}) \
-         SELECT listed.*, counted.total_matches FROM (SELECT count(*) AS total_matches FROM matches) AS counted \
+         SELECT {columns}, counted.total_matches FROM (SELECT count(*) AS total_matches FROM matches) AS counted \
          LEFT JOIN (SELECT * FROM {table} WHERE {key} IN \
            (SELECT {key} FROM matches ORDER BY {order_by} LIMIT {limit} OFFSET {offset})) AS listed ON true \
          ORDER BY {order_by}",

@@ -2,7 +2,7 @@
 
 use super::entities::patient::{self, Column, Entity};
 use super::row_counts::CountedTable;
-use super::{Page, PageRequest, Selection, fetch_page, fetch_page_of_matches};
+use super::{Page, PageRequest, Selection, fetch_one, fetch_page, fetch_page_of_matches};
 use crate::domain::validation::search_key;
 use crate::domain::{Email, Mrn, Patient, PatientId, PersonName, Phone, Sex};
 use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
@@ -125,12 +125,12 @@ pub async fn insert(conn: &impl ConnectionTrait, patient: &Patient) -> Result<()
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: PatientId) -> Result<Option<Patient>, DbErr> {
-    Entity::find_by_id(id).one(conn).await?.map(to_domain).transpose()
+    fetch_one(conn, Entity::find_by_id(id)).await?.map(to_domain).transpose()
 }
 
 /// Reads the row and, on PostgreSQL, locks it until the transaction ends.
 pub async fn find_for_update(conn: &impl ConnectionTrait, id: PatientId) -> Result<Option<Patient>, DbErr> {
-    Entity::find_by_id(id).lock_exclusive().one(conn).await?.map(to_domain).transpose()
+    fetch_one(conn, Entity::find_by_id(id).lock_exclusive()).await?.map(to_domain).transpose()
 }
 
 /// Writes every column of `patient`; the caller has bumped `version` and `updated_at`.

@@ -26,3 +26,27 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// By position: a patient is read on every get and twenty times a page of the list.
+impl crate::store::rows::ReadRow for Model {
+    fn read_row(row: &sea_orm::QueryResult) -> Result<Self, DbErr> {
+        use crate::store::rows::column;
+        Ok(Model {
+            id: column(row, Column::Id as usize)?,
+            mrn: column(row, Column::Mrn as usize)?,
+            given_name: column(row, Column::GivenName as usize)?,
+            family_name: column(row, Column::FamilyName as usize)?,
+            family_name_key: column(row, Column::FamilyNameKey as usize)?,
+            given_name_key: column(row, Column::GivenNameKey as usize)?,
+            birth_date: column(row, Column::BirthDate as usize)?,
+            sex: column(row, Column::Sex as usize)?,
+            email: column(row, Column::Email as usize)?,
+            phone: column(row, Column::Phone as usize)?,
+            address: column(row, Column::Address as usize)?,
+            active: column(row, Column::Active as usize)?,
+            version: column(row, Column::Version as usize)?,
+            created_at: column(row, Column::CreatedAt as usize)?,
+            updated_at: column(row, Column::UpdatedAt as usize)?,
+        })
+    }
+}
