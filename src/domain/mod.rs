@@ -10,6 +10,7 @@ pub mod ids;
 pub mod patient;
 pub mod practitioner;
 pub mod role;
+pub mod timestamp;
 pub mod validation;
 pub mod values;
 

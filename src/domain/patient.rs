@@ -61,7 +61,9 @@ pub struct Patient {
     pub active: bool,
     /// Incremented on every change; the API exposes it as the ETag.
     pub version: i64,
+    #[serde(serialize_with = "super::timestamp::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::timestamp::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -55,7 +55,9 @@ pub struct Practitioner {
     pub specialty: Option<String>,
     pub active: bool,
     pub version: i64,
+    #[serde(serialize_with = "super::timestamp::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::timestamp::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
