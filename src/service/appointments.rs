@@ -94,7 +94,7 @@ pub async fn book(
     let mut work = UnitOfWork::begin(&state.store).await?;
     let changed: AppResult<()> = async {
         lock_participants(work.tx(), practitioner_id, patient_id).await?;
-        if ctx.principal.role == crate::domain::Role::Patient {
+        let insertion = if ctx.principal.role == crate::domain::Role::Patient {
             // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
             // bookings are not limited (a course of therapy is booked ahead), but count. The patient's
             // row is locked, so concurrent bookings count each other. A clash is reported first.
@@ -108,18 +108,23 @@ pub async fn book(
                     ),
                 ));
             }
-            store::appointments::insert(work.tx(), &appointment).await?;
-        } else if !store::appointments::insert_unless_clash(work.tx(), &appointment).await? {
-            // Nothing was written; the same locks are held, so the clash is still there to name.
+            store::appointments::insertion(&appointment)
+        } else {
+            store::appointments::insertion_unless_clash(&appointment)?
+        };
+        let subject = Subject::appointment(appointment.id(), appointment.patient_id());
+        work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
+        work.event(ctx, events::appointment(EventType::AppointmentBooked, &appointment));
+        work.remember(ticket.as_ref(), &appointment)?;
+        if !work.insert_last(insertion).await? {
+            // Nothing was written (the records go with the refusal); the same locks are held, so
+            // the clash is still there to name.
             check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
             return Err(AppError::Internal(anyhow::anyhow!(
                 "a booking clashed but no clash was found under the same locks"
             )));
         }
-        let subject = Subject::appointment(appointment.id(), appointment.patient_id());
-        work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
-        work.event(ctx, events::appointment(EventType::AppointmentBooked, &appointment));
-        work.remember(ticket.as_ref(), &appointment)
+        Ok(())
     }
     .await;
     work.end(changed).await?;

@@ -1,5 +1,6 @@
 //! Patient use cases.
 
+use sea_orm::DbErr;
 use uuid::Uuid;
 
 use super::appointments::{Participant, cancel_future_appointments};
@@ -43,23 +44,17 @@ pub async fn register(
             created_at: now,
             updated_at: now,
         };
-        let mut work = UnitOfWork::begin(&state.store).await?;
-        let changed: Result<(), Registering> = async {
-            match store::patients::insert(work.tx(), &patient).await {
-                Err(err) if store::is_unique_violation(&err, "patients", "mrn") => return Err(Registering::MrnTaken),
-                other => other.map_err(AppError::from)?,
-            }
-            work.audit(AuditRecord::new(
-                ctx,
-                AuditAction::PatientCreate,
-                Subject::patient(patient.id),
-                AuditOutcome::Success,
-            ));
-            work.event(ctx, events::patient(EventType::PatientCreated, &patient));
-            Ok(work.remember(ticket.as_ref(), &patient)?)
-        }
-        .await;
-        match work.end(changed).await {
+        let mut work = UnitOfWork::adding(&state.store);
+        work.insert(store::patients::insertion(&patient));
+        work.audit(AuditRecord::new(
+            ctx,
+            AuditAction::PatientCreate,
+            Subject::patient(patient.id),
+            AuditOutcome::Success,
+        ));
+        work.event(ctx, events::patient(EventType::PatientCreated, &patient));
+        work.remember(ticket.as_ref(), &patient)?;
+        match work.end(Registering::from).await {
             Ok(()) => return Ok(patient),
             Err(Registering::MrnTaken) => continue,
             Err(Registering::Failed(err)) => return Err(err),
@@ -77,6 +72,16 @@ enum Registering {
 impl From<AppError> for Registering {
     fn from(err: AppError) -> Self {
         Registering::Failed(err)
+    }
+}
+
+impl From<DbErr> for Registering {
+    fn from(err: DbErr) -> Self {
+        if store::is_unique_violation(&err, "patients", "mrn") {
+            Registering::MrnTaken
+        } else {
+            Registering::Failed(err.into())
+        }
     }
 }
 

@@ -53,20 +53,12 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let mut work = UnitOfWork::begin(&state.store).await?;
-    let changed: AppResult<()> = async {
-        store::practitioners::insert(work.tx(), &practitioner).await.map_err(duplicate_licence)?;
-        work.audit(AuditRecord::new(
-            ctx,
-            AuditAction::PractitionerCreate,
-            subject(practitioner.id),
-            AuditOutcome::Success,
-        ));
-        work.event(ctx, events::practitioner(EventType::PractitionerCreated, &practitioner, None));
-        work.remember(ticket.as_ref(), &practitioner)
-    }
-    .await;
-    work.end(changed).await?;
+    let mut work = UnitOfWork::adding(&state.store);
+    work.insert(store::practitioners::insertion(&practitioner));
+    work.audit(AuditRecord::new(ctx, AuditAction::PractitionerCreate, subject(practitioner.id), AuditOutcome::Success));
+    work.event(ctx, events::practitioner(EventType::PractitionerCreated, &practitioner, None));
+    work.remember(ticket.as_ref(), &practitioner)?;
+    work.end(duplicate_licence).await?;
     Ok(practitioner)
 }
 

@@ -139,10 +139,7 @@ impl WriteTx {
         unfinished.finished();
         drop(_gate);
         let recorded = recorded_events.into_inner().unwrap_or_else(|e| e.into_inner());
-        if !recorded.is_empty() {
-            observer.events_committed(&recorded);
-            events_committed.send_modify(|commits| *commits = commits.wrapping_add(1));
-        }
+        announce_committed(&*observer, &events_committed, &recorded);
         Ok(())
     }
 
@@ -184,6 +181,18 @@ impl WriteTx {
     /// and wakes the relay.
     pub fn note_events_recorded(&self, event_types: impl IntoIterator<Item = crate::events::EventType>) {
         self.recorded_events.lock().unwrap_or_else(|e| e.into_inner()).extend(event_types);
+    }
+}
+
+/// Counts the committed events of these types and wakes the relay (nothing, if there are none).
+fn announce_committed(
+    observer: &dyn StoreObserver,
+    events_committed: &watch::Sender<u64>,
+    event_types: &[crate::events::EventType],
+) {
+    if !event_types.is_empty() {
+        observer.events_committed(event_types);
+        events_committed.send_modify(|commits| *commits = commits.wrapping_add(1));
     }
 }
 
@@ -324,6 +333,31 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Inserts rows into several tables as one atomic write and, once it is written, counts the
+    /// events of `event_types` it appended and wakes the relay, as a commit does. On PostgreSQL it is
+    /// one statement on the pool (`insert_together`), a transaction of its own: one round trip where
+    /// `BEGIN`, the inserts and `COMMIT` take three or more. On SQLite the inserts run in one write
+    /// transaction.
+    pub async fn insert_atomically(
+        &self,
+        inserts: Vec<sea_orm::sea_query::InsertStatement>,
+        event_types: Vec<crate::events::EventType>,
+    ) -> Result<(), DbErr> {
+        match self.backend {
+            Backend::Postgres => {
+                insert_together(&self.db, inserts).await?;
+                announce_committed(&*self.observer, &self.events_committed, &event_types);
+                Ok(())
+            }
+            Backend::Sqlite => {
+                let tx = self.begin_write().await?;
+                let inserted = insert_together(&tx, inserts).await.map(drop);
+                tx.note_events_recorded(event_types);
+                tx.end(inserted).await
+            }
+        }
     }
 
     /// Starts a read-write transaction: `BEGIN IMMEDIATE` on SQLite so the write lock is taken up
@@ -604,26 +638,28 @@ fn is_sqlite_busy(err: &sea_orm::sqlx::Error) -> bool {
 }
 
 /// Runs inserts into different tables as one statement on PostgreSQL, all but the last as
-/// data-modifying `WITH` queries (one round trip instead of one each, inside the caller's
-/// transaction); one after another on SQLite, which has no network between it and the process.
+/// data-modifying `WITH` queries (one round trip instead of one each; on the pool, a transaction
+/// of its own: `Store::insert_atomically`); one after another on SQLite, which has no network
+/// between it and the process.
+/// Returns the rows the last insert wrote.
 pub(crate) async fn insert_together(
     conn: &impl ConnectionTrait,
     mut inserts: Vec<sea_orm::sea_query::InsertStatement>,
-) -> Result<(), DbErr> {
+) -> Result<u64, DbErr> {
     use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
     if inserts.len() < 2 || conn.get_database_backend() != DbBackend::Postgres {
+        let mut written = 0;
         for insert in inserts {
-            conn.execute(&insert).await?;
+            written = conn.execute(&insert).await?.rows_affected();
         }
-        return Ok(());
+        return Ok(written);
     }
     let last = inserts.pop().expect("two or more inserts");
     let mut with = WithClause::new();
     for (n, insert) in inserts.into_iter().enumerate() {
         with.cte(CommonTableExpression::new().query(insert).table_name(Alias::new(format!("written_{n}"))).to_owned());
     }
-    conn.execute(&last.with(with)).await?;
-    Ok(())
+    Ok(conn.execute(&last.with(with)).await?.rows_affected())
 }
 
 /// Runs `sql` only on the given backend; used for the few backend-specific statements.

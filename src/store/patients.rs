@@ -5,10 +5,10 @@ use super::row_counts::CountedTable;
 use super::{Page, PageRequest, Selection, fetch_one, fetch_page, fetch_page_of_matches};
 use crate::domain::validation::search_key;
 use crate::domain::{Email, Mrn, Patient, PatientId, PersonName, Phone, Sex};
-use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{ExprTrait, Func, InsertStatement, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, Select, prelude::Expr,
+    QuerySelect, QueryTrait, Select, prelude::Expr,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,9 +119,10 @@ fn to_row(patient: &Patient) -> patient::Model {
     }
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, patient: &Patient) -> Result<(), DbErr> {
-    Entity::insert(to_row(patient).into_active_model()).exec_without_returning(conn).await?;
-    Ok(())
+/// The insert of a new patient's row, for a unit of work that writes it with its records
+/// (`UnitOfWork::adding`).
+pub fn insertion(patient: &Patient) -> InsertStatement {
+    Entity::insert(to_row(patient).into_active_model()).into_query()
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: PatientId) -> Result<Option<Patient>, DbErr> {

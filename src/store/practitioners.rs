@@ -1,9 +1,9 @@
 //! The `practitioners` table.
 
-use sea_orm::sea_query::{ExprTrait, Func};
+use sea_orm::sea_query::{ExprTrait, Func, InsertStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, Select, prelude::Expr,
+    QuerySelect, QueryTrait, Select, prelude::Expr,
 };
 
 use super::entities::practitioner::{self, Column, Entity};
@@ -56,9 +56,10 @@ fn to_row(practitioner: &Practitioner) -> practitioner::Model {
     }
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, practitioner: &Practitioner) -> Result<(), DbErr> {
-    Entity::insert(to_row(practitioner).into_active_model()).exec_without_returning(conn).await?;
-    Ok(())
+/// The insert of a new practitioner's row, for a unit of work that writes it with its records
+/// (`UnitOfWork::adding`).
+pub fn insertion(practitioner: &Practitioner) -> InsertStatement {
+    Entity::insert(to_row(practitioner).into_active_model()).into_query()
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: PractitionerId) -> Result<Option<Practitioner>, DbErr> {

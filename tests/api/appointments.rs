@@ -1,4 +1,6 @@
 use chrono::{Duration, Utc};
+use healthcore::testing::events::EventType;
+use healthcore::testing::store::outbox;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -51,6 +53,13 @@ async fn overlapping_bookings_of_a_practitioner_or_a_patient_are_409(backend: Ba
     s.app.post("/api/v1/appointments", token, booking(other_patient, s.practitioner, 25, 30)).await.expect(201);
     let all = s.app.get("/api/v1/appointments", token).await.expect(200);
     assert_eq!(all.body["page"]["total"], 2);
+    // A booking's record and event are written in the statement that inserts it unless it clashes
+    // (`UnitOfWork::insert_last`): the refused ones are rolled back with it.
+    let booked = s.app.audit_events("action=appointment.book&outcome=success").await;
+    assert_eq!(booked.len(), 2, "only the two bookings made are recorded as made: {booked:?}");
+    let events = outbox::after(s.app.store.db(), 0, 100).await.unwrap();
+    let bookings = events.iter().filter(|e| e.envelope.event_type == EventType::AppointmentBooked);
+    assert_eq!(bookings.count(), 2, "only the two bookings made have events");
     s.app.stop().await;
 }
 
@@ -314,6 +323,53 @@ async fn the_overlap_check_reads_the_window_not_the_participants_histories() {
     let listed_after = app.table_reads_once(what, "appointments", |now| now.scans >= after.scans + 2 * RUNS).await;
     let read = (listed_after.rows - after.rows) / RUNS;
     assert!(read <= 1_500, "a practitioner's calendar read {read} rows: more than the window's thousand bookings");
+    app.stop().await;
+}
+
+/// The overlap check reads the two participants' appointments in the slot's window, and no one
+/// else's, even before PostgreSQL has statistics of the table (a new database, one just loaded, or
+/// one without autovacuum, as `scripts/bench` ran on this machine): an equality on the status then
+/// made the index on status and start time look as good as the practitioner's own, and every
+/// booking in the window was read for each booking made (850 rows a booking in the benchmark).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overlap_check_reads_the_participants_window_before_any_statistics() {
+    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
+    let mut patients = Vec::new();
+    let mut practitioners = Vec::new();
+    for n in 0..10 {
+        patients.push(app.create_patient("Ada", &format!("Lovelace{n}")).await);
+        practitioners.push(app.create_practitioner(&format!("MD-{n}")).await);
+    }
+    let body = booking(patients[5], practitioners[5], 48, 30);
+    let slot_start = body["start"].as_str().unwrap().to_owned();
+    let start = app.table_reads("appointments").await;
+    // A thousand bookings of the other nine around the slot, and no statistics of them.
+    let others = |ids: &[Uuid]| [&ids[..5], &ids[6..]].concat();
+    app.store
+        .db_execute(&format!(
+            "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
+             s + interval '30 minutes', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
+             FROM generate_series(1, 1000) g, \
+             LATERAL (SELECT '{slot_start}'::timestamptz - interval '7 hours' + interval '1 minute' * (g % 440) AS s) slot",
+            patients = uuid_array(&others(&patients)),
+            practitioners = uuid_array(&others(&practitioners)),
+        ))
+        .await
+        .unwrap();
+    let never_analyzed = "SELECT count(*) FROM pg_stats WHERE tablename = 'appointments'";
+    assert_eq!(app.postgres_number(never_analyzed).await, 0, "the table has no statistics yet");
+    let what = "the crowd to be reported";
+    let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 1_000).await;
+
+    app.post("/api/v1/appointments", &app.admin_token, body).await.expect(201);
+    for hours in 49..(48 + RUNS) {
+        let later = booking(patients[5], practitioners[5], hours, 30);
+        app.post("/api/v1/appointments", &app.admin_token, later).await.expect(201);
+    }
+    let what = "the overlap checks' reads to be reported";
+    let after = app.table_reads_once(what, "appointments", |now| now.inserted >= before.inserted + RUNS).await;
+    let read = (after.rows - before.rows) / RUNS;
+    assert!(read <= 20, "an overlap check read {read} rows: the window's bookings of others, not the two's own");
     app.stop().await;
 }
 

@@ -1,8 +1,12 @@
+use healthcore::testing::events::EventType;
+use healthcore::testing::store::outbox;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 
+/// A creation is written with its audit record and its event as one statement on PostgreSQL
+/// (`Store::insert_atomically`): a refused row takes them with it.
 async fn a_duplicate_licence_number_is_a_409_whatever_its_case(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_practitioner("md-42").await;
@@ -17,6 +21,11 @@ async fn a_duplicate_licence_number_is_a_409_whatever_its_case(backend: Backend)
     assert!(reply.body["detail"].as_str().unwrap().contains("licence"));
     let list = app.get("/api/v1/practitioners", &app.admin_token).await.expect(200);
     assert_eq!(list.body["page"]["total"], 1);
+    let created = app.audit_events("action=practitioner.create&outcome=success").await;
+    assert_eq!(created.len(), 1, "the refused creation left no record of success: {created:?}");
+    let events = outbox::after(app.store.db(), 0, 100).await.unwrap();
+    let practitioner_events = events.iter().filter(|e| e.envelope.event_type == EventType::PractitionerCreated);
+    assert_eq!(practitioner_events.count(), 1, "the refused creation left no event");
     app.stop().await;
 }
 
