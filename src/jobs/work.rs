@@ -115,14 +115,18 @@ async fn send_reminder(
     from: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let tx = store.begin_write().await?;
-    let Some(envelope) = reminder_due(&tx, candidate, correlation_id, from).await? else {
-        tx.rollback().await?;
-        return Ok(false);
-    };
-    store::outbox::append(&tx, std::slice::from_ref(&envelope), current_traceparent().as_deref()).await?;
-    tx.note_events_recorded([EventType::AppointmentReminderDue]);
-    tx.commit().await.context("committing a reminder")?;
-    Ok(true)
+    let sent: anyhow::Result<bool> = async {
+        let Some(envelope) = reminder_due(&tx, candidate, correlation_id, from).await? else {
+            return Ok(false);
+        };
+        store::outbox::append(&tx, std::slice::from_ref(&envelope), current_traceparent().as_deref()).await?;
+        tx.note_events_recorded([EventType::AppointmentReminderDue]);
+        Ok(true)
+    }
+    .await;
+    // Ended, not dropped, on an error too (`WriteTx::end`): a dropped transaction counts as an
+    // interruption and has the next connections released pinged.
+    tx.end(sent).await.context("sending a reminder")
 }
 
 /// The reminder event of `candidate`, noted as sent in `tx`, if under its row lock it is still
@@ -223,25 +227,28 @@ async fn mark_no_show(
     correlation_id: &str,
 ) -> anyhow::Result<bool> {
     let tx = store.begin_write().await?;
-    // Re-read under the row lock: it may have been cancelled, concluded or moved meanwhile.
-    let overdue = store::appointments::find_for_update(&tx, id)
-        .await?
-        .filter(|appointment| appointment.status() == AppointmentStatus::Booked && appointment.slot().end() < cutoff);
-    let Some(mut appointment) = overdue else {
-        tx.rollback().await?;
-        return Ok(false);
-    };
-    appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;
-    store::appointments::update(&tx, &appointment).await?;
-    let subject = Subject::appointment(appointment.id(), appointment.patient_id());
-    store::audit::append(&tx, &[AuditRecord::system(AuditAction::AppointmentNoShow, subject, correlation_id, now)])
-        .await?;
-    let event = events::appointment(EventType::AppointmentNoShow, &appointment);
-    store::outbox::append(&tx, &[Envelope::system(event, correlation_id, now)], current_traceparent().as_deref())
-        .await?;
-    tx.note_events_recorded([EventType::AppointmentNoShow]);
-    tx.commit().await.context("committing a no-show")?;
-    Ok(true)
+    let marked: anyhow::Result<bool> = async {
+        // Re-read under the row lock: it may have been cancelled, concluded or moved meanwhile.
+        let overdue = store::appointments::find_for_update(&tx, id).await?.filter(|appointment| {
+            appointment.status() == AppointmentStatus::Booked && appointment.slot().end() < cutoff
+        });
+        let Some(mut appointment) = overdue else {
+            return Ok(false);
+        };
+        appointment.conclude(AppointmentStatus::NoShow, now).context("marking an overdue appointment no-show")?;
+        store::appointments::update(&tx, &appointment).await?;
+        let subject = Subject::appointment(appointment.id(), appointment.patient_id());
+        let record = AuditRecord::system(AuditAction::AppointmentNoShow, subject, correlation_id, now);
+        store::audit::append(&tx, &[record]).await?;
+        let event = events::appointment(EventType::AppointmentNoShow, &appointment);
+        let traceparent = current_traceparent();
+        store::outbox::append(&tx, &[Envelope::system(event, correlation_id, now)], traceparent.as_deref()).await?;
+        tx.note_events_recorded([EventType::AppointmentNoShow]);
+        Ok(true)
+    }
+    .await;
+    // Ended, not dropped, on an error too, as `send_reminder`'s.
+    tx.end(marked).await.context("marking a no-show")
 }
 
 /// The trace context of the job's run, stored with the events it records.

@@ -214,6 +214,43 @@ async fn statements_the_database_cancels_interrupt_no_round_trip() {
     app.stop().await;
 }
 
+/// The background jobs end their transactions the same way: a reminder or a no-show whose row
+/// lock is not granted before `statement_timeout` rolls back, where the job's transaction was
+/// dropped (an interruption each, and every connection released in the next seconds pinged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_statement_the_database_cancels_interrupts_no_round_trip() {
+    use healthcore::testing::jobs::{Job, RunOutcome, Scheduler};
+    use healthcore::testing::store::Store;
+    use sea_orm::ConnectionTrait;
+    let settings = [("HEALTHCORE_DB_STATEMENT_TIMEOUT_MS", "200"), ("HEALTHCORE_JOB_RETRY_MS", "5")];
+    let app = TestApp::spawn_with(Backend::Postgres, &settings).await;
+    let practitioner = app.create_practitioner("LIC-LOCKED").await;
+    let patient = app.create_patient("Locked", "Out").await;
+    let overdue = app.started_appointment(patient, practitioner, 30).await;
+    let soon = app
+        .post("/api/v1/appointments", &app.admin_token, booking(patient, practitioner, 2, 30))
+        .await
+        .expect(201)
+        .id();
+    let holder = Store::connect(&app.database_url(), 1).await.unwrap();
+    let lock = holder.begin_write().await.unwrap();
+    lock.execute_unprepared(&format!("SELECT 1 FROM appointments WHERE id IN ('{overdue}', '{soon}') FOR UPDATE"))
+        .await
+        .unwrap();
+    let config = crate::helpers::test_config(&app.database_url(), &settings);
+    let jobs = Scheduler::new(app.store.clone(), std::sync::Arc::new(config), app.metrics.clone());
+    for job in [Job::AppointmentReminders, Job::NoShowPastAppointments] {
+        let (_stop, mut stopping) = healthcore::testing::shutdown::channel();
+        let outcome = jobs.run_once(job, healthcore::testing::clock::now(), &mut stopping).await;
+        assert!(matches!(outcome, RunOutcome::Failed(_)), "{job:?} waited on the locked row: {outcome:?}");
+    }
+    lock.rollback().await.unwrap();
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "healthcore_db_interruptions_total"), Some(0.0), "{text}");
+    holder.close().await;
+    app.stop().await;
+}
+
 on_both_backends!(
     metrics_count_requests_domain_actions_events_and_consumers,
     refused_changes_interrupt_no_round_trip,
