@@ -256,6 +256,36 @@ on_both_backends!(
     appointment_lists_filter_by_status_participant_and_time,
 );
 
+/// Ten patients and ten practitioners: the sixth of each books in the overlap tests below, the
+/// others crowd around their slot (`crowd_around`).
+async fn ten_of_each(app: &TestApp) -> (Vec<Uuid>, Vec<Uuid>) {
+    let mut patients = Vec::new();
+    let mut practitioners = Vec::new();
+    for n in 0..10 {
+        patients.push(app.create_patient("Ada", &format!("Lovelace{n}")).await);
+        practitioners.push(app.create_practitioner(&format!("MD-{n}")).await);
+    }
+    (patients, practitioners)
+}
+
+/// A thousand bookings of the other nine of each (`ten_of_each`) in the seven hours up to and
+/// around `slot_start`, written with SQL; with `far_one`, one more four years ahead.
+async fn crowd_around(app: &TestApp, patients: &[Uuid], practitioners: &[Uuid], slot_start: &str, far_one: bool) {
+    let others = |ids: &[Uuid]| [&ids[..5], &ids[6..]].concat();
+    let first = if far_one { 0 } else { 1 };
+    app.store
+        .db_execute(&format!(
+            "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
+             s + interval '30 minutes', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
+             FROM generate_series({first}, 1000) g, LATERAL (SELECT CASE WHEN g = 0 THEN now() + interval '4 years' \
+             ELSE '{slot_start}'::timestamptz - interval '7 hours' + interval '1 minute' * (g % 440) END AS s) slot",
+            patients = uuid_array(&others(patients)),
+            practitioners = uuid_array(&others(practitioners)),
+        ))
+        .await
+        .unwrap();
+}
+
 /// The overlap check reads the slot's window, never the participants' histories. PostgreSQL's
 /// statistics lag behind the future (they are as old as the last `ANALYZE`, and bookings keep
 /// landing beyond it), so a window of the future can look all but empty, and the planner may then
@@ -268,12 +298,7 @@ on_both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overlap_check_reads_the_window_not_the_participants_histories() {
     let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
-    let mut patients = Vec::new();
-    let mut practitioners = Vec::new();
-    for n in 0..10 {
-        patients.push(app.create_patient("Ada", &format!("Lovelace{n}")).await);
-        practitioners.push(app.create_practitioner(&format!("MD-{n}")).await);
-    }
+    let (patients, practitioners) = ten_of_each(&app).await;
     let body = booking(patients[5], practitioners[5], 48, 30);
     let slot_start = body["start"].as_str().unwrap().to_owned();
     let start = app.table_reads("appointments").await;
@@ -284,18 +309,7 @@ async fn the_overlap_check_reads_the_window_not_the_participants_histories() {
     // A future they do not: a thousand bookings of the other nine around the slot, and one four
     // years ahead. The planner spreads what it does not know evenly up to the latest start it
     // finds in the index, so with one far booking any eight hours look all but empty.
-    let others = |ids: &[Uuid]| [&ids[..5], &ids[6..]].concat();
-    app.store
-        .db_execute(&format!(
-            "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
-             s + interval '30 minutes', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
-             FROM generate_series(0, 1000) g, LATERAL (SELECT CASE WHEN g = 0 THEN now() + interval '4 years' \
-             ELSE '{slot_start}'::timestamptz - interval '7 hours' + interval '1 minute' * (g % 440) END AS s) slot",
-            patients = uuid_array(&others(&patients)),
-            practitioners = uuid_array(&others(&practitioners)),
-        ))
-        .await
-        .unwrap();
+    crowd_around(&app, &patients, &practitioners, &slot_start, true).await;
     let what = "the history and the crowd to be reported";
     let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 41_001).await;
 
@@ -334,28 +348,12 @@ async fn the_overlap_check_reads_the_window_not_the_participants_histories() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overlap_check_reads_the_participants_window_before_any_statistics() {
     let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
-    let mut patients = Vec::new();
-    let mut practitioners = Vec::new();
-    for n in 0..10 {
-        patients.push(app.create_patient("Ada", &format!("Lovelace{n}")).await);
-        practitioners.push(app.create_practitioner(&format!("MD-{n}")).await);
-    }
+    let (patients, practitioners) = ten_of_each(&app).await;
     let body = booking(patients[5], practitioners[5], 48, 30);
     let slot_start = body["start"].as_str().unwrap().to_owned();
     let start = app.table_reads("appointments").await;
     // A thousand bookings of the other nine around the slot, and no statistics of them.
-    let others = |ids: &[Uuid]| [&ids[..5], &ids[6..]].concat();
-    app.store
-        .db_execute(&format!(
-            "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
-             s + interval '30 minutes', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
-             FROM generate_series(1, 1000) g, \
-             LATERAL (SELECT '{slot_start}'::timestamptz - interval '7 hours' + interval '1 minute' * (g % 440) AS s) slot",
-            patients = uuid_array(&others(&patients)),
-            practitioners = uuid_array(&others(&practitioners)),
-        ))
-        .await
-        .unwrap();
+    crowd_around(&app, &patients, &practitioners, &slot_start, false).await;
     let never_analyzed = "SELECT count(*) FROM pg_stats WHERE tablename = 'appointments'";
     assert_eq!(app.postgres_number(never_analyzed).await, 0, "the table has no statistics yet");
     let what = "the crowd to be reported";
