@@ -4,7 +4,7 @@ use healthcore::testing::store::outbox;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{APPOINTMENT_INSERT, Backend, RUNS, TestApp, booking, uuid_array};
+use crate::helpers::{APPOINTMENT_INSERT, Backend, RUNS, TableReads, TestApp, booking, uuid_array};
 use crate::on_both_backends;
 
 struct Scene {
@@ -286,6 +286,26 @@ async fn crowd_around(app: &TestApp, patients: &[Uuid], practitioners: &[Uuid], 
         .unwrap();
 }
 
+/// Books the slot of `body` (48 hours ahead) and `RUNS - 1` more, an hour apart, of `patient` with
+/// `practitioner`; returns the rows of appointments read per booking since `before`, and the reads
+/// as they then stand.
+async fn overlap_check_reads(
+    app: &TestApp,
+    patient: Uuid,
+    practitioner: Uuid,
+    body: serde_json::Value,
+    before: &TableReads,
+) -> (i64, TableReads) {
+    app.post("/api/v1/appointments", &app.admin_token, body).await.expect(201);
+    for hours in 49..(48 + RUNS) {
+        let later = booking(patient, practitioner, hours, 30);
+        app.post("/api/v1/appointments", &app.admin_token, later).await.expect(201);
+    }
+    let what = "the overlap checks' reads to be reported";
+    let after = app.table_reads_once(what, "appointments", |now| now.inserted >= before.inserted + RUNS).await;
+    ((after.rows - before.rows) / RUNS, after)
+}
+
 /// The overlap check reads the slot's window, never the participants' histories. PostgreSQL's
 /// statistics lag behind the future (they are as old as the last `ANALYZE`, and bookings keep
 /// landing beyond it), so a window of the future can look all but empty, and the planner may then
@@ -313,14 +333,7 @@ async fn the_overlap_check_reads_the_window_not_the_participants_histories() {
     let what = "the history and the crowd to be reported";
     let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 41_001).await;
 
-    app.post("/api/v1/appointments", &app.admin_token, body).await.expect(201);
-    for hours in 49..(48 + RUNS) {
-        let later = booking(patients[5], practitioners[5], hours, 30);
-        app.post("/api/v1/appointments", &app.admin_token, later).await.expect(201);
-    }
-    let what = "the overlap checks' reads to be reported";
-    let after = app.table_reads_once(what, "appointments", |now| now.inserted >= before.inserted + RUNS).await;
-    let read = (after.rows - before.rows) / RUNS;
+    let (read, after) = overlap_check_reads(&app, patients[5], practitioners[5], body, &before).await;
     assert!(read <= 1_500, "an overlap check read {read} rows: more than the window's thousand bookings");
 
     // The same holds for a practitioner's calendar around the slot (a day's list of the booked
@@ -359,14 +372,7 @@ async fn the_overlap_check_reads_the_participants_window_before_any_statistics()
     let what = "the crowd to be reported";
     let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 1_000).await;
 
-    app.post("/api/v1/appointments", &app.admin_token, body).await.expect(201);
-    for hours in 49..(48 + RUNS) {
-        let later = booking(patients[5], practitioners[5], hours, 30);
-        app.post("/api/v1/appointments", &app.admin_token, later).await.expect(201);
-    }
-    let what = "the overlap checks' reads to be reported";
-    let after = app.table_reads_once(what, "appointments", |now| now.inserted >= before.inserted + RUNS).await;
-    let read = (after.rows - before.rows) / RUNS;
+    let (read, _) = overlap_check_reads(&app, patients[5], practitioners[5], body, &before).await;
     assert!(read <= 20, "an overlap check read {read} rows: the window's bookings of others, not the two's own");
     app.stop().await;
 }
