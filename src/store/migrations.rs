@@ -3,7 +3,9 @@
 //! Each migration runs in its own transaction and is recorded in `schema_migrations`; on PostgreSQL
 //! an advisory lock makes instances that start together apply each migration exactly once.
 
-use sea_orm::sea_query::{ColumnDef, ConditionalStatement, Expr, ForeignKey, ForeignKeyAction, Index, Table};
+use sea_orm::sea_query::{
+    ColumnDef, ConditionalStatement, Expr, ExprTrait, ForeignKey, ForeignKeyAction, Index, Table,
+};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use super::{Store, execute_on};
@@ -47,6 +49,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (16, "audit records that did not succeed indexed apart", unsuccessful_audit_records),
     (17, "audit records of actions other than disclosures indexed by action", audit_records_by_action),
     (18, "audit partitions vacuumed as they fill", audit_partitions_vacuumed_as_they_fill),
+    (19, "booked appointments indexed by participant and start time", booked_appointments_by_participant),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -800,7 +803,8 @@ fn practitioner_appointments_by_status() -> Vec<Ddl> {
     // at the far end of the history (100,000 of one practitioner: past the statement timeout). The
     // status leads so that a practitioner's list without a status finds no prefix of it to scan
     // by and keeps to `ix_appointments_practitioner_start`, which has their start times in order.
-    // A patient's appointments are few enough to test each.
+    // A patient's appointments are few enough to test each. Booked ones have since an index of
+    // their own (migration 19); this one serves the other statuses.
     vec![index(
         "ix_appointments_status_practitioner_start",
         "appointments",
@@ -888,6 +892,33 @@ fn audit_partitions_vacuumed_as_they_fill() -> Vec<Ddl> {
                END LOOP; \
              END $$"
         )),
+    ]
+}
+
+fn booked_appointments_by_participant() -> Vec<Ddl> {
+    // A participant's booked appointments in a window (the overlap check of every booking and
+    // rescheduling, a calendar) and their upcoming ones, in start-time order: with statistics
+    // older than the window, or none, the planner read every participant's bookings in the window
+    // through an index on start time (`store::appointments::ParticipantAppointments`). Each index
+    // holds only booked appointments, so it costs nothing to the appointments of the past, and names
+    // its participant column in its predicate, so that only a query about that kind of participant
+    // can read it. The status predicate is the code's (`store::appointments::BOOKED`).
+    let booked = |name: &'static str, participant: &'static str| {
+        Ddl::Index(
+            Index::create()
+                .name(name)
+                .table("appointments")
+                .col(participant)
+                .col("starts_at")
+                .col("id")
+                .cond_where(Expr::cust(super::appointments::BOOKED))
+                .and_where(Expr::col(participant).is_not_null())
+                .take(),
+        )
+    };
+    vec![
+        booked("ix_appointments_booked_practitioner", "practitioner_id"),
+        booked("ix_appointments_booked_patient", "patient_id"),
     ]
 }
 
