@@ -575,20 +575,24 @@ async fn a_list_by_status_reads_the_matches_not_the_history_before_them() {
     assert_eq!(listed.body["page"]["total"], 3);
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
     // Both statuses' lists, alternately, often enough on each connection for their statements to
-    // be planned for any values; then the booked ones' reads alone.
+    // be planned for any values; then the booked ones' reads alone. A connection reports its reads
+    // when it goes idle, and the server's jobs read the table too, so a cancelled list's 10,000
+    // rows can still land after the fence: the booked lists are many, and the bound is a tenth of
+    // the table, which a plan that reads it whole exceeds eightfold.
     for _ in 0..RUNS / 2 {
         app.get("/api/v1/appointments?status=cancelled&limit=2", &app.admin_token).await.expect(200);
         app.get(booked, &app.admin_token).await.expect(200);
     }
     let what = "the lists' reads to be reported";
     before = app.table_reads_once(what, "appointments", |now| now.scans >= before.scans + 2 * (RUNS + 1)).await;
-    for _ in 0..RUNS {
+    let lists = 4 * RUNS;
+    for _ in 0..lists {
         let listed = app.get(booked, &app.admin_token).await.expect(200);
         assert_eq!(listed.body["page"]["total"], 3);
     }
     let what = "the booked lists' reads (their counts and their pages) to be reported";
-    let after = app.table_reads_once(what, "appointments", |now| now.scans >= before.scans + 2 * RUNS).await;
-    let read = (after.rows - before.rows) / RUNS;
-    assert!(read < 1_000, "listing the three booked appointments read {read} of 100,003 rows");
+    let after = app.table_reads_once(what, "appointments", |now| now.scans >= before.scans + 2 * lists).await;
+    let read = (after.rows - before.rows) / lists;
+    assert!(read < 10_000, "listing the three booked appointments read {read} of 100,003 rows");
     app.stop().await;
 }
