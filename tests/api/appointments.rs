@@ -327,6 +327,47 @@ async fn calendar_reads(app: &TestApp, practitioner: Uuid, slot_start: &str, bef
     (after.rows - before.rows) / RUNS
 }
 
+/// The scene of the overlap tests: a server with two connections (so that the checks and lists
+/// run more than five times on each, planned then for any values), `ten_of_each`, the slot the
+/// sixth of each books (48 hours ahead), and the reads of appointments before anything was written.
+struct WindowScene {
+    app: TestApp,
+    patients: Vec<Uuid>,
+    practitioners: Vec<Uuid>,
+    body: serde_json::Value,
+    slot_start: String,
+    start: TableReads,
+}
+
+impl WindowScene {
+    async fn new() -> WindowScene {
+        let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
+        let (patients, practitioners) = ten_of_each(&app).await;
+        let body = booking(patients[5], practitioners[5], 48, 30);
+        let slot_start = body["start"].as_str().unwrap().to_owned();
+        let start = app.table_reads("appointments").await;
+        WindowScene { app, patients, practitioners, body, slot_start, start }
+    }
+}
+
+/// Books the scene's slot, `body` (`overlap_check_reads`) and lists the practitioner's calendar around it
+/// (`calendar_reads`) with the reads as they stood at `before`; each must read the two
+/// participants' own bookings in the window alone (at most 20 rows), then the server stops.
+async fn assert_the_participants_window_alone_is_read(
+    app: TestApp,
+    patients: &[Uuid],
+    practitioners: &[Uuid],
+    body: serde_json::Value,
+    before: &TableReads,
+) {
+    let slot_start = body["start"].as_str().unwrap().to_owned();
+    let (read, after) = overlap_check_reads(&app, patients[5], practitioners[5], body, before).await;
+    assert!(read <= 20, "an overlap check read {read} rows: the window's bookings of others, not the two's own");
+    let read = calendar_reads(&app, practitioners[5], &slot_start, &after).await;
+    assert!(read <= 20, "a practitioner's calendar read {read} rows: the window's bookings of others");
+    app.stop().await;
+}
+
 /// The overlap check and a practitioner's calendar read the two participants' bookings in the
 /// window, never their histories, and no one else's, with statistics that lag behind the future
 /// (as old as the last `ANALYZE`, and bookings keep landing beyond it) — the state of a hospital's
@@ -339,11 +380,7 @@ async fn calendar_reads(app: &TestApp, practitioner: Uuid, slot_start: &str, bef
 /// run that often on each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overlap_check_reads_the_participants_window_with_statistics_older_than_it() {
-    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
-    let (patients, practitioners) = ten_of_each(&app).await;
-    let body = booking(patients[5], practitioners[5], 48, 30);
-    let slot_start = body["start"].as_str().unwrap().to_owned();
-    let start = app.table_reads("appointments").await;
+    let WindowScene { app, patients, practitioners, body, slot_start, start } = WindowScene::new().await;
     // A past the statistics know: twenty thousand appointments of the ten, all before today, and
     // as many again of the two who book (in the middle of the ids, which are time-ordered).
     app.appointment_history(&patients, &practitioners, 20_000).await;
@@ -354,12 +391,7 @@ async fn the_overlap_check_reads_the_participants_window_with_statistics_older_t
     crowd_around(&app, &patients, &practitioners, &slot_start, true).await;
     let what = "the history and the crowd to be reported";
     let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 41_001).await;
-
-    let (read, after) = overlap_check_reads(&app, patients[5], practitioners[5], body, &before).await;
-    assert!(read <= 20, "an overlap check read {read} rows: the window's bookings of others, not the two's own");
-    let read = calendar_reads(&app, practitioners[5], &slot_start, &after).await;
-    assert!(read <= 20, "a practitioner's calendar read {read} rows: the window's bookings of others");
-    app.stop().await;
+    assert_the_participants_window_alone_is_read(app, &patients, &practitioners, body, &before).await;
 }
 
 /// The same before PostgreSQL has any statistics of the table (a new database, one just loaded,
@@ -369,11 +401,7 @@ async fn the_overlap_check_reads_the_participants_window_with_statistics_older_t
 /// rows among 21,000 bookings).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overlap_check_reads_the_participants_window_before_any_statistics() {
-    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
-    let (patients, practitioners) = ten_of_each(&app).await;
-    let body = booking(patients[5], practitioners[5], 48, 30);
-    let slot_start = body["start"].as_str().unwrap().to_owned();
-    let start = app.table_reads("appointments").await;
+    let WindowScene { app, patients, practitioners, body, slot_start, start } = WindowScene::new().await;
     // A thousand bookings of the other nine around the slot, twenty thousand more of theirs in the
     // weeks after it (enough to make an index on the status one level shallower than one led by
     // the status and the participant), and no statistics of them.
@@ -393,32 +421,18 @@ async fn the_overlap_check_reads_the_participants_window_before_any_statistics()
     assert_eq!(app.postgres_number(never_analyzed).await, 0, "the table has no statistics yet");
     let what = "the crowd to be reported";
     let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 21_000).await;
-
-    let (read, after) = overlap_check_reads(&app, patients[5], practitioners[5], body, &before).await;
-    assert!(read <= 20, "an overlap check read {read} rows: the window's bookings of others, not the two's own");
-    let read = calendar_reads(&app, practitioners[5], &slot_start, &after).await;
-    assert!(read <= 20, "a practitioner's calendar read {read} rows: the window's bookings of others");
-    app.stop().await;
+    assert_the_participants_window_alone_is_read(app, &patients, &practitioners, body, &before).await;
 }
 
 /// The same once the statistics know the window's crowd (`ANALYZE` after it, as autovacuum would).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overlap_check_reads_the_participants_window_with_current_statistics() {
-    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
-    let (patients, practitioners) = ten_of_each(&app).await;
-    let body = booking(patients[5], practitioners[5], 48, 30);
-    let slot_start = body["start"].as_str().unwrap().to_owned();
-    let start = app.table_reads("appointments").await;
+    let WindowScene { app, patients, practitioners, body, slot_start, start } = WindowScene::new().await;
     crowd_around(&app, &patients, &practitioners, &slot_start, true).await;
     app.store.db_execute("ANALYZE appointments").await.unwrap();
     let what = "the crowd to be reported";
     let before = app.table_reads_once(what, "appointments", |now| now.inserted >= start.inserted + 1_001).await;
-
-    let (read, after) = overlap_check_reads(&app, patients[5], practitioners[5], body, &before).await;
-    assert!(read <= 20, "an overlap check read {read} rows: the window's bookings of others, not the two's own");
-    let read = calendar_reads(&app, practitioners[5], &slot_start, &after).await;
-    assert!(read <= 20, "a practitioner's calendar read {read} rows: the window's bookings of others");
-    app.stop().await;
+    assert_the_participants_window_alone_is_read(app, &patients, &practitioners, body, &before).await;
 }
 
 /// A practitioner's list over years (`?practitioner_id=…&to=…`): with the time bounds written as
