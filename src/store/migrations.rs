@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (17, "audit records of actions other than disclosures indexed by action", audit_records_by_action),
     (18, "audit partitions vacuumed as they fill", audit_partitions_vacuumed_as_they_fill),
     (19, "booked appointments indexed by participant and start time", booked_appointments_by_participant),
+    (20, "patients indexed for searches by MRN, birth date, registration and deactivation", patient_searches),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -919,6 +920,32 @@ fn booked_appointments_by_participant() -> Vec<Ddl> {
     vec![
         booked("ix_appointments_booked_practitioner", "practitioner_id"),
         booked("ix_appointments_booked_patient", "patient_id"),
+    ]
+}
+
+fn patient_searches() -> Vec<Ddl> {
+    // Each of these lists read the whole register to count its matches and order its page (half a
+    // gigabyte at a million patients): by MRN prefix, by birth date (FHIR's `birthdate`), in
+    // registration order (`?sort=created_at`), and of the deactivated patients. The MRN's unique
+    // index becomes a `text_pattern_ops` one on PostgreSQL, which answers equality as before and a
+    // prefix too (MRNs are stored in capitals, and searched so: `store::patients`), at no extra
+    // cost to a registration. Deactivated patients are a few among many, so their indexes are
+    // partial and cost an active patient's registration nothing; the condition is the code's
+    // (`store::patients::DEACTIVATED`). Registration order and birth dates cost an index each.
+    let deactivated = |name: &'static str, columns: &[&'static str]| {
+        let mut statement = Index::create().name(name).table("patients").take();
+        for column in columns {
+            statement.col(*column);
+        }
+        Ddl::Index(statement.cond_where(Expr::cust(super::patients::DEACTIVATED)).take())
+    };
+    vec![
+        Ddl::Only(DbBackend::Postgres, "DROP INDEX ux_patients_mrn"),
+        Ddl::Only(DbBackend::Postgres, "CREATE UNIQUE INDEX ux_patients_mrn ON patients (mrn text_pattern_ops)"),
+        index("ix_patients_created_at", "patients", &["created_at", "id"]),
+        index("ix_patients_birth_date", "patients", &["birth_date"]),
+        deactivated("ix_patients_deactivated_by_name", &["family_name", "given_name", "id"]),
+        deactivated("ix_patients_deactivated_by_registration", &["created_at", "id"]),
     ]
 }
 

@@ -82,7 +82,9 @@ fn filtered(filter: &PractitionerFilter) -> Select<Entity> {
         query = query.filter(family.or(given));
     }
     if let Some(prefix) = &filter.licence_prefix {
-        query = query.filter(Expr::expr(Func::lower(Expr::col(Column::LicenceNumber))).like(prefix_pattern(prefix)));
+        query = query.filter(
+            Expr::expr(Func::lower(Expr::col(Column::LicenceNumber))).like(prefix_pattern(&prefix.to_lowercase())),
+        );
     }
     if let Some(role) = filter.role {
         query = query.filter(Column::Role.eq(role.as_str()));

@@ -472,19 +472,28 @@ impl TestApp {
     }
 
     /// Rows of `tables` (a `LIKE` pattern: a table's name, or its partitions') PostgreSQL has
-    /// counted as read (by sequential and index scans), their scans and their updated and inserted
-    /// rows, as the connections have reported them (each when it goes idle).
+    /// counted as read (by sequential and index scans), their scans, their updated and inserted
+    /// rows and the entries their indexes returned, as the connections have reported them (each
+    /// when it goes idle). One statement, so that the counts are of one moment: read one by one, a
+    /// connection's report could land between them (its scans counted, its rows not).
     pub async fn table_reads(&self, tables: &str) -> TableReads {
-        let column = |expression: &str| {
-            format!(
-                "SELECT coalesce(sum({expression}), 0)::bigint FROM pg_stat_user_tables WHERE relname LIKE '{tables}'"
-            )
-        };
+        use sea_orm::{ConnectionTrait, Statement};
+        let sql = format!(
+            "SELECT coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)::bigint, \
+             coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0)::bigint, \
+             coalesce(sum(n_tup_upd), 0)::bigint, coalesce(sum(n_tup_ins), 0)::bigint, \
+             (SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes WHERE relname LIKE '{tables}') \
+             FROM pg_stat_user_tables WHERE relname LIKE '{tables}'"
+        );
+        let db = self.store.db();
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        let number = |column: usize| row.try_get_by_index::<i64>(column).unwrap();
         TableReads {
-            rows: self.postgres_number(&column("coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)")).await,
-            scans: self.postgres_number(&column("coalesce(seq_scan, 0) + coalesce(idx_scan, 0)")).await,
-            updated: self.postgres_number(&column("n_tup_upd")).await,
-            inserted: self.postgres_number(&column("n_tup_ins")).await,
+            rows: number(0),
+            scans: number(1),
+            updated: number(2),
+            inserted: number(3),
+            index_entries: number(4),
         }
     }
 
@@ -513,6 +522,8 @@ pub struct TableReads {
     pub scans: i64,
     pub updated: i64,
     pub inserted: i64,
+    /// Entries the table's indexes returned, of index-only scans too (which read no row).
+    pub index_entries: i64,
 }
 
 impl Reply {
