@@ -160,11 +160,20 @@ fn unique(table: &'static str, column: &'static str) -> Ddl {
 }
 
 fn index(name: &'static str, table: &'static str, columns: &[&'static str]) -> Ddl {
+    Ddl::Index(index_on(name, table, columns))
+}
+
+/// The statement of `index`, for a partial index to add its condition to.
+fn index_on(
+    name: &'static str,
+    table: &'static str,
+    columns: &[&'static str],
+) -> sea_orm::sea_query::IndexCreateStatement {
     let mut statement = Index::create().name(name).table(table).take();
     for column in columns {
         statement.col(*column);
     }
-    Ddl::Index(statement)
+    statement
 }
 
 fn initial_schema() -> Vec<Ddl> {
@@ -906,12 +915,7 @@ fn booked_appointments_by_participant() -> Vec<Ddl> {
     // can read it. The status predicate is the code's (`store::appointments::BOOKED`).
     let booked = |name: &'static str, participant: &'static str| {
         Ddl::Index(
-            Index::create()
-                .name(name)
-                .table("appointments")
-                .col(participant)
-                .col("starts_at")
-                .col("id")
+            index_on(name, "appointments", &[participant, "starts_at", "id"])
                 .cond_where(Expr::cust(super::appointments::BOOKED))
                 .and_where(Expr::col(participant).is_not_null())
                 .take(),
@@ -933,11 +937,7 @@ fn patient_searches() -> Vec<Ddl> {
     // partial and cost an active patient's registration nothing; the condition is the code's
     // (`store::patients::DEACTIVATED`). Registration order and birth dates cost an index each.
     let deactivated = |name: &'static str, columns: &[&'static str]| {
-        let mut statement = Index::create().name(name).table("patients").take();
-        for column in columns {
-            statement.col(*column);
-        }
-        Ddl::Index(statement.cond_where(Expr::cust(super::patients::DEACTIVATED)).take())
+        Ddl::Index(index_on(name, "patients", columns).cond_where(Expr::cust(super::patients::DEACTIVATED)).take())
     };
     vec![
         Ddl::Only(DbBackend::Postgres, "DROP INDEX ux_patients_mrn"),
