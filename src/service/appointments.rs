@@ -1,6 +1,9 @@
-//! Appointment use cases. Booking and rescheduling take row locks in one global order —
+//! Appointment use cases. Booked appointments of one participant never overlap, which the database
+//! itself enforces (migration 21): a booking by staff is one statement it refuses on an overlap or
+//! a participant who may not be booked. The other writes take row locks in one global order —
 //! practitioner, then patient, then appointment — so concurrent requests serialize without
-//! deadlocking, and the overlap check sees every booking committed before it.
+//! deadlocking, and their checks see every booking committed before them (a booking by staff locks
+//! the two rows for share, in the same order, until it commits).
 
 use uuid::Uuid;
 
@@ -17,8 +20,9 @@ use crate::domain::{Appointment, AppointmentId, AppointmentStatus, FieldErrors, 
 use crate::error::{AppError, AppResult, ProblemCode};
 use crate::events::{self, CancellationCause, EventType};
 use crate::state::AppState;
-use crate::store::appointments::{AppointmentFilter, Clash};
+use crate::store::appointments::{AppointmentFilter, BookingRefused, Clash, Participants};
 use crate::store::{self, Page, PageRequest, WriteTx};
+use sea_orm::DbErr;
 
 fn window(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> BookingWindow {
     BookingWindow { now, horizon_days: state.config.booking_horizon_days }
@@ -26,7 +30,11 @@ fn window(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> BookingWindow
 
 /// Locks the practitioner's and the patient's rows (one round trip) and checks both may be booked.
 async fn lock_participants(tx: &WriteTx, practitioner_id: PractitionerId, patient_id: PatientId) -> AppResult<()> {
-    let participants = store::appointments::lock_participants(tx, practitioner_id, patient_id).await?;
+    bookable(store::appointments::lock_participants(tx, practitioner_id, patient_id).await?)
+}
+
+/// Refuses a booking of a participant who does not exist (422) or is inactive (409).
+fn bookable(participants: Participants) -> AppResult<()> {
     let practitioner_active = participants
         .practitioner_active
         .ok_or_else(|| AppError::invalid("practitioner_id", "exists", "no practitioner has this id"))?;
@@ -55,16 +63,19 @@ async fn check_no_clash(
     except: Option<AppointmentId>,
 ) -> AppResult<()> {
     match store::appointments::find_clash(tx, practitioner_id, patient_id, slot, except).await? {
-        Some(Clash::Practitioner) => Err(AppError::conflict(
-            ProblemCode::DoubleBooking,
-            "the practitioner already has a booked appointment that overlaps this time",
-        )),
-        Some(Clash::Patient) => Err(AppError::conflict(
-            ProblemCode::DoubleBooking,
-            "the patient already has a booked appointment that overlaps this time",
-        )),
+        Some(clash) => Err(double_booking(clash)),
         None => Ok(()),
     }
+}
+
+fn double_booking(clash: Clash) -> AppError {
+    AppError::conflict(
+        ProblemCode::DoubleBooking,
+        match clash {
+            Clash::Practitioner => "the practitioner already has a booked appointment that overlaps this time",
+            Clash::Patient => "the patient already has a booked appointment that overlaps this time",
+        },
+    )
 }
 
 pub async fn book(
@@ -88,47 +99,108 @@ pub async fn book(
         Subject { resource_type: "appointment", resource_id: None, patient_id: Some(draft.patient_id) },
     )
     .await?;
-    let slot = draft.slot;
     let appointment = Appointment::book(draft, now);
+    if ctx.principal.role == crate::domain::Role::Patient {
+        book_within_the_limit(state, ctx, &appointment, ticket.as_ref(), now).await?;
+    } else {
+        book_in_one_statement(state, ctx, &appointment, ticket.as_ref()).await?;
+    }
+    Ok(appointment)
+}
+
+/// How often a booking is tried when the database refused a participant who, read right after,
+/// may be booked (deactivated and reactivated in between).
+const BOOKING_ATTEMPTS: u32 = 3;
+
+/// A booking by staff: the appointment, its audit record and its event as one statement, which
+/// the database refuses for a participant who may not be booked or an overlap
+/// (`store::appointments::booking`); refusals are named as the checks under locks name them.
+async fn book_in_one_statement(
+    state: &AppState,
+    ctx: &RequestContext,
+    appointment: &Appointment,
+    ticket: Option<&IdempotencyTicket>,
+) -> AppResult<()> {
+    for _ in 0..BOOKING_ATTEMPTS {
+        let mut work = UnitOfWork::adding(&state.store);
+        work.insert(store::appointments::booking(appointment)?);
+        let subject = Subject::appointment(appointment.id(), appointment.patient_id());
+        work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
+        work.event(ctx, events::appointment(EventType::AppointmentBooked, appointment));
+        work.remember(ticket, appointment)?;
+        match work.end(Booking::from).await {
+            Ok(()) => return Ok(()),
+            Err(Booking::Failed(err)) => return Err(err),
+            Err(Booking::Refused(BookingRefused::Overlap(clash))) => return Err(double_booking(clash)),
+            Err(Booking::Refused(BookingRefused::Participant)) => {
+                let (practitioner, patient) = (appointment.practitioner_id(), appointment.patient_id());
+                bookable(store::appointments::read_participants(state.store.db(), practitioner, patient).await?)?;
+            }
+        }
+    }
+    Err(AppError::Overloaded {
+        detail: "a participant was deactivated and reactivated during each attempt to book; try again",
+        retry_after_seconds: 1,
+    })
+}
+
+/// A booking by a patient for themselves, who may hold only so many future ones: the count
+/// must see every booking of theirs, so their row is locked for update while it is taken, and the
+/// checks run in that transaction.
+async fn book_within_the_limit(
+    state: &AppState,
+    ctx: &RequestContext,
+    appointment: &Appointment,
+    ticket: Option<&IdempotencyTicket>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
     let (practitioner_id, patient_id) = (appointment.practitioner_id(), appointment.patient_id());
     let mut work = UnitOfWork::begin(&state.store).await?;
     let changed: AppResult<()> = async {
         lock_participants(work.tx(), practitioner_id, patient_id).await?;
-        let insertion = if ctx.principal.role == crate::domain::Role::Patient {
-            // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
-            // bookings are not limited (a course of therapy is booked ahead), but count. The patient's
-            // row is locked, so concurrent bookings count each other. A clash is reported first.
-            check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
-            let limit = state.config.patient_future_bookings_max;
-            if store::appointments::count_future_booked(work.tx(), patient_id, now).await? >= limit {
-                return Err(AppError::conflict(
-                    ProblemCode::BookingLimit,
-                    format!(
-                        "a patient may hold at most {limit} future appointments booked by themselves; cancel one first"
-                    ),
-                ));
-            }
-            store::appointments::insertion(&appointment)
-        } else {
-            store::appointments::insertion_unless_clash(&appointment)?
-        };
+        // A patient booking for themselves could otherwise fill a practitioner's calendar; staff
+        // bookings are not limited (a course of therapy is booked ahead), but count. A clash is
+        // reported first.
+        check_no_clash(work.tx(), practitioner_id, patient_id, appointment.slot(), None).await?;
+        let limit = state.config.patient_future_bookings_max;
+        if store::appointments::count_future_booked(work.tx(), patient_id, now).await? >= limit {
+            return Err(AppError::conflict(
+                ProblemCode::BookingLimit,
+                format!(
+                    "a patient may hold at most {limit} future appointments booked by themselves; cancel one first"
+                ),
+            ));
+        }
         let subject = Subject::appointment(appointment.id(), appointment.patient_id());
         work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
-        work.event(ctx, events::appointment(EventType::AppointmentBooked, &appointment));
-        work.remember(ticket.as_ref(), &appointment)?;
-        if !work.insert_last(insertion).await? {
-            // Nothing was written (the records go with the refusal); the same locks are held, so
-            // the clash is still there to name.
-            check_no_clash(work.tx(), practitioner_id, patient_id, slot, None).await?;
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "a booking clashed but no clash was found under the same locks"
-            )));
-        }
+        work.event(ctx, events::appointment(EventType::AppointmentBooked, appointment));
+        work.remember(ticket, appointment)?;
+        work.insert_last(store::appointments::booking(appointment)?).await?;
         Ok(())
     }
     .await;
-    work.end(changed).await?;
-    Ok(appointment)
+    work.end(changed).await
+}
+
+/// How a booking in one statement ended, when it did not succeed.
+enum Booking {
+    Refused(BookingRefused),
+    Failed(AppError),
+}
+
+impl From<DbErr> for Booking {
+    fn from(err: DbErr) -> Self {
+        match store::appointments::booking_refused(&err) {
+            Some(refused) => Booking::Refused(refused),
+            None => Booking::Failed(err.into()),
+        }
+    }
+}
+
+impl From<AppError> for Booking {
+    fn from(err: AppError) -> Self {
+        Booking::Failed(err)
+    }
 }
 
 /// Loads an appointment and checks the caller may act on it; refusals are audited.

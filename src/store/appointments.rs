@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, InsertStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
+    QueryFilter, QueryOrder, QuerySelect, Select, Statement,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -123,16 +123,33 @@ pub async fn lock_participants(
     practitioner_id: PractitionerId,
     patient_id: PatientId,
 ) -> Result<Participants, DbErr> {
+    participants(conn, practitioner_id, patient_id, " FOR UPDATE").await
+}
+
+/// The participants as they are now, unlocked: why the database refused a `booking`.
+pub async fn read_participants(
+    conn: &impl ConnectionTrait,
+    practitioner_id: PractitionerId,
+    patient_id: PatientId,
+) -> Result<Participants, DbErr> {
+    participants(conn, practitioner_id, patient_id, "").await
+}
+
+async fn participants(
+    conn: &impl ConnectionTrait,
+    practitioner_id: PractitionerId,
+    patient_id: PatientId,
+    postgres_lock: &str,
+) -> Result<Participants, DbErr> {
     let backend = conn.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => {
-            "SELECT (SELECT active FROM practitioners WHERE id = $1 FOR UPDATE) AS practitioner_active, \
-                    (SELECT active FROM patients WHERE id = $2 FOR UPDATE) AS patient_active"
-        }
-        _ => {
-            "SELECT (SELECT active FROM practitioners WHERE id = ?) AS practitioner_active, \
-                    (SELECT active FROM patients WHERE id = ?) AS patient_active"
-        }
+        DbBackend::Postgres => format!(
+            "SELECT (SELECT active FROM practitioners WHERE id = $1{postgres_lock}) AS practitioner_active, \
+                    (SELECT active FROM patients WHERE id = $2{postgres_lock}) AS patient_active"
+        ),
+        _ => "SELECT (SELECT active FROM practitioners WHERE id = ?) AS practitioner_active, \
+                     (SELECT active FROM patients WHERE id = ?) AS patient_active"
+            .to_owned(),
     };
     let statement =
         Statement::from_sql_and_values(backend, sql, [practitioner_id.as_uuid().into(), patient_id.as_uuid().into()]);
@@ -182,7 +199,8 @@ struct ParticipantAppointments {
 /// that is to read them: a prepared statement's parameters imply nothing once PostgreSQL plans it
 /// for any values (from its sixth run on a connection), and SQLite looks for the predicate as
 /// written. "In none of the other statuses", so that no index on the status can answer it (see
-/// `in_status_unindexed`). Changing it needs a migration that builds the indexes again.
+/// `in_status_unindexed`). Changing it needs a migration that builds the indexes, and the
+/// constraints against overlaps (migration 21), again.
 pub(super) const BOOKED: &str = "status NOT IN ('cancelled', 'completed', 'no_show')";
 
 impl ParticipantAppointments {
@@ -266,54 +284,97 @@ pub async fn find_clash(
         .map(|row| if row.practitioner_id == practitioner_id.as_uuid() { Clash::Practitioner } else { Clash::Patient }))
 }
 
-/// The insert of a new appointment's row, for a unit of work that writes it with its records
-/// (`UnitOfWork::insert_last`).
-pub fn insertion(appointment: &Appointment) -> InsertStatement {
-    Entity::insert(to_row(appointment).into_active_model()).into_query()
+/// The constraint (PostgreSQL) or the triggers' name (SQLite) that refuses a practitioner's booked
+/// appointment overlapping another of theirs (migration 21).
+pub const PRACTITIONER_OVERLAP: &str = "ex_appointments_practitioner_overlap";
+/// The same for a patient's.
+pub const PATIENT_OVERLAP: &str = "ex_appointments_patient_overlap";
+
+/// Why the database refused a `booking`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingRefused {
+    /// The participant already holds a booked appointment that overlaps it.
+    Overlap(Clash),
+    /// The practitioner or the patient does not exist or is inactive (a read tells which).
+    Participant,
 }
 
-/// The insert of a new booked appointment unless it clashes (`find_clash`): it writes no row when
-/// it does. The same locks as `find_clash` make it correct: the statement starts after they were
-/// taken, so it sees every booking that committed before.
-pub fn insertion_unless_clash(appointment: &Appointment) -> Result<InsertStatement, DbErr> {
-    use sea_orm::sea_query::{ExprTrait, Query};
+/// The insert of a new booked appointment, which the database itself refuses (`booking_refused`)
+/// unless both participants exist and are active and neither holds an overlapping booking:
+///
+/// - The patient's id is written through a read of the patient's row that finds it only when it
+///   is active and the practitioner's row is too, each locked for share on PostgreSQL until the
+///   transaction ends, the practitioner's first (the order every booking, rescheduling and
+///   deactivation takes them in). A deactivation locks the row for update, so either it waits for
+///   the booking to commit and then cancels it with the participant's other future bookings, or
+///   the booking waits for it and finds the row inactive. A participant missing or inactive leaves
+///   the id NULL, which the column refuses.
+/// - The overlap is refused by the exclusion constraints of migration 21 (triggers on SQLite,
+///   whose write transaction excludes every other writer): PostgreSQL waits for an overlapping
+///   booking not yet committed and sees every one committed, with no lock taken for it, so the
+///   bookings of one practitioner at different times do not wait for each other.
+///
+/// So a booking by staff is this one statement with its records (`UnitOfWork::adding`), where it
+/// was a transaction of four round trips holding the practitioner's row locked for update.
+pub fn booking(appointment: &Appointment) -> Result<InsertStatement, DbErr> {
+    use super::entities::{patient, practitioner};
+    use sea_orm::sea_query::{Query, SubQueryStatement};
     let row = to_row(appointment);
-    let (columns, values): (Vec<Column>, Vec<sea_orm::Value>) = [
-        (Column::Id, row.id.into()),
-        (Column::PatientId, row.patient_id.into()),
-        (Column::PractitionerId, row.practitioner_id.into()),
-        (Column::StartsAt, row.starts_at.into()),
-        (Column::EndsAt, row.ends_at.into()),
-        (Column::Reason, row.reason.into()),
-        (Column::Notes, row.notes.into()),
-        (Column::Status, row.status.into()),
-        (Column::CancellationReason, row.cancellation_reason.into()),
-        (Column::Version, row.version.into()),
-        (Column::CreatedAt, row.created_at.into()),
-        (Column::UpdatedAt, row.updated_at.into()),
+    let practitioner_bookable = Query::select()
+        .expr(Expr::val(1))
+        .from(practitioner::Entity)
+        .and_where(practitioner::Column::Id.eq(row.practitioner_id))
+        .and_where(practitioner::Column::Active.eq(true))
+        .lock_shared()
+        .take();
+    let patient_if_bookable = Query::select()
+        .column(patient::Column::Id)
+        .from(patient::Entity)
+        .and_where(patient::Column::Id.eq(row.patient_id))
+        .and_where(patient::Column::Active.eq(true))
+        .and_where(Expr::exists(practitioner_bookable))
+        .lock_shared()
+        .take();
+    let (columns, values): (Vec<Column>, Vec<Expr>) = [
+        (Column::Id, Expr::val(row.id)),
+        (Column::PatientId, Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(patient_if_bookable)))),
+        (Column::PractitionerId, Expr::val(row.practitioner_id)),
+        (Column::StartsAt, Expr::val(row.starts_at)),
+        (Column::EndsAt, Expr::val(row.ends_at)),
+        (Column::Reason, Expr::val(row.reason)),
+        (Column::Notes, Expr::val(row.notes)),
+        (Column::Status, Expr::val(row.status)),
+        (Column::CancellationReason, Expr::val(row.cancellation_reason)),
+        (Column::Version, Expr::val(row.version)),
+        (Column::CreatedAt, Expr::val(row.created_at)),
+        (Column::UpdatedAt, Expr::val(row.updated_at)),
     ]
     .into_iter()
     .unzip();
-    // One `NOT EXISTS` a participant: each an index range scan that stops at its first row, where
-    // one condition with `OR` took two bitmap scans and a heap scan of their union (about a tenth
-    // more of PostgreSQL's time for the statement).
-    let none_overlapping = |participant: ParticipantAppointments| {
-        let mut overlapping = Query::select();
-        overlapping.expr(Expr::val(1)).from(Entity).cond_where(participant.overlapping(appointment.slot(), None));
-        Expr::exists(overlapping).not()
-    };
-    let mut unless_clash = Query::select();
-    unless_clash
-        .exprs(values.into_iter().map(Expr::val))
-        .and_where(none_overlapping(ParticipantAppointments::of_practitioner(appointment.practitioner_id())))
-        .and_where(none_overlapping(ParticipantAppointments::of_patient(appointment.patient_id())));
     let mut insert = Query::insert();
-    insert
-        .into_table(Entity)
-        .columns(columns)
-        .select_from(unless_clash)
-        .map_err(|err| DbErr::Custom(err.to_string()))?;
+    insert.into_table(Entity).columns(columns).values(values).map_err(|err| DbErr::Custom(err.to_string()))?;
     Ok(insert)
+}
+
+/// What refused a `booking`, if the database did for one of the reasons it checks.
+pub fn booking_refused(err: &DbErr) -> Option<BookingRefused> {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::error::ErrorKind;
+    let (DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))) = err else {
+        return None;
+    };
+    let refusal = inner.as_database_error()?;
+    // PostgreSQL names the constraint; SQLite's trigger raises its name as the message.
+    let by = |name: &str| refusal.constraint() == Some(name) || refusal.message() == name;
+    if by(PRACTITIONER_OVERLAP) {
+        Some(BookingRefused::Overlap(Clash::Practitioner))
+    } else if by(PATIENT_OVERLAP) {
+        Some(BookingRefused::Overlap(Clash::Patient))
+    } else if refusal.kind() == ErrorKind::NotNullViolation {
+        Some(BookingRefused::Participant)
+    } else {
+        None
+    }
 }
 
 /// Booked appointments starting after `now` of a patient or of a practitioner, locked for update.

@@ -18,6 +18,8 @@ enum Ddl {
     Table(sea_orm::sea_query::TableCreateStatement),
     Index(sea_orm::sea_query::IndexCreateStatement),
     Only(DbBackend, &'static str),
+    /// Raw SQL for one backend, composed from the code's own conditions.
+    Composed(DbBackend, String),
     /// Raw SQL both backends understand as written.
     Sql(&'static str),
     /// Rows rewritten by code, for what SQL cannot compute the same way on both backends.
@@ -51,6 +53,7 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (18, "audit partitions vacuumed as they fill", audit_partitions_vacuumed_as_they_fill),
     (19, "booked appointments indexed by participant and start time", booked_appointments_by_participant),
     (20, "patients indexed for searches by MRN, birth date, registration and deactivation", patient_searches),
+    (21, "booked appointments of one participant never overlap", booked_appointments_never_overlap),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -94,6 +97,7 @@ pub async fn migrate(store: &Store) -> Result<usize, DbErr> {
                     tx.execute(&statement).await?;
                 }
                 Ddl::Only(backend, sql) => execute_on(&tx, backend, sql).await?,
+                Ddl::Composed(backend, sql) => execute_on(&tx, backend, &sql).await?,
                 Ddl::Sql(sql) => {
                     tx.execute_unprepared(sql).await?;
                 }
@@ -947,6 +951,54 @@ fn patient_searches() -> Vec<Ddl> {
         deactivated("ix_patients_deactivated_by_name", &["family_name", "given_name", "id"]),
         deactivated("ix_patients_deactivated_by_registration", &["created_at", "id"]),
     ]
+}
+
+fn booked_appointments_never_overlap() -> Vec<Ddl> {
+    // The database refuses a booked appointment that overlaps another of the same practitioner or
+    // patient, whoever writes it: a booking by staff is then one statement that takes no lock for
+    // the check (`store::appointments::booking`). On PostgreSQL an exclusion constraint per
+    // participant over the booked appointments (the status predicate is the code's,
+    // `store::appointments::BOOKED`); a participant's id compared by equality in a GiST index needs
+    // `btree_gist`, a trusted extension since PostgreSQL 13 (any role that may create in the
+    // database installs it). Times overlap as half-open ranges, as `TimeSlot`s do: one appointment
+    // may start when the last ends. The constraints' indexes are for the constraints alone: no
+    // query can read them for its rows (their ranges are no query's condition), yet a partial index
+    // whose predicate a query implies is offered to it, and with statistics older than the window
+    // the planner took one — a whole index scanned, every booking of a crowd read for a calendar
+    // (with `BOOKED` as the predicate), or all of a practitioner's bookings for a day (with their
+    // participant column too). So the predicate states "booked" as no query does: the status
+    // equal to it (the same rows as `BOOKED`, which names every other status) and the participant
+    // present (which no list by status alone implies). On SQLite, a trigger per participant and
+    // write raises the constraint's name.
+    use super::appointments::{BOOKED, PATIENT_OVERLAP, PRACTITIONER_OVERLAP};
+    use crate::domain::AppointmentStatus;
+    let mut steps = vec![Ddl::Only(DbBackend::Postgres, "CREATE EXTENSION IF NOT EXISTS btree_gist")];
+    for (name, participant) in [(PRACTITIONER_OVERLAP, "practitioner_id"), (PATIENT_OVERLAP, "patient_id")] {
+        steps.push(Ddl::Composed(
+            DbBackend::Postgres,
+            format!(
+                "ALTER TABLE appointments ADD CONSTRAINT {name} EXCLUDE USING gist \
+                 ({participant} WITH =, tstzrange(starts_at, ends_at) WITH &&) \
+                 WHERE (status = '{booked}' AND {participant} IS NOT NULL)",
+                booked = AppointmentStatus::Booked.as_str(),
+            ),
+        ));
+        for (write, on, another) in
+            [("insert", "INSERT", ""), ("update", "UPDATE OF starts_at, ends_at, status", " AND booked.id <> NEW.id")]
+        {
+            steps.push(Ddl::Composed(
+                DbBackend::Sqlite,
+                format!(
+                    "CREATE TRIGGER {name}_on_{write} BEFORE {on} ON appointments \
+                     WHEN NEW.{BOOKED} AND EXISTS (SELECT 1 FROM appointments AS booked \
+                       WHERE booked.{participant} = NEW.{participant} AND booked.{BOOKED} \
+                       AND booked.starts_at < NEW.ends_at AND booked.ends_at > NEW.starts_at{another}) \
+                     BEGIN SELECT RAISE(ABORT, '{name}'); END"
+                ),
+            ));
+        }
+    }
+    steps
 }
 
 #[cfg(test)]

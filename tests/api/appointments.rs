@@ -1,10 +1,10 @@
-use chrono::{Duration, Utc};
+use chrono::{Duration, DurationRound, Utc};
 use healthcore::testing::events::EventType;
 use healthcore::testing::store::outbox;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{APPOINTMENT_INSERT, Backend, RUNS, TableReads, TestApp, booking, uuid_array};
+use crate::helpers::{APPOINTMENT_INSERT, Backend, RUNS, TableReads, TestApp, booking, stored_appointment, uuid_array};
 use crate::on_both_backends;
 
 struct Scene {
@@ -60,6 +60,41 @@ async fn overlapping_bookings_of_a_practitioner_or_a_patient_are_409(backend: Ba
     let events = outbox::after(s.app.store.db(), 0, 100).await.unwrap();
     let bookings = events.iter().filter(|e| e.envelope.event_type == EventType::AppointmentBooked);
     assert_eq!(bookings.count(), 2, "only the two bookings made have events");
+    s.app.stop().await;
+}
+
+/// Booked appointments of one participant never overlap, however they are written: the database
+/// refuses a row written past the API that overlaps another of its practitioner's or patient's
+/// (migration 21), on insert and on update, naming the participant, and takes one that starts as
+/// the other ends, or one that is not booked.
+async fn the_database_refuses_overlapping_bookings_written_past_the_api(backend: Backend) {
+    use healthcore::testing::domain::{AppointmentStatus, TimeSlot};
+    use healthcore::testing::store::appointments::{BookingRefused, Clash, booking_refused, insert, update};
+    let s = scene(backend).await;
+    let other_patient = s.app.create_patient("Grace", "Hopper").await;
+    let other_practitioner = s.app.create_practitioner("MD-2").await;
+    let db = s.app.store.db();
+    let start = (Utc::now() + Duration::hours(48)).duration_trunc(Duration::hours(1)).unwrap();
+    let minutes = Duration::minutes;
+    let write = |patient, practitioner, from, status| stored_appointment(patient, practitioner, from, 30, status);
+    insert(db, &write(s.patient, s.practitioner, start, AppointmentStatus::Booked)).await.unwrap();
+    let refused = |err: sea_orm::DbErr| booking_refused(&err);
+    let overlapping = write(other_patient, s.practitioner, start + minutes(15), AppointmentStatus::Booked);
+    let err = insert(db, &overlapping).await.unwrap_err();
+    assert_eq!(refused(err), Some(BookingRefused::Overlap(Clash::Practitioner)));
+    let overlapping = write(s.patient, other_practitioner, start - minutes(15), AppointmentStatus::Booked);
+    let err = insert(db, &overlapping).await.unwrap_err();
+    assert_eq!(refused(err), Some(BookingRefused::Overlap(Clash::Patient)));
+    // One that starts as the other ends, and one over it that is not booked.
+    let mut next = write(other_patient, s.practitioner, start + minutes(30), AppointmentStatus::Booked);
+    insert(db, &next).await.unwrap();
+    insert(db, &write(s.patient, s.practitioner, start, AppointmentStatus::Completed)).await.unwrap();
+    // Moved over the first: refused as well.
+    next.reschedule(TimeSlot::new(start + minutes(20), start + minutes(50)).unwrap(), Utc::now()).unwrap();
+    let err = update(db, &next).await.unwrap_err();
+    assert_eq!(refused(err), Some(BookingRefused::Overlap(Clash::Practitioner)));
+    let booked = s.app.get("/api/v1/appointments?status=booked", &s.app.admin_token).await.expect(200);
+    assert_eq!(booked.body["page"]["total"], 2, "the first and the one after it");
     s.app.stop().await;
 }
 
@@ -245,6 +280,7 @@ async fn appointment_lists_filter_by_status_participant_and_time(backend: Backen
 on_both_backends!(
     a_booking_carries_its_times_and_starts_booked,
     overlapping_bookings_of_a_practitioner_or_a_patient_are_409,
+    the_database_refuses_overlapping_bookings_written_past_the_api,
     booking_rules_on_times_are_field_errors,
     inactive_participants_cannot_be_booked,
     deactivating_a_patient_cancels_only_future_booked_appointments,
@@ -274,13 +310,15 @@ fn the_other_nine(ids: &[Uuid]) -> Vec<Uuid> {
 }
 
 /// A thousand bookings of the other nine of each (`ten_of_each`) in the seven hours up to and
-/// around `slot_start`, written with SQL; with `far_one`, one more four years ahead.
+/// around `slot_start`, written with SQL; with `far_one`, one more four years ahead. Each lasts a
+/// minute, at a minute of its own for its two participants: the database refuses overlapping
+/// bookings of one participant (migration 21).
 async fn crowd_around(app: &TestApp, patients: &[Uuid], practitioners: &[Uuid], slot_start: &str, far_one: bool) {
     let first = if far_one { 0 } else { 1 };
     app.store
         .db_execute(&format!(
             "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
-             s + interval '30 minutes', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
+             s + interval '1 minute', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
              FROM generate_series({first}, 1000) g, LATERAL (SELECT CASE WHEN g = 0 THEN now() + interval '4 years' \
              ELSE '{slot_start}'::timestamptz - interval '7 hours' + interval '1 minute' * (g % 440) END AS s) slot",
             patients = uuid_array(&the_other_nine(patients)),
@@ -404,12 +442,13 @@ async fn the_overlap_check_reads_the_participants_window_before_any_statistics()
     let WindowScene { app, patients, practitioners, body, slot_start, start } = WindowScene::new().await;
     // A thousand bookings of the other nine around the slot, twenty thousand more of theirs in the
     // weeks after it (enough to make an index on the status one level shallower than one led by
-    // the status and the participant), and no statistics of them.
+    // the status and the participant; a minute each, none overlapping another of its participants'),
+    // and no statistics of them.
     crowd_around(&app, &patients, &practitioners, &slot_start, false).await;
     app.store
         .db_execute(&format!(
             "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 9], ({practitioners})[1 + g % 9], s, \
-             s + interval '30 minutes', 'later', NULL, 'booked', NULL, 1, now(), now() \
+             s + interval '1 minute', 'later', NULL, 'booked', NULL, 1, now(), now() \
              FROM generate_series(1, 20000) g, \
              LATERAL (SELECT '{slot_start}'::timestamptz + interval '1 day' + interval '1 minute' * g AS s) slot",
             patients = uuid_array(&the_other_nine(&patients)),
@@ -523,12 +562,13 @@ async fn a_practitioners_bookings_read_the_bookings_not_the_history_before_them(
     let start = app.table_reads("appointments").await;
     app.appointment_history(&patients[..1], &practitioners[..1], 20_000).await;
     // Three upcoming bookings of the practitioner, and a crowd of the others' (one four years
-    // ahead, which makes any window of the future look all but empty to the statistics).
+    // ahead, which makes any window of the future look all but empty to the statistics; a minute
+    // each, none overlapping another of its participants').
     app.upcoming_bookings(patients[0], practitioners[0], 3).await;
     app.store
         .db_execute(&format!(
             "{APPOINTMENT_INSERT} SELECT gen_random_uuid(), ({patients})[1 + g % 3], ({practitioners})[1 + g % 3], s, \
-             s + interval '30 minutes', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
+             s + interval '1 minute', 'crowd', NULL, 'booked', NULL, 1, now(), now() \
              FROM generate_series(0, 3000) g, LATERAL (SELECT CASE WHEN g = 0 THEN now() + interval '4 years' \
              ELSE now() + interval '1 hour' + interval '1 minute' * g END AS s) slot",
             patients = uuid_array(&patients[1..]),

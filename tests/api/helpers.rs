@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use healthcore::config::Config;
 use healthcore::testing::app::Application;
-use healthcore::testing::domain::{PatientId, Role};
+use healthcore::testing::domain::{AppointmentStatus, PatientId, Role};
 use healthcore::testing::service::users;
 use healthcore::testing::store::Store;
 use reqwest::{Method, StatusCode};
@@ -411,21 +411,7 @@ impl TestApp {
     /// booking in the past), so it is written through the store as time passing would leave it.
     pub async fn started_appointment(&self, patient: Uuid, practitioner: Uuid, hours_ago: i64) -> Uuid {
         let start = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
-        let appointment = healthcore::testing::domain::Appointment::restore(
-            healthcore::testing::domain::appointment::StoredAppointment {
-                id: healthcore::testing::domain::AppointmentId::generate(),
-                patient_id: PatientId::from_uuid(patient),
-                practitioner_id: healthcore::testing::domain::PractitionerId::from_uuid(practitioner),
-                slot: healthcore::testing::domain::TimeSlot::new(start, start + chrono::Duration::minutes(30)).unwrap(),
-                reason: "check-up".into(),
-                notes: None,
-                status: healthcore::testing::domain::AppointmentStatus::Booked,
-                cancellation_reason: None,
-                version: 1,
-                created_at: start - chrono::Duration::days(1),
-                updated_at: start - chrono::Duration::days(1),
-            },
-        );
+        let appointment = stored_appointment(patient, practitioner, start, 30, AppointmentStatus::Booked);
         healthcore::testing::store::appointments::insert(self.store.db(), &appointment).await.unwrap();
         appointment.id().as_uuid()
     }
@@ -549,6 +535,31 @@ impl Reply {
 /// held to two connections (`HEALTHCORE_DB_MAX_CONNECTIONS`) every statement runs more than five
 /// times on each.
 pub const RUNS: i64 = 16;
+
+/// An appointment of `minutes` from `start` in `status`, as the store writes one, for tests that
+/// write past the API (created a day before it starts).
+pub fn stored_appointment(
+    patient: Uuid,
+    practitioner: Uuid,
+    start: chrono::DateTime<chrono::Utc>,
+    minutes: i64,
+    status: AppointmentStatus,
+) -> healthcore::testing::domain::Appointment {
+    use healthcore::testing::domain::{Appointment, AppointmentId, PractitionerId, TimeSlot};
+    Appointment::restore(healthcore::testing::domain::appointment::StoredAppointment {
+        id: AppointmentId::generate(),
+        patient_id: PatientId::from_uuid(patient),
+        practitioner_id: PractitionerId::from_uuid(practitioner),
+        slot: TimeSlot::new(start, start + chrono::Duration::minutes(minutes)).unwrap(),
+        reason: "check-up".into(),
+        notes: None,
+        status,
+        cancellation_reason: None,
+        version: 1,
+        created_at: start - chrono::Duration::days(1),
+        updated_at: start - chrono::Duration::days(1),
+    })
+}
 
 /// The start of an `INSERT` of whole appointment rows, for tests that write them with SQL.
 pub const APPOINTMENT_INSERT: &str = "INSERT INTO appointments (id, patient_id, practitioner_id, starts_at, ends_at, \

@@ -77,6 +77,11 @@ async fn metrics_count_requests_domain_actions_events_and_consumers(backend: Bac
     let operation = if backend == Backend::Postgres { "with" } else { "insert" };
     let inserts = format!(r#"healthcore_db_query_duration_seconds_count{{operation="{operation}",table="patients"}}"#);
     assert_eq!(sample(&text, &inserts), Some(1.0), "{text}");
+    // So is a booking by staff, the appointment first, with its record and event: no transaction
+    // with its participants' rows locked beforehand (`store::appointments::booking`).
+    let bookings =
+        format!(r#"healthcore_db_query_duration_seconds_count{{operation="{operation}",table="appointments"}}"#);
+    assert_eq!(sample(&text, &bookings), Some(1.0), "{text}");
     assert!(
         sample(&text, r#"healthcore_db_query_duration_seconds_count{operation="select",table="users"}"#) >= Some(2.0)
     );
