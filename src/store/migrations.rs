@@ -957,23 +957,30 @@ fn booked_appointments_never_overlap() -> Vec<Ddl> {
     // The database refuses a booked appointment that overlaps another of the same practitioner or
     // patient, whoever writes it: a booking by staff is then one statement that takes no lock for
     // the check (`store::appointments::booking`). On PostgreSQL an exclusion constraint per
-    // participant over the booked appointments (the status predicate is the code's,
-    // `store::appointments::BOOKED`); a participant's id compared by equality in a GiST index needs
-    // `btree_gist`, a trusted extension since PostgreSQL 13 (any role that may create in the
-    // database installs it). Times overlap as half-open ranges, as `TimeSlot`s do: one appointment
-    // may start when the last ends. The constraints' indexes are for the constraints alone: no
-    // query can read them for its rows (their ranges are no query's condition), yet a partial index
-    // whose predicate a query implies is offered to it, and with statistics older than the window
-    // the planner took one — a whole index scanned, every booking of a crowd read for a calendar
-    // (with `BOOKED` as the predicate), or all of a practitioner's bookings for a day (with their
-    // participant column too). So the predicate states "booked" as no query does: the status
-    // equal to it (the same rows as `BOOKED`, which names every other status) and the participant
-    // present (which no list by status alone implies). On SQLite, a trigger per participant and
-    // write raises the constraint's name.
+    // participant over the booked appointments; a participant's id compared by equality in a GiST
+    // index needs `btree_gist`, a trusted extension since PostgreSQL 13 (any role that may create
+    // in the database installs it). Times overlap as half-open ranges, as `TimeSlot`s do: one
+    // appointment may start when the last ends. The practitioner's constraint is made first, so
+    // that PostgreSQL checks it first and a booking that clashes for both names the practitioner,
+    // as `find_clash` does.
+    //
+    // The constraints' indexes are for the constraints alone: no query can read them for its rows
+    // (their ranges are no query's condition), yet a partial index whose predicate a query implies
+    // is offered to it, and with statistics older than the window the planner took one — a whole
+    // index scanned, every booking of a crowd read for a calendar (with `BOOKED` as the
+    // predicate), or all of a practitioner's bookings for a day (with their participant column
+    // too). So the predicate states "booked" as no query does: the status equal to it (the same
+    // rows as `BOOKED`, which names every other status) and the participant present (which no list
+    // by status alone implies).
+    //
+    // On SQLite, whose write transaction excludes every other writer, a trigger per write asks the
+    // same of the booked rows (through migration 19's indexes, whose predicate `BOOKED` is) and
+    // raises the constraint's name, the practitioner's first.
     use super::appointments::{BOOKED, PATIENT_OVERLAP, PRACTITIONER_OVERLAP};
     use crate::domain::AppointmentStatus;
+    let participants = [(PRACTITIONER_OVERLAP, "practitioner_id"), (PATIENT_OVERLAP, "patient_id")];
     let mut steps = vec![Ddl::Only(DbBackend::Postgres, "CREATE EXTENSION IF NOT EXISTS btree_gist")];
-    for (name, participant) in [(PRACTITIONER_OVERLAP, "practitioner_id"), (PATIENT_OVERLAP, "patient_id")] {
+    for (name, participant) in participants {
         steps.push(Ddl::Composed(
             DbBackend::Postgres,
             format!(
@@ -983,20 +990,27 @@ fn booked_appointments_never_overlap() -> Vec<Ddl> {
                 booked = AppointmentStatus::Booked.as_str(),
             ),
         ));
-        for (write, on, another) in
-            [("insert", "INSERT", ""), ("update", "UPDATE OF starts_at, ends_at, status", " AND booked.id <> NEW.id")]
-        {
-            steps.push(Ddl::Composed(
-                DbBackend::Sqlite,
+    }
+    for (write, on, another) in
+        [("insert", "INSERT", ""), ("update", "UPDATE OF starts_at, ends_at, status", " AND booked.id <> NEW.id")]
+    {
+        let refusals: String = participants
+            .iter()
+            .map(|(name, participant)| {
                 format!(
-                    "CREATE TRIGGER {name}_on_{write} BEFORE {on} ON appointments \
-                     WHEN NEW.{BOOKED} AND EXISTS (SELECT 1 FROM appointments AS booked \
+                    "SELECT RAISE(ABORT, '{name}') WHERE EXISTS (SELECT 1 FROM appointments AS booked \
                        WHERE booked.{participant} = NEW.{participant} AND booked.{BOOKED} \
-                       AND booked.starts_at < NEW.ends_at AND booked.ends_at > NEW.starts_at{another}) \
-                     BEGIN SELECT RAISE(ABORT, '{name}'); END"
-                ),
-            ));
-        }
+                       AND booked.starts_at < NEW.ends_at AND booked.ends_at > NEW.starts_at{another}); "
+                )
+            })
+            .collect();
+        steps.push(Ddl::Composed(
+            DbBackend::Sqlite,
+            format!(
+                "CREATE TRIGGER appointments_never_overlap_on_{write} BEFORE {on} ON appointments \
+                 WHEN NEW.{BOOKED} BEGIN {refusals}END"
+            ),
+        ));
     }
     steps
 }

@@ -48,7 +48,12 @@ async fn overlapping_bookings_of_a_practitioner_or_a_patient_are_409(backend: Ba
     // Same patient, another practitioner, overlapping.
     let other_practitioner = s.app.create_practitioner("MD-2").await;
     clash = booking(s.patient, other_practitioner, 24, 30);
-    s.app.post("/api/v1/appointments", token, clash).await.expect_problem(409, "double-booking");
+    let refused = s.app.post("/api/v1/appointments", token, clash).await.expect_problem(409, "double-booking");
+    assert!(refused.body["detail"].as_str().unwrap().starts_with("the patient"), "{:?}", refused.body);
+    // Both, overlapping: the practitioner is named, as the check under locks names them.
+    clash = booking(s.patient, s.practitioner, 24, 30);
+    let refused = s.app.post("/api/v1/appointments", token, clash).await.expect_problem(409, "double-booking");
+    assert!(refused.body["detail"].as_str().unwrap().starts_with("the practitioner"), "{:?}", refused.body);
     // Back to back is fine.
     s.app.post("/api/v1/appointments", token, booking(other_patient, s.practitioner, 25, 30)).await.expect(201);
     let all = s.app.get("/api/v1/appointments", token).await.expect(200);
