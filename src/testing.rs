@@ -83,7 +83,7 @@ pub mod store {
     pub use crate::store::{Backend, DbLimits, PageRequest, Store, entities};
 
     pub mod appointments {
-        pub use crate::store::appointments::{BookingRefused, Clash, booking_refused, insert, update};
+        pub use crate::store::appointments::{BookingRefused, Clash, booking, booking_refused, insert, update};
     }
 
     pub mod audit {

@@ -308,7 +308,9 @@ pub enum BookingRefused {
 ///   deactivation takes them in). A deactivation locks the row for update, so either it waits for
 ///   the booking to commit and then cancels it with the participant's other future bookings, or
 ///   the booking waits for it and finds the row inactive. A participant missing or inactive leaves
-///   the id NULL, which the column refuses.
+///   the nil id, which no patient has and the foreign key refuses. (A NULL, refused by the column,
+///   was tried first: PostgreSQL then writes the whole failing row into its own log, the visit's
+///   reason and notes among it; a foreign key's refusal names the key alone.)
 /// - The overlap is refused by the exclusion constraints of migration 21 (triggers on SQLite,
 ///   whose write transaction excludes every other writer): PostgreSQL waits for an overlapping
 ///   booking not yet committed and sees every one committed, with no lock taken for it, so the
@@ -318,7 +320,7 @@ pub enum BookingRefused {
 /// was a transaction of four round trips holding the practitioner's row locked for update.
 pub fn booking(appointment: &Appointment) -> Result<InsertStatement, DbErr> {
     use super::entities::{patient, practitioner};
-    use sea_orm::sea_query::{Query, SubQueryStatement};
+    use sea_orm::sea_query::{Func, Query, SubQueryStatement};
     let row = to_row(appointment);
     let practitioner_bookable = Query::select()
         .expr(Expr::val(1))
@@ -335,9 +337,10 @@ pub fn booking(appointment: &Appointment) -> Result<InsertStatement, DbErr> {
         .and_where(Expr::exists(practitioner_bookable))
         .lock_shared()
         .take();
+    let bookable_patient = Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(patient_if_bookable)));
     let (columns, values): (Vec<Column>, Vec<Expr>) = [
         (Column::Id, Expr::val(row.id)),
-        (Column::PatientId, Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(patient_if_bookable)))),
+        (Column::PatientId, Expr::from(Func::coalesce([bookable_patient, Expr::val(uuid::Uuid::nil())]))),
         (Column::PractitionerId, Expr::val(row.practitioner_id)),
         (Column::StartsAt, Expr::val(row.starts_at)),
         (Column::EndsAt, Expr::val(row.ends_at)),
@@ -370,7 +373,7 @@ pub fn booking_refused(err: &DbErr) -> Option<BookingRefused> {
         Some(BookingRefused::Overlap(Clash::Practitioner))
     } else if by(PATIENT_OVERLAP) {
         Some(BookingRefused::Overlap(Clash::Patient))
-    } else if refusal.kind() == ErrorKind::NotNullViolation {
+    } else if refusal.kind() == ErrorKind::ForeignKeyViolation {
         Some(BookingRefused::Participant)
     } else {
         None

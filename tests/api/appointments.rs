@@ -103,6 +103,40 @@ async fn the_database_refuses_overlapping_bookings_written_past_the_api(backend:
     s.app.stop().await;
 }
 
+/// A booking the database refuses for its participant says which key, never the row: PostgreSQL
+/// writes a refusal's detail into its own log, and a row refused by a `NOT NULL` column (how a
+/// refused participant was first written) was given whole there, the visit's reason and notes
+/// among it.
+async fn a_refused_booking_tells_the_database_log_no_reason_or_notes(backend: Backend) {
+    use healthcore::testing::domain::TimeSlot;
+    use healthcore::testing::domain::appointment::StoredAppointment;
+    use healthcore::testing::domain::{Appointment, AppointmentId, AppointmentStatus, PatientId, PractitionerId};
+    use healthcore::testing::store::appointments::{BookingRefused, booking, booking_refused};
+    use sea_orm::ConnectionTrait;
+    let s = scene(backend).await;
+    s.app.delete(&format!("/api/v1/patients/{}", s.patient), &s.app.admin_token).await.expect(200);
+    let start = Utc::now() + Duration::hours(48);
+    let (reason, notes) = ("REASON-FOR-THE-VISIT", "NOTES-ABOUT-THE-PATIENT");
+    let appointment = Appointment::restore(StoredAppointment {
+        id: AppointmentId::generate(),
+        patient_id: PatientId::from_uuid(s.patient),
+        practitioner_id: PractitionerId::from_uuid(s.practitioner),
+        slot: TimeSlot::new(start, start + Duration::minutes(30)).unwrap(),
+        reason: reason.into(),
+        notes: Some(notes.into()),
+        status: AppointmentStatus::Booked,
+        cancellation_reason: None,
+        version: 1,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    });
+    let err = s.app.store.db().execute(&booking(&appointment).unwrap()).await.unwrap_err();
+    assert_eq!(booking_refused(&err), Some(BookingRefused::Participant), "{err:?}");
+    let told = format!("{err:?}");
+    assert!(!told.contains(reason) && !told.contains(notes), "the refusal carries the row: {told}");
+    s.app.stop().await;
+}
+
 async fn booking_rules_on_times_are_field_errors(backend: Backend) {
     let s = scene(backend).await;
     let token = &s.app.admin_token;
@@ -286,6 +320,7 @@ on_both_backends!(
     a_booking_carries_its_times_and_starts_booked,
     overlapping_bookings_of_a_practitioner_or_a_patient_are_409,
     the_database_refuses_overlapping_bookings_written_past_the_api,
+    a_refused_booking_tells_the_database_log_no_reason_or_notes,
     booking_rules_on_times_are_field_errors,
     inactive_participants_cannot_be_booked,
     deactivating_a_patient_cancels_only_future_booked_appointments,
