@@ -18,8 +18,9 @@ use utoipa::ToSchema;
 /// Pagination facts returned with every list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PageInfo {
-    /// Number of items matching the filters, across all pages; counted up to 10,000, and 10,000
-    /// when more match (`total_is_exact` false).
+    /// Number of items matching the filters, across all pages. A filtered list stops counting at
+    /// 10,000: when more match, this is 10,000 and `total_is_exact` is false. Unfiltered lists and
+    /// name searches count every match.
     pub total: u64,
     /// Whether `total` is the number of matches, or only a lower bound of it.
     pub total_is_exact: bool,
