@@ -124,10 +124,7 @@ async fn book_in_one_statement(
     for _ in 0..BOOKING_ATTEMPTS {
         let mut work = UnitOfWork::adding(&state.store);
         work.insert(store::appointments::booking(appointment)?);
-        let subject = Subject::appointment(appointment.id(), appointment.patient_id());
-        work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
-        work.event(ctx, events::appointment(EventType::AppointmentBooked, appointment));
-        work.remember(ticket, appointment)?;
+        record_booking(&mut work, ctx, appointment, ticket)?;
         match work.end(Booking::from).await {
             Ok(()) => return Ok(()),
             Err(Booking::Failed(err)) => return Err(err),
@@ -171,15 +168,26 @@ async fn book_within_the_limit(
                 ),
             ));
         }
-        let subject = Subject::appointment(appointment.id(), appointment.patient_id());
-        work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
-        work.event(ctx, events::appointment(EventType::AppointmentBooked, appointment));
-        work.remember(ticket, appointment)?;
+        record_booking(&mut work, ctx, appointment, ticket)?;
         work.insert_last(store::appointments::booking(appointment)?).await?;
         Ok(())
     }
     .await;
     work.end(changed).await
+}
+
+/// What a booking writes beside the appointment, either way it is made: its audit record, its
+/// event and, with an `Idempotency-Key`, the answer to remember.
+fn record_booking<'a, Change>(
+    work: &mut UnitOfWork<'a, Change>,
+    ctx: &RequestContext,
+    appointment: &Appointment,
+    ticket: Option<&'a IdempotencyTicket>,
+) -> AppResult<()> {
+    let subject = Subject::appointment(appointment.id(), appointment.patient_id());
+    work.audit(AuditRecord::new(ctx, AuditAction::AppointmentBook, subject, AuditOutcome::Success));
+    work.event(ctx, events::appointment(EventType::AppointmentBooked, appointment));
+    work.remember(ticket, appointment)
 }
 
 /// How a booking in one statement ended, when it did not succeed.
