@@ -842,27 +842,41 @@ fn page_of<M, T>(
     Ok(Page { items, total, total_is_exact, limit: page.limit, offset: page.offset })
 }
 
+/// How the matches of a list gathered by `fetch_page_of_matches` are ordered. Each order ends on
+/// the primary key.
+pub(crate) enum MatchOrder<C: 'static> {
+    /// The matches of each alternative in turn, each in its own order (one per alternative): a
+    /// page is then read from the front of each alternative's index, whatever the matches.
+    ByAlternative(Vec<&'static [C]>),
+    /// Every match in one order: each alternative's matches are all read to find their first.
+    Together(&'static [C]),
+}
+
+/// How far past the page's end a list by `fetch_page_of_matches` counts its matches; beyond it the
+/// page says `total_is_exact: false`.
+pub const MATCHES_COUNTED_PAST_THE_PAGE: u64 = 100;
+
 /// Like `fetch_page`, for lists whose condition is the start of a name: the rows of `matching`
 /// that meet any of `alternatives` (the family name's start; the given name's), or all its rows when
-/// there are none. Alternatives must never be NULL (a branch negates the earlier ones). `order` is
-/// the list's order and ends on the primary key.
+/// there are none. Alternatives must never be NULL (a branch negates the earlier ones).
 ///
 /// Why not `fetch_page`: PostgreSQL's planner cannot judge a prefix's matches. Given `ORDER BY
 /// family_name … LIMIT 20` it walks the name index testing every row, hoping to find twenty early;
 /// for a prefix whose matches sort late ("v…", or given names) that read most of a million-row table,
-/// two seconds a page. Reading every match whole instead cost a heap page per match, twice (count,
-/// page): 350 ms at the 99th percentile for three-letter prefixes of a million patients
-/// (`scripts/bench-scale`). So the matches' keys and sort columns are gathered first, one branch
-/// per alternative, each an index-only scan of a prefix index that carries those columns and the
-/// other alternatives' keys (migration 10). Each branch leaves out what an earlier one matched, so
-/// the branches are disjoint and joined with `UNION ALL` (no hashing to remove duplicates). The
-/// matches are counted and sorted, and only the page's rows are read whole. One statement: the count
-/// and the page come from the same snapshot in one round trip.
+/// two seconds a page. So each alternative is a branch of its own, which leaves out what an
+/// earlier one matched (the branches are disjoint, and joined with `UNION ALL`), and reads its
+/// prefix's index alone. In `MatchOrder::ByAlternative` a branch's order is its index's, so it
+/// stops after the page's end: a page costs the same at a million patients as at a thousand
+/// (gathering and sorting every match cost 2.4 ms a search at a million, where a three-letter
+/// prefix matches 2,222: BENCHMARKS.md). The matches are counted up to
+/// `MATCHES_COUNTED_PAST_THE_PAGE` past the page's end, for the same reason. Only the page's rows
+/// are read whole. One statement: the count and the page come from the same snapshot in one round
+/// trip.
 pub(crate) async fn fetch_page_of_matches<E, T>(
     conn: &impl ConnectionTrait,
     matching: sea_orm::Select<E>,
     alternatives: Vec<sea_orm::sea_query::Expr>,
-    order: &[E::Column],
+    order: MatchOrder<E::Column>,
     page: PageRequest,
     to_domain: fn(E::Model) -> Result<T, DbErr>,
 ) -> Result<Page<T>, DbErr>
@@ -870,44 +884,141 @@ where
     E: sea_orm::EntityTrait,
     E::Model: ReadRow,
 {
-    use sea_orm::sea_query::UnionType;
-    use sea_orm::{IdenStatic, Iterable, QueryFilter, QuerySelect, QueryTrait};
-    let keys_of = |rows: sea_orm::Select<E>| rows.select_only().columns(order.iter().copied()).into_query();
-    let mut branches = alternatives.iter().enumerate().map(|(n, alternative)| {
-        let earlier = alternatives[..n].iter().cloned().map(sea_orm::sea_query::ExprTrait::not);
-        keys_of(earlier.fold(matching.clone().filter(alternative.clone()), |rows, unmatched| rows.filter(unmatched)))
-    });
-    let mut keys = branches.next().unwrap_or_else(|| keys_of(matching.clone()));
-    keys.unions(branches.map(|branch| (UnionType::All, branch)));
-    let backend = conn.get_database_backend();
-    let keys = backend.build(&keys);
-    let order_by = order.iter().map(|column| column.as_str()).collect::<Vec<_>>().join(", ");
-    let key = order.last().expect("an order ends on the primary key").as_str();
-    let table = E::default().table_name().to_owned();
-    // The entity's columns in the order of its `Column` enum, as `models` reads them.
-    let columns = E::Column::iter().map(|column| format!("listed.{}", column.as_str())).collect::<Vec<_>>().join(", ");
+    use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, JoinType, Order, Query};
+    use sea_orm::{IdenStatic, Iterable};
+    let branches = disjoint_branches(matching, &alternatives);
+    let bound = page.offset + page.limit + MATCHES_COUNTED_PAST_THE_PAGE;
     // The count's one row, joined to the page's rows: still one row (of NULLs) when the page is
-    // empty, so that the total always arrives.
-    let sql = format!(
-        "WITH matches AS MATERIALIZED ({keys}) \
-         SELECT {columns}, counted.total_matches FROM (SELECT count(*) AS total_matches FROM matches) AS counted \
-         LEFT JOIN (SELECT * FROM {table} WHERE {key} IN \
-           (SELECT {key} FROM matches ORDER BY {order_by} LIMIT {limit} OFFSET {offset})) AS listed ON true \
-         ORDER BY {order_by}",
-        keys = keys.sql,
-        limit = page.limit,
-        offset = page.offset,
-    );
-    let values = keys.values.map(|values| values.0).unwrap_or_default();
-    let rows = conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    let total = match rows.first() {
+    // empty, so that the total always arrives. The entity's columns come first, in the order of its
+    // `Column` enum, as `models` reads them.
+    let table = Alias::new(E::default().table_name().to_owned());
+    let key = order.of_branch(0).last().expect("an order ends on the primary key").as_str();
+    let listed_rows = Query::select()
+        .column((table.clone(), Asterisk))
+        .column(("in_order", "position"))
+        .from_subquery(page_in_order(&branches, &order, page), "in_order")
+        .join(JoinType::InnerJoin, table.clone(), Expr::col((table, Alias::new(key))).equals(("in_order", "match_key")))
+        .take();
+    let mut listed = Query::select();
+    for column in E::Column::iter() {
+        listed.column(("listed", Alias::new(column.as_str())));
+    }
+    listed
+        .column(("counted", "total_matches"))
+        .from_subquery(count_up_to_in_sql(&branches, bound), "counted")
+        .join_subquery(JoinType::LeftJoin, listed_rows, "listed", Expr::cust("true"))
+        .order_by(("listed", "position"), Order::Asc);
+    let rows = conn.query_all_raw(conn.get_database_backend().build(&listed)).await?;
+    let counted = match rows.first() {
         Some(row) => u64::try_from(row.try_get::<i64>("", "total_matches")?).unwrap_or(0),
         None => 0,
     };
-    let listed = total.saturating_sub(page.offset).min(page.limit);
-    let rows = if listed == 0 { Vec::new() } else { rows };
+    let on_the_page = std::cmp::min(counted.saturating_sub(page.offset), page.limit);
+    let rows = if on_the_page == 0 { Vec::new() } else { rows };
     let rows = models::<E>(&rows)?;
-    page_of(rows, total, true, page, to_domain)
+    page_of(rows, std::cmp::min(counted, bound), counted <= bound, page, to_domain)
+}
+
+impl<C: sea_orm::ColumnTrait> MatchOrder<C> {
+    /// The order of the `n`th branch's matches.
+    fn of_branch(&self, n: usize) -> &'static [C] {
+        match self {
+            MatchOrder::ByAlternative(orders) => orders[n],
+            MatchOrder::Together(columns) => columns,
+        }
+    }
+
+    /// Where the `n`th branch's matches come in the list: all together, or after the earlier
+    /// branches' matches.
+    fn rank_of_branch(&self, n: usize) -> usize {
+        match self {
+            MatchOrder::ByAlternative(_) => n,
+            MatchOrder::Together(_) => 0,
+        }
+    }
+}
+
+/// The rows of `matching` that meet each alternative and none before it, or `matching` alone when
+/// there are no alternatives.
+fn disjoint_branches<E: sea_orm::EntityTrait>(
+    matching: sea_orm::Select<E>,
+    alternatives: &[sea_orm::sea_query::Expr],
+) -> Vec<sea_orm::Select<E>> {
+    use sea_orm::QueryFilter;
+    if alternatives.is_empty() {
+        return vec![matching];
+    }
+    let branch = |n: usize| {
+        let earlier = alternatives[..n].iter().cloned().map(sea_orm::sea_query::ExprTrait::not);
+        earlier.fold(matching.clone().filter(alternatives[n].clone()), |rows, unmatched| rows.filter(unmatched))
+    };
+    (0..alternatives.len()).map(branch).collect()
+}
+
+/// The rows of every select, joined by `UNION ALL`, each select a subquery of its own, which keeps
+/// its `ORDER BY` and `LIMIT` (SQLite takes neither on a compound's member).
+fn all_of(selects: Vec<sea_orm::sea_query::SelectStatement>) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Alias, Asterisk, Query, UnionType};
+    let mut wrapped = selects.into_iter().enumerate().map(|(n, select)| {
+        Query::select().column(Asterisk).from_subquery(select, Alias::new(format!("branch_{n}"))).take()
+    });
+    let mut first = wrapped.next().expect("one branch at least");
+    first.unions(wrapped.map(|branch| (UnionType::All, branch)));
+    first
+}
+
+/// The keys of the page's rows (`match_key`) and their places in the list (`position`): each
+/// branch's first matches up to the page's end, in its order, then the page of them all.
+fn page_in_order<E: sea_orm::EntityTrait>(
+    branches: &[sea_orm::Select<E>],
+    order: &MatchOrder<E::Column>,
+    page: PageRequest,
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Alias, Expr, Order, Query};
+    use sea_orm::{QueryOrder, QuerySelect, QueryTrait};
+    let sorted_on = |k: usize| format!("sort_{k}");
+    let first_matches = |n: usize, rows: &sea_orm::Select<E>| {
+        let columns = order.of_branch(n);
+        let mut select =
+            rows.clone().select_only().expr_as(Expr::cust(order.rank_of_branch(n).to_string()), "match_rank");
+        for (k, column) in columns.iter().enumerate() {
+            select = select.expr_as(Expr::col(*column), sorted_on(k));
+        }
+        select = select.expr_as(Expr::col(*columns.last().expect("an order ends on the primary key")), "match_key");
+        let in_order = columns.iter().fold(select, |select, column| select.order_by_asc(*column));
+        in_order.limit(page.offset + page.limit).into_query()
+    };
+    let candidates = all_of(branches.iter().enumerate().map(|(n, rows)| first_matches(n, rows)).collect());
+    let sort_columns: Vec<String> =
+        std::iter::once("match_rank".to_owned()).chain((0..order.of_branch(0).len()).map(sorted_on)).collect();
+    let mut in_order = Query::select();
+    in_order
+        .column("match_key")
+        .expr_as(Expr::cust(format!("row_number() OVER (ORDER BY {})", sort_columns.join(", "))), "position")
+        .from_subquery(candidates, "candidates");
+    for column in sort_columns {
+        in_order.order_by(Alias::new(column), Order::Asc);
+    }
+    in_order.limit(page.limit).offset(page.offset).take()
+}
+
+/// One row, `total_matches`: how many rows the branches select, counting no further than one past
+/// `bound`. Each branch stops there too, so that the database reads no further.
+fn count_up_to_in_sql<E: sea_orm::EntityTrait>(
+    branches: &[sea_orm::Select<E>],
+    bound: u64,
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Asterisk, Expr, Query};
+    use sea_orm::{QuerySelect, QueryTrait};
+    let matched = |rows: &sea_orm::Select<E>| {
+        rows.clone().select_only().expr_as(Expr::cust("1"), "matched").limit(bound + 1).into_query()
+    };
+    let matches = all_of(branches.iter().map(matched).collect());
+    let first_matches = Query::select().column(Asterisk).from_subquery(matches, "matches").limit(bound + 1).take();
+    Query::select()
+        .expr_as(Expr::cust("count(*)"), "total_matches")
+        .from_subquery(first_matches, "first_matches")
+        .take()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::entities::patient::{self, Column, Entity};
 use super::row_counts::CountedTable;
-use super::{Page, PageRequest, Selection, fetch_one, fetch_page, fetch_page_of_matches};
+use super::{MatchOrder, Page, PageRequest, Selection, fetch_one, fetch_page, fetch_page_of_matches};
 use crate::domain::validation::search_key;
 use crate::domain::{Email, Mrn, Patient, PatientId, PersonName, Phone, Sex};
 use sea_orm::sea_query::{ExprTrait, InsertStatement, LikeExpr};
@@ -13,7 +13,8 @@ use sea_orm::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PatientSort {
-    /// Family name, given name, then id: stable across pages.
+    /// Family name, given name, then id: stable across pages. A name search lists the family
+    /// name's matches first, then the given name's (`BY_FAMILY_NAME_KEY`, `BY_GIVEN_NAME_KEY`).
     #[default]
     Name,
     /// Registration order, newest last.
@@ -149,6 +150,13 @@ pub(super) fn name_starts_with(family_key: impl ColumnTrait, given_key: impl Col
     [Expr::col(family_key).like(pattern.clone()), Expr::col(given_key).like(pattern)]
 }
 
+/// A name search's orders (`PatientSort::Name`): the patients whose family name starts with the
+/// prefix by family name, given name and id, then those whose given name does by given name, family
+/// name and id; each the order of its key's index (migration 22), compared by the search keys
+/// (case-folded; byte by byte, the same on both databases).
+const BY_FAMILY_NAME_KEY: &[Column] = &[Column::FamilyNameKey, Column::GivenNameKey, Column::Id];
+const BY_GIVEN_NAME_KEY: &[Column] = &[Column::GivenNameKey, Column::FamilyNameKey, Column::Id];
+
 /// The condition of a deactivated patient, as `ix_patients_deactivated_by_*` state it (migration
 /// 20): a query that says `active = $1` instead is planned for any value from its sixth run on a
 /// connection, and a plan for any value cannot read an index of deactivated patients alone.
@@ -206,14 +214,23 @@ pub async fn list(
     filter: &PatientFilter,
     page: PageRequest,
 ) -> Result<Page<Patient>, DbErr> {
-    let order = filter.sort.columns();
     if let Some(prefix) = &filter.name_prefix {
         let alternatives = name_starts_with(Column::FamilyNameKey, Column::GivenNameKey, prefix).into();
+        let order = match filter.sort {
+            PatientSort::Name => MatchOrder::ByAlternative(vec![BY_FAMILY_NAME_KEY, BY_GIVEN_NAME_KEY]),
+            PatientSort::CreatedAt => MatchOrder::Together(PatientSort::CreatedAt.columns()),
+        };
         return fetch_page_of_matches(conn, filtered(filter), alternatives, order, page, to_domain).await;
     }
     if filter.family_prefix.is_some() || filter.given_prefix.is_some() {
-        return fetch_page_of_matches(conn, filtered(filter), Vec::new(), order, page, to_domain).await;
+        let order = match filter.sort {
+            PatientSort::Name => BY_FAMILY_NAME_KEY,
+            PatientSort::CreatedAt => PatientSort::CreatedAt.columns(),
+        };
+        return fetch_page_of_matches(conn, filtered(filter), Vec::new(), MatchOrder::Together(order), page, to_domain)
+            .await;
     }
+    let order = filter.sort.columns();
     let selection =
         if filter.selects_all() { Selection::WholeTable(CountedTable::Patients) } else { Selection::Filtered };
     let in_order = |query: Select<Entity>| order.iter().fold(query, |query, column| query.order_by_asc(*column));

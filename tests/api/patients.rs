@@ -126,6 +126,29 @@ async fn a_name_prefix_list_counts_each_match_once_whatever_the_page(backend: Ba
     app.stop().await;
 }
 
+/// A name search lists the patients whose family name starts with the prefix first, by family
+/// name and given name, then those whose given name does, by given name and family name: the
+/// order of each name's index, which a page is read from (`a_name_search_reads_its_page_not_its_matches`).
+async fn a_name_search_lists_family_name_matches_before_given_name_matches(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (given, family) in [("Ada", "Aaron"), ("Zoe", "Adams"), ("adam", "Zeller"), ("Bea", "adair"), ("Cy", "Byron")] {
+        app.create_patient(given, family).await;
+    }
+    let listed = app.get("/api/v1/patients?name=ADA", &app.admin_token).await.expect(200);
+    let names: Vec<String> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {}", p["given_name"].as_str().unwrap(), p["family_name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, ["Bea adair", "Zoe Adams", "Ada Aaron", "adam Zeller"], "case-folded, family names first");
+    assert_eq!(
+        (listed.body["page"]["total"].clone(), listed.body["page"]["total_is_exact"].clone()),
+        (json!(4), json!(true))
+    );
+    app.stop().await;
+}
+
 async fn lists_filter_by_mrn_prefix_and_active_flag(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.post("/api/v1/patients", &app.admin_token, patient_body("Ada", "Lovelace")).await.expect(201);
@@ -245,6 +268,7 @@ on_both_backends!(
     a_birth_date_in_the_future_is_rejected,
     lists_filter_by_name_prefix_and_paginate_in_a_stable_order,
     a_name_prefix_list_counts_each_match_once_whatever_the_page,
+    a_name_search_lists_family_name_matches_before_given_name_matches,
     lists_filter_by_mrn_prefix_and_active_flag,
     wildcards_in_a_name_filter_match_literally,
     bad_list_parameters_are_all_reported,
@@ -338,5 +362,55 @@ async fn a_patient_search_reads_its_matches_not_the_register() {
         }
     }
     assert!(whole_table_reads.is_empty(), "rows and index entries read a search, of {REGISTER}: {whole_table_reads:?}");
+    app.stop().await;
+}
+
+/// A name search reads the first entries of each name's index, up to its page's end and a hundred
+/// matches past it to count, however many patients match: a three-letter prefix matches thousands
+/// at a million patients, and gathering them all to count and sort cost 2.4 ms a search
+/// (BENCHMARKS.md). A register of 40,000 where "family1" matches 8,880 family names and "giv" every
+/// given name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_search_reads_its_page_not_its_matches() {
+    const REGISTER: i64 = 40_000;
+    let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
+    let start = app.table_reads("patients").await;
+    app.store
+        .db_execute(&format!(
+            "INSERT INTO patients (id, mrn, given_name, family_name, family_name_key, given_name_key, birth_date, sex, \
+             email, phone, address, active, version, created_at, updated_at) \
+             SELECT gen_random_uuid(), 'HC' || lpad(g::text, 10, '0'), 'Given', 'Family' || g % 500, 'family' || g % 500, \
+             'given', date '1940-01-01' + g % 20000, 'unknown', NULL, NULL, NULL, true, 1, \
+             now() - interval '1 second' * g, now() FROM generate_series(1, {REGISTER}) g"
+        ))
+        .await
+        .unwrap();
+    app.store.db_execute("VACUUM ANALYZE patients").await.unwrap();
+    let what = "the register to be reported";
+    app.table_reads_once(what, "patients", |now| now.inserted >= start.inserted + REGISTER).await;
+    // Each counted to its page's end and a hundred past it.
+    let searches = [
+        ("/api/v1/patients?name=family1&limit=5", 105, "Family1"),
+        ("/api/v1/patients?name=family1&limit=5&offset=200", 305, "Family100"),
+        ("/api/v1/patients?name=giv&limit=5&active=true", 105, "Family0"),
+    ];
+    let mut walks = Vec::new();
+    for (search, total, first_family) in searches {
+        let before = app.table_reads("patients").await;
+        for _ in 0..RUNS {
+            let listed = app.get(search, &app.admin_token).await.expect(200);
+            assert_eq!(listed.body["page"]["total"], total, "{search}");
+            assert_eq!(listed.body["page"]["total_is_exact"], false, "{search}");
+            assert_eq!(listed.body["items"].as_array().unwrap().len(), 5, "{search}");
+            assert_eq!(listed.body["items"][0]["family_name"], first_family, "{search}");
+        }
+        let what = "the searches' reads to be reported";
+        let after = app.table_reads_once(what, "patients", |now| now.scans >= before.scans + RUNS).await;
+        let read = (after.rows + after.index_entries - before.rows - before.index_entries) / RUNS;
+        if read >= 1_000 {
+            walks.push(format!("{search}: {read}"));
+        }
+    }
+    assert!(walks.is_empty(), "rows and index entries read a search, of {REGISTER}: {walks:?}");
     app.stop().await;
 }

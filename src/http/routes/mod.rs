@@ -19,8 +19,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PageInfo {
     /// Number of items matching the filters, across all pages. A filtered list stops counting at
-    /// 10,000: when more match, this is 10,000 and `total_is_exact` is false. Unfiltered lists and
-    /// name searches count every match.
+    /// 10,000: when more match, this is 10,000 and `total_is_exact` is false. A patient name search
+    /// (`name`, FHIR's `name`, `family`, `given`) stops a hundred matches past the page's end
+    /// (`offset` + `limit` + 100). Unfiltered lists count every match.
     pub total: u64,
     /// Whether `total` is the number of matches, or only a lower bound of it.
     pub total_is_exact: bool,

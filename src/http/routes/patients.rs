@@ -42,7 +42,11 @@ pub async fn create_patient(
     .await
 }
 
-const NAME: Query = Query::text("name", NAME_FILTER_MAX, "case-insensitive prefix of the given or family name");
+const NAME: Query = Query::text(
+    "name",
+    NAME_FILTER_MAX,
+    "case-insensitive prefix of the given or family name; the family name's matches are listed first",
+);
 const MRN: Query = Query::text("mrn", NAME_FILTER_MAX, "prefix of the MRN");
 const ACTIVE: Query = Query::of("active", Rule::Boolean, "only active (or only deactivated) patients");
 const SORT: Query = Query::of("sort", Rule::OneOf(&["name", "created_at"]), "`name` (the default) or `created_at`");
