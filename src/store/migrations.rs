@@ -54,7 +54,11 @@ const MIGRATIONS: &[(i64, &str, Step)] = &[
     (19, "booked appointments indexed by participant and start time", booked_appointments_by_participant),
     (20, "patients indexed for searches by MRN, birth date, registration and deactivation", patient_searches),
     (21, "booked appointments of one participant never overlap", booked_appointments_never_overlap),
-    (22, "patient name-prefix indexes in the order of a name search's pages", name_search_in_index_order),
+    (
+        22,
+        "name search keys compared byte by byte, indexed in the order of a name search's pages",
+        name_search_in_index_order,
+    ),
 ];
 
 /// An arbitrary constant that names "the migration lock" among PostgreSQL advisory locks.
@@ -1020,19 +1024,28 @@ fn booked_appointments_never_overlap() -> Vec<Ddl> {
 /// `store::patients::BY_FAMILY_NAME_KEY`): the family name's key, then the given name's, then the
 /// id, and the reverse, so that a page of a prefix with thousands of matches reads twenty entries,
 /// not the thousands (migration 10's indexes gave the prefix's matches in no useful order: 2.4 ms a
-/// search at a million patients, BENCHMARKS.md). On PostgreSQL the keys take the "C" collation:
-/// an index of it answers both a prefix `LIKE` and an `ORDER BY` (the pattern operator class
-/// answered only the first), and compares bytes as SQLite does. Changing only a `TEXT` column's
-/// collation rewrites its indexes, not the table. Each index carries what the list's other
-/// conditions and the registration order read: `active`, `created_at`.
+/// search at a million patients, BENCHMARKS.md). Each carries what the list's other conditions and
+/// the registration order read: `active`, `created_at`.
+///
+/// On PostgreSQL the search keys, the practitioners' too, take the "C" collation: they then
+/// compare byte by byte, as SQLite's do, and a plain index of them answers a prefix as a range of
+/// keys (`store::patients::key_starts_with`) and an `ORDER BY` (the pattern operator class
+/// answered only a `LIKE`). Changing only a `TEXT` column's collation rewrites its indexes, not the
+/// table. SQLite's practitioner indexes are already plain.
 fn name_search_in_index_order() -> Vec<Ddl> {
     let postgres = |sql: &'static str| Ddl::Only(DbBackend::Postgres, sql);
     let sqlite = |sql: &'static str| Ddl::Only(DbBackend::Sqlite, sql);
     vec![
         Ddl::Sql("DROP INDEX ix_patients_family_name_key"),
         Ddl::Sql("DROP INDEX ix_patients_given_name_key"),
+        postgres("DROP INDEX ix_practitioners_family_name_key"),
+        postgres("DROP INDEX ix_practitioners_given_name_key"),
         postgres(
             "ALTER TABLE patients ALTER COLUMN family_name_key TYPE TEXT COLLATE \"C\", \
+             ALTER COLUMN given_name_key TYPE TEXT COLLATE \"C\"",
+        ),
+        postgres(
+            "ALTER TABLE practitioners ALTER COLUMN family_name_key TYPE TEXT COLLATE \"C\", \
              ALTER COLUMN given_name_key TYPE TEXT COLLATE \"C\"",
         ),
         postgres(
@@ -1043,6 +1056,8 @@ fn name_search_in_index_order() -> Vec<Ddl> {
             "CREATE INDEX ix_patients_given_name_key ON patients (given_name_key, family_name_key, id) \
              INCLUDE (created_at, active)",
         ),
+        postgres("CREATE INDEX ix_practitioners_family_name_key ON practitioners (family_name_key)"),
+        postgres("CREATE INDEX ix_practitioners_given_name_key ON practitioners (given_name_key)"),
         sqlite("CREATE INDEX ix_patients_family_name_key ON patients (family_name_key, given_name_key, id)"),
         sqlite("CREATE INDEX ix_patients_given_name_key ON patients (given_name_key, family_name_key, id)"),
     ]

@@ -145,9 +145,40 @@ pub async fn update(conn: &impl ConnectionTrait, patient: &Patient) -> Result<()
 /// compared by the search keys (case-folded, NFC), so that `élo` finds Élodie on SQLite as on
 /// PostgreSQL. Keys are never NULL, so each condition is true or false (`fetch_page_of_matches`
 /// negates them).
-pub(super) fn name_starts_with(family_key: impl ColumnTrait, given_key: impl ColumnTrait, prefix: &str) -> [Expr; 2] {
-    let pattern = prefix_pattern(&search_key(prefix));
-    [Expr::col(family_key).like(pattern.clone()), Expr::col(given_key).like(pattern)]
+pub(super) fn name_starts_with(
+    family_key: impl ColumnTrait + Copy,
+    given_key: impl ColumnTrait + Copy,
+    prefix: &str,
+) -> [Expr; 2] {
+    [key_starts_with(family_key, prefix), key_starts_with(given_key, prefix)]
+}
+
+/// The rows whose search key in `key` starts with `prefix`'s: the keys from it up to the first
+/// string after every string it starts. Keys compare byte by byte on both databases (migration
+/// 22; SQLite's default), so the range holds exactly the prefix's matches; unlike a `LIKE`, it can
+/// be read from the key's index by a plan made for any prefix (`fetch_page_of_matches`).
+pub(super) fn key_starts_with(key: impl ColumnTrait + Copy, prefix: &str) -> Expr {
+    let start = search_key(prefix);
+    match after_every_string_starting(&start) {
+        Some(end) => Expr::col(key).gte(start).and(Expr::col(key).lt(end)),
+        None => Expr::col(key).gte(start),
+    }
+}
+
+/// The first string greater than every string that starts with `prefix`: its last character that
+/// has a successor, advanced by one, with what follows it dropped. None when every string from
+/// `prefix` on starts with it (it is empty, or all `char::MAX`).
+fn after_every_string_starting(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The code points after the last one below the surrogates start at U+E000.
+        let next = if last == '\u{D7FF}' { Some('\u{E000}') } else { char::from_u32(u32::from(last) + 1) };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// A name search's orders (`PatientSort::Name`): the patients whose family name starts with the
@@ -195,10 +226,10 @@ fn filtered(filter: &PatientFilter) -> Select<Entity> {
         query = query.filter(Column::Mrn.eq(mrn.as_str()));
     }
     if let Some(prefix) = &filter.family_prefix {
-        query = query.filter(Column::FamilyNameKey.like(prefix_pattern(&search_key(prefix))));
+        query = query.filter(key_starts_with(Column::FamilyNameKey, prefix));
     }
     if let Some(prefix) = &filter.given_prefix {
-        query = query.filter(Column::GivenNameKey.like(prefix_pattern(&search_key(prefix))));
+        query = query.filter(key_starts_with(Column::GivenNameKey, prefix));
     }
     if let Some(day) = filter.born_from {
         query = query.filter(Column::BirthDate.gte(day));
@@ -235,4 +266,22 @@ pub async fn list(
         if filter.selects_all() { Selection::WholeTable(CountedTable::Patients) } else { Selection::Filtered };
     let in_order = |query: Select<Entity>| order.iter().fold(query, |query, column| query.order_by_asc(*column));
     fetch_page(conn, filtered(filter), selection, in_order, page, to_domain).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_every_string_starting;
+
+    #[test]
+    fn the_end_of_a_prefix_range_follows_every_string_that_starts_with_it() {
+        assert_eq!(after_every_string_starting("lov").as_deref(), Some("low"));
+        assert_eq!(after_every_string_starting("éz").as_deref(), Some("é{"));
+        assert_eq!(after_every_string_starting("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(after_every_string_starting("b\u{10FFFF}").as_deref(), Some("c"));
+        assert_eq!(after_every_string_starting("\u{10FFFF}"), None);
+        assert_eq!(after_every_string_starting(""), None);
+        for (prefix, string) in [("lov", "lovelace"), ("lov", "lov"), ("a\u{D7FF}", "a\u{D7FF}\u{10FFFF}")] {
+            assert!(string < after_every_string_starting(prefix).unwrap().as_str(), "{string}");
+        }
+    }
 }
