@@ -767,10 +767,13 @@ where
 /// the walk finds a page among the first rows it reads.
 const FEW_MATCHES: u64 = 1_000;
 
+/// A `LIMIT` of no effect (the largest one both databases take) on a subquery, which PostgreSQL
+/// then plans on its own: never merged into the outer query, whose order it cannot then see, and so
+/// never walks an index in that order testing every row instead of reading the matches.
+const PLANNED_APART: u64 = i64::MAX.unsigned_abs();
+
 /// A page of `filtered` in the order `order` gives, read from its matches alone: they are selected
-/// in a subquery with a `LIMIT` (of no effect: the largest one both databases take), which
-/// PostgreSQL plans on its own (never merged into the outer query, whose order it cannot then
-/// see), and sorted after. The subquery takes the table's name, so that the order's columns,
+/// in a subquery planned apart (`PLANNED_APART`) and sorted after. The subquery takes the table's name, so that the order's columns,
 /// qualified by it, name the subquery's.
 fn few_matches_in_order<E: sea_orm::EntityTrait>(
     filtered: sea_orm::Select<E>,
@@ -780,7 +783,7 @@ fn few_matches_in_order<E: sea_orm::EntityTrait>(
     use sea_orm::sea_query::Alias;
     use sea_orm::{QuerySelect, QueryTrait};
     let table = E::default().table_name().to_owned();
-    let matches = filtered.limit(i64::MAX.unsigned_abs()).into_query();
+    let matches = filtered.limit(PLANNED_APART).into_query();
     let mut in_order = order(E::find()).limit(page.limit).offset(page.offset).into_query();
     in_order.from_clear().from_subquery(matches, Alias::new(table));
     in_order
@@ -908,22 +911,17 @@ where
         "SELECT {columns}, counted.total_matches FROM (SELECT count(*) AS total_matches FROM \
          (SELECT matched FROM ("
     ));
-    for (n, rows) in branches.iter().enumerate() {
-        statement.text(if n == 0 { "SELECT * FROM (" } else { " UNION ALL SELECT * FROM (" });
+    statement.union_all(&branches, |statement, _, rows| {
         statement.select(&matched(rows));
-        statement.text(&format!(" LIMIT {}) AS branch_{n}", bound + 1));
-    }
+        statement.text(&format!(" LIMIT {}", bound + 1));
+    });
     statement.text(&format!(
         ") AS matches LIMIT {}) AS first_matches) AS counted \
          LEFT JOIN (SELECT {table}.*, in_order.position FROM \
          (SELECT match_key, row_number() OVER (ORDER BY {sort_columns}) AS position FROM (",
         bound + 1
     ));
-    for (n, rows) in branches.iter().enumerate() {
-        statement.text(if n == 0 { "SELECT * FROM (" } else { " UNION ALL SELECT * FROM (" });
-        first_matches_in_order(&mut statement, rows, &order, n, reach);
-        statement.text(&format!(") AS branch_{n}"));
-    }
+    statement.union_all(&branches, |statement, n, rows| first_matches_in_order(statement, rows, &order, n, reach));
     statement.text(&format!(
         ") AS candidates ORDER BY {sort_columns} LIMIT {limit} OFFSET {offset}) AS in_order \
          JOIN {table} ON {table}.{key} = in_order.match_key) AS listed ON true ORDER BY listed.position",
@@ -991,9 +989,8 @@ fn matched<E: sea_orm::EntityTrait>(rows: &sea_orm::Select<E>) -> sea_orm::sea_q
 /// Writes the `n`th branch's first matches up to `reach`, in its order, with where they come
 /// (`match_rank`), what they are sorted on (`sort_0`…) and their key (`match_key`). In one order
 /// for every branch (`MatchOrder::Together`), the branch's matches are selected in a subquery
-/// with a `LIMIT` of no effect and sorted after, so that PostgreSQL reads them from the prefix's
-/// index: planned with the order in view, a plan for any prefix may walk an index in that order
-/// instead, testing every row of the table.
+/// planned apart (`PLANNED_APART`) and sorted after, so that PostgreSQL reads them from the
+/// prefix's index.
 fn first_matches_in_order<E: sea_orm::EntityTrait>(
     statement: &mut ComposedStatement,
     rows: &sea_orm::Select<E>,
@@ -1019,7 +1016,7 @@ fn first_matches_in_order<E: sea_orm::EntityTrait>(
         MatchOrder::Together(_) => {
             statement.text("SELECT * FROM (");
             statement.select(&select.into_query());
-            statement.text(&format!(" LIMIT {}) AS matches ORDER BY {sort_keys} LIMIT {reach}", i64::MAX));
+            statement.text(&format!(" LIMIT {PLANNED_APART}) AS matches ORDER BY {sort_keys} LIMIT {reach}"));
         }
     }
 }
@@ -1051,6 +1048,17 @@ impl ComposedStatement {
         match self.backend {
             DbBackend::Postgres => select.build_collect_into(PostgresQueryBuilder, &mut self.sql),
             _ => select.build_collect_into(SqliteQueryBuilder, &mut self.sql),
+        }
+    }
+
+    /// The rows of every branch as `write` selects them, joined by `UNION ALL`, each branch a
+    /// subquery of its own, which keeps its `ORDER BY` and `LIMIT` (SQLite takes neither on a
+    /// compound's member).
+    fn union_all<B>(&mut self, branches: &[B], mut write: impl FnMut(&mut Self, usize, &B)) {
+        for (n, branch) in branches.iter().enumerate() {
+            self.text(if n == 0 { "SELECT * FROM (" } else { " UNION ALL SELECT * FROM (" });
+            write(self, n, branch);
+            self.text(&format!(") AS branch_{n}"));
         }
     }
 
