@@ -180,6 +180,15 @@ impl Reply {
         reply
     }
 
+    /// The listed patients' (or practitioners') names, "given family", in the list's order.
+    pub fn listed_names(&self) -> Vec<String> {
+        let items = self.body["items"].as_array().expect("a list's items");
+        items
+            .iter()
+            .map(|p| format!("{} {}", p["given_name"].as_str().unwrap(), p["family_name"].as_str().unwrap()))
+            .collect()
+    }
+
     /// The `(field, rule)` pairs of a validation problem.
     pub fn field_errors(&self) -> Vec<(String, String)> {
         self.body["errors"]

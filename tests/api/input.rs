@@ -203,12 +203,7 @@ async fn names_beyond_ascii_are_found_by_any_case_of_their_prefix(backend: Backe
     ] {
         let path = format!("/api/v1/patients?name={}", urlencode(prefix));
         let found = app.get(&path, &app.admin_token).await.expect(200);
-        let names: Vec<String> = found.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| format!("{} {}", p["given_name"].as_str().unwrap(), p["family_name"].as_str().unwrap()))
-            .collect();
+        let names = found.listed_names();
         assert_eq!(names.len(), 1, "{prefix}: {names:?}");
         assert!(names[0].contains(expected), "{prefix}: {names:?}");
     }

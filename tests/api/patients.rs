@@ -97,14 +97,7 @@ async fn a_name_prefix_list_counts_each_match_once_whatever_the_page(backend: Ba
     app.create_patient("Ada", "Lovelace").await;
     app.create_patient("Linus", "Adamson").await;
     app.create_patient("Grace", "Hopper").await;
-    let names = |reply: &crate::helpers::Reply| -> Vec<String> {
-        reply.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| format!("{} {}", p["given_name"].as_str().unwrap(), p["family_name"].as_str().unwrap()))
-            .collect()
-    };
+    let names = crate::helpers::Reply::listed_names;
     let first = app.get("/api/v1/patients?name=ada&limit=2", &app.admin_token).await.expect(200);
     assert_eq!(first.body["page"]["total"], 3, "Ada Adams matches by both names and counts once");
     assert_eq!(names(&first), ["Ada Adams", "Linus Adamson"]);
@@ -135,13 +128,11 @@ async fn a_name_search_lists_family_name_matches_before_given_name_matches(backe
         app.create_patient(given, family).await;
     }
     let listed = app.get("/api/v1/patients?name=ADA", &app.admin_token).await.expect(200);
-    let names: Vec<String> = listed.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| format!("{} {}", p["given_name"].as_str().unwrap(), p["family_name"].as_str().unwrap()))
-        .collect();
-    assert_eq!(names, ["Bea adair", "Zoe Adams", "Ada Aaron", "adam Zeller"], "case-folded, family names first");
+    assert_eq!(
+        listed.listed_names(),
+        ["Bea adair", "Zoe Adams", "Ada Aaron", "adam Zeller"],
+        "case-folded, family names first"
+    );
     assert_eq!(
         (listed.body["page"]["total"].clone(), listed.body["page"]["total_is_exact"].clone()),
         (json!(4), json!(true))
@@ -278,6 +269,23 @@ on_both_backends!(
     an_unknown_patient_is_404,
 );
 
+/// A register of `count` patients written by one SQL statement on PostgreSQL (far faster than
+/// through the API), `g` being each one's ordinal: MRNs HC0000000001…, family names "Family" and the
+/// number `family_number` gives, given names "Given", a birth date in twenty thousand days,
+/// registered a second apart, active where `active` holds.
+async fn insert_register(app: &TestApp, count: i64, family_number: &str, active: &str) {
+    app.store
+        .db_execute(&format!(
+            "INSERT INTO patients (id, mrn, given_name, family_name, family_name_key, given_name_key, birth_date, sex, \
+             email, phone, address, active, version, created_at, updated_at) \
+             SELECT gen_random_uuid(), 'HC' || lpad(g::text, 10, '0'), 'Given', 'Family' || ({family_number}), \
+             'family' || ({family_number}), 'given', date '1940-01-01' + g % 20000, 'unknown', NULL, NULL, NULL, \
+             {active}, 1, now() - interval '1 second' * g, now() FROM generate_series(1, {count}) g"
+        ))
+        .await
+        .unwrap();
+}
+
 /// A page of every patient is planned once per connection, not on every run: its bounds are
 /// written into the statement, which then has no parameter. (With `LIMIT $1 OFFSET $2` PostgreSQL
 /// made a plan for the values given every time, since a plan for any values must guess a tenth of
@@ -327,16 +335,7 @@ async fn a_name_search_is_planned_once_per_connection() {
         app.create_patient(given, family).await;
     }
     // A register large enough that no plan made for any prefix reads it whole.
-    app.store
-        .db_execute(
-            "INSERT INTO patients (id, mrn, given_name, family_name, family_name_key, given_name_key, birth_date, sex, \
-             email, phone, address, active, version, created_at, updated_at) \
-             SELECT gen_random_uuid(), 'HC' || lpad(g::text, 10, '0'), 'Given', 'Family' || g, 'family' || g, \
-             'given', date '1940-01-01' + g % 20000, 'unknown', NULL, NULL, NULL, true, 1, now(), now() \
-             FROM generate_series(1, 20000) g",
-        )
-        .await
-        .unwrap();
+    insert_register(&app, 20_000, "g", "true").await;
     // Vacuumed, as autovacuum would: a plan's cost counts the table's pages an index-only scan
     // must still visit.
     app.store.db_execute("VACUUM ANALYZE patients").await.unwrap();
@@ -373,18 +372,8 @@ async fn a_patient_search_reads_its_matches_not_the_register() {
     const REGISTER: i64 = 40_000;
     let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
     let start = app.table_reads("patients").await;
-    // MRNs HC0000000001…, every thousandth patient deactivated, a birth date in twenty thousand
-    // days, registered a second apart.
-    app.store
-        .db_execute(&format!(
-            "INSERT INTO patients (id, mrn, given_name, family_name, family_name_key, given_name_key, birth_date, sex, \
-             email, phone, address, active, version, created_at, updated_at) \
-             SELECT gen_random_uuid(), 'HC' || lpad(g::text, 10, '0'), 'Given', 'Family' || g % 500, 'family' || g % 500, \
-             'given', date '1940-01-01' + g % 20000, 'unknown', NULL, NULL, NULL, g % 1000 <> 0, 1, \
-             now() - interval '1 second' * g, now() FROM generate_series(1, {REGISTER}) g"
-        ))
-        .await
-        .unwrap();
+    // Every thousandth patient deactivated.
+    insert_register(&app, REGISTER, "g % 500", "g % 1000 <> 0").await;
     app.store.db_execute("ANALYZE patients").await.unwrap();
     let what = "the register to be reported";
     app.table_reads_once(what, "patients", |now| now.inserted >= start.inserted + REGISTER).await;
@@ -424,16 +413,7 @@ async fn a_name_search_reads_its_page_not_its_matches() {
     const REGISTER: i64 = 40_000;
     let app = TestApp::spawn_with(Backend::Postgres, &[("HEALTHCORE_DB_MAX_CONNECTIONS", "2")]).await;
     let start = app.table_reads("patients").await;
-    app.store
-        .db_execute(&format!(
-            "INSERT INTO patients (id, mrn, given_name, family_name, family_name_key, given_name_key, birth_date, sex, \
-             email, phone, address, active, version, created_at, updated_at) \
-             SELECT gen_random_uuid(), 'HC' || lpad(g::text, 10, '0'), 'Given', 'Family' || g % 500, 'family' || g % 500, \
-             'given', date '1940-01-01' + g % 20000, 'unknown', NULL, NULL, NULL, true, 1, \
-             now() - interval '1 second' * g, now() FROM generate_series(1, {REGISTER}) g"
-        ))
-        .await
-        .unwrap();
+    insert_register(&app, REGISTER, "g % 500", "true").await;
     app.store.db_execute("VACUUM ANALYZE patients").await.unwrap();
     let what = "the register to be reported";
     app.table_reads_once(what, "patients", |now| now.inserted >= start.inserted + REGISTER).await;
