@@ -681,24 +681,33 @@ pub struct PageRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// How many rows match, or `TOTAL_COUNTED_UP_TO` when more do (`total_is_exact` false).
+    /// How many rows match, or as many as were counted when more do (`total_is_exact` false; see
+    /// `counted_up_to`).
     pub total: u64,
     pub total_is_exact: bool,
     pub limit: u64,
     pub offset: u64,
 }
 
-/// How far a filtered list counts its matches. Counting is what a list's page costs once the
-/// matches are many: a page of twenty of 5.6 million audit records of bookings, or of half a
-/// million cancelled appointments, is a few index pages, but counting them took 0.9 s and 0.5 s
-/// (past the statement timeout under load: BENCHMARKS.md, "Growth"). Beyond this bound a list says
-/// "at least this many", as search engines do.
-pub const TOTAL_COUNTED_UP_TO: u64 = 10_000;
+/// How far past the page's end a filtered list counts its matches; beyond, the page says
+/// `total_is_exact: false`, as search engines do.
+pub const MATCHES_COUNTED_PAST_THE_PAGE: u64 = 100;
+
+/// How far a list of `page` counts its matches before saying "at least": a hundred past the page's
+/// end, so that a client always sees whether more pages follow. Counting is what a page costs once
+/// the matches are many, and it grew with the data where the page did not: the first page of 5.6
+/// million audit records of bookings, or of half a million cancelled appointments, is a few index
+/// pages, but counting them took 0.9 s and 0.5 s (BENCHMARKS.md, "Growth"), and counting 10,001 of
+/// them, the bound before, still halved the throughput of a security review's lists at twenty
+/// million records.
+fn counted_up_to(page: PageRequest) -> u64 {
+    page.offset + page.limit + MATCHES_COUNTED_PAST_THE_PAGE
+}
 
 /// What a list selects, which says how its total is found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Selection {
-    /// Some rows: the matches are counted, up to `TOTAL_COUNTED_UP_TO`.
+    /// Some rows: the matches are counted, up to `counted_up_to` the page or `FEW_MATCHES`.
     Filtered,
     /// Every row of a table whose count the database keeps: read, not counted.
     WholeTable(row_counts::CountedTable),
@@ -721,14 +730,16 @@ where
     use sea_orm::{QuerySelect, QueryTrait};
     match selection {
         Selection::Filtered => {
-            let counted = count_up_to(conn, filtered.clone(), TOTAL_COUNTED_UP_TO + 1).await?;
+            // Counted at least past `FEW_MATCHES`: the count also chooses how the page is read.
+            let bound = counted_up_to(page).max(FEW_MATCHES);
+            let counted = count_up_to(conn, filtered.clone(), bound + 1).await?;
             let page_of_rows = if counted <= FEW_MATCHES {
                 few_matches_in_order(filtered, order, page)
             } else {
                 order(filtered).limit(page.limit).offset(page.offset).into_query()
             };
             let rows = models::<E>(&conn.query_all_raw(conn.get_database_backend().build(&page_of_rows)).await?)?;
-            page_of(rows, counted.min(TOTAL_COUNTED_UP_TO), counted <= TOTAL_COUNTED_UP_TO, page, to_domain)
+            page_of(rows, counted.min(bound), counted <= bound, page, to_domain)
         }
         Selection::WholeTable(table) => {
             // The kept total rides along with the page: one round trip, one snapshot. A page past
@@ -855,10 +866,6 @@ pub(crate) enum MatchOrder<C: 'static> {
     Together(&'static [C]),
 }
 
-/// How far past the page's end a list by `fetch_page_of_matches` counts its matches; beyond it the
-/// page says `total_is_exact: false`.
-pub const MATCHES_COUNTED_PAST_THE_PAGE: u64 = 100;
-
 /// Like `fetch_page`, for lists whose condition is the start of a name: the rows of `matching`
 /// that meet any of `alternatives` (the family name's start; the given name's), or all its rows when
 /// there are none. Alternatives must never be NULL (a branch negates the earlier ones).
@@ -871,8 +878,8 @@ pub const MATCHES_COUNTED_PAST_THE_PAGE: u64 = 100;
 /// prefix's index alone. In `MatchOrder::ByAlternative` a branch's order is its index's, so it
 /// stops after the page's end: a page costs the same at a million patients as at a thousand
 /// (gathering and sorting every match cost 2.4 ms a search at a million, where a three-letter
-/// prefix matches 2,222: BENCHMARKS.md). The matches are counted up to
-/// `MATCHES_COUNTED_PAST_THE_PAGE` past the page's end, for the same reason. Only the page's rows
+/// prefix matches 2,222: BENCHMARKS.md). The matches are counted `counted_up_to` the page, for the
+/// same reason. Only the page's rows
 /// are read whole. One statement: the count and the page come from the same snapshot in one round
 /// trip.
 ///
@@ -896,7 +903,7 @@ where
     use sea_orm::{IdenStatic, Iterable};
     let branches = disjoint_branches(matching, &alternatives);
     let reach = page.offset + page.limit;
-    let bound = reach + MATCHES_COUNTED_PAST_THE_PAGE;
+    let bound = counted_up_to(page);
     let table = E::default().table_name().to_owned();
     let key = order.of_branch(0).last().expect("an order ends on the primary key").as_str();
     let sort_columns: Vec<String> =

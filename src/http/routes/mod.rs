@@ -18,10 +18,11 @@ use utoipa::ToSchema;
 /// Pagination facts returned with every list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PageInfo {
-    /// Number of items matching the filters, across all pages. A filtered list stops counting at
-    /// 10,000: when more match, this is 10,000 and `total_is_exact` is false. A patient name search
-    /// (`name`, FHIR's `name`, `family`, `given`) stops a hundred matches past the page's end
-    /// (`offset` + `limit` + 100). Unfiltered lists count every match.
+    /// Number of items matching the filters, across all pages. A filtered list stops counting a
+    /// hundred matches past the page's end (`offset` + `limit` + 100), and not before 1,000 (a
+    /// patient name search, by `name`, FHIR's `name`, `family` or `given`, at the hundred): when
+    /// more match, this is where it stopped and `total_is_exact` is false. Unfiltered lists count
+    /// every match.
     pub total: u64,
     /// Whether `total` is the number of matches, or only a lower bound of it.
     pub total_is_exact: bool,
