@@ -254,12 +254,15 @@ pub async fn list(
         return fetch_page_of_matches(conn, filtered(filter), alternatives, order, page, to_domain).await;
     }
     if filter.family_prefix.is_some() || filter.given_prefix.is_some() {
-        let order = match filter.sort {
-            PatientSort::Name => BY_FAMILY_NAME_KEY,
-            PatientSort::CreatedAt => PatientSort::CreatedAt.columns(),
+        // A family name's prefix alone, listed by name, is read from the front of the family
+        // name's index, which is in the list's order. With a given name's prefix (whose index is
+        // not), or by registration, every match is gathered to find the page.
+        let order = match (filter.sort, &filter.given_prefix) {
+            (PatientSort::Name, None) => MatchOrder::ByAlternative(vec![BY_FAMILY_NAME_KEY]),
+            (PatientSort::Name, Some(_)) => MatchOrder::Together(BY_FAMILY_NAME_KEY),
+            (PatientSort::CreatedAt, _) => MatchOrder::Together(PatientSort::CreatedAt.columns()),
         };
-        return fetch_page_of_matches(conn, filtered(filter), Vec::new(), MatchOrder::Together(order), page, to_domain)
-            .await;
+        return fetch_page_of_matches(conn, filtered(filter), Vec::new(), order, page, to_domain).await;
     }
     let order = filter.sort.columns();
     let selection =
