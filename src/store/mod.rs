@@ -707,7 +707,8 @@ fn counted_up_to(page: PageRequest) -> u64 {
 /// What a list selects, which says how its total is found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Selection {
-    /// Some rows: the matches are counted, up to `counted_up_to` the page or `FEW_MATCHES`.
+    /// Some rows: the matches are counted up to `counted_up_to` the page, and at least past
+    /// `FEW_MATCHES`.
     Filtered,
     /// Every row of a table whose count the database keeps: read, not counted.
     WholeTable(row_counts::CountedTable),
@@ -784,8 +785,8 @@ const FEW_MATCHES: u64 = 1_000;
 const PLANNED_APART: u64 = i64::MAX.unsigned_abs();
 
 /// A page of `filtered` in the order `order` gives, read from its matches alone: they are selected
-/// in a subquery planned apart (`PLANNED_APART`) and sorted after. The subquery takes the table's name, so that the order's columns,
-/// qualified by it, name the subquery's.
+/// in a subquery planned apart (`PLANNED_APART`) and sorted after. The subquery takes the table's
+/// name, so that the order's columns, qualified by it, name the subquery's.
 fn few_matches_in_order<E: sea_orm::EntityTrait>(
     filtered: sea_orm::Select<E>,
     order: impl FnOnce(sea_orm::Select<E>) -> sea_orm::Select<E>,
@@ -879,8 +880,7 @@ pub(crate) enum MatchOrder<C: 'static> {
 /// stops after the page's end: a page costs the same at a million patients as at a thousand
 /// (gathering and sorting every match cost 2.4 ms a search at a million, where a three-letter
 /// prefix matches 2,222: BENCHMARKS.md). The matches are counted `counted_up_to` the page, for the
-/// same reason. Only the page's rows
-/// are read whole. One statement: the count and the page come from the same snapshot in one round
+/// same reason. Only the page's rows are read whole. One statement: the count and the page come from the same snapshot in one round
 /// trip.
 ///
 /// The bounds are written into the statement, not passed as parameters, and a prefix is a range of
